@@ -1,0 +1,1 @@
+"""Settings, AnnData key names and small shared types."""

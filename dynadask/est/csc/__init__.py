@@ -1,0 +1,1 @@
+"""Estimators for conventional (splicing-only) single-cell RNA-seq."""

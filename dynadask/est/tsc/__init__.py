@@ -1,0 +1,1 @@
+"""Estimators for time-resolved (metabolic-labelling) single-cell RNA-seq."""

@@ -1,0 +1,1 @@
+"""Extensions: methods from outside dynamo's core (ddhodge, …)."""

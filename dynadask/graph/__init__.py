@@ -1,0 +1,1 @@
+"""Dask graph builders: turn the kernels into graphs over row-chunked arrays."""

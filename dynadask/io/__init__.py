@@ -1,0 +1,16 @@
+"""Zarr stores in AnnData's on-disk format: convert, open lazily, write results back."""
+
+from .commit import commit, store_path
+from .convert import convert
+from .open import open, read, read_h5ad, read_loom, read_zarr
+
+__all__ = [
+    "commit",
+    "convert",
+    "open",
+    "read",
+    "read_h5ad",
+    "read_loom",
+    "read_zarr",
+    "store_path",
+]

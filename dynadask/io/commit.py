@@ -1,0 +1,232 @@
+"""Write a stage's results into the AnnData, and into its store when it has one, atomically.
+
+Every stage ends with one call to :func:`commit`. For an in-memory AnnData the results are
+computed (all in one Dask compute) and assigned. For a store-backed AnnData (opened with
+:func:`dynadask.io.open`), large results are written by the workers into a staging folder
+beside the store; only when everything succeeded are they moved under their final keys (a
+rename each), the metadata consolidated and the stage recorded as complete in
+``uns['dynadask']['stages']``. An exception at any point leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._core import keys
+from .format import consolidate, open_group, write_elem
+from .open import _lazy
+from .writers import assemble_csr, quiet_zarr, remove, stage_csr_pieces, store_dense
+
+_MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
+_N = {"layers": (0, 1), "obsm": (0,), "varm": (1,), "obsp": (0, 0), "varp": (1, 1)}
+
+
+def store_path(adata: ad.AnnData) -> Path | None:
+    """Return the store ``adata`` was opened from, or ``None`` for an in-memory AnnData.
+
+    An AnnData whose shape no longer matches its store (a subset or a concatenation) is
+    treated as in-memory, so that results never go into the wrong store.
+    """
+    record = adata.uns.get(keys.DYNADASK, {})
+    path = record.get(keys.STORE) if isinstance(record, Mapping) else None
+    if not path or not Path(path).exists():
+        return None
+    root = open_group(path)
+    shape = tuple(root[s][root[s].attrs["_index"]].shape[0] for s in ("obs", "var"))
+    if shape != adata.shape:
+        return None
+    return Path(path)
+
+
+def commit(
+    adata: ad.AnnData,
+    stage: str,
+    *,
+    layers: Mapping[str, Any] | None = None,
+    obsm: Mapping[str, Any] | None = None,
+    varm: Mapping[str, Any] | None = None,
+    obsp: Mapping[str, Any] | None = None,
+    obs: Mapping[str, Any] | None = None,
+    var: Mapping[str, Any] | None = None,
+    uns: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the results of ``stage`` into ``adata`` (and its store) in one step.
+
+    Parameters
+    ----------
+    adata
+        In-memory or store-backed AnnData.
+    stage
+        Name of the stage (``'moments'``, ``'dynamics'``, …), recorded when it completes.
+    layers, obsm, varm, obsp
+        Matrices by key: numpy, scipy sparse or Dask arrays (sparse Dask blocks allowed).
+    obs, var
+        Columns by name: 1-D arrays (numpy or Dask) or pandas Series of matching length.
+    uns
+        Small entries (arrays, scalars, dicts of them) set at ``adata.uns[key]``.
+
+    Raises
+    ------
+    ValueError
+        If an array's shape does not fit its slot; nothing is written then.
+    """
+    matrices = {s: dict(v or {}) for s, v in zip(_MATRIX_SLOTS, (layers, obsm, varm, obsp, {}))}
+    columns = {"obs": dict(obs or {}), "var": dict(var or {})}
+    _check_shapes(adata, matrices, columns)
+    path = store_path(adata)
+    if path is None:
+        _assign_in_memory(adata, matrices, columns, dict(uns or {}))
+    else:
+        _commit_to_store(adata, path, stage, matrices, columns, dict(uns or {}))
+    record = adata.uns.setdefault(keys.DYNADASK, {})
+    record.setdefault(keys.STAGES, {})[stage] = _now()
+    if path is not None:
+        _write_record(path, record)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict) -> None:
+    for slot, items in matrices.items():
+        for key, x in items.items():
+            want = tuple(adata.shape[a] for a in _N[slot])
+            if tuple(x.shape[: len(want)]) != want:
+                raise ValueError(
+                    f"{slot}[{key!r}] has shape {tuple(x.shape)} but this AnnData needs "
+                    f"{want} in its leading axes: the result does not describe these cells/genes"
+                )
+    for slot, items in columns.items():
+        n = adata.n_obs if slot == "obs" else adata.n_vars
+        for key, x in items.items():
+            if len(x) != n:
+                raise ValueError(f"{slot}[{key!r}] has {len(x)} values, expected {n}")
+
+
+def _assign_in_memory(adata: ad.AnnData, matrices: dict, columns: dict, uns: dict) -> None:
+    flat = [(s, k, x) for s, items in matrices.items() for k, x in items.items()]
+    flat += [(s, k, x) for s, items in columns.items() for k, x in items.items()]
+    values = dask.compute(*[x for _, _, x in flat])
+    for (slot, key, _), value in zip(flat, values, strict=True):
+        if slot in ("obs", "var"):
+            getattr(adata, slot)[key] = np.asarray(value) if not isinstance(
+                value, pd.Series
+            ) else value.values
+        else:
+            getattr(adata, slot)[key] = value
+    adata.uns.update(uns)
+
+
+def _commit_to_store(
+    adata: ad.AnnData, path: Path, stage: str, matrices: dict, columns: dict, uns: dict
+) -> None:
+    staging = path.with_name(f"{path.name}.staging-{stage}-{uuid.uuid4().hex[:8]}")
+    try:
+        moved = _stage_everything(adata, path, staging, matrices, columns, uns)
+        _publish(path, staging, moved)
+    finally:
+        remove(staging)
+    root = open_group(path)
+    for slot, items in matrices.items():
+        for key in items:
+            getattr(adata, slot)[key] = _lazy(root[f"{slot}/{key}"], _block_rows(adata))
+    for slot, items in columns.items():
+        frame = getattr(adata, slot)
+        for key, value in zip(items, dask.compute(*items.values()), strict=True):
+            frame[key] = np.asarray(value)
+    adata.uns.update(uns)
+
+
+def _block_rows(adata: ad.AnnData) -> int:
+    for x in [adata.X, *adata.layers.values()]:
+        if isinstance(x, da.Array):
+            return x.chunks[0][0]
+    from .._core.settings import get_chunk_policy
+
+    return get_chunk_policy().rows_per_block(adata.n_vars, adata.n_obs)
+
+
+def _stage_everything(
+    adata: ad.AnnData, path: Path, staging: Path, matrices: dict, columns: dict, uns: dict
+) -> list[str]:
+    """Write every result under ``staging`` (same keys as in the store); return those keys."""
+    root = open_group(staging, mode="w")
+    tasks, sparse_jobs, small, moved = [], [], [], []
+    for slot, items in matrices.items():
+        for key, x in items.items():
+            name = f"{slot}/{key}"
+            moved.append(name)
+            if isinstance(x, da.Array) and _is_sparse(x):
+                jobs = stage_csr_pieces(str(staging), f"_pieces/{name}", x)
+                sparse_jobs.append((name, x, len(tasks), len(jobs)))
+                tasks += jobs
+            elif isinstance(x, da.Array):
+                tasks.append(store_dense(root, name, x))
+            else:
+                small.append((name, x))
+    column_values = {s: dict(zip(c, dask.compute(*c.values()), strict=True)) for s, c in columns.items()}
+    results = dask.compute(*tasks) if tasks else []
+    second = [
+        assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
+        for name, x, i, n in sparse_jobs
+    ]
+    if second:
+        dask.compute(*[t for group in second for t in group])
+    for name, x in small:
+        with quiet_zarr():
+            write_elem(root, name, sparse.csr_matrix(x) if sparse.issparse(x) else np.asarray(x))
+    for slot, values in column_values.items():
+        if values:
+            frame = getattr(adata, slot).copy()
+            for key, value in values.items():
+                frame[key] = np.asarray(value)
+            with quiet_zarr():
+                write_elem(root, slot, frame)
+            moved.append(slot)
+    for key, value in uns.items():
+        with quiet_zarr():
+            write_elem(root, f"uns/{key}", value)
+        moved.append(f"uns/{key}")
+    return moved
+
+
+def _is_sparse(x: da.Array) -> bool:
+    return sparse.issparse(getattr(x, "_meta", None))
+
+
+def _publish(path: Path, staging: Path, moved: list[str]) -> None:
+    """Move each staged key into the store (old values to a trash folder first)."""
+    trash = staging / "_trash"
+    trash.mkdir(exist_ok=True)
+    store_root = open_group(path, mode="a")
+    for name in moved:
+        parent = name.rsplit("/", 1)[0] if "/" in name else ""
+        if parent:
+            store_root.require_group(parent)
+        target = path / name
+        if target.exists():
+            os.replace(target, trash / name.replace("/", "__"))
+        os.replace(staging / name, target)
+    consolidate(path)
+
+
+def _write_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``uns['dynadask']`` (without the store path, which moves with the folder)."""
+    root = open_group(path, mode="a")
+    stored = {k: v for k, v in record.items() if k != keys.STORE}
+    with quiet_zarr():
+        write_elem(root["uns"] if "uns" in root else root.require_group("uns"), keys.DYNADASK, stored)
+    consolidate(path)

@@ -1,0 +1,269 @@
+"""Convert h5ad, loom and Zarr files into a row-chunked AnnData Zarr store, streaming.
+
+Matrices are never loaded whole: a CSR matrix is copied array by array in chunk-aligned
+ranges; dense, CSC and loom matrices are read in row blocks, made sparse, and written by the
+parallel CSR writer. The store is built in a temporary folder and renamed into place at the
+end, so a failed conversion leaves nothing at the destination.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import dask
+import dask.array as da
+import h5py
+import numpy as np
+import pandas as pd
+import zarr
+from scipy import sparse
+
+from .._core.settings import get_chunk_policy
+from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
+from .writers import assemble_csr, quiet_zarr, remove, stage_csr_pieces
+
+_SMALL = ("obsm", "varm", "obsp", "varp", "uns")
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    chunk_cells: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Convert an ``.h5ad``, ``.loom`` or AnnData Zarr file into a dynadask store.
+
+    Parameters
+    ----------
+    src
+        The source file (or Zarr folder).
+    dst
+        The store to create (a folder, by convention ending in ``.zarr``).
+    chunk_cells
+        Cells per row block (Dask blocks when the store is opened). By default the chunk
+        policy picks it from the number of genes.
+    overwrite
+        Replace an existing store at ``dst``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the new store.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``src`` does not exist.
+    FileExistsError
+        If ``dst`` exists and ``overwrite`` is False.
+    ValueError
+        If ``src`` is not a kind of file this reads, or its matrices disagree in shape.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise FileNotFoundError(f"no such file: {src}")
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists: pass overwrite=True to replace it")
+    tmp = dst.with_name(f"{dst.name}.converting-{os.getpid()}")
+    remove(tmp)
+    try:
+        source = _open_source(src)
+        n_obs, n_vars = len(source.obs), len(source.var)
+        rows = chunk_cells or get_chunk_policy().rows_per_block(n_vars, n_obs)
+        _write_store(source, tmp, rows)
+        remove(dst)
+        os.replace(tmp, dst)
+    finally:
+        remove(tmp)
+    return dst
+
+
+class _Source:
+    """What a source file holds: annotations in memory, matrices as row-block readers."""
+
+    def __init__(self, obs: pd.DataFrame, var: pd.DataFrame) -> None:
+        self.obs, self.var = obs, var
+        self.small: dict[str, Any] = {}
+        # key -> ("csr", reader of 1-D arrays) or ("rows", reader of row blocks)
+        self.matrices: dict[str, tuple[str, Any]] = {}
+
+
+def _open_source(src: Path) -> _Source:
+    if src.is_dir():
+        check_store(src)
+        return _from_anndata(zarr.open_group(str(src), mode="r"), src, "zarr")
+    if src.suffix == ".h5ad":
+        with h5py.File(src, "r") as f:
+            return _from_anndata(f, src, "h5")
+    if src.suffix == ".loom":
+        return _from_loom(src)
+    raise ValueError(f"cannot convert {src}: expected a .h5ad or .loom file or a Zarr store")
+
+
+def _from_anndata(root: Any, src: Path, kind: str) -> _Source:
+    source = _Source(ad.io.read_elem(root["obs"]), ad.io.read_elem(root["var"]))
+    for slot in _SMALL:
+        if slot in root:
+            source.small[slot] = ad.io.read_elem(root[slot])
+    names = (["X"] if "X" in root else []) + [f"layers/{k}" for k in root.get("layers", {})]
+    for name in names:
+        elem = root[name]
+        encoding = elem.attrs.get("encoding-type")
+        shape = tuple(elem.attrs["shape"]) if encoding else elem.shape
+        _check_shape(name, shape, source)
+        if encoding == "csr_matrix":
+            source.matrices[name] = ("csr", (src, kind, name, shape, elem["data"].dtype))
+        else:
+            source.matrices[name] = ("rows", (src, kind, name, shape, _dtype(elem)))
+    return source
+
+
+def _dtype(elem: Any) -> np.dtype:
+    return elem["data"].dtype if "data" in getattr(elem, "keys", lambda: [])() else elem.dtype
+
+
+def _from_loom(src: Path) -> _Source:
+    with h5py.File(src, "r") as f:
+        n_vars, n_obs = f["matrix"].shape
+        obs = _loom_attrs(f["col_attrs"], ("CellID", "obs_names", "cell_names"), n_obs)
+        var = _loom_attrs(f["row_attrs"], ("Gene", "var_names", "gene_names"), n_vars)
+        source = _Source(obs, var)
+        source.matrices["X"] = ("rows", (src, "loom", "matrix", (n_obs, n_vars), f["matrix"].dtype))
+        for key in f.get("layers", {}):
+            _check_shape(f"layers/{key}", f["layers"][key].shape[::-1], source)
+            shape = (n_obs, n_vars)
+            source.matrices[f"layers/{key}"] = (
+                "rows",
+                (src, "loom", f"layers/{key}", shape, f["layers"][key].dtype),
+            )
+    return source
+
+
+def _loom_attrs(group: h5py.Group, index_keys: tuple[str, ...], n: int) -> pd.DataFrame:
+    data = {}
+    for key in group:
+        values = group[key][()]
+        if values.ndim != 1 or len(values) != n:
+            continue
+        if values.dtype.kind in "SO":
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values])
+        data[key] = values
+    frame = pd.DataFrame(data)
+    for key in index_keys:
+        if key in frame:
+            frame.index = frame.pop(key).astype(str).values
+            break
+    else:
+        frame.index = np.arange(n).astype(str)
+    return frame
+
+
+def _check_shape(name: str, shape: tuple[int, ...], source: _Source) -> None:
+    want = (len(source.obs), len(source.var))
+    if tuple(shape) != want:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)} but obs x var is {want}: the file is inconsistent"
+        )
+
+
+def _write_store(source: _Source, path: Path, rows: int) -> None:
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root.attrs.update({**ANNDATA_ATTRS, "dynadask": {"chunk_cells": int(rows)}})
+    with quiet_zarr():
+        write_elem(root, "obs", source.obs)
+        write_elem(root, "var", source.var)
+        for slot in ("layers", *_SMALL):
+            if slot not in source.small:
+                write_elem(root, slot, {})
+        for slot, value in source.small.items():
+            write_elem(root, slot, value)
+    tasks, sparse_jobs = [], []
+    for name, (how, spec) in source.matrices.items():
+        if how == "csr":
+            tasks += _copy_csr_tasks(root, name, spec)
+        else:
+            x = _row_blocks(spec, rows)
+            jobs = stage_csr_pieces(str(path), f"_pieces/{name}", x)
+            sparse_jobs.append((name, x, len(tasks), len(jobs)))
+            tasks += jobs
+    results = dask.compute(*tasks)
+    second = [
+        assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
+        for name, x, i, n in sparse_jobs
+    ]
+    dask.compute(*[t for group in second for t in group])
+    if "_pieces" in root:
+        del root["_pieces"]
+    root.require_group("layers").attrs.update(DICT_ATTRS)
+    consolidate(path)
+
+
+def _open_array(src: Path, kind: str, key: str) -> Any:
+    if kind == "zarr":
+        return zarr.open_group(str(src), mode="r")[key]
+    return h5py.File(src, "r")[key]
+
+
+def _copy_range(src: Path, kind: str, key: str, dst: str, name: str, start: int, stop: int) -> int:
+    values = _open_array(src, kind, key)[start:stop]
+    target = zarr.open_array(f"{dst}/{name}", mode="r+")
+    target[start:stop] = values
+    return stop - start
+
+
+def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
+    """Copy a CSR group's three arrays in chunk-aligned ranges, one task a chunk."""
+    src, kind, key, shape, dtype = spec
+    group = root.require_group(name)
+    group.attrs.update(csr_attrs(shape))
+    tasks = []
+    for part in ("data", "indices", "indptr"):
+        source = _open_array(src, kind, f"{key}/{part}")
+        length, item = source.shape[0], source.dtype
+        step = get_chunk_policy().zarr_elements(item.itemsize)
+        with quiet_zarr():
+            group.create_array(part, shape=(length,), chunks=(max(min(step, length), 1),), dtype=item)
+        for start in range(0, length, step):
+            stop = min(start + step, length)
+            tasks.append(
+                dask.delayed(_copy_range, pure=False)(
+                    src, kind, f"{key}/{part}", str(root.store.root), f"{name}/{part}", start, stop
+                )
+            )
+    return tasks
+
+
+def _read_rows(spec: tuple, start: int, stop: int) -> sparse.csr_matrix:
+    src, kind, key, _, _ = spec
+    if kind == "loom":
+        with h5py.File(src, "r") as f:
+            return sparse.csr_matrix(f[key][:, start:stop].T)
+    if kind == "h5":
+        with h5py.File(src, "r") as f:
+            return _rows_of(f[key], start, stop)
+    return _rows_of(zarr.open_group(str(src), mode="r")[key], start, stop)
+
+
+def _rows_of(elem: Any, start: int, stop: int) -> sparse.csr_matrix:
+    if elem.attrs.get("encoding-type") == "csc_matrix":
+        return sparse.csr_matrix(ad.io.sparse_dataset(elem)[start:stop])
+    return sparse.csr_matrix(elem[start:stop])
+
+
+def _row_blocks(spec: tuple, rows: int) -> da.Array:
+    _, _, _, shape, dtype = spec
+    meta = sparse.csr_matrix((0, 0), dtype=dtype)
+    blocks = [
+        da.from_delayed(
+            dask.delayed(_read_rows, pure=True)(spec, i, min(i + rows, shape[0])),
+            shape=(min(rows, shape[0] - i), shape[1]),
+            dtype=dtype,
+            meta=meta,
+        )
+        for i in range(0, shape[0], rows)
+    ]
+    return da.concatenate(blocks, axis=0)

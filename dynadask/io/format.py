@@ -1,0 +1,75 @@
+"""AnnData's on-disk encoding in Zarr v3: open stores, encoding attributes, validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import zarr
+
+ANNDATA_ATTRS = {"encoding-type": "anndata", "encoding-version": "0.1.0"}
+DENSE_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
+DICT_ATTRS = {"encoding-type": "dict", "encoding-version": "0.1.0"}
+ZARR_FORMAT = 3
+
+
+def csr_attrs(shape: tuple[int, int]) -> dict[str, Any]:
+    """Return the attributes anndata writes on a CSR matrix group."""
+    return {"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": [int(s) for s in shape]}
+
+
+def check_store(path: str | Path) -> Path:
+    """Return ``path`` as a Path after checking that it is an AnnData Zarr store.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing exists at ``path``.
+    ValueError
+        If ``path`` is not a Zarr group written in AnnData's format.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no store at {path}: convert a file first with dyn.io.convert(src, {str(path)!r})"
+        )
+    meta = path / "zarr.json"
+    if meta.is_file():
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    elif (path / ".zattrs").is_file():
+        attrs = json.loads((path / ".zattrs").read_text())
+    else:
+        raise ValueError(
+            f"{path} is not a Zarr store (no zarr.json or .zattrs): "
+            "pass the folder written by dyn.io.convert or anndata's write_zarr"
+        )
+    if attrs.get("encoding-type") != "anndata":
+        raise ValueError(
+            f"{path} is a Zarr group but not an AnnData store "
+            f"(encoding-type {attrs.get('encoding-type')!r}): convert it with dyn.io.convert"
+        )
+    return path
+
+
+def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
+    """Open the root group of a store.
+
+    Reading uses consolidated metadata where it is present; writing bypasses it (anndata
+    refuses to edit a consolidated group), and :func:`consolidate` refreshes it afterwards.
+    """
+    if mode == "r":
+        return zarr.open_group(str(path), mode=mode)
+    return zarr.open_group(str(path), mode=mode, use_consolidated=False)
+
+
+def write_elem(group: zarr.Group, key: str, value: Any) -> None:
+    """Write ``value`` under ``group[key]`` in AnnData's encoding (Zarr format 3)."""
+    with ad.settings.override(zarr_write_format=ZARR_FORMAT):
+        ad.io.write_elem(group, key, value)
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidate the store's metadata so that readers see every array in one read."""
+    zarr.consolidate_metadata(str(path))

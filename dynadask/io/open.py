@@ -1,0 +1,181 @@
+"""Open AnnData stores lazily (Dask arrays over the store's chunks) and read other formats."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import dask.array as da
+import zarr
+from anndata.experimental import read_elem_lazy
+
+from .._core import keys
+from .._core.settings import get_chunk_policy
+from .format import check_store, open_group
+
+_LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
+
+
+def open(store: str | Path, *, chunk_cells: int | None = None) -> ad.AnnData:  # noqa: A001
+    """Open an AnnData Zarr store lazily.
+
+    ``X``, ``layers``, ``obsm``, ``obsp`` and the other matrices become Dask arrays over the
+    store's chunks (sparse matrices stay sparse, as CSR row blocks); ``obs``, ``var`` and ``uns``
+    are read into memory. Results written with :func:`dynadask.io.commit` go back into the store.
+
+    Parameters
+    ----------
+    store
+        Path of a store written by :func:`dynadask.io.convert` or anndata's ``write_zarr``.
+    chunk_cells
+        Cells per Dask block. By default the store's own chunking (recorded at conversion)
+        or the chunk policy.
+
+    Returns
+    -------
+    anndata.AnnData
+        The lazy AnnData; ``uns['dynadask']['store']`` records where it lives.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no store at ``store``.
+    ValueError
+        If ``store`` is not an AnnData Zarr store.
+    """
+    path = check_store(store).resolve()
+    root = open_group(path)
+    obs = ad.io.read_elem(root["obs"])
+    var = ad.io.read_elem(root["var"])
+    uns = ad.io.read_elem(root["uns"]) if "uns" in root else {}
+    rows = chunk_cells or root.attrs.get("dynadask", {}).get("chunk_cells")
+    rows = rows or get_chunk_policy().rows_per_block(len(var), len(obs))
+    slots: dict[str, Any] = {}
+    for slot in _LAZY_SLOTS:
+        if slot in root:
+            slots[slot] = {k: _lazy(root[slot][k], rows) for k in root[slot].keys()}
+    X = _lazy(root["X"], rows) if "X" in root else None
+    adata = ad.AnnData(X=X, obs=obs, var=var, uns=uns, **slots)
+    record = adata.uns.setdefault(keys.DYNADASK, {})
+    record[keys.STORE] = str(path)
+    record.setdefault(keys.STAGES, {})
+    return adata
+
+
+def _lazy(elem: zarr.Array | zarr.Group, rows: int) -> Any:
+    """Read one matrix element lazily with row blocks of ``rows`` cells."""
+    shape = elem.shape if isinstance(elem, zarr.Array) else tuple(elem.attrs["shape"])
+    encoding = elem.attrs.get("encoding-type")
+    if encoding in ("csr_matrix", "array"):
+        chunks = (min(rows, max(shape[0], 1)),) + (-1,) * (len(shape) - 1)
+        return read_elem_lazy(elem, chunks=chunks)
+    if encoding == "csc_matrix":
+        return read_elem_lazy(elem)
+    # data frames and other encodings in obsm are small: read them whole
+    return ad.io.read_elem(elem)
+
+
+def read_zarr(store: str | Path, *, lazy: bool = False, chunk_cells: int | None = None):
+    """Read an AnnData Zarr store, into memory or lazily.
+
+    Parameters
+    ----------
+    store
+        Path of the store.
+    lazy
+        Return Dask arrays over the store's chunks (see :func:`open`) instead of reading
+        everything into memory.
+    chunk_cells
+        Cells per Dask block when ``lazy``.
+
+    Returns
+    -------
+    anndata.AnnData
+        The data.
+    """
+    if lazy:
+        return open(store, chunk_cells=chunk_cells)
+    return ad.read_zarr(check_store(store))
+
+
+def read_h5ad(filename: str | Path, backed: str | None = None) -> ad.AnnData:
+    """Read an ``.h5ad`` file (anndata's reader; ``backed='r'`` keeps X on disk).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    """
+    return ad.read_h5ad(_existing(filename), backed=backed)
+
+
+def read_loom(filename: str | Path, **kwargs: Any) -> ad.AnnData:
+    """Read a ``.loom`` file (velocyto's output) with its layers into memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    """
+    return ad.io.read_loom(_existing(filename), **kwargs)
+
+
+def read(filename: str | Path, **kwargs: Any) -> ad.AnnData:
+    """Read a file by its kind: ``.h5ad``, ``.loom``, a Zarr store, 10x ``.h5`` or an mtx folder.
+
+    Parameters
+    ----------
+    filename
+        Path of the file or folder.
+    **kwargs
+        Passed to the reader of that kind (``lazy=True`` for a Zarr store).
+
+    Returns
+    -------
+    anndata.AnnData
+        The data.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the path does not exist.
+    ValueError
+        If the kind of file is not recognised.
+    """
+    path = _existing(filename)
+    if path.is_dir() and ((path / "zarr.json").exists() or (path / ".zattrs").exists()):
+        return read_zarr(path, **kwargs)
+    if path.is_dir():
+        from .tenx import read_10x_mtx
+
+        return read_10x_mtx(path, **kwargs)
+    suffix = "".join(path.suffixes[-1:]).lower()
+    readers = {".h5ad": read_h5ad, ".loom": read_loom}
+    if suffix in readers:
+        return readers[suffix](path, **kwargs)
+    if suffix == ".h5":
+        from .tenx import read_10x_h5
+
+        return read_10x_h5(path, **kwargs)
+    raise ValueError(
+        f"cannot tell the kind of {path}: expected .h5ad, .loom, .h5 (10x), a Zarr store "
+        "or a 10x mtx folder"
+    )
+
+
+def _existing(filename: str | Path) -> Path:
+    path = Path(filename)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
+def is_lazy(x: Any) -> bool:
+    """Return whether ``x`` is a Dask array."""
+    return isinstance(x, da.Array)
+
+
+__all__ = ["open", "read", "read_h5ad", "read_loom", "read_zarr", "is_lazy"]
+del builtins

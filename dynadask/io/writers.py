@@ -1,0 +1,157 @@
+"""Parallel writers: Dask arrays into Zarr arrays in AnnData's encoding.
+
+Dense arrays are stored block by block by the workers (Dask chunks aligned with Zarr chunks).
+Sparse CSR arrays take two passes: each row block writes its own piece, then the pieces are
+concatenated into the final ``data``/``indices`` arrays with chunk-aligned writes, and the
+global ``indptr`` is assembled from the pieces' row pointers (one vector of n_cells).
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import zarr
+from scipy import sparse
+
+from .._core.settings import get_chunk_policy
+from .format import DENSE_ATTRS, csr_attrs
+
+
+@contextmanager
+def quiet_zarr():
+    """Silence zarr's notices about sharding defaults and consolidated metadata."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*autosharding.*")
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
+
+
+def zarr_rows(block_rows: int, row_bytes: int, target: int | None = None) -> int:
+    """Return Zarr chunk rows that divide ``block_rows`` and hold about ``target`` bytes."""
+    target = target or 4 * get_chunk_policy().zarr_chunk_bytes
+    if block_rows * row_bytes <= target:
+        return block_rows
+    want = max(1, target // max(row_bytes, 1))
+    for rows in range(want, 0, -1):
+        if block_rows % rows == 0:
+            return rows
+    return 1
+
+
+def regular_rows(x: da.Array) -> da.Array:
+    """Rechunk ``x`` so that every row block but the last has the same size."""
+    rows = x.chunks[0]
+    if len(set(rows[:-1])) <= 1 and (len(rows) == 1 or rows[-1] <= rows[0]):
+        return x
+    return x.rechunk({0: max(rows)})
+
+
+def create_dense(root: zarr.Group, key: str, x: da.Array | np.ndarray) -> zarr.Array:
+    """Create an empty Zarr array under ``root[key]`` for ``x`` with anndata's dense encoding."""
+    shape = tuple(int(s) for s in x.shape)
+    block = x.chunks[0][0] if isinstance(x, da.Array) else max(shape[0], 1)
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(x.dtype).itemsize
+    chunks = (zarr_rows(max(block, 1), row_bytes),) + shape[1:]
+    with quiet_zarr():
+        arr = root.create_array(
+            key, shape=shape, chunks=chunks, dtype=x.dtype, fill_value=0, overwrite=True
+        )
+    arr.attrs.update(DENSE_ATTRS)
+    return arr
+
+
+def store_dense(root: zarr.Group, key: str, x: da.Array) -> Any:
+    """Return a lazy task that writes dense ``x`` block by block under ``root[key]``."""
+    x = regular_rows(x)
+    if x.ndim > 1 and x.numblocks[1] != 1:
+        x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    target = create_dense(root, key, x)
+    return da.store(x, target, lock=False, compute=False)
+
+
+def _write_piece(block: Any, path: str, key: str, index: int) -> tuple[int, np.ndarray]:
+    block = sparse.csr_matrix(block)
+    block.sort_indices()
+    root = zarr.open_group(path, mode="a")
+    with quiet_zarr():
+        for name in ("data", "indices"):
+            values = getattr(block, name)
+            root.create_array(
+                f"{key}/{index}/{name}",
+                data=values,
+                chunks=(max(len(values), 1),),
+                overwrite=True,
+            )
+    return block.nnz, block.indptr.astype(np.int64)
+
+
+def stage_csr_pieces(root_path: str, key: str, x: da.Array) -> list[Any]:
+    """Return lazy tasks that write each row block of sparse ``x`` as a piece under ``key``."""
+    return [
+        dask.delayed(_write_piece, pure=False)(block, root_path, key, i)
+        for i, block in enumerate(x.to_delayed().ravel())
+    ]
+
+
+def assemble_csr(
+    root: zarr.Group,
+    pieces_key: str,
+    key: str,
+    shape: tuple[int, int],
+    dtype: Any,
+    results: list[tuple[int, np.ndarray]],
+) -> list[Any]:
+    """Create the CSR group ``root[key]`` from written pieces; return the lazy copy tasks.
+
+    Parameters
+    ----------
+    root
+        The group holding the pieces and the target.
+    pieces_key, key
+        Where the pieces are and where the matrix goes.
+    shape, dtype
+        The matrix's shape and value dtype.
+    results
+        What each piece's writer returned: its number of stored values and row pointers.
+    """
+    nnz = np.array([n for n, _ in results], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(nnz)])
+    indptr = np.concatenate(
+        [ptr[:-1] + off for (_, ptr), off in zip(results, offsets[:-1], strict=True)]
+        + [[offsets[-1]]]
+    ).astype(np.int64)
+    group = root.require_group(key, overwrite=True)
+    group.attrs.update(csr_attrs(shape))
+    with quiet_zarr():
+        group.create_array("indptr", data=indptr, chunks=(min(len(indptr), 2**20),))
+    tasks = []
+    policy = get_chunk_policy()
+    for name, kind in (("data", dtype), ("indices", np.int32)):
+        pieces = [
+            da.from_zarr(root[f"{pieces_key}/{i}/{name}"])[: int(n)] for i, n in enumerate(nnz)
+        ]
+        total = int(offsets[-1])
+        step = policy.zarr_elements(np.dtype(kind).itemsize)
+        joined = da.concatenate(pieces) if pieces else da.zeros((0,), dtype=kind)
+        joined = joined.astype(kind).rechunk((step,))
+        with quiet_zarr():
+            target = group.create_array(
+                name, shape=(total,), chunks=(max(min(step, total), 1),), dtype=kind
+            )
+        tasks.append(da.store(joined, target, lock=False, compute=False))
+    return tasks
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

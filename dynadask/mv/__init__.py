@@ -1,0 +1,1 @@
+"""Animations of cell fates on a vector field."""

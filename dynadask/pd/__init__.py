@@ -1,0 +1,1 @@
+"""Predictions made with a vector field: cell fates and trajectories."""

@@ -1,0 +1,1 @@
+"""Plotting: figures from results already in the AnnData."""

@@ -1,0 +1,1 @@
+"""Preprocessing: filters, size factors, normalisation, feature genes and PCA."""

@@ -1,0 +1,1 @@
+"""Simulations of splicing and metabolic-labelling experiments with known truth."""

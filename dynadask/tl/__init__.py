@@ -1,0 +1,1 @@
+"""Tools: neighbours, moments, kinetics, embeddings and cell-wise velocities."""

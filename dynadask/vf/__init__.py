@@ -1,0 +1,1 @@
+"""Vector-field reconstruction and the vector calculus evaluated on it."""
