@@ -2,11 +2,13 @@
 
 from .commit import commit, store_path
 from .convert import convert
+from .create import create_store
 from .open import open, read, read_h5ad, read_loom, read_zarr
 
 __all__ = [
     "commit",
     "convert",
+    "create_store",
     "open",
     "read",
     "read_h5ad",

@@ -27,7 +27,7 @@ from scipy import sparse
 from .._core import keys
 from .format import consolidate, open_group, write_elem
 from .open import _lazy
-from .writers import assemble_csr, quiet_zarr, remove, stage_csr_pieces, store_dense
+from .writers import quiet_zarr, remove, write_arrays
 
 _MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
 _N = {"layers": (0, 1), "obsm": (0,), "varm": (1,), "obsp": (0, 0), "varp": (1, 1)}
@@ -58,6 +58,7 @@ def commit(
     obsm: Mapping[str, Any] | None = None,
     varm: Mapping[str, Any] | None = None,
     obsp: Mapping[str, Any] | None = None,
+    varp: Mapping[str, Any] | None = None,
     obs: Mapping[str, Any] | None = None,
     var: Mapping[str, Any] | None = None,
     uns: Mapping[str, Any] | None = None,
@@ -70,7 +71,7 @@ def commit(
         In-memory or store-backed AnnData.
     stage
         Name of the stage (``'moments'``, ``'dynamics'``, …), recorded when it completes.
-    layers, obsm, varm, obsp
+    layers, obsm, varm, obsp, varp
         Matrices by key: numpy, scipy sparse or Dask arrays (sparse Dask blocks allowed).
     obs, var
         Columns by name: 1-D arrays (numpy or Dask) or pandas Series of matching length.
@@ -82,7 +83,10 @@ def commit(
     ValueError
         If an array's shape does not fit its slot; nothing is written then.
     """
-    matrices = {s: dict(v or {}) for s, v in zip(_MATRIX_SLOTS, (layers, obsm, varm, obsp, {}))}
+    matrices = {
+        s: dict(v or {})
+        for s, v in zip(_MATRIX_SLOTS, (layers, obsm, varm, obsp, varp), strict=True)
+    }
     columns = {"obs": dict(obs or {}), "var": dict(var or {})}
     _check_shapes(adata, matrices, columns)
     path = store_path(adata)
@@ -122,9 +126,9 @@ def _assign_in_memory(adata: ad.AnnData, matrices: dict, columns: dict, uns: dic
     values = dask.compute(*[x for _, _, x in flat])
     for (slot, key, _), value in zip(flat, values, strict=True):
         if slot in ("obs", "var"):
-            getattr(adata, slot)[key] = np.asarray(value) if not isinstance(
-                value, pd.Series
-            ) else value.values
+            getattr(adata, slot)[key] = (
+                np.asarray(value) if not isinstance(value, pd.Series) else value.values
+            )
         else:
             getattr(adata, slot)[key] = value
     adata.uns.update(uns)
@@ -135,7 +139,7 @@ def _commit_to_store(
 ) -> None:
     staging = path.with_name(f"{path.name}.staging-{stage}-{uuid.uuid4().hex[:8]}")
     try:
-        moved = _stage_everything(adata, path, staging, matrices, columns, uns)
+        moved, columns = _stage_everything(adata, staging, matrices, columns, uns)
         _publish(path, staging, moved)
     finally:
         remove(staging)
@@ -145,8 +149,8 @@ def _commit_to_store(
             getattr(adata, slot)[key] = _lazy(root[f"{slot}/{key}"], _block_rows(adata))
     for slot, items in columns.items():
         frame = getattr(adata, slot)
-        for key, value in zip(items, dask.compute(*items.values()), strict=True):
-            frame[key] = np.asarray(value)
+        for key, value in items.items():
+            frame[key] = value
     adata.uns.update(uns)
 
 
@@ -160,31 +164,26 @@ def _block_rows(adata: ad.AnnData) -> int:
 
 
 def _stage_everything(
-    adata: ad.AnnData, path: Path, staging: Path, matrices: dict, columns: dict, uns: dict
-) -> list[str]:
-    """Write every result under ``staging`` (same keys as in the store); return those keys."""
+    adata: ad.AnnData, staging: Path, matrices: dict, columns: dict, uns: dict
+) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
+    """Write every result under ``staging`` (same keys as in the store).
+
+    Returns the staged keys and the computed obs/var columns.
+    """
     root = open_group(staging, mode="w")
-    tasks, sparse_jobs, small, moved = [], [], [], []
+    lazy, small, moved = {}, [], []
     for slot, items in matrices.items():
         for key, x in items.items():
-            name = f"{slot}/{key}"
-            moved.append(name)
-            if isinstance(x, da.Array) and _is_sparse(x):
-                jobs = stage_csr_pieces(str(staging), f"_pieces/{name}", x)
-                sparse_jobs.append((name, x, len(tasks), len(jobs)))
-                tasks += jobs
-            elif isinstance(x, da.Array):
-                tasks.append(store_dense(root, name, x))
+            moved.append(f"{slot}/{key}")
+            if isinstance(x, da.Array):
+                lazy[f"{slot}/{key}"] = x
             else:
-                small.append((name, x))
-    column_values = {s: dict(zip(c, dask.compute(*c.values()), strict=True)) for s, c in columns.items()}
-    results = dask.compute(*tasks) if tasks else []
-    second = [
-        assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
-        for name, x, i, n in sparse_jobs
-    ]
-    if second:
-        dask.compute(*[t for group in second for t in group])
+                small.append((f"{slot}/{key}", x))
+    flat = [(s, k, x) for s, items in columns.items() for k, x in items.items()]
+    values = write_arrays(root, lazy, [x for _, _, x in flat])
+    column_values: dict[str, dict[str, Any]] = {"obs": {}, "var": {}}
+    for (slot, key, _), value in zip(flat, values, strict=True):
+        column_values[slot][key] = np.asarray(value)
     for name, x in small:
         with quiet_zarr():
             write_elem(root, name, sparse.csr_matrix(x) if sparse.issparse(x) else np.asarray(x))
@@ -200,11 +199,7 @@ def _stage_everything(
         with quiet_zarr():
             write_elem(root, f"uns/{key}", value)
         moved.append(f"uns/{key}")
-    return moved
-
-
-def _is_sparse(x: da.Array) -> bool:
-    return sparse.issparse(getattr(x, "_meta", None))
+    return moved, column_values
 
 
 def _publish(path: Path, staging: Path, moved: list[str]) -> None:
@@ -228,5 +223,7 @@ def _write_record(path: Path, record: Mapping[str, Any]) -> None:
     root = open_group(path, mode="a")
     stored = {k: v for k, v in record.items() if k != keys.STORE}
     with quiet_zarr():
-        write_elem(root["uns"] if "uns" in root else root.require_group("uns"), keys.DYNADASK, stored)
+        write_elem(
+            root["uns"] if "uns" in root else root.require_group("uns"), keys.DYNADASK, stored
+        )
     consolidate(path)

@@ -23,7 +23,7 @@ from scipy import sparse
 
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
-from .writers import assemble_csr, quiet_zarr, remove, stage_csr_pieces
+from .writers import quiet_zarr, remove, write_arrays
 
 _SMALL = ("obsm", "varm", "obsp", "varp", "uns")
 
@@ -181,23 +181,13 @@ def _write_store(source: _Source, path: Path, rows: int) -> None:
                 write_elem(root, slot, {})
         for slot, value in source.small.items():
             write_elem(root, slot, value)
-    tasks, sparse_jobs = [], []
+    copies, arrays = [], {}
     for name, (how, spec) in source.matrices.items():
         if how == "csr":
-            tasks += _copy_csr_tasks(root, name, spec)
+            copies += _copy_csr_tasks(root, name, spec)
         else:
-            x = _row_blocks(spec, rows)
-            jobs = stage_csr_pieces(str(path), f"_pieces/{name}", x)
-            sparse_jobs.append((name, x, len(tasks), len(jobs)))
-            tasks += jobs
-    results = dask.compute(*tasks)
-    second = [
-        assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
-        for name, x, i, n in sparse_jobs
-    ]
-    dask.compute(*[t for group in second for t in group])
-    if "_pieces" in root:
-        del root["_pieces"]
+            arrays[name] = _row_blocks(spec, rows)
+    write_arrays(root, arrays, copies)
     root.require_group("layers").attrs.update(DICT_ATTRS)
     consolidate(path)
 
@@ -226,7 +216,9 @@ def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
         length, item = source.shape[0], source.dtype
         step = get_chunk_policy().zarr_elements(item.itemsize)
         with quiet_zarr():
-            group.create_array(part, shape=(length,), chunks=(max(min(step, length), 1),), dtype=item)
+            group.create_array(
+                part, shape=(length,), chunks=(max(min(step, length), 1),), dtype=item
+            )
         for start in range(0, length, step):
             stop = min(start + step, length)
             tasks.append(

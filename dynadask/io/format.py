@@ -17,7 +17,11 @@ ZARR_FORMAT = 3
 
 def csr_attrs(shape: tuple[int, int]) -> dict[str, Any]:
     """Return the attributes anndata writes on a CSR matrix group."""
-    return {"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": [int(s) for s in shape]}
+    return {
+        "encoding-type": "csr_matrix",
+        "encoding-version": "0.1.0",
+        "shape": [int(s) for s in shape],
+    }
 
 
 def check_store(path: str | Path) -> Path:

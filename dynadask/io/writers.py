@@ -149,6 +149,55 @@ def assemble_csr(
     return tasks
 
 
+def write_arrays(
+    root: zarr.Group, arrays: dict[str, da.Array], extra_tasks: list[Any] | tuple = ()
+) -> list[Any]:
+    """Write lazy arrays under ``root`` in parallel: dense directly, sparse CSR via pieces.
+
+    Everything pending (``extra_tasks`` too) runs in one compute; the sparse pieces are then
+    assembled in a second one and removed.
+
+    Parameters
+    ----------
+    root
+        The Zarr group (in a local folder) to write into.
+    arrays
+        Lazy arrays by key (``'layers/spliced'``, …); blocks may be numpy or scipy CSR.
+    extra_tasks
+        Other lazy values to compute in the first compute.
+
+    Returns
+    -------
+    list
+        The computed values of ``extra_tasks``.
+    """
+    path = str(root.store.root)
+    tasks, sparse_jobs = list(extra_tasks), []
+    for name, x in arrays.items():
+        if is_sparse(x):
+            x = regular_rows(x) if x.numblocks[0] > 1 else x
+            jobs = stage_csr_pieces(path, f"_pieces/{name}", x)
+            sparse_jobs.append((name, x, len(tasks), len(jobs)))
+            tasks += jobs
+        else:
+            tasks.append(store_dense(root, name, x))
+    results = dask.compute(*tasks) if tasks else []
+    second = [
+        assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
+        for name, x, i, n in sparse_jobs
+    ]
+    if second:
+        dask.compute(*[t for group in second for t in group])
+    if "_pieces" in root:
+        del root["_pieces"]
+    return list(results[: len(extra_tasks)])
+
+
+def is_sparse(x: da.Array) -> bool:
+    """Return whether the blocks of Dask array ``x`` are scipy sparse matrices."""
+    return sparse.issparse(getattr(x, "_meta", None))
+
+
 def remove(path: Path) -> None:
     """Remove a file or folder if it exists."""
     if path.is_dir():
