@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import configuration, est, ext, io, mv, pd, pl, pp, sample_data, sim, tl, vf
+from . import configuration, est, ext, io, mv, parallel, pd, pl, pp, sample_data, sim, tl, vf
 from .io import read, read_h5ad, read_loom, read_zarr
 
 try:
@@ -24,6 +24,7 @@ __all__ = [
     "ext",
     "io",
     "mv",
+    "parallel",
     "pd",
     "pl",
     "pp",

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
 from .._core import keys
+from .._core.compute import compute
 from .format import consolidate, open_group, write_elem
 from .open import _lazy
 from .writers import quiet_zarr, remove, write_arrays
@@ -123,7 +123,7 @@ def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict) -> None:
 def _assign_in_memory(adata: ad.AnnData, matrices: dict, columns: dict, uns: dict) -> None:
     flat = [(s, k, x) for s, items in matrices.items() for k, x in items.items()]
     flat += [(s, k, x) for s, items in columns.items() for k, x in items.items()]
-    values = dask.compute(*[x for _, _, x in flat])
+    values = compute(*[x for _, _, x in flat])
     for (slot, key, _), value in zip(flat, values, strict=True):
         if slot in ("obs", "var"):
             getattr(adata, slot)[key] = (

@@ -113,7 +113,8 @@ def _from_anndata(root: Any, src: Path, kind: str) -> _Source:
     for name in names:
         elem = root[name]
         encoding = elem.attrs.get("encoding-type")
-        shape = tuple(elem.attrs["shape"]) if encoding else elem.shape
+        sparse_encoded = encoding in ("csr_matrix", "csc_matrix")
+        shape = tuple(elem.attrs["shape"]) if sparse_encoded else elem.shape
         _check_shape(name, shape, source)
         if encoding == "csr_matrix":
             source.matrices[name] = ("csr", (src, kind, name, shape, elem["data"].dtype))

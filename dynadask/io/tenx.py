@@ -83,7 +83,9 @@ def read_10x_mtx(path: str | Path) -> ad.AnnData:
         genes = pd.read_csv(_find(path, "genes.tsv"), header=None, sep="\t")
     X = sparse.csr_matrix(scipy.io.mmread(mtx).T, dtype=np.float32)
     name_col = 1 if genes.shape[1] > 1 else 0
-    var = pd.DataFrame({"gene_ids": genes[0].astype(str).values}, index=genes[name_col].astype(str))
+    var = pd.DataFrame(
+        {"gene_ids": genes[0].astype(str).values}, index=genes[name_col].astype(str).values
+    )
     adata = ad.AnnData(X=X, obs=pd.DataFrame(index=barcodes.astype(str).values), var=var)
     adata.var_names_make_unique()
     return adata

@@ -20,6 +20,7 @@ import numpy as np
 import zarr
 from scipy import sparse
 
+from .._core.compute import compute
 from .._core.settings import get_chunk_policy
 from .format import DENSE_ATTRS, csr_attrs
 
@@ -181,13 +182,13 @@ def write_arrays(
             tasks += jobs
         else:
             tasks.append(store_dense(root, name, x))
-    results = dask.compute(*tasks) if tasks else []
+    results = compute(*tasks) if tasks else []
     second = [
         assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
         for name, x, i, n in sparse_jobs
     ]
     if second:
-        dask.compute(*[t for group in second for t in group])
+        compute(*[t for group in second for t in group])
     if "_pieces" in root:
         del root["_pieces"]
     return list(results[: len(extra_tasks)])

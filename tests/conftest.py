@@ -1,0 +1,51 @@
+"""Shared fixtures: the bundled pancreas data, dynamo's reference outputs, a local cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import pytest
+
+import dynadask as dyn
+
+DATA = Path(__file__).parent / "data"
+REFERENCE = DATA / "pancreas_dynamo_reference.h5ad"
+
+
+@pytest.fixture(scope="session")
+def pancreas_path() -> Path:
+    """Path of the raw pancreas counts that ship with dynadask."""
+    return dyn.sample_data.pancreas_path()
+
+
+@pytest.fixture
+def pancreas() -> ad.AnnData:
+    """A fresh in-memory copy of the raw pancreas data."""
+    return dyn.sample_data.pancreas()
+
+
+@pytest.fixture(scope="session")
+def reference_path() -> Path:
+    """Path of dynamo 1.5.3's outputs on the pancreas data (see tests/data/*.md)."""
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def reference() -> ad.AnnData:
+    """dynamo 1.5.3's outputs on pancreas, read once (do not modify)."""
+    return ad.read_h5ad(REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def local_client():
+    """A LocalCluster of two single-threaded worker processes, as on the CI machine."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

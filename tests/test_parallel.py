@@ -1,0 +1,102 @@
+"""Client discovery, computing through the active scheduler, the row-block helpers."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from scipy import sparse
+
+import dynadask as dyn
+from dynadask.graph.blocks import align_rows, as_rows, map_rows, sum_rows
+
+
+@pytest.fixture
+def cluster():
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as c:
+        yield c
+
+
+def test_client_reuses_the_current_client(cluster):
+    with Client(cluster) as current:
+        assert dyn.parallel.client() is current
+
+
+def test_client_connects_to_address_from_environment(cluster, monkeypatch):
+    monkeypatch.setenv("DYNADASK_SCHEDULER", cluster.scheduler_address)
+    with dyn.parallel.client() as c:
+        assert c.scheduler.address == cluster.scheduler_address
+        assert c.submit(lambda: 41 + 1).result() == 42
+
+
+def test_client_connects_to_explicit_address(cluster):
+    with dyn.parallel.client(cluster.scheduler_address) as c:
+        assert c.scheduler.address == cluster.scheduler_address
+
+
+def test_client_starts_a_local_cluster(monkeypatch):
+    monkeypatch.delenv("DYNADASK_SCHEDULER", raising=False)
+    with dyn.parallel.client(n_workers=1, processes=False) as c:
+        assert isinstance(c.cluster, LocalCluster)
+        assert len(c.scheduler_info()["workers"]) == 1
+
+
+def test_default_local_cluster_is_sized_to_the_machine():
+    kwargs = dyn.parallel.local_cluster_kwargs()
+    assert kwargs["threads_per_worker"] == 1 and kwargs["processes"]
+    assert kwargs["n_workers"] >= 1 and kwargs["memory_limit"] > 2**28
+
+
+def test_library_compute_runs_on_the_client(local_client, tmp_path, pancreas_path):
+    store = dyn.io.convert(pancreas_path, tmp_path / "p.zarr", chunk_cells=1000)
+    lazy = dyn.io.open(store)
+    n = dyn.parallel.compute_count()
+    ran_on = dyn.parallel.compute(
+        da.from_delayed(dask.delayed(_worker_name)(), shape=(), dtype=object)
+    )[0]
+    assert ran_on.startswith("tcp://") and dyn.parallel.compute_count() == n + 1
+    total = sum_rows(lambda b: np.asarray(b.sum(0)).ravel(), lazy.layers["spliced"]).compute()
+    assert total.sum() == pytest.approx(dyn.sample_data.pancreas().layers["spliced"].sum())
+
+
+def _worker_name() -> str:
+    from distributed import get_worker
+
+    return get_worker().address
+
+
+@pytest.mark.parametrize("kind", ["numpy", "sparse", "dask"])
+def test_row_helpers_agree_across_array_types(kind):
+    rng = np.random.default_rng(0)
+    dense = rng.random((523, 17)) * (rng.random((523, 17)) < 0.3)
+    x = {"numpy": dense, "sparse": sparse.csr_matrix(dense), "dask": da.from_array(dense, 100)}[
+        kind
+    ]
+    blocks = as_rows(x, rows=100)
+    assert blocks.chunks[0][0] == 100 and blocks.numblocks[1] == 1
+    y = rng.random((523, 2))
+    out = map_rows(
+        lambda a, b: (
+            (np.asarray(a.todense() if sparse.issparse(a) else a) @ np.ones(17))[:, None] + b
+        ),
+        blocks,
+        y,
+        n_cols=2,
+        dtype=np.float64,
+    ).compute()
+    np.testing.assert_allclose(out, dense.sum(1)[:, None] + y)
+    stats = sum_rows(
+        lambda a: {"s": np.asarray(a.sum(0)).ravel(), "n": np.array([a.shape[0]])}, blocks
+    )
+    got = stats.compute()
+    np.testing.assert_allclose(got["s"], dense.sum(0))
+    assert got["n"][0] == 523
+
+
+def test_align_rows_rejects_different_cells():
+    with pytest.raises(ValueError, match="same cells"):
+        align_rows(np.zeros((5, 2)), np.zeros((6, 2)))
