@@ -1,0 +1,1 @@
+"""Benchmarks of dynadask: scripts that print tables (run as ``python -m benchmarks...``)."""
