@@ -6,11 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .parallel import client
+
 
 def _convert(args: argparse.Namespace) -> int:
     from .io import convert
     from .io.info import format_info, store_info
-    from .parallel import client
 
     with client(args.scheduler) if args.scheduler else _local(args):
         path = convert(args.src, args.dst, chunk_cells=args.chunk_cells, overwrite=args.overwrite)
@@ -25,9 +26,28 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local(args: argparse.Namespace):
-    from .parallel import client
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
+    from . import pipeline
+    from .io import convert
+    from .io.info import format_info, store_info
+    from .sample_data import pancreas_path
+
+    src = Path(args.src) if args.src else pancreas_path()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / f"{src.stem}.zarr"
+    with client(args.scheduler) if args.scheduler else _local(args):
+        if not store.exists() or args.force:
+            convert(src, store, chunk_cells=args.chunk_cells, overwrite=True)
+            print(f"converted {src} -> {store}")
+        pipeline.run(store, stages=args.stages, force=args.force)
+    print(format_info(store_info(store)))
+    return 0
+
+
+def _local(args: argparse.Namespace):
     kwargs = {"n_workers": args.workers} if args.workers else {}
     return client(**kwargs) if kwargs else client()
 
@@ -44,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--overwrite", action="store_true", help="replace an existing store")
     _cluster_args(conv)
     conv.set_defaults(func=_convert)
+    run = sub.add_parser("run", help="run the standard workflow into a store (resumable)")
+    run.add_argument("src", nargs="?", default=None, help="input file (default: bundled pancreas)")
+    run.add_argument("--out", default="dynadask_run", help="output folder (store and figures)")
+    run.add_argument("--chunk-cells", type=int, default=None, help="cells per row chunk")
+    run.add_argument("--stages", nargs="*", default=None, help="run only these stages")
+    run.add_argument("--force", action="store_true", help="redo stages already complete")
+    _cluster_args(run)
+    run.set_defaults(func=_run)
     info = sub.add_parser("info", help="shape, matrices, chunking and completed stages")
     info.add_argument("store")
     info.set_defaults(func=_info)
