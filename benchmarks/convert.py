@@ -24,10 +24,14 @@ def export_h5ad(store: Path, h5ad: Path, step: int = 2**24) -> None:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
         ad.io.write_elem(f, "obs", ad.io.read_elem(root["obs"]))
         ad.io.write_elem(f, "var", ad.io.read_elem(root["var"]))
-        layers = f.create_group("layers")
-        layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
-        for key in root["layers"].keys():
-            src, dst = root["layers"][key], layers.create_group(key)
+        f.create_group("layers").attrs.update(
+            {"encoding-type": "dict", "encoding-version": "0.1.0"}
+        )
+        # dynamo reads X too: where the store has none, X is the spliced counts (as in pancreas)
+        matrices = [(f"layers/{k}", root["layers"][k]) for k in root["layers"].keys()]
+        x = root["X"] if "X" in root else root["layers"]["spliced"]
+        for key, src in [("X", x), *matrices]:
+            dst = f.create_group(key)
             dst.attrs.update(dict(src.attrs))
             for part in ("data", "indices", "indptr"):
                 arr = src[part]
