@@ -1,0 +1,222 @@
+"""Dask graphs for transition matrices over each cell's neighbourhood, block by block.
+
+Each row block of cells needs the expression of its neighbours (up to ``depth`` hops along
+the kNN graph). The neighbour index array (``n_cells x k``) is computed once and shared by
+all tasks as one object; each block gathers only the rows of the expression matrix its
+neighbourhoods touch. No cells x cells matrix is ever dense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from scipy import sparse
+
+from .._core.compute import compute
+from ..kernels import embedding as ek
+from ..kernels import transition as tk
+from .blocks import as_rows
+
+
+@dataclass(frozen=True)
+class Block:
+    """One row block: global rows ``start:stop`` and the sorted cells its neighbourhoods use."""
+
+    start: int
+    stop: int
+    union: np.ndarray
+
+
+def knn_from_graph(adj: Any, k: int) -> np.ndarray:
+    """Return the ``(n_cells, k)`` nearest neighbours (self first) from a distance graph.
+
+    Parameters
+    ----------
+    adj
+        Sparse ``n x n`` distances (scipy, or a Dask array of CSR row blocks).
+    k
+        Neighbours per cell, counting the cell itself.
+    """
+    if sparse.issparse(adj):
+        adj = sparse.csr_matrix(adj)
+        return tk.knn_from_adjacency(adj.indptr, adj.indices, adj.data, 0, k)
+    x = as_rows(adj)
+    starts = np.cumsum((0,) + x.chunks[0][:-1])
+    parts = [dask.delayed(_knn_block)(b, int(s), k)
+             for b, s in zip(x.to_delayed().ravel(), starts, strict=True)]
+    return np.vstack(compute(*parts, desc="neighbour indices"))
+
+
+def _knn_block(block: Any, row0: int, k: int) -> np.ndarray:
+    block = sparse.csr_matrix(block)
+    return tk.knn_from_adjacency(block.indptr, block.indices, block.data, row0, k)
+
+
+def plan_blocks(knn: np.ndarray, rows: int, depth: int) -> list[Block]:
+    """Cut the cells in row blocks and list the cells each block's neighbourhoods touch."""
+    n = knn.shape[0]
+    blocks = []
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        _, nbr = tk.recursive_neighbours(knn, np.arange(start, stop), depth)
+        blocks.append(Block(start, stop, np.unique(nbr)))
+    return blocks
+
+
+def _dense(x: Any) -> np.ndarray:
+    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+
+
+def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
+    rows = np.arange(block.start, block.stop)
+    ptr, nbr = tk.recursive_neighbours(knn, rows, depth)
+    x_union = _dense(x_union)
+    x_self = x_union[np.searchsorted(block.union, rows)]
+    return rows, ptr, nbr, np.searchsorted(block.union, nbr), x_union, x_self
+
+
+def _correlation_block(x_union, v, knn, block, depth, centred, transform):
+    rows, ptr, nbr, pos, x_union, x_self = _neighbourhood(x_union, knn, block, depth)
+    corr = tk.correlation_kernel(x_union, x_self, _dense(v), ptr, pos, centred, transform)
+    return rows, ptr, nbr, corr
+
+
+def _first_pass_block(x_union, v, knn, emb, block, opts):
+    rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
+    w = tk.correlation_weights(corr, ptr, nbr, rows, opts["sigma"], opts["use_neg_vals"])
+    parts = ek.projection_parts(w, ptr, nbr, rows, emb)
+    parts["confidence"] = tk.row_confidence(corr, ptr)
+    return parts
+
+
+def _csr(rows: np.ndarray, ptr: np.ndarray, nbr: np.ndarray, values: np.ndarray,
+         n: int) -> sparse.csr_matrix:
+    keep = values != 0
+    owner = np.repeat(np.arange(len(rows)), np.diff(ptr))[keep]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(rows)))])
+    return sparse.csr_matrix((values[keep].astype(np.float32), nbr[keep], indptr),
+                             shape=(len(rows), n))
+
+
+def _second_pass_block(x_union, v, knn, block, opts, upper):
+    rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
+    t = tk.correlation_transition(corr, ptr, nbr, rows, upper, opts["sigma"],
+                                  opts["use_neg_vals"])
+    return _csr(rows, ptr, nbr, t, knn.shape[0])
+
+
+def _ito_block(x_union, v, knn, emb, block, opts, with_drift):
+    rows, ptr, nbr, pos, x_union, x_self = _neighbourhood(x_union, knn, block, opts["depth"])
+    p = tk.ito_kernel(x_union, x_self, _dense(v), ptr, pos, **opts["ito"])
+    if with_drift:
+        return ek.ito_drift(p, ptr, nbr, rows, emb, opts["correct_density"])
+    return _csr(rows, ptr, nbr, p, knn.shape[0])
+
+
+@dataclass(frozen=True)
+class KernelInputs:
+    """What every kernel block reads: expression, velocity, neighbours, embedding."""
+
+    x: Any
+    v: Any
+    knn: np.ndarray
+    emb: Any
+    rows: int
+
+
+def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], list, Any, Any]:
+    blocks = plan_blocks(inp.knn, inp.rows, depth)
+    x = inp.x if isinstance(inp.x, da.Array) else as_rows(inp.x)
+    v = as_rows(inp.v)
+    knn_d = dask.delayed(inp.knn, traverse=False)
+    emb_d = dask.delayed(np.asarray)(inp.emb) if inp.emb is not None else None
+    args = [(x[b.union], v[b.start:b.stop]) for b in blocks]
+    return blocks, args, knn_d, emb_d
+
+
+def _stack_csr(parts: list, blocks: list[Block], n: int) -> da.Array:
+    arrays = [da.from_delayed(p, shape=(b.stop - b.start, n), dtype=np.float32,
+                              meta=sparse.csr_matrix((0, 0), dtype=np.float32))
+              for p, b in zip(parts, blocks, strict=True)]
+    return da.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
+
+
+def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
+                            transform: str = "sqrt", depth: int = 2, sigma: float = 0.1,
+                            use_neg_vals: bool = True,
+                            correct_density: bool = True) -> tuple[da.Array, np.ndarray]:
+    """Correlation-kernel transition matrix (lazy) and the embedding velocity (computed).
+
+    The first pass computes, per cell, the largest correlation and the sums the embedding
+    velocity needs; after the 98th percentile of the largest correlations is known, the
+    second (lazy) pass builds the normalised transition matrix in CSR row blocks.
+
+    Returns
+    -------
+    transitions, velocity
+        ``(n, n)`` Dask array of float32 CSR blocks; ``(n, n_dims)`` numpy velocity.
+    """
+    blocks, args, knn_d, emb_d = _block_args(inp, depth)
+    opts = {"corr": (depth, centred, transform), "sigma": sigma, "use_neg_vals": use_neg_vals}
+    first = [dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
+             for (x, v), b in zip(args, blocks, strict=True)]
+    parts = compute(*first, desc="transition kernel (pass 1)")
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    upper = float(np.percentile(merged["confidence"], 98))
+    velocity = ek.finish_projection(merged, tk.self_weight(merged["confidence"], upper, sigma),
+                                    correct_density)
+    second = [dask.delayed(_second_pass_block)(x, v, knn_d, b, opts, upper)
+              for (x, v), b in zip(args, blocks, strict=True)]
+    return _stack_csr(second, blocks, inp.knn.shape[0]), velocity
+
+
+def ito_transitions(inp: KernelInputs, *, depth: int = 2, m_diff: float = 2.0,
+                    adaptive: bool = True, tol: float = 1e-7, correct_density: bool = True,
+                    scale: bool = True) -> tuple[da.Array, np.ndarray]:
+    """Itô-kernel transition matrix (lazy, rows sum to one) and its drift (computed).
+
+    The drift of each cell in the embedding is divided by its largest entry over all cells
+    when ``scale``.
+    """
+    blocks, args, knn_d, emb_d = _block_args(inp, depth)
+    opts = {"depth": depth, "ito": {"m_diff": m_diff, "adaptive": adaptive, "tol": tol},
+            "correct_density": correct_density}
+
+    def build(with_drift: bool) -> list:
+        return [dask.delayed(_ito_block)(x, v, knn_d, emb_d, b, opts, with_drift)
+                for (x, v), b in zip(args, blocks, strict=True)]
+
+    drift = np.vstack(compute(*build(True), desc="Ito kernel drift"))
+    if scale and drift.size and drift.max() != 0:
+        drift = drift / drift.max()
+    return _stack_csr(build(False), blocks, inp.knn.shape[0]), drift
+
+
+def velocity_from_transitions(transitions: Any, emb: Any,
+                              correct_density: bool = True) -> np.ndarray:
+    """Embedding velocity from an existing transition matrix (any array type), computed."""
+    t = as_rows(transitions)
+    emb_d = dask.delayed(np.asarray)(emb)
+    starts = np.cumsum((0,) + t.chunks[0][:-1])
+    parts = [dask.delayed(_project_block)(b, int(s), emb_d, correct_density)
+             for b, s in zip(t.to_delayed().ravel(), starts, strict=True)]
+    return np.vstack(compute(*parts, desc="velocity projection"))
+
+
+def _project_block(block: Any, row0: int, emb: np.ndarray, correct_density: bool) -> np.ndarray:
+    block = sparse.csr_matrix(block)
+    rows = np.arange(row0, row0 + block.shape[0])
+    return ek.project_transitions(block.indptr, block.indices, block.data, rows, emb,
+                                  correct_density)
+
+
+KERNELS: dict[str, Callable[..., tuple[da.Array, np.ndarray]]] = {
+    "pearson": lambda inp, **kw: correlation_transitions(inp, centred=True, **kw),
+    "cosine": lambda inp, **kw: correlation_transitions(inp, centred=False, **kw),
+    "kmc": ito_transitions,
+}
