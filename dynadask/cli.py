@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .parallel import client
+from .parallel import client, set_progress
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -83,6 +83,7 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=None, help="Dask scheduler address (default: start a LocalCluster)"
     )
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
+    set_progress(getattr(args, "progress", False))
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
