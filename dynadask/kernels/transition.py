@@ -105,9 +105,9 @@ def correlation_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray,
     """Correlation of each cell's velocity with its displacements to its candidates.
 
     For cell ``i`` and candidate ``j``: ``corr(f(x_j - x_i), f(v_i))`` over genes, where ``f`` is
-    the signed square root (``transform='sqrt'``) or the identity (``'linear'``); Pearson when
-    ``centred`` else cosine. A zero displacement or a zero velocity gives 0; a cell whose
-    velocity sums to zero gets 0 everywhere.
+    the signed square root (``transform='sqrt'``), the signed ``log1p`` (``'log'``) or the
+    identity (``'linear'``); Pearson when ``centred`` else cosine. A zero displacement or a
+    zero velocity gives 0; a cell whose velocity sums to zero gets 0 everywhere.
 
     Parameters
     ----------
@@ -120,24 +120,27 @@ def correlation_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray,
     centred
         Pearson (True) or cosine (False).
     transform
-        ``'sqrt'`` or ``'linear'``.
+        ``'sqrt'``, ``'log'`` or ``'linear'``.
 
     Returns
     -------
     numpy.ndarray
         float64 correlation per candidate, aligned with ``nbr``.
     """
-    if transform not in ("sqrt", "linear"):
-        raise ValueError(f"transform must be 'sqrt' or 'linear', not {transform!r}")
+    codes = {"linear": 0, "sqrt": 1, "log": 2}
+    if transform not in codes:
+        raise ValueError(f"transform must be one of {sorted(codes)}, not {transform!r}")
     return _correlation(np.asarray(x_nbr), np.asarray(x_self), np.asarray(v), ptr, nbr,
-                        centred, transform == "sqrt")
+                        centred, codes[transform])
 
 
 @numba.njit(cache=True)
-def _signed_root(a, root):
-    if not root:
-        return a
-    return np.sign(a) * np.sqrt(np.abs(a))
+def _signed_root(a, code):
+    if code == 1:
+        return np.sign(a) * np.sqrt(np.abs(a))
+    if code == 2:
+        return np.sign(a) * np.log1p(np.abs(a))
+    return a
 
 
 @numba.njit(cache=True)
@@ -182,25 +185,30 @@ def _row_max_positive(corr, ptr):
     return out
 
 
+NEGATIVES = {"subtract": 0, "add": 1, "drop": 2}
+
+
 def correlation_weights(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
                         rows: np.ndarray, sigma: float = 0.1,
-                        use_neg_vals: bool = True) -> np.ndarray:
+                        negatives: str = "subtract") -> np.ndarray:
     """Unnormalised transition weights from correlations.
 
-    ``sign(c) * expm1(|c| / sigma)`` for a candidate with correlation ``c`` when
-    ``use_neg_vals`` (otherwise negative ones weigh ``expm1(c / sigma) + 1``); 0 for the cell
-    itself and for zero correlations.
+    ``expm1(c / sigma)`` for a candidate with correlation ``c > 0``. A negative ``c`` weighs
+    ``-expm1(-c / sigma)`` (``negatives='subtract'``), ``expm1(c / sigma) + 1`` (``'add'``)
+    or nothing (``'drop'``). The cell itself and zero correlations weigh 0.
 
     Returns
     -------
     numpy.ndarray
         Weights aligned with ``corr``.
     """
-    return _raw_weights(corr, ptr, nbr_global, rows, float(sigma), use_neg_vals)
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {sorted(NEGATIVES)}, not {negatives!r}")
+    return _raw_weights(corr, ptr, nbr_global, rows, float(sigma), NEGATIVES[negatives])
 
 
 @numba.njit(cache=True)
-def _raw_weights(corr, ptr, nbr_global, rows, sigma, use_neg_vals):
+def _raw_weights(corr, ptr, nbr_global, rows, sigma, mode):
     out = np.zeros(corr.shape[0])
     for i in range(ptr.shape[0] - 1):
         for t in range(ptr[i], ptr[i + 1]):
@@ -209,9 +217,9 @@ def _raw_weights(corr, ptr, nbr_global, rows, sigma, use_neg_vals):
                 continue
             if c > 0:
                 out[t] = np.expm1(c / sigma)
-            elif use_neg_vals:
+            elif mode == 0:
                 out[t] = -np.expm1(-c / sigma)
-            else:
+            elif mode == 1:
                 out[t] = np.expm1(c / sigma) + 1.0
     return out
 
@@ -227,7 +235,7 @@ def self_weight(confidence: np.ndarray, upper: float, sigma: float = 0.1) -> np.
 
 def correlation_transition(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
                            rows: np.ndarray, upper: float, sigma: float = 0.1,
-                           use_neg_vals: bool = True) -> np.ndarray:
+                           negatives: str = "subtract") -> np.ndarray:
     """Normalised transition weights from correlations, one row per cell.
 
     The weights of :func:`correlation_weights` and the :func:`self_weight` of each cell are
@@ -244,7 +252,7 @@ def correlation_transition(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.nda
         The 98th percentile of the per-cell largest correlation over all cells.
     sigma
         Kernel width.
-    use_neg_vals
+    negatives
         How negative correlations enter (see :func:`correlation_weights`).
 
     Returns
@@ -252,7 +260,7 @@ def correlation_transition(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.nda
     numpy.ndarray
         Weights aligned with ``corr`` (0 for the cell itself and for zero correlations).
     """
-    w = correlation_weights(corr, ptr, nbr_global, rows, sigma, use_neg_vals)
+    w = correlation_weights(corr, ptr, nbr_global, rows, sigma, negatives)
     stay = self_weight(row_confidence(corr, ptr), upper, sigma)
     owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     total = np.bincount(owner, weights=np.abs(w), minlength=len(ptr) - 1) + stay

@@ -1,0 +1,377 @@
+"""``dyn.tl.cell_velocities``: transition matrices and embedding velocities, chunked."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import anndata as ad
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._core import keys
+from .._core.compute import compute
+from .._core.settings import get_chunk_policy
+from ..graph import embedding as ge
+from ..graph import transition as gt
+from ..graph.blocks import as_rows
+from ..io import commit
+
+_CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
+_KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True,
+               "tol": 1e-7}
+_KERNEL_DEFAULTS = {"pearson": _CORR_KWARGS, "cosine": _CORR_KWARGS, "kmc": _KMC_KWARGS,
+                    "transform": {}}
+_PARAMS = {"S": "gamma", "T": "gamma", "U": "alpha", "P": "delta"}
+
+
+def cell_velocities(
+    adata: ad.AnnData,
+    ekey: str | None = None,
+    vkey: str | None = None,
+    *,
+    X: Any = None,
+    V: Any = None,
+    X_embedding: Any = None,
+    n_pca_components: int | None = None,
+    transition_genes: str | Sequence | None = None,
+    min_r2: float | None = None,
+    min_alpha: float | None = None,
+    min_gamma: float | None = None,
+    min_delta: float | None = None,
+    basis: str = "umap",
+    neighbor_key_prefix: str = "",
+    adj_key: str = "distances",
+    add_transition_key: str | None = None,
+    add_velocity_key: str | None = None,
+    n_neighbors: int = 30,
+    method: str = "pearson",
+    neg_cells_trick: bool = True,
+    xy_grid_nums: tuple[int, int] = (50, 50),
+    correct_density: bool = True,
+    scale: bool = True,
+    enforce: bool = False,
+    preserve_len: bool = False,
+    **kernel_kwargs: Any,
+) -> ad.AnnData:
+    """Project gene-space velocities onto an embedding through a cell transition kernel.
+
+    For each cell, a kernel over its neighbourhood (neighbours and their neighbours along the
+    kNN graph, ``n_recurse_neighbors=2``) weighs how well each displacement ``x_j - x_i`` in
+    gene space (genes ``var['use_for_transition']``) agrees with the cell's velocity:
+
+    - ``'pearson'`` / ``'cosine'``: correlation ``c`` of the signed square roots of velocity
+      and displacement, weight ``expm1(c / 0.1)`` (negative ones subtract when
+      ``neg_cells_trick``), a self weight that keeps cells whose velocity points nowhere,
+      rows normalised by the sum of absolute weights, self weight removed.
+    - ``'kmc'``: the Itô kernel in a 30-component PCA of ``log1p`` expression,
+      ``exp(-|d - tau v|^2 / (4 M_diff tau |v|^2))`` with a local time scale ``tau``.
+    - ``'transform'``: the UMAP model of :func:`reduceDimension` applied to ``x + v``.
+
+    The embedding velocity of cell ``i`` is ``sum_j T_ij e_ij`` over unit vectors ``e_ij``
+    towards its neighbours, minus ``mean_j(T_ij) sum_j e_ij`` when ``correct_density``. All
+    of it runs in row blocks; each block gathers only the rows its neighbourhoods use.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a velocity layer, an expression layer and a kNN graph.
+    ekey, vkey
+        Expression and velocity layers (default ``'M_s'`` / ``'velocity_S'``, or ``M_t`` /
+        ``velocity_T`` for total RNA).
+    X, V
+        Expression and velocity (cells x features) to use instead of the layers.
+    X_embedding
+        Coordinates to project on instead of ``obsm['X_<basis>']``.
+    n_pca_components
+        Project ``log1p`` expression and ``log1p(x + v)`` to this many principal components
+        before the kernel (30 for ``'kmc'`` when ``None``).
+    transition_genes
+        A ``var`` column, gene names or booleans; by default ``var['use_for_transition']``,
+        set (when missing or ``enforce``) to genes with ``gamma > min_gamma`` and
+        ``gamma_r2 > min_r2`` (0.01 each) among ``use_for_dynamics``.
+    min_r2, min_alpha, min_gamma, min_delta
+        Thresholds of that selection.
+    basis
+        Embedding: ``obsm['X_<basis>']``.
+    neighbor_key_prefix, adj_key, n_neighbors
+        The kNN graph: ``uns['<prefix>neighbors']['indices']`` when present, else the
+        ``n_neighbors`` nearest in ``obsp[adj_key]``.
+    add_transition_key, add_velocity_key
+        Output keys (default ``'<method>_transition_matrix'``, ``'velocity_<basis>'``).
+    method
+        ``'pearson'``, ``'cosine'``, ``'kmc'`` or ``'transform'``.
+    neg_cells_trick
+        Let negatively correlated neighbours enter the correlation kernels.
+    xy_grid_nums
+        Grid size of ``uns['grid_velocity_<basis>']``.
+    correct_density
+        Subtract the uniform-weight drift.
+    scale
+        Divide the ``'kmc'`` drift by its largest entry.
+    enforce
+        Recompute the transition matrix and the transition genes even when present.
+    preserve_len
+        Scale each embedding velocity to the transition-weighted gene-space speed.
+    **kernel_kwargs
+        Kernel options: ``n_recurse_neighbors``, ``transform`` (``'sqrt'``, ``'log'``,
+        ``'linear'``), ``use_neg_vals`` for the correlation kernels; ``n_recurse_neighbors``,
+        ``M_diff``, ``adaptive_local_kernel``, ``tol`` for ``'kmc'``.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``adata``, updated.
+
+    Writes
+    ------
+    obsp['<method>_transition_matrix']
+        Row-stochastic (in absolute value) sparse transitions, rows = source cells (not for
+        ``'transform'``).
+    obsm['velocity_<basis>']
+        Embedding velocities.
+    uns['grid_velocity_<basis>']
+        ``X_grid`` (2 x nx), ``V_grid`` (2 x ny x nx), ``D``: velocities on a grid.
+    var['use_for_transition']
+        When the genes were selected here.
+    obsm['X_velocity_pca'], obsm['velocity_pca_raw'], uns['velocity_PCs']
+        When ``n_pca_components`` is used.
+
+    Raises
+    ------
+    ValueError
+        Unknown method or basis, missing velocity layer (run ``dyn.tl.dynamics``), missing
+        kNN graph (run ``dyn.tl.neighbors``), unknown kernel option.
+    """
+    opts = _kernel_options(method, kernel_kwargs)
+    args = {"transition_genes": transition_genes, "enforce": enforce, "min_r2": min_r2,
+            "min_alpha": min_alpha, "min_gamma": min_gamma, "min_delta": min_delta,
+            "n_pca_components": n_pca_components, "neighbor_key_prefix": neighbor_key_prefix,
+            "adj_key": adj_key, "n_neighbors": n_neighbors, "scale": scale,
+            "correct_density": correct_density, "neg_cells_trick": neg_cells_trick}
+    basis_name = keys.basis_key(basis)
+    emb = X_embedding if X_embedding is not None else _embedding(adata, basis_name)
+    out: dict[str, dict[str, Any]] = {"obsp": {}, "obsm": {}, "var": {}, "uns": {}}
+    tkey = add_transition_key or f"{method}_transition_matrix"
+    trans = v = None
+    if method in ("pearson", "cosine") and tkey in adata.obsp and not enforce:
+        velocity = gt.velocity_from_transitions(adata.obsp[tkey], emb, correct_density)
+    else:
+        velocity, trans, v = _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args)
+    if preserve_len:
+        v = _gene_data(adata, ekey, vkey, X, V, args, out)[1] if v is None else v
+        velocity = _preserve_length(velocity, adata.obsp[tkey] if trans is None else trans, v)
+    vel_key = add_velocity_key or keys.velocity_key(basis_name[2:])
+    if trans is not None:
+        out["obsp"][tkey] = trans
+    out["obsm"][vel_key] = velocity
+    out["uns"][f"grid_{vel_key}"] = ge.grid_velocity(emb, velocity, tuple(xy_grid_nums))
+    commit(adata, "cell_velocities", **out)
+    return adata
+
+
+def _kernel_options(method: str, kernel_kwargs: dict[str, Any]) -> dict[str, Any]:
+    if method not in _KERNEL_DEFAULTS:
+        raise ValueError(
+            f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
+    allowed = _KERNEL_DEFAULTS[method]
+    unknown = sorted(set(kernel_kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for method {method!r}; "
+                        f"it accepts {sorted(allowed)}")
+    return {**allowed, **kernel_kwargs}
+
+
+def _embedding(adata: ad.AnnData, name: str) -> Any:
+    if name not in adata.obsm:
+        have = [k for k in adata.obsm if k.startswith("X_")]
+        raise ValueError(
+            f"unknown basis: obsm[{name!r}] is missing (have {have}); run "
+            "dyn.tl.reduceDimension(adata) for 'umap' or give an existing basis")
+    return adata.obsm[name]
+
+
+def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tuple[str, str]:
+    """Return the (expression, velocity) layer names, with a clear error when missing."""
+    if vkey is None:
+        vkey = next((k for k in ("velocity_S", "velocity_T") if k in adata.layers), None)
+        if vkey is None:
+            raise ValueError("no velocity layer (velocity_S / velocity_T) in adata.layers: "
+                             "run dyn.tl.dynamics(adata) first")
+    elif vkey not in adata.layers:
+        raise ValueError(f"velocity layer {vkey!r} is missing: run dyn.tl.dynamics(adata) "
+                         "first (or give an existing vkey)")
+    if ekey is None:
+        ekey = {"velocity_T": "M_t"}.get(vkey, "M_s")
+    if ekey not in adata.layers:
+        raise ValueError(f"expression layer {ekey!r} is missing: run dyn.tl.moments(adata) "
+                         "first (or give an existing ekey)")
+    return ekey, vkey
+
+
+def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> np.ndarray:
+    """The ``(n_cells, k)`` kNN indices (self first) used by the transition kernels."""
+    nkey = (f"{prefix.rstrip('_')}_" if prefix else "") + "neighbors"
+    record = adata.uns.get(nkey, {})
+    if isinstance(record, dict) and "indices" in record:
+        idx = np.asarray(record["indices"])
+        if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
+            return idx[:, :k].astype(np.int64)
+    if adj_key not in adata.obsp:
+        raise ValueError(f"no kNN graph: obsp[{adj_key!r}] is missing; run "
+                         "dyn.tl.neighbors(adata) first")
+    return gt.knn_from_graph(adata.obsp[adj_key], k)
+
+
+def select_transition_genes(adata: ad.AnnData, vkey: str, thresholds: dict[str, Any],
+                            genes: Any, enforce: bool) -> np.ndarray:
+    """Boolean mask over ``var`` of the genes whose velocities drive the kernel."""
+    dyn_genes = (adata.var[keys.USE_FOR_DYNAMICS].to_numpy(bool)
+                 if keys.USE_FOR_DYNAMICS in adata.var else np.ones(adata.n_vars, bool))
+    if genes is None:
+        if keys.USE_FOR_TRANSITION in adata.var and not enforce:
+            return adata.var[keys.USE_FOR_TRANSITION].to_numpy(bool)
+        return _by_parameters(adata, vkey, thresholds, dyn_genes)
+    if isinstance(genes, str):
+        mask = adata.var[genes].to_numpy(bool)
+    elif len(genes) and isinstance(genes[0], (bool, np.bool_)):
+        mask = np.asarray(genes, dtype=bool)
+    else:
+        mask = adata.var_names.isin(list(genes))
+    mask = mask & dyn_genes
+    if not mask.any():
+        raise ValueError("none of the transition genes has velocities (var['use_for_dynamics'])")
+    return mask
+
+
+def _by_parameters(adata: ad.AnnData, vkey: str, thresholds: dict[str, Any],
+                   dyn_genes: np.ndarray) -> np.ndarray:
+    param = _PARAMS.get(vkey.rsplit("_", 1)[-1], "gamma")
+    if param not in adata.var:
+        raise ValueError(f"var[{param!r}] is missing: run dyn.tl.dynamics(adata) first")
+    r2 = adata.var.get(f"{param}_r2", pd.Series(1.0, index=adata.var_names))
+    r2 = pd.to_numeric(r2, errors="coerce").fillna(-np.inf).to_numpy(float)
+    value = pd.to_numeric(adata.var[param], errors="coerce").to_numpy(float)
+    min_value = thresholds.get(f"min_{param}") or 0.01
+    min_r2 = thresholds.get("min_r2") or 0.01
+    with np.errstate(invalid="ignore"):
+        mask = (value > min_value) & (r2 > min_r2) & dyn_genes
+    if mask.sum() < 5 and adata.n_vars > 5:
+        warnings.warn("fewer than 5 genes pass the transition-gene thresholds: using the 50 "
+                      f"with the best {param}_r2", stacklevel=3)
+        order = np.argsort(np.where(dyn_genes, r2, -np.inf))[::-1][:50]
+        mask = np.zeros(adata.n_vars, bool)
+        mask[order] = True
+    return mask
+
+
+def _gene_data(adata, ekey, vkey, X, V, args, out) -> tuple[Any, Any]:
+    if X is not None and V is not None:
+        if X.shape != V.shape:
+            raise ValueError(f"X {X.shape} and V {V.shape} must have the same shape")
+        return X, V
+    ekey, vkey = resolve_layers(adata, ekey, vkey)
+    thresholds = {k: args[k] for k in ("min_r2", "min_alpha", "min_gamma", "min_delta")}
+    mask = select_transition_genes(adata, vkey, thresholds, args["transition_genes"],
+                                   args["enforce"])
+    idx = np.flatnonzero(mask)
+    v = adata.layers[vkey][:, idx]
+    finite = _finite_columns(v)
+    mask[idx[~finite]] = False
+    if mask.sum() == 0:
+        raise ValueError(f"no transition gene has finite {vkey}: check dyn.tl.dynamics")
+    out["var"][keys.USE_FOR_TRANSITION] = mask
+    idx = np.flatnonzero(mask)
+    return adata.layers[ekey][:, idx], adata.layers[vkey][:, idx]
+
+
+def _finite_columns(v: Any) -> np.ndarray:
+    if isinstance(v, da.Array):
+        from ..graph.blocks import sum_rows
+
+        total = compute(sum_rows(_col_sums, v), desc="finite genes")[0]
+    else:
+        total = _col_sums(v)
+    return np.isfinite(total)
+
+
+def _col_sums(v: Any) -> np.ndarray:
+    return np.asarray(v.sum(0), dtype=np.float64).ravel()
+
+
+def _log1p_wanted(adata: ad.AnnData) -> bool:
+    pp = adata.uns.get("pp", {})
+    return isinstance(pp, dict) and "layers_norm_method" in pp and \
+        pp["layers_norm_method"] in (None, "None")
+
+
+def _velocity_pca(adata, x, v, n_pcs, out) -> tuple[Any, Any]:
+    log = _log1p_wanted(adata)
+    comps, mean = ge.pca_fit(x, min(n_pcs, x.shape[1] - 1), log=log)
+    xp, vp = ge.pca_project(x, v, comps, mean, log=log)
+    out["obsm"].update({"X_velocity_pca": xp, "velocity_pca_raw": vp})
+    out["uns"]["velocity_PCs"] = comps
+    return xp, vp
+
+
+def _block_rows(x: Any, n_cols: int) -> int:
+    if isinstance(x, da.Array):
+        return int(x.chunks[0][0])
+    return get_chunk_policy().rows_per_block(n_cols * 32, x.shape[0])
+
+
+def _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args):
+    if method == "transform":
+        from .reduce_dimension import umap_transform_velocity
+
+        return umap_transform_velocity(adata, emb, vkey), None, None
+    x, v = _gene_data(adata, ekey, vkey, X, V, args, out)
+    n_pcs = args["n_pca_components"] or (30 if method == "kmc" else None)
+    if n_pcs:
+        x, v = _velocity_pca(adata, x, v, n_pcs, out)
+    knn = neighbour_indices(adata, args["neighbor_key_prefix"], args["adj_key"],
+                            args["n_neighbors"])
+    inp = gt.KernelInputs(x, v, knn, emb, _block_rows(x, x.shape[1]))
+    depth = opts["n_recurse_neighbors"]
+    if method == "kmc":
+        trans, velocity = gt.ito_transitions(
+            inp, depth=depth, m_diff=opts["M_diff"], adaptive=opts["adaptive_local_kernel"],
+            tol=opts["tol"], correct_density=args["correct_density"], scale=args["scale"])
+        return velocity, trans, v
+    negatives = ("subtract" if opts["use_neg_vals"] else "add") if args["neg_cells_trick"] \
+        else "drop"
+    trans, velocity = gt.correlation_transitions(
+        inp, centred=method == "pearson", transform=opts["transform"], depth=depth,
+        negatives=negatives, correct_density=args["correct_density"])
+    return velocity, trans, v
+
+
+def _row_norms(v: Any) -> Any:
+    return as_rows(v).map_blocks(_norm_block, drop_axis=1, dtype=np.float64)
+
+
+def _norm_block(v: Any) -> np.ndarray:
+    v = np.asarray(v.toarray() if sparse.issparse(v) else v, dtype=np.float64)
+    return np.sqrt(np.nansum(v * v, axis=1))
+
+
+def _preserve_length(velocity: np.ndarray, trans: Any, v: Any) -> np.ndarray:
+    """Rescale each embedding velocity to the transition-weighted gene-space speed."""
+    high = compute(_row_norms(v), desc="velocity norms")[0]
+    t = as_rows(trans)
+    high_d = dask.delayed(high, traverse=False)
+    parts = [dask.delayed(_weighted_speed)(b, high_d) for b in t.to_delayed().ravel()]
+    speed = np.concatenate(compute(*parts, desc="weighted speed"))
+    low = np.linalg.norm(velocity, axis=1)
+    scaler = np.nanmedian(low) / np.nanmedian(high)
+    factor = np.divide(speed * scaler, low, out=np.zeros_like(low), where=low > 0)
+    return velocity * factor[:, None]
+
+
+def _weighted_speed(block: Any, high: np.ndarray) -> np.ndarray:
+    block = sparse.csr_matrix(block)
+    return np.asarray(block @ high).ravel()
