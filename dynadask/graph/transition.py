@@ -88,7 +88,7 @@ def _correlation_block(x_union, v, knn, block, depth, centred, transform):
 
 def _first_pass_block(x_union, v, knn, emb, block, opts):
     rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
-    w = tk.correlation_weights(corr, ptr, nbr, rows, opts["sigma"], opts["use_neg_vals"])
+    w = tk.correlation_weights(corr, ptr, nbr, rows, opts["sigma"], opts["negatives"])
     parts = ek.projection_parts(w, ptr, nbr, rows, emb)
     parts["confidence"] = tk.row_confidence(corr, ptr)
     return parts
@@ -106,7 +106,7 @@ def _csr(rows: np.ndarray, ptr: np.ndarray, nbr: np.ndarray, values: np.ndarray,
 def _second_pass_block(x_union, v, knn, block, opts, upper):
     rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
     t = tk.correlation_transition(corr, ptr, nbr, rows, upper, opts["sigma"],
-                                  opts["use_neg_vals"])
+                                  opts["negatives"])
     return _csr(rows, ptr, nbr, t, knn.shape[0])
 
 
@@ -148,7 +148,7 @@ def _stack_csr(parts: list, blocks: list[Block], n: int) -> da.Array:
 
 def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
                             transform: str = "sqrt", depth: int = 2, sigma: float = 0.1,
-                            use_neg_vals: bool = True,
+                            negatives: str = "subtract",
                             correct_density: bool = True) -> tuple[da.Array, np.ndarray]:
     """Correlation-kernel transition matrix (lazy) and the embedding velocity (computed).
 
@@ -162,7 +162,7 @@ def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
         ``(n, n)`` Dask array of float32 CSR blocks; ``(n, n_dims)`` numpy velocity.
     """
     blocks, args, knn_d, emb_d = _block_args(inp, depth)
-    opts = {"corr": (depth, centred, transform), "sigma": sigma, "use_neg_vals": use_neg_vals}
+    opts = {"corr": (depth, centred, transform), "sigma": sigma, "negatives": negatives}
     first = [dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
              for (x, v), b in zip(args, blocks, strict=True)]
     parts = compute(*first, desc="transition kernel (pass 1)")
