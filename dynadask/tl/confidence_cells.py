@@ -1,0 +1,256 @@
+"""Per-cell velocity confidence and cross-boundary direction scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anndata as ad
+import dask
+import numpy as np
+from scipy import sparse
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph import embedding as ge
+from ..graph import transition as gt
+from ..graph.blocks import as_rows, sum_rows
+from ..io import commit
+from ..kernels import embedding as ek
+from .cell_velocities import neighbour_indices
+
+_PAIRWISE = ("cosine", "correlation", "consensus")
+
+
+def cell_wise_confidence(
+    adata: ad.AnnData,
+    X_data: Any = None,
+    V_data: Any = None,
+    *,
+    ekey: str = "M_s",
+    vkey: str = "velocity_S",
+    neighbors_from_basis: bool = False,
+    method: str = "jaccard",
+) -> ad.AnnData:
+    """Per-cell confidence that a cell's velocity agrees with its neighbourhood.
+
+    - ``'cosine'`` / ``'correlation'``: mean cosine (Pearson correlation) between the cell's
+      velocity and those of its kNN neighbours (itself included).
+    - ``'consensus'``: mean of ``cos(v_i, v_j) * min(|v_i|, |v_j|) / max(|v_i|, |v_j|)``.
+    - ``'jaccard'``: Jaccard index between the two-step neighbourhoods of the kNN graph
+      (``obsp['connectivities']``) and of a kNN graph built on the future states: 30 leading
+      components (after the first) of an uncentred SVD of ``log2(x + v + 1)``.
+
+    Genes with any non-finite velocity are left out. Everything runs in row blocks.
+
+    Parameters
+    ----------
+    adata
+        AnnData with the layers and a kNN graph.
+    X_data, V_data
+        Expression and velocity to use instead of the layers.
+    ekey, vkey
+        Expression and velocity layers.
+    neighbors_from_basis
+        For ``'jaccard'``: build the present-state graph from a 30-NN search on
+        ``X_data``/``ekey`` instead of ``obsp['connectivities']``.
+    method
+        ``'jaccard'``, ``'cosine'``, ``'correlation'`` or ``'consensus'``.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``adata``, updated.
+
+    Writes
+    ------
+    obs['<method>_velocity_confidence']
+        The confidence per cell.
+
+    Raises
+    ------
+    ValueError
+        Unknown method, missing layer (run ``dyn.tl.dynamics``) or missing kNN graph.
+    """
+    if method not in (*_PAIRWISE, "jaccard"):
+        raise ValueError(f"unknown method {method!r}: use 'jaccard', 'cosine', "
+                         "'correlation' or 'consensus'")
+    x, v = _layers(adata, X_data, V_data, ekey, vkey)
+    if method == "jaccard":
+        score = _jaccard(adata, x, v, neighbors_from_basis)
+    else:
+        k = int(adata.uns.get("neighbors", {}).get("params", {}).get("n_neighbors", 30))
+        knn = neighbour_indices(adata, "", keys.DISTANCES, k)
+        score = _pairwise(v, knn, method)
+    commit(adata, "cell_wise_confidence", obs={f"{method}_velocity_confidence": score})
+    return adata
+
+
+def _layers(adata, x, v, ekey, vkey) -> tuple[Any, Any]:
+    if v is None:
+        if vkey not in adata.layers:
+            raise ValueError(f"layers[{vkey!r}] is missing: run dyn.tl.dynamics(adata) first")
+        v = adata.layers[vkey]
+    if x is None:
+        if ekey not in adata.layers:
+            raise ValueError(f"layers[{ekey!r}] is missing: run dyn.tl.moments(adata) first")
+        x = adata.layers[ekey]
+    total = compute(sum_rows(_col_sums, v), desc="finite genes")[0]
+    cols = np.flatnonzero(np.isfinite(total))
+    return x[:, cols], v[:, cols]
+
+
+def _col_sums(v: Any) -> np.ndarray:
+    return np.asarray(v.sum(0), dtype=np.float64).ravel()
+
+
+def _dense(x: Any) -> np.ndarray:
+    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+
+
+def _pairwise(v: Any, knn: np.ndarray, method: str) -> np.ndarray:
+    blocks = gt.plan_blocks(knn, as_rows(v).chunks[0][0], depth=1)
+    vr = as_rows(v)
+    parts = [dask.delayed(_pairwise_block)(vr[b.union], b, knn[b.start:b.stop], method)
+             for b in blocks]
+    return np.concatenate(compute(*parts, desc=f"{method} confidence"))
+
+
+def _pairwise_block(v_union: Any, block: gt.Block, knn: np.ndarray, method: str) -> np.ndarray:
+    v_union = _dense(v_union)
+    vi = v_union[np.searchsorted(block.union, np.arange(block.start, block.stop))]
+    vj = v_union[np.searchsorted(block.union, knn)]
+    if method == "correlation":
+        vi = vi - vi.mean(1, keepdims=True)
+        vj = vj - vj.mean(2, keepdims=True)
+    ni, nj = np.linalg.norm(vi, axis=1)[:, None], np.linalg.norm(vj, axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("ig,ikg->ik", vi, vj) / (ni * nj)
+        if method == "consensus":
+            cos = cos * np.minimum(ni, nj) / np.maximum(ni, nj)
+    return np.where(ni[:, 0] > 0, np.nanmean(np.where(nj > 0, cos, 0.0), axis=1), 0.0)
+
+
+def _future_pcs(x: Any, v: Any, n_components: int) -> np.ndarray:
+    """Uncentred SVD coordinates of ``log2(x + v + 1)``, first component dropped."""
+    stats = compute(sum_rows(_gram, x, v), desc="future-state SVD")[0]
+    vals, vecs = np.linalg.eigh(stats)
+    comps = vecs[:, np.argsort(vals)[::-1][: n_components + 1]]
+    xr, vr = as_rows(x), as_rows(v)
+    parts = [dask.delayed(_svd_block)(a, b, comps) for a, b in
+             zip(xr.to_delayed().ravel(), vr.rechunk({0: xr.chunks[0]}).to_delayed().ravel(),
+                 strict=True)]
+    return np.vstack(compute(*parts, desc="future-state coordinates"))[:, 1:]
+
+
+def _future(x: Any, v: Any) -> np.ndarray:
+    return np.log2(np.maximum(_dense(x) + _dense(v), 0.0) + 1.0)
+
+
+def _gram(x: Any, v: Any) -> np.ndarray:
+    f = _future(x, v)
+    return f.T @ f
+
+
+def _svd_block(x: Any, v: Any, comps: np.ndarray) -> np.ndarray:
+    return _future(x, v) @ comps
+
+
+def _knn_graph(coords: np.ndarray, k: int) -> sparse.csr_matrix:
+    """Symmetric 0/1 graph of the ``k``-nearest neighbours (self excluded)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=min(k, len(coords))).fit(coords).kneighbors(
+        coords, return_distance=False)
+    n = len(coords)
+    g = sparse.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), idx.shape[1]),
+                                               idx.ravel())), shape=(n, n))
+    g.setdiag(0)
+    g.eliminate_zeros()
+    return ((g + g.T) > 0).astype(np.float64).tocsr()
+
+
+def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
+    n_pcs = adata.obsm[keys.X_PCA].shape[1] if keys.X_PCA in adata.obsm else 30
+    future = _knn_graph(_future_pcs(x, v, n_pcs), 30)
+    if from_basis:
+        present = _knn_graph(ge.take_rows(x, None), 30)
+    elif keys.CONNECTIVITIES in adata.obsp:
+        present = adata.obsp[keys.CONNECTIVITIES]
+    else:
+        raise ValueError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata)")
+    pr = as_rows(present)
+    a_d = dask.delayed(_binary)(present)
+    f_d = dask.delayed(future, traverse=False)
+    starts = np.cumsum((0,) + pr.chunks[0][:-1])
+    parts = [dask.delayed(_jaccard_block)(a_d, f_d, int(s), int(c))
+             for s, c in zip(starts, pr.chunks[0], strict=True)]
+    return np.concatenate(compute(*parts, desc="jaccard confidence"))
+
+
+def _binary(g: Any) -> sparse.csr_matrix:
+    g = sparse.csr_matrix(g)
+    return (g != 0).astype(np.float64).tocsr()
+
+
+def _jaccard_block(a: sparse.csr_matrix, b: sparse.csr_matrix, start: int,
+                   count: int) -> np.ndarray:
+    a2 = (a[start:start + count] @ a) > 0
+    b2 = (b[start:start + count] @ b) > 0
+    inter = np.asarray(a2.multiply(b2).sum(1)).ravel()
+    union = np.asarray((a2 + b2).sum(1)).ravel()
+    return np.divide(inter, union, out=np.zeros(count), where=union > 0)
+
+
+def cross_boundary_direction(
+    adata: ad.AnnData,
+    cluster_key: str,
+    transitions: Sequence[tuple[str, str]],
+    *,
+    basis: str = "umap",
+    vkey: str | None = None,
+    n_neighbors: int = 30,
+) -> dict[tuple[str, str], float]:
+    """How well embedding velocities point across known boundaries between cell groups.
+
+    For a transition ``A -> B``: for each cell of ``A`` with kNN neighbours in ``B``, the mean
+    cosine between its velocity and its displacements to those neighbours in the embedding;
+    the score is the mean over such cells (1: straight across, -1: backwards, 0: random).
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``obsm['X_<basis>']``, ``obsm['velocity_<basis>']`` and a kNN graph.
+    cluster_key
+        ``obs`` column of group labels.
+    transitions
+        ``(source, target)`` pairs of labels.
+    basis
+        Embedding.
+    vkey
+        Velocity key in ``obsm`` (default ``'velocity_<basis>'``).
+    n_neighbors
+        Neighbours per cell (self included) from ``obsp['distances']``.
+
+    Returns
+    -------
+    dict
+        Score per transition (NaN when no cell of ``A`` neighbours ``B``).
+    """
+    name = keys.basis_key(basis)
+    vname = vkey or keys.velocity_key(name[2:])
+    for k in (name, vname):
+        if k not in adata.obsm:
+            raise ValueError(f"obsm[{k!r}] is missing: run dyn.tl.cell_velocities(adata, "
+                             f"basis={basis!r}) first")
+    labels = np.asarray(adata.obs[cluster_key].astype(str))
+    knn = neighbour_indices(adata, "", keys.DISTANCES, n_neighbors)[:, 1:]
+    emb = ge.take_rows(adata.obsm[name], None)
+    vel = ge.take_rows(adata.obsm[vname], None)
+    scores = {}
+    for src, dst in transitions:
+        cells = np.flatnonzero(labels == src)
+        nb = knn[cells]
+        s = ek.direction_scores(vel[cells], emb[cells], emb[nb], labels[nb] == dst)
+        scores[(src, dst)] = float(np.nanmean(s)) if np.isfinite(s).any() else float("nan")
+    return scores
