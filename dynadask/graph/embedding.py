@@ -51,16 +51,22 @@ def fit_umap(x_fit: np.ndarray, umap_kwargs: dict[str, Any]) -> Any:
     return model
 
 
-def transform_rows(x: Any, model: Any, fit_idx: np.ndarray) -> da.Array:
+TRANSFORM_ROWS = 20_000
+
+
+def transform_rows(x: Any, model: Any, fit_idx: np.ndarray,
+                   rows: int = TRANSFORM_ROWS) -> da.Array:
     """Embed every cell with a fitted model, block by block (lazy).
 
-    Fitted cells keep their fitted coordinates; the others go through ``model.transform``.
-    The model is one shared object of the graph.
+    Fitted cells keep their fitted coordinates; the others go through ``model.transform``
+    in blocks of ``rows`` cells counted from the first cell, whatever the input's chunks
+    (UMAP's transform places a batch jointly, so fixed blocks make the result independent of
+    how the input is chunked). The model is one shared object of the graph.
     """
     n = x.shape[0]
     pos = np.full(n, -1, dtype=np.int64)
     pos[fit_idx] = np.arange(len(fit_idx))
-    xr = as_rows(x)
+    xr = as_rows(x, rows=min(rows, max(n, 1)))
     warm = take_rows(x, np.arange(min(2, n)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
