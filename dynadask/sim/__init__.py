@@ -1,1 +1,36 @@
-"""Simulations of splicing and metabolic-labelling experiments with known truth."""
+"""Simulations of splicing and metabolic-labelling experiments with known truth.
+
+``simulate`` returns an in-memory AnnData; ``simulate_store`` writes the same cells straight
+into a Zarr store, block by block on the active Dask scheduler. Models: independent genes,
+the two-gene bifurcation (toggle switch) and oscillator, and the neurogenesis motif.
+"""
+
+from .designs import EXPERIMENTS
+from .models import (
+    MODELS,
+    Network,
+    bifur2genes_params,
+    bifur2genes_splicing_params,
+    build_network,
+    neurongenesis_params,
+    osc2genes_params,
+    osc2genes_splicing_params,
+)
+from .simulate import simulate, simulate_store
+from .truth import fixed_points, vector_field
+
+__all__ = [
+    "EXPERIMENTS",
+    "MODELS",
+    "Network",
+    "bifur2genes_params",
+    "bifur2genes_splicing_params",
+    "build_network",
+    "fixed_points",
+    "neurongenesis_params",
+    "osc2genes_params",
+    "osc2genes_splicing_params",
+    "simulate",
+    "simulate_store",
+    "vector_field",
+]
