@@ -4,8 +4,10 @@ Same species, reactions, label windows, seeding and initial means as
 :mod:`dynadask.kernels.gillespie`.
 
 * Chemical Langevin (``noise=True``): Euler-Maruyama steps of at most ``dt``, each reaction
-  channel firing ``a h + sqrt(a h) N(0, 1)`` times, levels kept non-negative, rounded to
-  counts at harvest. Steps are aligned with the label window's edges.
+  channel firing ``a h + sqrt(a h) N(0, 1)`` times, or a Poisson number of times of mean
+  ``a h`` when that mean is small (``POISSON_BELOW``: tau-leaping, which keeps the means
+  right near zero), levels kept non-negative, rounded to counts at harvest. Steps are
+  aligned with the label window's edges.
 * Mean ODE (``noise=False``): the deterministic means are integrated and the counts drawn as
   independent Poissons around them. For networks whose transcription rates do not depend on
   the state (independent genes) the means come from the closed-form solution and the result
@@ -22,6 +24,8 @@ from numba import njit
 
 from .gillespie import init_state
 from .sim_network import fill_alpha
+
+POISSON_BELOW = 10.0  # expected firings per step under which a channel leaps by a Poisson draw
 
 
 @njit(cache=True)
@@ -48,7 +52,13 @@ def linear_segment(st, alpha, beta, gamma, h, labelled):
 
 @njit(cache=True)
 def _noisy(f, noise):
-    return f + math.sqrt(f) * np.random.standard_normal() if noise else f  # noqa: NPY002
+    # Langevin increment; a Poisson leap where the channel fires rarely in a step (the Gaussian
+    # approximation breaks down there and truncation at zero would bias the means)
+    if not noise:
+        return f
+    if f < POISSON_BELOW:
+        return float(np.random.poisson(f))  # noqa: NPY002
+    return f + math.sqrt(f) * np.random.standard_normal()  # noqa: NPY002
 
 
 @njit(cache=True)
