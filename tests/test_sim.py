@@ -232,12 +232,6 @@ def test_store_equals_memory(tmp_path):
         dyn.sim.simulate_store(path, "bifurcation", 10)
 
 
-def test_store_on_a_cluster_equals_memory(tmp_path, local_client):
-    kw = dict(seed=9, method="langevin", n_genes=30)
-    path = dyn.sim.simulate_store(tmp_path / "c.zarr", "independent", 700, chunk_cells=200, **kw)
-    _compare(dyn.sim.simulate("independent", 700, **kw), dyn.io.open(path))
-
-
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -258,3 +252,29 @@ def test_errors_name_the_problem(kwargs, match):
     kwargs = {"model": "independent", "n_cells": 10, **kwargs}
     with pytest.raises(ValueError, match=match):
         dyn.sim.simulate(kwargs.pop("model"), kwargs.pop("n_cells"), **kwargs)
+
+
+def test_store_simulates_each_block_once(tmp_path, monkeypatch):
+    import dask
+
+    import dynadask.graph.sim as graph_sim
+
+    calls = []
+    original = graph_sim.simulate_block
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["start"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(graph_sim, "simulate_block", counting)
+    with dask.config.set(scheduler="sync"):
+        dyn.sim.simulate_store(tmp_path / "once.zarr", "bifurcation", 300, chunk_cells=100,
+                               method="ode", experiment_type="one-shot")
+    assert sorted(calls) == [0, 100, 200]
+
+
+# keep last: the module-scoped cluster stays the default scheduler until the module ends
+def test_store_on_a_cluster_equals_memory(tmp_path, local_client):
+    kw = dict(seed=9, method="langevin", n_genes=30)
+    path = dyn.sim.simulate_store(tmp_path / "c.zarr", "independent", 700, chunk_cells=200, **kw)
+    _compare(dyn.sim.simulate("independent", 700, **kw), dyn.io.open(path))

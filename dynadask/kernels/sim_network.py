@@ -26,6 +26,21 @@ KINDS = {"const": CONST, "act": ACT, "inh": INH, "sum_act": SUM_ACT, "prod_act":
 
 
 @njit(cache=True)
+def _power(x, n):
+    # x ** n by repeated squaring for whole exponents (the usual Hill coefficients)
+    k = int(n)
+    if k != n or k < 0 or k > 64:
+        return x**n
+    out = 1.0
+    while k:
+        if k & 1:
+            out *= x
+        x *= x
+        k >>= 1
+    return out
+
+
+@njit(cache=True)
 def _term(s, kind, inputs, par):
     a, k, n = par[0], par[1], par[2]
     if kind == CONST:
@@ -36,11 +51,11 @@ def _term(s, kind, inputs, par):
         i = inputs[j]
         if i < 0:
             break
-        v = float(s[i]) ** n
+        v = _power(float(s[i]), n)
         if j == 0:
             first = v
         acc = acc * v if kind == PROD_ACT else acc + v
-    kn = k**n
+    kn = _power(k, n)
     den = kn + acc
     if den <= 0.0:
         return 0.0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import dask
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -99,6 +100,13 @@ def _frames(net: Network, sched: pd.DataFrame, traj: np.ndarray) -> tuple:
     return obs, var
 
 
+def _default_rows(n_cells: int, n_cols: int) -> int:
+    # simulating costs far more than writing: aim for >= 8 tasks so every worker is busy
+    policy = get_chunk_policy()
+    rows = min(policy.rows_per_block(n_cols, n_cells), -(-n_cells // 8))
+    return max(rows, min(policy.min_rows, n_cells))
+
+
 def _plan(model, n_cells, params, *, experiment_type="conventional", label_time=None,
           chase_time=None, pulse_time=None, method="ssa", t_span=None, n_genes=20,
           start="zero", n_traj=10, r_aug=20.0, tau=3.0, dt=None, layers=None,
@@ -119,12 +127,12 @@ def _plan(model, n_cells, params, *, experiment_type="conventional", label_time=
     dt = dt or 0.05 / float(max(net.beta.max(), net.gamma.max()))
     truth = ("velocity_U_true", "velocity_S_true") * bool(true_velocity)
     truth += ("alpha_true",) if true_velocity and net.coupled else ()
-    rows = chunk_cells or get_chunk_policy().rows_per_block(
-        net.n_genes * (len(layers) + len(truth)), int(n_cells))
+    n_cols = net.n_genes * (len(layers) + len(truth))
+    rows = int(chunk_cells or _default_rows(int(n_cells), n_cols))
     kernel_net = {**net.as_dict(), "x0": net.x0, "coupled": net.coupled}
-    blocks = simulation_blocks(kernel_net, cells, rows=int(rows), seed=int(seed), method=method,
+    blocks = simulation_blocks(kernel_net, cells, rows=rows, seed=int(seed), method=method,
                                dt=float(dt), layers=layers, truth=truth)
-    sizes = [min(rows, n_cells - i) for i in range(0, int(n_cells), int(rows))]
+    sizes = [min(rows, n_cells - i) for i in range(0, int(n_cells), rows)]
     rec = _record(net, exp, method, seed, span, sched)
     obs, var = _frames(net, sched, traj)
     x_layer = next((k for k in ("spliced", "total") if k in layers), layers[0])
@@ -238,8 +246,11 @@ def simulate_store(path: str | Path, model: str | Network = "independent",
     """
     plan = _plan(model, n_cells, params, **options)
     lazy = plan.lazy()
-    path = create_store(path, plan.obs, plan.var, lazy, X=lazy[plan.x_layer], uns=plan.uns,
-                        chunk_cells=plan.sizes[0], overwrite=overwrite)
+    # without low-level fusion every layer's writer shares its block's one simulation task
+    # (fused, each layer would carry, and run, its own copy of the simulation)
+    with dask.config.set({"optimization.fuse.active": False}):
+        path = create_store(path, plan.obs, plan.var, lazy, X=lazy[plan.x_layer],
+                            uns=plan.uns, chunk_cells=plan.sizes[0], overwrite=overwrite)
     if plan.typed_by:
         adata = open_store(path)
         rec = plan.uns["sim"]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.sim_network import full_jacobian, reduced_field
+from ..kernels.sim_network import full_jacobian, is_coupled, reduced_field
 from .models import Network, build_network
 
 NetLike = Network | Mapping | str
@@ -111,10 +111,11 @@ def fixed_points(model: NetLike = "bifurcation", params: Mapping | None = None, 
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Return the fixed points of a simulated network in spliced space and their stability.
 
-    Found by Newton's method from a grid (two genes) or random points (more genes) and from
-    where the flow takes those points, kept when the velocity vanishes to ``tol`` (relative
-    to the levels), de-duplicated. Stability is read from the eigenvalues of the full
-    ``(u, s)`` system's Jacobian.
+    With constant transcription the only fixed point is ``alpha / gamma`` (stable).
+    Otherwise they are found by Newton's method from a grid (two genes) or random points
+    (more genes) and from where the flow takes those points, kept when the velocity
+    vanishes to ``tol`` (relative to the levels), de-duplicated. Stability is read from the
+    eigenvalues of the full ``(u, s)`` system's Jacobian.
 
     Returns
     -------
@@ -124,6 +125,8 @@ def fixed_points(model: NetLike = "bifurcation", params: Mapping | None = None, 
         (k,) whether each point is asymptotically stable.
     """
     net = _net_dict(model, params)
+    if not is_coupled(net["inputs"], net["kind"]):  # constant transcription: one stable point
+        return upper_levels(net)[None], np.ones(1, dtype=bool)
     starts, top = _starts(net, n_starts, seed)
     horizon = 10.0 / float(np.min(net["gamma"]))
     cand = _newton(np.vstack([starts, _relax(starts, net, horizon)]), net)
