@@ -1,1 +1,37 @@
 """Preprocessing: filters, size factors, normalisation, feature genes and PCA."""
+
+from .gene_selection import select_genes_monocle
+from .normalization import (
+    calc_sz_factor,
+    log1p,
+    normalize,
+    normalize_cell_expr_by_size_factors,
+)
+from .pca import pca
+from .preprocessor import Preprocessor, recipe_monocle
+from .qc import (
+    basic_stats,
+    filter_cells,
+    filter_cells_by_outliers,
+    filter_genes,
+    filter_genes_by_outliers,
+)
+
+normalize_cells = normalize
+
+__all__ = [
+    "Preprocessor",
+    "basic_stats",
+    "calc_sz_factor",
+    "filter_cells",
+    "filter_cells_by_outliers",
+    "filter_genes",
+    "filter_genes_by_outliers",
+    "log1p",
+    "normalize",
+    "normalize_cell_expr_by_size_factors",
+    "normalize_cells",
+    "pca",
+    "recipe_monocle",
+    "select_genes_monocle",
+]

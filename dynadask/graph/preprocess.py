@@ -1,0 +1,138 @@
+"""Graph builders of preprocessing: QC reductions, size-factor scaling, gene moments.
+
+Cells are in row blocks, genes in one block. Per-cell results (a few columns) and per-gene
+results (a few rows) are lazy; the caller computes them together in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from scipy import sparse
+
+from ..kernels import pca as kpca
+from ..kernels import preprocess as kpp
+from .blocks import ArrayLike, align_rows, map_rows, sum_rows
+
+_CSR_META = sparse.csr_matrix((0, 0), dtype=np.float32)
+
+
+def qc_sums(
+    layers: Mapping[str, ArrayLike],
+    *,
+    mito: np.ndarray | None = None,
+    shared: Sequence[Sequence[str]] = (),
+) -> tuple[da.Array, Any]:
+    """Lazy per-cell and per-gene counts of several raw layers, in one pass over the data.
+
+    Parameters
+    ----------
+    layers
+        Raw count layers by name (same cells and genes).
+    mito
+        Boolean mask of mitochondrial genes (their total in the first layer is kept per cell).
+    shared
+        Sets of layer names whose shared counts (where all are positive) are summed.
+
+    Returns
+    -------
+    tuple
+        ``cells``: dask array ``(n_cells, 2 * n_layers + 1 + len(shared))`` (per layer: genes
+        detected, total; the mitochondrial total; the shared counts of each set).
+        ``genes``: a Delayed dict with ``ncells``, ``sum`` (``(n_layers, n_genes)``) and
+        ``shared`` (``(len(shared), n_genes)``). A layer with NaN or negative values makes
+        the computation raise ``ValueError``.
+    """
+    names = list(layers)
+    arrays = list(layers.values())
+    sets = [[names.index(n) for n in members] for members in shared]
+    n_cols = 2 * len(arrays) + 1 + len(sets)
+    cells = map_rows(
+        kpp.cell_sums, *arrays, n_cols=n_cols, dtype=np.float64, mito=mito, shared=sets
+    )
+    genes = sum_rows(kpp.gene_sums, *arrays, names=names, shared=sets)
+    return cells, genes
+
+
+def _stats_block(block, sf, genes=None, gram=True, log=False, gram_log=True) -> dict:
+    out = kpp.normalized_gene_moments(block, sf, log)
+    if gram:
+        moments = kpca.cross_moments(block, sf, genes, gram_log)
+        out.update(lsum=moments["sum"], gram=moments["gram"])
+    return out
+
+
+def normalized_stats(
+    x: ArrayLike,
+    size_factors: np.ndarray,
+    *,
+    log: bool = False,
+    gram_genes: np.ndarray | None = None,
+    gram_log: bool = True,
+) -> Any:
+    """Lazy per-gene moments of ``x / s``, with the PCA cross-product of ``log1p(x / s)``.
+
+    Parameters
+    ----------
+    x
+        Raw counts (cells x genes).
+    size_factors
+        One size factor per cell.
+    log
+        Take the moments of ``log1p(x / s)`` instead.
+    gram_genes
+        Genes (integer indices) over which the cross-product is accumulated; ``None`` skips it.
+    gram_log
+        Accumulate the cross-product of ``log1p(x / s)`` (else of ``x / s``).
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Dict with ``n``, ``sum``, ``sumsq`` (all genes) and, with ``gram_genes``, ``lsum``
+        and ``gram`` over those genes.
+    """
+    return sum_rows(
+        _stats_block,
+        x,
+        np.asarray(size_factors, dtype=np.float64),
+        genes=gram_genes,
+        gram=gram_genes is not None,
+        log=log,
+        gram_log=gram_log,
+    )
+
+
+def _with_factor_column(x: ArrayLike, size_factors: np.ndarray) -> tuple[da.Array, da.Array]:
+    xd, sd = align_rows(x, np.asarray(size_factors, dtype=np.float64))
+    return xd, sd[:, None]
+
+
+def _scale(block, sf, dtype=np.float32):
+    return kpp.scale_rows(block, np.asarray(sf).ravel(), dtype=dtype)
+
+
+def scaled(x: ArrayLike, size_factors: np.ndarray, *, log: bool = False) -> da.Array:
+    """Lazy ``x / s`` (or ``log1p(x / s)``) as CSR row blocks, float32; never densified."""
+    xd, sd = _with_factor_column(x, size_factors)
+    out = da.map_blocks(_scale, xd, sd, dtype=np.float32, meta=_CSR_META)
+    if log:
+        out = out.map_blocks(kpp.log1p_block, dtype=np.float32, meta=_CSR_META)
+    return out
+
+
+def _totals(*blocks) -> np.ndarray:
+    return kpp.cell_sums(*blocks)[:, 1:-1:2]
+
+
+def cell_totals(*arrays: ArrayLike) -> da.Array:
+    """Lazy per-cell totals of several layers, ``(n_cells, n_layers)`` float64."""
+    return map_rows(_totals, *arrays, n_cols=len(arrays), dtype=np.float64)
+
+
+def log1p_layer(x: ArrayLike) -> da.Array:
+    """Lazy ``log1p`` of a layer's stored values as CSR row blocks, float32."""
+    xd = align_rows(x)[0]
+    return xd.map_blocks(kpp.log1p_block, dtype=np.float32, meta=_CSR_META)

@@ -1,0 +1,104 @@
+"""Per-block kernels of exact PCA: cross-product moments, the eigen-solution, projection.
+
+The PCA input is ``log1p(x / s)`` restricted to a set of genes (``x`` a row block of counts,
+``s`` the cells' size factors). A row block contributes its per-gene sums and its genes x genes
+cross-product (dense, float64); summed over all blocks they give the covariance, whose
+eigenvectors are the principal axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from .preprocess import as_csr
+
+
+def log_norm(block, size_factors: np.ndarray, genes: np.ndarray | None = None, log: bool = True):
+    """Return ``log1p(x / s)`` (or ``x / s``) of a block as CSR float64, on ``genes`` if given."""
+    csr = as_csr(block)
+    if genes is not None:
+        csr = csr[:, genes]
+    csr = csr.astype(np.float64)
+    sf = np.asarray(size_factors, dtype=np.float64).ravel()
+    csr.data = csr.data / np.repeat(sf, np.diff(csr.indptr))
+    if log:
+        csr.data = np.log1p(csr.data)
+    return csr
+
+
+def cross_moments(
+    block, size_factors: np.ndarray, genes: np.ndarray | None = None, log: bool = True
+) -> dict:
+    """Sums and cross-product of ``log1p(x / s)`` over one row block.
+
+    Parameters
+    ----------
+    block
+        Counts, cells x genes (numpy or scipy sparse).
+    size_factors
+        One size factor per cell of the block.
+    genes
+        Integer indices of the genes to keep (all when ``None``).
+    log
+        Take ``log1p`` after dividing by the size factors.
+
+    Returns
+    -------
+    dict
+        ``n`` (1-element), ``sum`` (``(g,)``) and ``gram`` (``(g, g)``), float64.
+    """
+    y = log_norm(block, size_factors, genes, log).toarray()  # one block dense at a time
+    return {"n": np.array([float(y.shape[0])]), "sum": y.sum(axis=0), "gram": y.T @ y}
+
+
+def pca_from_moments(
+    n: float, total: np.ndarray, gram: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Principal axes from summed moments (exact PCA of the centred data).
+
+    Parameters
+    ----------
+    n
+        Number of cells.
+    total, gram
+        Per-gene sums and the genes x genes cross-product summed over cells.
+    n_components
+        Number of axes to keep (at most the number of genes).
+
+    Returns
+    -------
+    tuple
+        ``mean`` (g,), ``components`` (g x k, unit columns), ``explained_variance``
+        (k, population variance of each component) and ``explained_variance_ratio`` (k).
+        The sign of each axis is fixed so that its largest-magnitude loading is positive.
+    """
+    mean = total / n
+    cov = gram / n - np.outer(mean, mean)
+    cov = (cov + cov.T) / 2
+    g = cov.shape[0]
+    k = min(n_components, g)
+    values, vectors = linalg.eigh(cov, subset_by_index=[g - k, g - 1])
+    order = np.argsort(values)[::-1]
+    values, vectors = np.clip(values[order], 0, None), vectors[:, order]
+    biggest = np.argmax(np.abs(vectors), axis=0)
+    vectors = vectors * np.sign(vectors[biggest, np.arange(k)])
+    total_var = max(float(np.trace(cov)), np.finfo(float).tiny)
+    return mean, vectors, values, values / total_var
+
+
+def project(
+    block,
+    size_factors: np.ndarray,
+    genes: np.ndarray,
+    mean: np.ndarray,
+    components: np.ndarray,
+    log: bool = True,
+) -> np.ndarray:
+    """``(log1p(x / s)[:, genes] - mean) @ components`` for one row block, float32.
+
+    The product is taken on the sparse values; the mean's projection is subtracted after.
+    """
+    y = log_norm(block, size_factors, genes, log)
+    out = np.asarray(y @ components) - (mean @ components)[None, :]
+    return out.astype(np.float32)

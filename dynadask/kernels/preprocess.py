@@ -1,0 +1,176 @@
+"""Per-block kernels of preprocessing: count checks, QC sums, size-factor scaling, gene moments.
+
+Each function works on one row block (numpy array or scipy sparse matrix, cells x genes) and
+returns numpy arrays (float64 for sums) or a CSR block. No Dask, no AnnData.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+
+
+def as_csr(block) -> sparse.csr_matrix:
+    """Return ``block`` as a CSR matrix (dense input is converted, sparse kept)."""
+    if sparse.issparse(block):
+        return sparse.csr_matrix(block)
+    return sparse.csr_matrix(np.asarray(block))
+
+
+def _values(block) -> np.ndarray:
+    return block.data if sparse.issparse(block) else np.asarray(block)
+
+
+def check_counts(block, name: str = "layer") -> None:
+    """Raise ``ValueError`` if a block holds NaN, infinite or negative values.
+
+    Parameters
+    ----------
+    block
+        One row block of an expression layer.
+    name
+        The layer's name, used in the message.
+    """
+    values = _values(block)
+    if values.size == 0:
+        return
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"{name} holds NaN or infinite values: preprocessing needs raw counts; "
+            "replace them (e.g. with 0) before calling the recipe"
+        )
+    if values.min() < 0:
+        raise ValueError(
+            f"{name} holds negative values: preprocessing needs raw, non-negative counts "
+            "(was the layer already scaled or centred?)"
+        )
+
+
+def cell_sums(
+    *blocks, mito: np.ndarray | None = None, shared: Sequence[Sequence[int]] = ()
+) -> np.ndarray:
+    """Per-cell detected-gene counts and totals of each block, mitochondrial and shared totals.
+
+    Parameters
+    ----------
+    *blocks
+        Aligned row blocks of several layers (same cells, same genes).
+    mito
+        Boolean mask of mitochondrial genes; their total in the first block is appended.
+    shared
+        Sets of block indices; for each set, the cell's shared counts (sum over genes of
+        the set's values where all of them are positive) are appended.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_rows, 2 * len(blocks) + 1 + len(shared))`` float64: for each layer its count
+        of genes > 0 and its total, the mitochondrial total of the first layer (0 without
+        ``mito``), then one column per shared set.
+    """
+    csrs = [as_csr(b) for b in blocks]
+    n, k = csrs[0].shape[0], 2 * len(csrs)
+    out = np.zeros((n, k + 1 + len(shared)))
+    for i, csr in enumerate(csrs):
+        out[:, 2 * i] = np.diff((csr > 0).indptr)
+        out[:, 2 * i + 1] = np.asarray(csr.sum(axis=1, dtype=np.float64)).ravel()
+    if mito is not None and np.any(mito):
+        first = csrs[0][:, np.flatnonzero(mito)]
+        out[:, k] = np.asarray(first.sum(axis=1, dtype=np.float64)).ravel()
+    for j, members in enumerate(shared):
+        out[:, k + 1 + j] = shared_counts([csrs[i] for i in members], axis=1, n_out=n)
+    return out
+
+
+def gene_sums(*blocks, names: Sequence[str] = (), shared: Sequence[Sequence[int]] = ()) -> dict:
+    """Per-gene sums of one row block of several layers, after checking they hold counts.
+
+    Parameters
+    ----------
+    *blocks
+        Aligned row blocks of several layers.
+    names
+        Layer names (for error messages), one per block.
+    shared
+        Sets of block indices; for each set, per gene, the sum over cells of the set's
+        values in the cells where all of them are positive.
+
+    Returns
+    -------
+    dict
+        ``ncells`` and ``sum`` (``(len(blocks), n_genes)``) and ``shared``
+        (``(len(shared), n_genes)``), float64.
+
+    Raises
+    ------
+    ValueError
+        If a block holds NaN, infinite or negative values.
+    """
+    names = list(names) or [f"layer {i}" for i in range(len(blocks))]
+    csrs = [as_csr(b) for b in blocks]
+    n_genes = csrs[0].shape[1]
+    ncells = np.zeros((len(csrs), n_genes))
+    sums = np.zeros((len(csrs), n_genes))
+    for i, (csr, name) in enumerate(zip(csrs, names, strict=True)):
+        check_counts(csr, name)
+        ncells[i] = np.bincount((csr > 0).indices, minlength=n_genes)
+        sums[i] = np.asarray(csr.sum(axis=0, dtype=np.float64)).ravel()
+    common = np.zeros((len(shared), n_genes))
+    for j, members in enumerate(shared):
+        common[j] = shared_counts([csrs[i] for i in members], axis=0, n_out=n_genes)
+    return {"ncells": ncells, "sum": sums, "shared": common}
+
+
+def shared_counts(csrs: Sequence[sparse.csr_matrix], axis: int, n_out: int) -> np.ndarray:
+    """Sum of the layers' values over the entries where every layer is positive, along ``axis``.
+
+    An empty set of layers gives zeros of length ``n_out``.
+    """
+    if not csrs:
+        return np.zeros(n_out)
+    mask = csrs[0] > 0
+    for csr in csrs[1:]:
+        mask = mask.multiply(csr > 0)
+    mask = sparse.csr_matrix(mask, dtype=np.float64)
+    total = mask.multiply(csrs[0])
+    for csr in csrs[1:]:
+        total = total + mask.multiply(csr)
+    return np.asarray(total.sum(axis=axis), dtype=np.float64).ravel()
+
+
+def scale_rows(block, size_factors: np.ndarray, dtype=np.float32) -> sparse.csr_matrix:
+    """Divide each row of a block by its cell's size factor; the result stays sparse (CSR)."""
+    csr = as_csr(block).astype(dtype)
+    sf = np.asarray(size_factors, dtype=np.float64).ravel()
+    csr.data = (csr.data / np.repeat(sf, np.diff(csr.indptr))).astype(dtype)
+    return csr
+
+
+def log1p_block(block, dtype=np.float32) -> sparse.csr_matrix:
+    """``log(1 + x)`` of a block's stored values (zeros stay zero, the block stays CSR)."""
+    csr = as_csr(block).astype(dtype)
+    csr.data = np.log1p(csr.data).astype(dtype)
+    return csr
+
+
+def normalized_gene_moments(block, size_factors: np.ndarray, log: bool = False) -> dict:
+    """Per-gene sums of ``y = x / s`` and ``y**2`` of one row block (for dispersion fits).
+
+    With ``log``, ``y = log1p(x / s)``.
+
+    Returns
+    -------
+    dict
+        ``sum`` and ``sumsq``, ``(n_genes,)`` float64; ``n`` (number of cells, 1-element).
+    """
+    x = scale_rows(block, size_factors, dtype=np.float64)
+    if log:
+        x.data = np.log1p(x.data)
+    sq = x.multiply(x)
+    return {
+        "sum": np.asarray(x.sum(axis=0)).ravel(),
+        "sumsq": np.asarray(sq.sum(axis=0)).ravel(),
+        "n": np.array([float(x.shape[0])]),
+    }

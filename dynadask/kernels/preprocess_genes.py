@@ -1,0 +1,49 @@
+"""Feature-gene scores from per-gene moments: monocle-style dispersion versus mean.
+
+Works on per-gene arrays (already reduced over cells), not on blocks of cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mean_cv(total: np.ndarray, total_sq: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene ``log2`` mean and ``log2`` coefficient of variation (population s.d.).
+
+    Genes with zero mean get 0 for both.
+    """
+    mu = np.asarray(total, dtype=np.float64) / n
+    var = np.clip(np.asarray(total_sq, dtype=np.float64) / n - mu**2, 0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_m = np.log2(mu)
+        log_cv = np.log2(np.sqrt(var) / mu)
+    zero = mu == 0
+    log_m[zero], log_cv[zero] = 0.0, 0.0
+    return log_m, log_cv
+
+
+def svr_scores(
+    log_m: np.ndarray, log_cv: np.ndarray, svr_gamma: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Residual of ``log_cv`` over an RBF support-vector regression on ``log_m``.
+
+    ``svr_gamma`` defaults to ``150 / n_genes``. Returns the scores and the gamma used.
+    """
+    from sklearn.svm import SVR
+
+    gamma = 150.0 / len(log_m) if svr_gamma is None else svr_gamma
+    fit = SVR(gamma=gamma).fit(np.asarray(log_m)[:, None], log_cv)
+    return np.asarray(log_cv) - fit.predict(np.asarray(log_m)[:, None]), gamma
+
+
+def top_scores(score: np.ndarray, n_top: int) -> np.ndarray:
+    """Mask of the ``n_top`` highest finite scores (ties at the cut: first in gene order)."""
+    score = np.asarray(score, dtype=np.float64)
+    valid = np.flatnonzero(np.isfinite(score))
+    mask = np.zeros(score.size, dtype=bool)
+    if valid.size == 0 or n_top <= 0:
+        return mask
+    nth = np.sort(score[valid])[::-1][min(n_top, valid.size) - 1]
+    mask[valid[score[valid] >= nth][:n_top]] = True
+    return mask

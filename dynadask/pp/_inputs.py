@@ -1,0 +1,146 @@
+"""Resolve the expression layers of an AnnData and describe its experiment (uns['pp'])."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph.preprocess import cell_totals
+
+# raw count layers, in the order dynamo lists them
+SPLICING = ("spliced", "unspliced")
+LABELLING = ("new", "total")
+SPLICING_LABELLING = keys.LABELLING_LAYERS
+RAW_LAYERS = SPLICING + LABELLING + SPLICING_LABELLING
+EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm", "mix_pulse_chase")
+
+
+def x_counts(adata: ad.AnnData) -> Any:
+    """Return the counts behind ``X``: ``adata.X``, else the spliced (or total) layer.
+
+    Raises
+    ------
+    ValueError
+        If there is neither ``X`` nor a spliced/total layer.
+    """
+    if adata.X is not None:
+        return adata.X
+    for name in (keys.SPLICED, keys.TOTAL):
+        if name in adata.layers:
+            return adata.layers[name]
+    raise ValueError(
+        "this AnnData has no X and no 'spliced' or 'total' layer: preprocessing needs raw "
+        f"counts (layers present: {sorted(adata.layers)})"
+    )
+
+
+def raw_layers(adata: ad.AnnData, layers: str | list[str] = "all") -> dict[str, Any]:
+    """Return the raw count matrices to process by name, ``'X'`` first.
+
+    Parameters
+    ----------
+    adata
+        The AnnData.
+    layers
+        ``'all'`` (X and every raw layer present: spliced, unspliced, new, total, uu, ul,
+        su, sl) or a list of names (``'X'`` allowed).
+
+    Raises
+    ------
+    KeyError
+        If a requested layer is not in ``adata.layers``.
+    """
+    wanted = (
+        ["X", *RAW_LAYERS]
+        if layers == "all"
+        else [layers]
+        if isinstance(layers, str)
+        else list(layers)
+    )
+    missing = [n for n in wanted if n != "X" and n not in adata.layers and layers != "all"]
+    if missing:
+        raise KeyError(f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})")
+    out = {"X": x_counts(adata)} if "X" in wanted else {}
+    out.update({n: adata.layers[n] for n in wanted if n != "X" and n in adata.layers})
+    return out
+
+
+def total_layers(adata: ad.AnnData) -> list[str] | None:
+    """The layers summed into total RNA for the total size factor (labelling data), or ``None``."""
+    present = set(adata.layers)
+    if set(SPLICING_LABELLING) <= present:
+        return list(SPLICING_LABELLING)
+    if set(LABELLING) <= present:
+        return [keys.TOTAL]
+    return None
+
+
+def experiment_info(
+    adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+) -> dict[str, Any]:
+    """Describe the experiment as dynamo records it in ``uns['pp']``.
+
+    Raises
+    ------
+    ValueError
+        If labelling layers are present and ``tkey`` is not an obs column (and no ``time``
+        column exists), or ``experiment_type`` is unknown.
+    """
+    present = set(adata.layers)
+    splicing_labelling = set(SPLICING_LABELLING) <= present
+    has_labelling = splicing_labelling or set(LABELLING) <= present
+    has_splicing = splicing_labelling or set(SPLICING) <= present
+    if has_labelling:
+        tkey = _check_tkey(adata, tkey)
+    if experiment_type is not None and experiment_type not in EXPERIMENT_TYPES:
+        raise ValueError(
+            f"unknown experiment_type {experiment_type!r}: use one of {EXPERIMENT_TYPES}"
+        )
+    if experiment_type is None:
+        experiment_type = "conventional"
+        if has_labelling:
+            experiment_type = _infer_labelling_type(adata, tkey)
+    layers = ["X"] + [n for n in RAW_LAYERS if n in present]
+    return {
+        "tkey": tkey,
+        "has_splicing": has_splicing,
+        "has_labeling": has_labelling,
+        "has_protein": "protein" in adata.obsm,
+        "splicing_labeling": splicing_labelling,
+        "experiment_type": experiment_type,
+        "experiment_layers": layers,
+        "experiment_total_layers": total_layers(adata),
+    }
+
+
+def _check_tkey(adata: ad.AnnData, tkey: str | None) -> str:
+    if tkey is None and "time" in adata.obs:
+        warnings.warn("no tkey given: using obs['time'] as the labelling time", stacklevel=3)
+        tkey = "time"
+    if tkey is None or tkey not in adata.obs:
+        raise ValueError(
+            f"labelling layers are present but tkey={tkey!r} is not an obs column: pass the "
+            "obs column that holds each cell's labelling time as tkey"
+        )
+    if np.nanmax(np.asarray(adata.obs[tkey], dtype=float)) > 60:
+        warnings.warn("labelling times above 60: hours are the recommended unit", stacklevel=3)
+    return tkey
+
+
+def _infer_labelling_type(adata: ad.AnnData, tkey: str) -> str:
+    """one-shot for a single labelling time; else kin if the labelled fraction grows with time."""
+    t = np.asarray(adata.obs[tkey], dtype=float)
+    if np.unique(t).size == 1:
+        return "one-shot"
+    names = ("ul", "sl", "uu", "su") if keys.NEW not in adata.layers else (keys.NEW, keys.TOTAL)
+    (cells,) = compute(cell_totals(*[adata.layers[n] for n in names]), desc="labelled fraction")
+    new = cells[:, 0] + (cells[:, 1] if names[0] == "ul" else 0)
+    total = cells.sum(axis=1) if names[0] == "ul" else cells[:, 1]
+    frac = new / np.where(total > 0, total, 1)
+    covariance = np.mean(frac * t) - frac.mean() * t.mean()
+    return "kin" if covariance > 0 else "deg"

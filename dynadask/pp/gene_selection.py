@@ -1,0 +1,141 @@
+"""Monocle-style feature genes: dispersion (coefficient of variation) versus mean, by SVR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph.preprocess import normalized_stats
+from ..kernels import preprocess_genes as kg
+from ._inputs import x_counts
+from ._pending import Pending
+
+SORT_BY = ("cv_dispersion",)
+
+
+def x_view(adata: ad.AnnData, pending: Pending | None = None) -> tuple[Any, np.ndarray, bool]:
+    """X as gene selection and PCA read it: counts, the size factors applied, and log or not.
+
+    dynadask keeps X as counts; ``uns['pp']`` records whether it counts as divided by
+    ``obs['Size_Factor']`` (``X_normalized``) and log-transformed (``X_norm_method``).
+    """
+    pending = pending or Pending()
+    pp = pending.uns.get("pp", adata.uns.get("pp", {}))
+    sf = pending.column(adata, "obs", "Size_Factor") if pp.get("X_normalized") else None
+    sf = np.ones(adata.n_obs) if sf is None else sf
+    return x_counts(adata), sf, pp.get("X_norm_method") == "log1p"
+
+
+def select_from_moments(
+    adata: ad.AnnData,
+    pending: Pending,
+    stats: dict,
+    *,
+    n_top_genes: int = 2000,
+    sort_by: str = "cv_dispersion",
+    exprs_frac_for_gene_exclusion: float = 1,
+    genes_to_exclude: list[str] | None = None,
+    SVRs_kwargs: dict | None = None,  # noqa: N803 - dynamo's name
+) -> np.ndarray:
+    """Choose the feature genes from per-gene sums of X (``sum``, ``sumsq``, ``n``).
+
+    Adds ``use_for_pca``, ``frac`` (and the SVR columns) to ``pending`` and returns the mask.
+    """
+    if sort_by not in SORT_BY:
+        raise ValueError(f"sort_by={sort_by!r} is not available: use one of {SORT_BY}")
+    n = float(stats["n"][0])
+    passed = pending.column(adata, "var", keys.PASS_BASIC_FILTER)
+    passed = np.ones(adata.n_vars, bool) if passed is None else passed.astype(bool)
+    if adata.n_vars <= n_top_genes:
+        chosen = np.ones(adata.n_vars, dtype=bool)
+    else:
+        chosen = _svr_choice(pending, stats, n, passed, n_top_genes, dict(SVRs_kwargs or {}))
+    frac = stats["sum"] / max(float(stats["sum"].sum()), np.finfo(float).tiny)
+    excluded = set(genes_to_exclude or []) | set(
+        adata.var_names[frac > exprs_frac_for_gene_exclusion]
+    )
+    chosen &= ~np.asarray(adata.var_names.isin(list(excluded)))
+    if "frac" not in adata.var:
+        pending.var["frac"] = frac
+    pending.var[keys.USE_FOR_PCA] = chosen
+    pending.uns["feature_selection"] = sort_by
+    return chosen
+
+
+def _svr_choice(pending, stats, n, passed, n_top_genes, svr_kwargs) -> np.ndarray:
+    idx = np.flatnonzero(passed)
+    log_m, log_cv = kg.mean_cv(stats["sum"][idx], stats["sumsq"][idx], n)
+    score, gamma = kg.svr_scores(log_m, log_cv, svr_kwargs.get("svr_gamma"))
+    full = {name: np.full(passed.size, np.nan) for name in ("log_m", "log_cv", "score")}
+    full["score"][:] = -np.inf
+    for name, values in zip(full, (log_m, log_cv, score), strict=True):
+        full[name][idx] = values
+    pending.var.update(full)
+    pending.uns["velocyto_SVR"] = {"mean": log_m, "cv": log_cv, "svr_gamma": gamma}
+    return kg.top_scores(full["score"], n_top_genes)
+
+
+def select_genes_monocle(
+    adata: ad.AnnData,
+    layer: str = "X",
+    keep_filtered: bool = True,
+    *,
+    n_top_genes: int = 2000,
+    sort_by: str = "cv_dispersion",
+    exprs_frac_for_gene_exclusion: float = 1,
+    genes_to_exclude: list[str] | None = None,
+    SVRs_kwargs: dict | None = None,  # noqa: N803 - dynamo's name
+) -> None:
+    """Select feature genes by how much more they vary than genes of the same mean.
+
+    When there are no more genes than ``n_top_genes``, every gene is kept (dynamo's rule).
+    Otherwise, among ``var['pass_basic_filter']`` genes, ``log2`` CV is regressed on ``log2``
+    mean (RBF support-vector regression) and the genes with the largest residuals win.
+    Moments come from one pass over X (read as ``uns['pp']`` describes it).
+
+    Parameters
+    ----------
+    adata
+        AnnData (in memory or store-backed).
+    layer
+        Only ``'X'``.
+    keep_filtered
+        Only ``True`` (genes are flagged, never dropped).
+    n_top_genes
+        Number of feature genes.
+    sort_by
+        ``'cv_dispersion'``.
+    exprs_frac_for_gene_exclusion
+        Genes holding more than this fraction of all counts are left out.
+    genes_to_exclude
+        Gene names left out.
+    SVRs_kwargs
+        ``svr_gamma`` for the regression.
+
+    Writes
+    ------
+    var['use_for_pca'], var['frac'], uns['feature_selection']; with the SVR: var['log_m'],
+    var['log_cv'], var['score'], uns['velocyto_SVR']
+    """
+    if layer != "X" or not keep_filtered:
+        raise ValueError(
+            "select_genes_monocle works on X with keep_filtered=True (genes are flagged)"
+        )
+    pending = Pending()
+    x, sf, log = x_view(adata)
+    (stats,) = compute(normalized_stats(x, sf, log=log), desc="gene moments")
+    select_from_moments(
+        adata,
+        pending,
+        stats,
+        n_top_genes=n_top_genes,
+        sort_by=sort_by,
+        exprs_frac_for_gene_exclusion=exprs_frac_for_gene_exclusion,
+        genes_to_exclude=genes_to_exclude,
+        SVRs_kwargs=SVRs_kwargs,
+    )
+    pending.commit(adata, "select_genes")

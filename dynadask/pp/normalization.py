@@ -1,0 +1,266 @@
+"""Size factors, size-factor normalisation of every count layer, and log1p.
+
+dynadask keeps ``X`` as raw counts (a store's X is never rewritten). The normalised,
+log-transformed X that dynamo keeps in ``adata.X`` is described by ``uns['pp']``:
+``X_normalized`` (divided by ``obs['Size_Factor']``) and ``X_norm_method`` (``'log1p'``);
+gene selection and PCA apply that transform block by block when they read X.
+Every other layer is written normalised under dynamo's names (``X_spliced``, …), sparse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core import keys
+from ..graph.preprocess import log1p_layer, scaled
+from ._inputs import raw_layers, total_layers
+from ._pending import Pending
+from .qc import QCSums, qc_pass
+
+_LOCATIONS: dict[str, Callable[[np.ndarray, Callable], float]] = {
+    "median": lambda t, f: float(np.nanmedian(t)),
+    "mean": lambda t, f: float(np.nanmean(t)),
+    "mean-geometric-mean-total": lambda t, f: float(np.exp(f(np.log(t)))),
+    "geometric": lambda t, f: float(np.exp(f(np.log(t)))),
+}
+_OWN_FACTOR_LAYERS = ("X", "spliced", "unspliced")
+
+
+def initial_size_key(layer: str) -> str:
+    """Return the obs column of a layer's initial cell size (``initial_cell_size`` for X)."""
+    return "initial_cell_size" if layer == "X" else f"initial_{layer}_cell_size"
+
+
+def size_factors_from_totals(
+    totals: np.ndarray,
+    method: str = "median",
+    scale_to: float | None = None,
+    locfunc: Callable = np.nanmean,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Size factors ``total / location(totals)`` (zero totals count as 1; non-finite -> 1).
+
+    Returns the size factors and the cell totals used.
+    """
+    if method not in _LOCATIONS:
+        raise ValueError(f"unknown size-factor method {method!r}: use one of {sorted(_LOCATIONS)}")
+    total = np.asarray(totals, dtype=np.float64).copy()
+    total[total == 0] = 1
+    location = scale_to if scale_to is not None else _LOCATIONS[method](total, locfunc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sf = total / location
+    sf[~np.isfinite(sf)] = 1
+    return sf, total
+
+
+def size_factor_columns(
+    qc: QCSums,
+    layers: list[str],
+    total: list[str] | None = None,
+    **options: Any,
+) -> dict[str, np.ndarray]:
+    """Return obs ``<layer>_Size_Factor`` and ``initial_<layer>_cell_size`` from QC totals.
+
+    With ``total`` (labelling data) the summed layers give ``total_Size_Factor`` and
+    ``initial_total_cell_size``.
+    """
+    out: dict[str, np.ndarray] = {}
+    for layer in layers:
+        sf, cells = size_factors_from_totals(qc.total_of(layer), **options)
+        out[keys.size_factor_key(layer)], out[initial_size_key(layer)] = sf, cells
+    if total and set(total) <= set(qc.names):
+        summed = sum(qc.total_of(n) for n in total)
+        sf, cells = size_factors_from_totals(summed, **options)
+        out["total_Size_Factor"], out["initial_total_cell_size"] = sf, cells
+    return out
+
+
+def calc_sz_factor(
+    adata: ad.AnnData,
+    layers: str | list[str] = "all",
+    total_layers: list[str] | None = None,
+    *,
+    locfunc: Callable = np.nanmean,
+    method: str = "median",
+    scale_to: float | None = None,
+) -> ad.AnnData:
+    """Size factor of every cell in each count layer: cell total / median (or mean) total.
+
+    One pass over the data. Cells with no counts get a total of 1.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts (X, or spliced/total standing for X when X is absent).
+    layers
+        ``'all'`` (X and every raw layer) or a list of names.
+    total_layers
+        Layers summed into total RNA (labelling data), e.g. ``['uu', 'ul', 'su', 'sl']``.
+    locfunc
+        Mean used by the geometric method.
+    method
+        ``'median'`` (dynamo's default), ``'mean'`` or ``'mean-geometric-mean-total'``.
+    scale_to
+        Divide totals by this number instead of their location.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``adata``.
+
+    Writes
+    ------
+    obs['Size_Factor'], obs['initial_cell_size'], obs['<layer>_Size_Factor'],
+    obs['initial_<layer>_cell_size'] (and obs['total_Size_Factor'] with total_layers)
+    """
+    names = list(raw_layers(adata, layers))
+    columns = size_factor_columns(
+        qc_pass(adata), names, total_layers, method=method, scale_to=scale_to, locfunc=locfunc
+    )
+    Pending(obs=columns).commit(adata, "size_factors")
+    return adata
+
+
+def factor_key_for(
+    layer: str,
+    total_szfactor: str | None,
+    obs_keys,
+    *,
+    splicing_total_layers=False,
+    X_total_layers=False,
+) -> str:  # noqa: N803 - dynamo's name
+    """The obs column whose size factors normalise ``layer``."""
+    excluded = [] if X_total_layers else ["X"]
+    excluded += [] if splicing_total_layers else ["spliced", "unspliced"]
+    if total_szfactor is not None and layer not in excluded and total_szfactor in obs_keys:
+        return total_szfactor
+    return keys.size_factor_key(layer)
+
+
+def normalized_layers(adata: ad.AnnData, pending: Pending, names: list[str], **how: Any) -> None:
+    """Add the lazy normalised layers ``X_<layer>`` (CSR blocks) and mark X as normalised."""
+    obs_keys = set(adata.obs) | set(pending.obs)
+    layers = raw_layers(adata, names)
+    for name, counts in layers.items():
+        key = factor_key_for(
+            name,
+            how.get("total_szfactor"),
+            obs_keys,
+            splicing_total_layers=how.get("splicing_total_layers", False),
+            X_total_layers=how.get("X_total_layers", False),
+        )
+        sf = pending.column(adata, "obs", key)
+        if name == "X":
+            continue
+        pending.layers[f"X_{name}"] = scaled(counts, sf)
+    pp = pending.uns.setdefault("pp", dict(adata.uns.get("pp", {})))
+    pp["X_normalized"] = "X" in layers
+
+
+def normalize(
+    adata: ad.AnnData,
+    layers: str | list[str] = "all",
+    total_szfactor: str | None = None,
+    *,
+    splicing_total_layers: bool = False,
+    X_total_layers: bool = False,  # noqa: N803 - dynamo's name
+    recalc_sz: bool = False,
+    sz_method: str = "median",
+    scale_to: float | None = None,
+) -> ad.AnnData:
+    """Divide each count layer by its cells' size factors (dynamo's monocle normalisation).
+
+    Size factors missing from ``obs`` (or all, with ``recalc_sz``) are computed first (one
+    extra pass). The normalised layers are written sparse, under dynamo's names.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts.
+    layers
+        ``'all'`` or the layers to normalise (``'X'`` included).
+    total_szfactor
+        obs column of total-RNA size factors used for the labelling layers (None: own).
+    splicing_total_layers, X_total_layers
+        Also use ``total_szfactor`` for spliced/unspliced, for X.
+    recalc_sz
+        Recompute the size factors.
+    sz_method, scale_to
+        How size factors are computed when needed (see :func:`calc_sz_factor`).
+
+    Returns
+    -------
+    anndata.AnnData
+        ``adata``.
+
+    Writes
+    ------
+    layers['X_<layer>'] for each raw layer (spliced, unspliced, new, total, uu, ul, su, sl);
+    obs size factors when computed; uns['pp']['X_normalized'] (X itself stays raw counts:
+    gene selection and PCA divide it by obs['Size_Factor'] as they read it)
+    """
+    names = list(raw_layers(adata, layers))
+    pending = Pending()
+    missing = [n for n in names if keys.size_factor_key(n) not in adata.obs]
+    if recalc_sz or missing:
+        pending.obs.update(
+            size_factor_columns(
+                qc_pass(adata), names, total_layers(adata), method=sz_method, scale_to=scale_to
+            )
+        )
+    normalized_layers(
+        adata,
+        pending,
+        names,
+        total_szfactor=total_szfactor,
+        splicing_total_layers=splicing_total_layers,
+        X_total_layers=X_total_layers,
+    )
+    pending.commit(adata, "normalize")
+    return adata
+
+
+normalize_cell_expr_by_size_factors = normalize
+
+
+def log1p(
+    adata: ad.AnnData, layers: list[str] | None = None, *, copy: bool = False
+) -> ad.AnnData | None:
+    """``log(1 + x)`` of X (recorded: applied as X is read) or of other layers (rewritten).
+
+    Parameters
+    ----------
+    adata
+        The AnnData.
+    layers
+        Layers to transform; default ``['X']``.
+    copy
+        Work on (and return) a copy.
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The copy when ``copy``.
+
+    Writes
+    ------
+    uns['pp']['X_norm_method'] = 'log1p' for X; layers[<layer>] and
+    uns['pp']['layers_norm_method'] = 'log1p' for other layers
+    """
+    adata = adata.copy() if copy else adata
+    layers = ["X"] if layers is None else list(layers)
+    missing = [n for n in layers if n != "X" and n not in adata.layers]
+    if missing:
+        raise KeyError(f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})")
+    pending = Pending(uns={"pp": dict(adata.uns.get("pp", {}))})
+    for name in layers:
+        if name == "X":
+            pending.uns["pp"]["X_norm_method"] = "log1p"
+        else:
+            pending.layers[name] = log1p_layer(adata.layers[name])
+            pending.uns["pp"]["layers_norm_method"] = "log1p"
+    pending.commit(adata, "log1p")
+    return adata if copy else None

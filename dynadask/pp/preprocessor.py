@@ -1,0 +1,350 @@
+"""dynamo's ``Preprocessor`` and ``recipe_monocle``, out of core, committed as one stage.
+
+The monocle recipe reads the data three times: QC counts (one pass over every raw layer),
+per-gene moments of X together with the PCA cross-product, then the final commit, which
+writes the normalised layers and the PCA scores block by block.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph import pca as gpca
+from ..graph.preprocess import normalized_stats
+from ..io import store_path
+from ._inputs import experiment_info
+from ._pending import Pending
+from .gene_selection import select_from_moments, x_view
+from .normalization import normalized_layers, size_factor_columns
+from .pca import finish_pca
+from .qc import CellFilter, GeneFilter, QCSums, qc_pass, stats_columns
+
+MAX_FUSED_GRAM_GENES = 3000  # cross-product accumulated with the gene moments up to this size
+STAGE = "preprocess"
+
+
+def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) -> bool:
+    """Drop failing cells in memory (dynamo's default); a store's cells are only flagged.
+
+    Returns whether ``adata`` was subset.
+    """
+    if keep_filtered or mask.all():
+        return False
+    if not mask.any():
+        raise ValueError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
+    if store_path(adata) is not None:
+        warnings.warn(
+            f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
+            "so they stay (flagged in obs['pass_basic_filter'])",
+            stacklevel=3,
+        )
+        return False
+    adata._inplace_subset_obs(mask)
+    return True
+
+
+def new_to_total(qc: QCSums) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return dynamo's ntr per cell and per gene: labelled (or unspliced) share of the total."""
+    names = set(qc.names)
+    if {"new", "total"} <= names:
+        new, total = ["new"], ["total"]
+    elif set(keys.LABELLING_LAYERS) <= names:
+        new, total = ["ul", "sl"], list(keys.LABELLING_LAYERS)
+    elif {"spliced", "unspliced"} <= names:
+        new, total = ["unspliced"], ["unspliced", "spliced"]
+    else:
+        return None
+
+    def ratio(part: list[str], whole: list[str], cells: bool) -> np.ndarray:
+        pick = qc.total_of if cells else (lambda n: qc.sums[qc.names.index(n)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return sum(pick(n) for n in part) / sum(pick(n) for n in whole)
+
+    return ratio(new, total, True), ratio(new, total, False)
+
+
+class Preprocessor:
+    """dynamo's preprocessing pipeline (``recipe='monocle'``) over row blocks.
+
+    Parameters
+    ----------
+    filter_cells_by_outliers_kwargs, filter_genes_by_outliers_kwargs
+        Thresholds of the basic filters (see :func:`filter_cells_by_outliers`).
+    size_factor_kwargs
+        ``method``, ``scale_to``, ``locfunc`` of the size factors.
+    select_genes_kwargs
+        Options of :func:`select_genes_monocle` (``n_top_genes``, …).
+    pca_kwargs
+        ``n_pca_components``, ``pca_key``, ``pcs_key``.
+    gene_append_list, gene_exclude_list, force_gene_list
+        Genes added to / removed from the feature genes, or used instead of them.
+    keep_filtered_cells
+        Keep cells failing the filter (only flagged); stores always keep them.
+    **ignored
+        dynamo's function-valued options (custom step functions) are not supported and
+        are ignored with a warning.
+    """
+
+    def __init__(
+        self,
+        *,
+        filter_cells_by_outliers_kwargs: dict | None = None,
+        filter_genes_by_outliers_kwargs: dict | None = None,
+        size_factor_kwargs: dict | None = None,
+        select_genes_kwargs: dict | None = None,
+        pca_kwargs: dict | None = None,
+        gene_append_list: list[str] | None = None,
+        gene_exclude_list: list[str] | None = None,
+        force_gene_list: list[str] | None = None,
+        keep_filtered_cells: bool = False,
+        **ignored: Any,
+    ) -> None:
+        if ignored:
+            warnings.warn(f"Preprocessor options {sorted(ignored)} are ignored", stacklevel=2)
+        self.filter_cells_by_outliers_kwargs = dict(filter_cells_by_outliers_kwargs or {})
+        self.filter_genes_by_outliers_kwargs = dict(filter_genes_by_outliers_kwargs or {})
+        self.size_factor_kwargs = dict(size_factor_kwargs or {})
+        self.select_genes_kwargs = dict(select_genes_kwargs or {})
+        self.pca_kwargs = dict(pca_kwargs or {})
+        self.gene_append_list = list(gene_append_list or [])
+        self.gene_exclude_list = list(gene_exclude_list or [])
+        self.force_gene_list = force_gene_list
+        self.keep_filtered_cells = keep_filtered_cells
+
+    def config_monocle_recipe(self, adata: ad.AnnData, n_top_genes: int = 2000) -> None:
+        """Set dynamo's monocle thresholds for this data size (user-given options win)."""
+        n_cells, n_genes = adata.n_obs, adata.n_vars
+        cells = {
+            "layer": "all",
+            "min_expr_genes_s": min(50, 0.01 * n_genes),
+            "min_expr_genes_u": min(25, 0.01 * n_genes),
+            "min_expr_genes_p": min(2, 0.01 * n_genes),
+            "shared_count": None,
+        }
+        genes = {
+            "layer": "all",
+            "min_cell_s": max(5, 0.01 * n_cells),
+            "min_cell_u": max(5, 0.005 * n_cells),
+            "min_avg_exp_s": 0,
+            "min_avg_exp_u": 0,
+            "min_count_s": 0,
+            "min_count_u": 0,
+            "shared_count": 30,
+        }
+        self.filter_cells_by_outliers_kwargs = {**cells, **self.filter_cells_by_outliers_kwargs}
+        self.filter_genes_by_outliers_kwargs = {**genes, **self.filter_genes_by_outliers_kwargs}
+        self.select_genes_kwargs = {"n_top_genes": n_top_genes, **self.select_genes_kwargs}
+        self.pca_kwargs = {"pca_key": "X_pca", **self.pca_kwargs}
+
+    def preprocess_adata(
+        self,
+        adata: ad.AnnData,
+        recipe: str = "monocle",
+        tkey: str | None = None,
+        experiment_type: str | None = None,
+    ) -> None:
+        """Run a preprocessing recipe on ``adata`` (in memory or store-backed).
+
+        Parameters
+        ----------
+        adata
+            AnnData with raw counts in X and/or the spliced, unspliced, new, total, uu, ul,
+            su, sl layers (X absent: the spliced or total layer stands for it).
+        recipe
+            ``'monocle'``.
+        tkey
+            obs column of the labelling time (labelling data).
+        experiment_type
+            ``'conventional'``, ``'one-shot'``, ``'kin'``, ``'deg'``, … (default: inferred).
+
+        Writes
+        ------
+        See :func:`recipe_monocle`.
+        """
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe {recipe!r} is not available: use one of {sorted(RECIPES)}")
+        RECIPES[recipe](self, adata, tkey, experiment_type)
+
+    def preprocess_adata_monocle(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """The monocle recipe (see :func:`recipe_monocle`); one commit, stage 'preprocess'."""
+        pending = Pending(
+            uns={
+                "pp": {
+                    "X_norm_method": None,
+                    "layers_norm_method": None,
+                    **experiment_info(adata, tkey, experiment_type),
+                }
+            }
+        )
+        qc = self._filter(adata, pending)
+        names = pending.uns["pp"]["experiment_layers"]
+        pending.obs.update(
+            size_factor_columns(
+                qc, names, pending.uns["pp"]["experiment_total_layers"], **self.size_factor_kwargs
+            )
+        )
+        normalized_layers(adata, pending, names)
+        moments = self._select_genes(adata, pending)
+        pending.uns["pp"]["X_norm_method"] = "log1p"
+        self._pca(adata, pending, moments)
+        ratios = new_to_total(qc)
+        if ratios is not None:
+            pending.obs["ntr"], pending.var["ntr"] = ratios
+        pending.commit(adata, STAGE)
+
+    def _filter(self, adata: ad.AnnData, pending: Pending) -> QCSums:
+        qc = qc_pass(adata)
+        obs, var = stats_columns(qc)
+        mask = CellFilter(**self.filter_cells_by_outliers_kwargs).mask(qc)
+        obs[keys.PASS_BASIC_FILTER] = mask
+        if subset_cells(adata, mask, keep_filtered=self.keep_filtered_cells):
+            obs = {k: np.asarray(v)[mask] for k, v in obs.items()}
+            qc = qc_pass(adata)
+        pending.obs.update(obs)
+        pending.var.update(var)
+        genes = GeneFilter(**self.filter_genes_by_outliers_kwargs).mask(qc)
+        if not genes.any():
+            raise ValueError("no gene passes the gene filter: relax its thresholds (min_cell_*)")
+        pending.var[keys.PASS_BASIC_FILTER] = genes
+        return qc
+
+    def _select_genes(self, adata: ad.AnnData, pending: Pending) -> dict | None:
+        """Gene moments of X (and, when small enough, the PCA cross-product) in one pass."""
+        n_top = self.select_genes_kwargs.get("n_top_genes", 2000)
+        passed = pending.var[keys.PASS_BASIC_FILTER]
+        cover = np.arange(adata.n_vars) if adata.n_vars <= n_top else np.flatnonzero(passed)
+        fused = cover.size <= MAX_FUSED_GRAM_GENES
+        x, sf, _ = x_view(adata, pending)
+        stats = normalized_stats(x, sf, gram_genes=cover if fused else None)
+        (stats,) = compute(stats, desc="gene moments")
+        kwargs = {
+            k: v for k, v in self.select_genes_kwargs.items() if k not in ("layer", "keep_filtered")
+        }
+        chosen = select_from_moments(adata, pending, stats, **kwargs)
+        self._edit_gene_list(adata, pending, chosen)
+        if not fused:
+            return None
+        return {"n": stats["n"], "sum": stats["lsum"], "gram": stats["gram"], "genes": cover}
+
+    def _edit_gene_list(self, adata: ad.AnnData, pending: Pending, chosen: np.ndarray) -> None:
+        names = adata.var_names
+        chosen = chosen | np.asarray(names.isin(self.gene_append_list))
+        chosen &= ~np.asarray(names.isin(self.gene_exclude_list))
+        if self.force_gene_list is not None:
+            chosen = np.asarray(names.isin(self.force_gene_list))
+        pending.var[keys.USE_FOR_PCA] = chosen
+
+    def _pca(self, adata: ad.AnnData, pending: Pending, moments: dict | None) -> None:
+        source = x_view(adata, pending)
+        use = pending.var[keys.USE_FOR_PCA]
+        if moments is None or not set(np.flatnonzero(use)) <= set(moments["genes"]):
+            genes = np.flatnonzero(use)
+            (moments,) = compute(
+                gpca.cross_moments(source[0], source[1], genes, log=source[2]), desc="PCA moments"
+            )
+            moments["genes"] = genes
+        finish_pca(
+            adata,
+            pending,
+            moments,
+            source,
+            **{k: v for k, v in self.pca_kwargs.items() if k in _PCA_OPTIONS},
+        )
+
+
+_PCA_OPTIONS = ("n_pca_components", "pca_key", "pcs_key")
+
+
+def _run_monocle(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
+    pre.config_monocle_recipe(adata, pre.select_genes_kwargs.get("n_top_genes", 2000))
+    pre.preprocess_adata_monocle(adata, tkey=tkey, experiment_type=experiment_type)
+
+
+RECIPES: dict[str, Callable[..., None]] = {"monocle": _run_monocle}
+
+
+def recipe_monocle(
+    adata: ad.AnnData,
+    reset_X: bool = False,  # noqa: N803 - dynamo's name
+    tkey: str | None = None,
+    *,
+    experiment_type: str | None = None,
+    genes_to_use: list[str] | None = None,
+    genes_to_append: list[str] | None = None,
+    genes_to_exclude: list[str] | None = None,
+    n_top_genes: int = 2000,
+    num_dim: int = 30,
+    sz_method: str = "median",
+    scale_to: float | None = None,
+    keep_filtered_cells: bool | None = None,
+    fc_kwargs: dict | None = None,
+    fg_kwargs: dict | None = None,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Run dynamo's monocle preprocessing recipe, out of core (one stage, 'preprocess').
+
+    QC statistics; basic cell filter (failing cells dropped in memory, flagged in a store)
+    and gene filter; per-layer size factors (cell total / median total) for X and every raw
+    layer; normalised layers ``X_<layer>`` (sparse); monocle feature genes (all genes when
+    there are at most ``n_top_genes``, else dispersion-versus-mean SVR); log1p; exact PCA.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw counts (in memory or opened with ``dyn.io.open``).
+    reset_X
+        Accepted for dynamo compatibility (X always stays raw counts).
+    tkey
+        obs column of the labelling time (labelling data).
+    experiment_type
+        Experiment type (inferred when ``None``).
+    genes_to_use, genes_to_append, genes_to_exclude
+        Force, add or remove feature genes.
+    n_top_genes
+        Number of feature genes.
+    num_dim
+        Number of principal components.
+    sz_method, scale_to
+        Size-factor location (``'median'``, ``'mean'``, ``'mean-geometric-mean-total'``).
+    keep_filtered_cells
+        Keep failing cells (flagged only).
+    fc_kwargs, fg_kwargs
+        Extra thresholds of the cell and gene filters.
+    copy
+        Work on a copy and return it (in-memory AnnData).
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The copy when ``copy``.
+
+    Writes
+    ------
+    obs: nGenes, nCounts, pMito, pass_basic_filter, Size_Factor, initial_cell_size,
+    <layer>_Size_Factor, initial_<layer>_cell_size, ntr; var: nCells, nCounts,
+    pass_basic_filter, frac, use_for_pca, ntr; layers: X_<layer> per raw layer;
+    obsm: X_pca; uns: pp, PCs, pca_mean, explained_variance_ratio_, feature_selection
+    """
+    adata = adata.copy() if copy else adata
+    pre = Preprocessor(
+        filter_cells_by_outliers_kwargs=fc_kwargs,
+        filter_genes_by_outliers_kwargs=fg_kwargs,
+        size_factor_kwargs={"method": sz_method, "scale_to": scale_to},
+        select_genes_kwargs={"n_top_genes": n_top_genes},
+        pca_kwargs={"n_pca_components": num_dim},
+        gene_append_list=genes_to_append,
+        gene_exclude_list=genes_to_exclude,
+        force_gene_list=genes_to_use,
+        keep_filtered_cells=bool(keep_filtered_cells),
+    )
+    pre.preprocess_adata(adata, recipe="monocle", tkey=tkey, experiment_type=experiment_type)
+    return adata if copy else None
