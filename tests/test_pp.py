@@ -1,0 +1,217 @@
+"""dyn.pp: monocle recipe parity with dynamo 1.5.3, store == memory, input types, errors."""
+
+from __future__ import annotations
+
+import anndata as ad
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.linalg import subspace_angles
+
+import dynadask as dyn
+from dynadask._core.compute import compute_count
+
+
+@pytest.fixture(scope="module")
+def processed(pancreas_path):
+    adata = ad.read_h5ad(pancreas_path)
+    dyn.pp.recipe_monocle(adata)
+    return adata
+
+
+def _column_corr(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.array([abs(np.corrcoef(a[:, i], b[:, i])[0, 1]) for i in range(a.shape[1])])
+
+
+def test_feature_genes_match_dynamo(processed, reference):
+    ours, theirs = processed.var.use_for_pca.values, reference.var.use_for_pca.values
+    assert (ours & theirs).sum() / (ours | theirs).sum() >= 0.95
+    assert ours.sum() == 1617
+    np.testing.assert_array_equal(
+        processed.var.pass_basic_filter.values, reference.var.pass_basic_filter.values
+    )
+
+
+def test_qc_and_size_factors_match_dynamo(processed, reference):
+    for key in ("Size_Factor", "spliced_Size_Factor", "unspliced_Size_Factor", "ntr", "pMito"):
+        np.testing.assert_allclose(processed.obs[key], reference.obs[key], rtol=1e-5, atol=1e-7)
+    for key in ("nGenes", "nCounts", "initial_spliced_cell_size", "initial_unspliced_cell_size"):
+        np.testing.assert_array_equal(processed.obs[key], reference.obs[key])
+    for key in ("nCells", "nCounts"):
+        np.testing.assert_array_equal(processed.var[key], reference.var[key])
+    np.testing.assert_allclose(processed.var.frac, reference.var.frac, rtol=1e-5, atol=1e-9)
+    assert processed.uns["pp"]["experiment_type"] == "conventional"
+    assert processed.uns["pp"]["X_norm_method"] == "log1p"
+
+
+def test_pca_matches_dynamo(processed, reference):
+    pcs, ref = processed.uns["PCs"], reference.uns["PCs"]
+    assert pcs.shape == ref.shape == (1617, 30)
+    assert np.cos(subspace_angles(pcs[:, :10], ref[:, :10])).min() >= 0.98
+    corr = _column_corr(processed.obsm["X_pca"][:, :10], reference.obsm["X_pca"][:, :10])
+    assert corr.min() > 0.99
+    np.testing.assert_allclose(
+        processed.uns["explained_variance_ratio_"][:10],
+        reference.uns["explained_variance_ratio_"][:10],
+        rtol=1e-3,
+    )
+    np.testing.assert_allclose(processed.uns["pca_mean"], reference.uns["pca_mean"], atol=1e-4)
+
+
+def test_normalised_layers_are_sparse_and_scaled(processed):
+    xs = processed.layers["X_spliced"]
+    assert sparse.issparse(xs)
+    sf = processed.obs["spliced_Size_Factor"].values[:, None]
+    np.testing.assert_allclose(
+        xs[:50].toarray(), processed.layers["spliced"][:50].toarray() / sf[:50], rtol=1e-5
+    )
+
+
+def test_store_backed_equals_in_memory(pancreas_path, processed, tmp_path):
+    dyn.io.convert(pancreas_path, tmp_path / "p.zarr")
+    store = dyn.io.open(tmp_path / "p.zarr")
+    dyn.pp.recipe_monocle(store)
+    reopened = dyn.io.open(tmp_path / "p.zarr")
+    assert "preprocess" in reopened.uns["dynadask"]["stages"]
+    np.testing.assert_allclose(reopened.obsm["X_pca"].compute(), processed.obsm["X_pca"], atol=1e-5)
+    np.testing.assert_array_equal(reopened.var.use_for_pca, processed.var.use_for_pca)
+    np.testing.assert_allclose(reopened.obs.Size_Factor, processed.obs.Size_Factor)
+    xs = reopened.layers["X_unspliced"].compute()
+    assert sparse.issparse(xs)
+    assert abs(xs - processed.layers["X_unspliced"]).max() < 1e-6
+    assert reopened.uns["pp"]["X_norm_method"] == "log1p"
+
+
+def _small(pancreas_path, n=600):
+    adata = ad.read_h5ad(pancreas_path)[:n].copy()
+    return adata
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", "no_X"])
+def test_input_types_give_the_same_answer(pancreas_path, kind):
+    base = _small(pancreas_path)
+    dyn.pp.recipe_monocle(base)
+    other = _small(pancreas_path)
+    if kind == "numpy":
+        other.X = other.X.toarray()
+        other.layers["unspliced"] = other.layers["unspliced"].toarray()
+    elif kind == "dask":
+        for name in ("spliced", "unspliced"):
+            other.layers[name] = da.from_array(other.layers[name].toarray(), chunks=(128, -1))
+    else:
+        other.X = None
+    dyn.pp.recipe_monocle(other)
+    np.testing.assert_allclose(np.asarray(other.obsm["X_pca"]), base.obsm["X_pca"], atol=1e-4)
+    np.testing.assert_array_equal(other.var.use_for_pca, base.var.use_for_pca)
+    np.testing.assert_allclose(other.obs.unspliced_Size_Factor, base.obs.unspliced_Size_Factor)
+
+
+def test_recipe_reads_the_data_three_times(pancreas_path):
+    adata = _small(pancreas_path)
+    before = compute_count()
+    dyn.pp.Preprocessor().preprocess_adata(adata, recipe="monocle")
+    assert compute_count() - before == 3  # QC counts, gene moments + cross-product, commit
+
+
+def test_dispersion_selection_against_direct_fit(pancreas_path):
+    from sklearn.svm import SVR
+
+    adata = _small(pancreas_path, 1500)
+    dyn.pp.recipe_monocle(adata, n_top_genes=300)
+    sel = adata.var.use_for_pca.values
+    # genes without counts drop out in PCA, so compare before that: score order
+    passed = adata.var.pass_basic_filter.values
+    x = adata.X.toarray()[:, passed].astype(float) / adata.obs.Size_Factor.values[:, None]
+    mu, sd = x.mean(0), x.std(0)
+    log_m = np.where(mu > 0, np.log2(np.where(mu > 0, mu, 1)), 0)
+    log_cv = np.where(mu > 0, np.log2(np.where(mu > 0, sd / np.where(mu > 0, mu, 1), 1)), 0)
+    fit = SVR(gamma=150.0 / passed.sum()).fit(log_m[:, None], log_cv)
+    score = log_cv - fit.predict(log_m[:, None])
+    expected = np.zeros(adata.n_vars, bool)
+    expected[np.flatnonzero(passed)[np.argsort(-score)[:300]]] = True
+    assert sel.sum() == 300 and not (sel & ~passed).any()
+    assert (sel & expected).sum() >= 297
+    np.testing.assert_allclose(adata.var.score.values[passed], score, atol=5e-3)
+
+
+def test_building_blocks(pancreas_path):
+    adata = _small(pancreas_path)
+    dyn.pp.filter_genes(adata, min_cell_s=20, min_cell_u=5, min_avg_exp_s=0)
+    dyn.pp.calc_sz_factor(adata)
+    assert {"Size_Factor", "spliced_Size_Factor", "initial_unspliced_cell_size"} <= set(adata.obs)
+    dyn.pp.normalize(adata)
+    assert sparse.issparse(adata.layers["X_spliced"])
+    dyn.pp.select_genes_monocle(adata, n_top_genes=400)
+    assert adata.var.use_for_pca.sum() == 400
+    dyn.pp.log1p(adata)
+    dyn.pp.pca(adata, n_pca_components=10)
+    assert adata.obsm["X_pca"].shape == (600, 10) and adata.uns["PCs"].shape[1] == 10
+    recipe = _small(pancreas_path)
+    dyn.pp.recipe_monocle(recipe, n_top_genes=400, fg_kwargs={"min_cell_s": 20})
+    np.testing.assert_array_equal(recipe.var.use_for_pca, adata.var.use_for_pca)
+
+
+def test_filter_cells_drops_in_memory_and_flags(pancreas_path):
+    adata = _small(pancreas_path)
+    n_genes = (adata.X > 0).sum(1).A1
+    threshold = np.sort(n_genes)[100]
+    dyn.pp.filter_cells(adata, min_expr_genes_s=threshold, min_expr_genes_u=0)
+    assert adata.n_obs == (n_genes >= threshold).sum()
+    kept = _small(pancreas_path)
+    dyn.pp.filter_cells(kept, min_expr_genes_s=threshold, min_expr_genes_u=0, keep_filtered=True)
+    assert kept.n_obs == 600 and kept.obs.pass_basic_filter.sum() == adata.n_obs
+
+
+def _labelling(n=400, g=60, seed=0):
+    rng = np.random.default_rng(seed)
+    time = np.repeat([1.0, 2.0, 4.0, 8.0], n // 4)
+    total = rng.poisson(3.0, (n, g)).astype(np.float32)
+    frac = 1 - np.exp(-0.2 * time)[:, None]
+    new = rng.binomial(total.astype(int), frac).astype(np.float32)
+    adata = ad.AnnData(
+        X=sparse.csr_matrix(total),
+        layers={"new": sparse.csr_matrix(new), "total": sparse.csr_matrix(total)},
+    )
+    adata.obs["hours"] = time
+    return adata
+
+
+def test_labelling_data(pancreas_path):
+    adata = _labelling()
+    dyn.pp.recipe_monocle(adata, tkey="hours", fc_kwargs={"min_expr_genes_s": 1})
+    pp = adata.uns["pp"]
+    assert pp["experiment_type"] == "kin" and pp["has_labeling"] and pp["tkey"] == "hours"
+    assert {"X_new", "X_total"} <= set(adata.layers)
+    assert {"new_Size_Factor", "total_Size_Factor", "initial_total_cell_size"} <= set(adata.obs)
+    new, total = adata.layers["new"].sum(1).A1, adata.layers["total"].sum(1).A1
+    np.testing.assert_allclose(adata.obs.ntr, new / total, rtol=1e-6)
+    one = _labelling()
+    one.obs["hours"] = 2.0
+    dyn.pp.recipe_monocle(one, tkey="hours", fc_kwargs={"min_expr_genes_s": 1})
+    assert one.uns["pp"]["experiment_type"] == "one-shot"
+
+
+def test_clear_errors(pancreas_path):
+    adata = _small(pancreas_path, 200)
+    adata.layers["unspliced"] = adata.layers["unspliced"].copy()
+    adata.layers["unspliced"].data[0] = -1
+    with pytest.raises(ValueError, match="negative"):
+        dyn.pp.recipe_monocle(adata)
+    adata = _small(pancreas_path, 200)
+    adata.X = adata.X.copy()
+    adata.X.data[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dyn.pp.recipe_monocle(adata)
+    bare = ad.AnnData(obs=adata.obs, var=adata.var)
+    with pytest.raises(ValueError, match="no X"):
+        dyn.pp.recipe_monocle(bare)
+    with pytest.raises(KeyError, match="not in adata.layers"):
+        dyn.pp.calc_sz_factor(_small(pancreas_path, 200), layers=["total"])
+    with pytest.raises(ValueError, match="recipe"):
+        dyn.pp.Preprocessor().preprocess_adata(_small(pancreas_path, 200), recipe="sctransform")
+    with pytest.raises(ValueError, match="no cell passes"):
+        dyn.pp.recipe_monocle(_small(pancreas_path, 200), fc_kwargs={"min_expr_genes_s": 10**6})
+    with pytest.raises(ValueError, match="tkey"):
+        dyn.pp.recipe_monocle(_labelling())
