@@ -1,0 +1,104 @@
+"""Figure plumbing: panel grids and dynamo's save / show / return convention."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+MODES = ("save", "show", "return", "both", "all")
+SAVE_DEFAULTS = {"path": None, "prefix": None, "dpi": None, "ext": "pdf", "transparent": True,
+                 "close": True, "verbose": True}
+
+
+def panels(n: int, ncols: int, figsize: tuple[float, float], ax: Axes | None = None,
+           background: str | None = None) -> tuple[Figure, list[Axes]]:
+    """Return a figure and ``n`` axes laid out ``ncols`` per row (or the given ``ax``).
+
+    Raises
+    ------
+    ValueError
+        If ``ax`` is given for more than one panel.
+    """
+    if ax is not None:
+        if n != 1:
+            raise ValueError(f"ax= draws a single panel but this call makes {n} panels: "
+                             "pass one color (and one gene) or leave ax=None")
+        return ax.figure, [ax]
+    ncol = max(1, min(ncols or n, n))
+    nrow = int(np.ceil(n / ncol))
+    fig = plt.figure(figsize=(figsize[0] * ncol, figsize[1] * nrow), facecolor=background)
+    grid = fig.add_gridspec(nrow, ncol, wspace=0.3, hspace=0.3)
+    return fig, [fig.add_subplot(grid[i // ncol, i % ncol]) for i in range(n)]
+
+
+def clean_axes(ax: Axes, background: str | None = None) -> None:
+    """Hide spines and ticks (dynamo's ``despline`` / ``deaxis`` defaults)."""
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if background is not None:
+        ax.set_facecolor(background)
+
+
+def save_fig(fig: Figure, *, path: str | None = None, prefix: str | None = None,
+             dpi: int | None = None, ext: str = "pdf", transparent: bool = True,
+             close: bool = True, verbose: bool = True) -> str:
+    """Write ``fig`` to ``<dir>/<prefix>_<name>.<ext>`` where ``path`` is ``<dir>/<name>``.
+
+    ``path=None`` writes into the working directory; a ``path`` ending in a separator names a
+    directory (file name ``dyn_savefig``). Returns the path written.
+    """
+    path = os.path.join(os.getcwd(), "") if path is None else str(path)
+    directory, name = os.path.split(path)
+    directory, name = directory or ".", name or "dyn_savefig"
+    os.makedirs(directory, exist_ok=True)
+    stem = name if prefix is None else f"{os.path.normpath(prefix)}_{name}"
+    target = os.path.join(directory, f"{stem}.{ext}")
+    if verbose:
+        print(f"saving figure to {target}")
+    fig.savefig(target, dpi=300 if dpi is None else dpi, transparent=transparent, format=ext,
+                bbox_inches="tight")
+    if close:
+        plt.close(fig)
+    return target
+
+
+def save_show_ret(prefix: str, save_show_or_return: str, save_kwargs: dict[str, Any] | None,
+                  ret: Any, fig: Figure) -> Any:
+    """Save, show and/or return a finished figure, as dynamo's plotting functions do.
+
+    ``'save'`` writes the file (see :func:`save_fig`; ``save_kwargs`` overrides ``path``,
+    ``prefix``, ``dpi``, ``ext``, ``transparent``, ``close``, ``verbose``) and closes the
+    figure; ``'show'`` shows it; ``'return'`` returns ``ret`` (the axes); ``'both'`` saves
+    and shows; ``'all'`` saves, shows and returns.
+
+    Raises
+    ------
+    ValueError
+        If ``save_show_or_return`` is not one of those.
+    """
+    if save_show_or_return not in MODES:
+        raise ValueError(f"save_show_or_return must be one of {MODES}, "
+                         f"not {save_show_or_return!r}")
+    if save_show_or_return in ("save", "both", "all"):
+        kwargs = {**SAVE_DEFAULTS, "prefix": prefix, **(save_kwargs or {})}
+        unknown = set(kwargs) - set(SAVE_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown save_kwargs {sorted(unknown)}: use {sorted(SAVE_DEFAULTS)}")
+        if save_show_or_return != "save":
+            kwargs["close"] = False
+        save_fig(fig, **kwargs)
+    if save_show_or_return in ("show", "both", "all"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # non-interactive backends warn on show()
+            plt.show()
+    if save_show_or_return in ("return", "all"):
+        return ret
+    return None

@@ -1,0 +1,156 @@
+"""Drawing cells as points, coloured by labels or by values, at any number of cells.
+
+Up to :data:`RASTER_POINTS` cells are drawn with one rasterised ``scatter``; above it the
+cells are aggregated into a pixel image (each pixel shows the last cell drawn there, in the
+same order the scatter would use), so memory and time stay linear in the number of cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.patheffects as path_effects
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, to_rgba, to_rgba_array
+from matplotlib.lines import Line2D
+
+RASTER_POINTS = 2_000_000
+OTHER = "other"
+OTHER_COLOR = "#d3d3d3"
+NAN_COLOR = "lightgray"
+
+
+@dataclass
+class Palette:
+    """How the panel coloured its cells: ``rgba(rows)`` gives the colours of chosen cells."""
+
+    rgba: Callable[[np.ndarray], np.ndarray]
+    labels: list[str]
+
+
+def point_size(n_cells: int, pointsize: float | None = None) -> float:
+    """Marker area: dynamo's ``16000 / sqrt(n_cells)`` times ``pointsize``, at most 400."""
+    scale = 1.0 if pointsize is None else pointsize
+    return min(16000.0 / np.sqrt(max(n_cells, 1)), 400.0) * scale
+
+
+def label_colors(categories: list[Any], stored: Any = None, color_key: Any = None) -> np.ndarray:
+    """RGBA table, one row per category, from ``color_key``, a stored palette or a default."""
+    n = len(categories)
+    if isinstance(color_key, dict):
+        return to_rgba_array([color_key.get(c, OTHER_COLOR) for c in categories])
+    for source in (color_key, stored):
+        if source is not None and len(source) >= n:
+            return to_rgba_array(list(source)[:n])
+    name = "tab10" if n <= 10 else "tab20" if n <= 20 else "gist_rainbow"
+    cmap = mpl.colormaps[name]
+    steps = np.arange(n) if name != "gist_rainbow" else np.linspace(0, 1, n)
+    return cmap(steps)
+
+
+def draw_labels(ax: Axes, xy: np.ndarray, labels: Any, *, highlights: list | None = None,
+                stored_colors: Any = None, color_key: Any = None, show_legend: Any = "on data",
+                font_color: str = "black", **scatter_kwargs: Any) -> Palette:
+    """Draw cells coloured by category, with labels on the data or a legend on the right."""
+    cat = pd.Categorical(labels)
+    names = [str(c) for c in cat.categories]
+    table = label_colors(list(cat.categories), stored_colors, color_key)
+    codes = np.asarray(cat.codes)
+    if highlights:
+        keep = np.isin(np.asarray(cat.categories.astype(str)), [str(h) for h in highlights])
+        table[~keep] = to_rgba(OTHER_COLOR)
+        shown = [n for n, k in zip(names, keep, strict=True) if k]
+    else:
+        keep, shown = np.ones(len(names), dtype=bool), names
+    table = np.vstack([table, to_rgba(NAN_COLOR)])  # code -1 (missing) -> last row
+    # background (non-highlighted, missing) cells first so the highlighted ones are on top
+    front = np.append(keep, False)[codes]
+    order = np.concatenate([np.flatnonzero(~front), np.flatnonzero(front)])
+    _points(ax, xy[order], table[codes[order]], **scatter_kwargs)
+    _legend(ax, xy, codes, names, table, keep, show_legend, font_color)
+    return Palette(lambda rows: table[codes[rows]], shown)
+
+
+def _legend(ax: Axes, xy: np.ndarray, codes: np.ndarray, names: list[str], table: np.ndarray,
+            keep: np.ndarray, show_legend: Any, font_color: str) -> None:
+    if show_legend in (None, False, "none", "off"):
+        return
+    present = [k for k in np.unique(codes[codes >= 0]) if keep[k]]
+    if show_legend == "on data" and len(present) > 1:
+        for k in present:
+            cx, cy = np.nanmedian(xy[codes == k], axis=0)
+            text = ax.text(cx, cy, names[k], color=font_color, zorder=1000, ha="center",
+                           va="center", weight="bold")
+            text.set_path_effects([path_effects.Stroke(linewidth=1.5, foreground="white",
+                                                       alpha=0.8), path_effects.Normal()])
+        return
+    handles = [Line2D([0], [0], marker="o", linestyle="None", color=table[k], label=names[k])
+               for k in present]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
+              ncol=len(handles) // 15 + 1)
+
+
+def value_limits(values: np.ndarray, sym_c: bool = False) -> tuple[float, float]:
+    """Colour limits: the 2nd and 98th percentiles (of positive values when few are nonzero)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    positive = finite[finite > 0]
+    if finite.min() == 0 and 0 < positive.size < 0.02 * finite.size:
+        finite = positive
+    lo, hi = np.percentile(finite, [2, 98])
+    if sym_c and lo < 0 < hi:
+        hi = max(-lo, hi)
+        lo = -hi
+    return float(lo), (float(hi) if hi > lo else float(lo) + 1e-12)
+
+
+def draw_values(ax: Axes, xy: np.ndarray, values: np.ndarray, *, cmap: str | None = None,
+                sort: str = "raw", sym_c: bool = False, show_colorbar: bool = True,
+                **scatter_kwargs: Any) -> Palette:
+    """Draw cells coloured by a continuous value (high values on top), with a colour bar."""
+    values = np.asarray(values, dtype=np.float64)
+    keys = {"raw": values, "abs": np.abs(values), "neg": -values}
+    if sort not in keys:
+        raise ValueError(f"sort must be 'raw', 'abs' or 'neg', not {sort!r}")
+    order = np.argsort(np.where(np.isnan(keys[sort]), -np.inf, keys[sort]), kind="stable")
+    cm = mpl.colormaps[cmap or ("bwr" if sym_c else "viridis")].with_extremes(bad=NAN_COLOR)
+    norm = Normalize(*value_limits(values, sym_c))
+    _points(ax, xy[order], cm(norm(values[order])), **scatter_kwargs)
+    if show_colorbar:
+        mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cm)
+        cax = ax.inset_axes([1.01, 0.05, 0.025, 0.35])
+        ax.figure.colorbar(mappable, cax=cax).locator = mpl.ticker.MaxNLocator(nbins=3)
+    return Palette(lambda rows: cm(norm(values[rows])), [])
+
+
+def _points(ax: Axes, xy: np.ndarray, rgba: np.ndarray, *, s: float, alpha: float = 0.1,
+            **kwargs: Any) -> None:
+    if xy.shape[0] > RASTER_POINTS:
+        _image(ax, xy, rgba)
+        return
+    ax.scatter(xy[:, 0], xy[:, 1], c=rgba, s=s, alpha=alpha, linewidths=0,
+               edgecolors="none", rasterized=True, plotnonfinite=True,
+               **{"zorder": 1, **kwargs})
+
+
+def _image(ax: Axes, xy: np.ndarray, rgba: np.ndarray) -> None:
+    """Aggregate the cells into one image the size of the axes, in pixels."""
+    ok = np.isfinite(xy).all(axis=1)
+    (x0, y0), (x1, y1) = xy[ok].min(axis=0), xy[ok].max(axis=0)
+    bbox = ax.get_window_extent()
+    nx, ny = max(int(bbox.width), 16), max(int(bbox.height), 16)
+    ix = np.clip(((xy[:, 0] - x0) / max(x1 - x0, 1e-12) * nx).astype(np.int64), 0, nx - 1)
+    iy = np.clip(((xy[:, 1] - y0) / max(y1 - y0, 1e-12) * ny).astype(np.int64), 0, ny - 1)
+    last = np.full(nx * ny, -1, dtype=np.int64)
+    idx = np.flatnonzero(ok)
+    np.maximum.at(last, iy[idx] * nx + ix[idx], idx)
+    img = np.zeros((nx * ny, 4))
+    img[last >= 0] = rgba[last[last >= 0]]
+    ax.imshow(img.reshape(ny, nx, 4), extent=(x0, x1, y0, y1), origin="lower",
+              interpolation="nearest", aspect="auto", zorder=1)
