@@ -5,5 +5,8 @@ function makes it.
 """
 
 from .scatters import scatters as scatters
+from .vectors import cell_wise_vectors as cell_wise_vectors
+from .vectors import grid_vectors as grid_vectors
+from .vectors import streamline_plot as streamline_plot
 
-__all__ = ["scatters"]
+__all__ = ["cell_wise_vectors", "grid_vectors", "scatters", "streamline_plot"]

@@ -1,0 +1,101 @@
+"""Velocities on a regular grid for the grid and streamline figures.
+
+``uns['grid_velocity_<basis>']`` (written by ``dyn.tl.cell_velocities``; ``X_grid`` holds the
+two axes, ``V_grid`` is ``(2, ny, nx)``) is used when it matches the request. Otherwise the
+cells' embedding velocities are averaged onto the grid with Gaussian weights: a sum of
+per-block partial sums (:func:`dynadask.kernels.embedding.grid_sums`) over row blocks, so only
+the small grid arrays ever reach the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core.compute import compute
+from ..graph.blocks import sum_rows
+from ..kernels import embedding as ek
+from . import _data
+
+GRID_OPTIONS = ("smooth", "min_mass")
+
+
+def stored_grid(adata: ad.AnnData, basis: str, xy_grid_nums: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``(X_grid, V_grid)`` from uns when present and of the requested size."""
+    grid = adata.uns.get(f"grid_velocity_{basis}")
+    if not isinstance(grid, dict):
+        return None
+    grid = grid.get("VecFld", grid)  # dynamo nests it under 'VecFld' in some versions
+    if "X_grid" not in grid or "V_grid" not in grid:
+        return None
+    x_grid, v_grid = grid["X_grid"], np.asarray(grid["V_grid"], dtype=np.float64)
+    axes = [np.asarray(a, dtype=np.float64) for a in x_grid]
+    if v_grid.shape != (2, len(axes[1]), len(axes[0])):
+        return None
+    if (len(axes[0]), len(axes[1])) != tuple(xy_grid_nums):
+        return None
+    return axes, v_grid
+
+
+def velocity_key(adata: ad.AnnData, vector: str, basis: str) -> str:
+    """Return the obsm key of the cells' embedding vectors, raising when it is missing.
+
+    Raises
+    ------
+    KeyError
+        With the call that makes the key.
+    """
+    key = f"{vector}_{basis}"
+    if key not in adata.obsm:
+        maker = (_data.MAKERS["velocity_"].format(basis=basis) if vector == "velocity"
+                 else f"dyn.vf.{vector}(adata, basis={basis!r})")
+        raise _data.missing("obsm", key, maker)
+    return key
+
+
+def gaussian_grid(emb: np.ndarray, velocity: Any, xy_grid_nums: tuple[int, int], *,
+                  smooth: float = 0.5, min_mass: float | None = None,
+                  cut_off_velocity: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+    """Average velocities onto a grid spanning ``emb`` (numpy, ``(n, 2)``).
+
+    ``velocity`` may be lazy; its row blocks are summed where they live. With
+    ``cut_off_velocity`` grid points with little mass or tiny velocities are NaN.
+    """
+    ok = np.isfinite(emb).all(axis=1)
+    if not ok.any():
+        raise ValueError("the embedding has no finite coordinates to put a grid on")
+    axes = ek.grid_axes(emb[ok].min(axis=0), emb[ok].max(axis=0), tuple(xy_grid_nums))
+    scale = float(np.mean([ax[1] - ax[0] for ax in axes])) * smooth
+    points = ek.grid_points(axes)
+    sums = compute(sum_rows(ek.grid_sums, emb, velocity, points=points, scale=scale),
+                   desc="grid velocity")[0]
+    if cut_off_velocity:
+        out = ek.finish_grid(sums, axes, min_mass=min_mass)
+    else:
+        out = ek.finish_grid(sums, axes, min_mass=0.0, cut_percentile=0.0)
+    return axes, out["V_grid"]
+
+
+def reusable_grid(adata: ad.AnnData, *, basis: str, dims: list[int], vector: str,
+                  cells: np.ndarray | None, method: str, xy_grid_nums: tuple[int, int],
+                  cut_off_velocity: bool, grid_kwargs: dict[str, Any]
+                  ) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The stored grid when it fits the request (default options), else ``None``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or grid option.
+    """
+    if method.lower() != "gaussian":
+        raise ValueError(f"method {method!r}: grid velocities are averaged from the cells "
+                         "with Gaussian weights, method='gaussian'")
+    unknown = set(grid_kwargs) - set(GRID_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown grid options {sorted(unknown)}: use {list(GRID_OPTIONS)}")
+    default = (vector == "velocity" and cells is None and list(dims) == [0, 1]
+               and cut_off_velocity and not grid_kwargs)
+    return stored_grid(adata, basis, xy_grid_nums) if default else None
