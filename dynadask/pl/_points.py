@@ -91,6 +91,9 @@ def _legend(ax: Axes, xy: np.ndarray, codes: np.ndarray, names: list[str], table
         return
     handles = [Line2D([0], [0], marker="o", linestyle="None", color=table[k], label=names[k])
                for k in present]
+    if isinstance(show_legend, str) and show_legend not in ("on data", "right margin"):
+        ax.legend(handles=handles, loc=show_legend, fontsize="small", framealpha=0.6)
+        return
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
               ncol=len(handles) // 15 + 1)
 

@@ -166,7 +166,9 @@ def scatters(
     figsize
         Size of one panel in inches.
     show_legend
-        ``'on data'``, a true value for a legend on the right, or ``False``.
+        ``'on data'`` (names at the median of each category), ``True`` or
+        ``'right margin'`` (legend right of the panel), a legend location such as
+        ``'upper left'`` (inside the panel), or ``False``.
     use_smoothed
         Read genes from the moment layer of ``layer`` (spliced -> ``M_s`` ...).
     ax
