@@ -215,3 +215,28 @@ def test_clear_errors(pancreas_path):
         dyn.pp.recipe_monocle(_small(pancreas_path, 200), fc_kwargs={"min_expr_genes_s": 10**6})
     with pytest.raises(ValueError, match="tkey"):
         dyn.pp.recipe_monocle(_labelling())
+
+
+def test_store_with_failing_cells_matches_dropping_them(pancreas_path, tmp_path):
+    memory = _small(pancreas_path)
+    n_genes = (memory.X > 0).sum(1).A1
+    fc = {"min_expr_genes_s": float(np.sort(n_genes)[60])}
+    path = tmp_path / "small.h5ad"
+    memory.write_h5ad(path)
+    dyn.io.convert(path, tmp_path / "small.zarr")
+    dyn.pp.recipe_monocle(memory, n_top_genes=500, fc_kwargs=fc)
+    store = dyn.io.open(tmp_path / "small.zarr")
+    with pytest.warns(UserWarning, match="flagged"):
+        dyn.pp.recipe_monocle(store, n_top_genes=500, fc_kwargs=fc)
+    store = dyn.io.open(tmp_path / "small.zarr")
+    keep = store.obs.pass_basic_filter.to_numpy(bool)
+    assert store.n_obs == 600 and memory.n_obs == keep.sum() < 560
+    np.testing.assert_array_equal(store.var.pass_basic_filter, memory.var.pass_basic_filter)
+    np.testing.assert_array_equal(store.var.use_for_pca, memory.var.use_for_pca)
+    for key in ("Size_Factor", "unspliced_Size_Factor", "ntr"):
+        np.testing.assert_allclose(store.obs[key].to_numpy()[keep], memory.obs[key], rtol=1e-6)
+    np.testing.assert_allclose(store.var.ntr, memory.var.ntr, rtol=1e-6)
+    np.testing.assert_allclose(store.uns["PCs"], memory.uns["PCs"], atol=1e-6)
+    pcs = store.obsm["X_pca"].compute()
+    np.testing.assert_allclose(pcs[keep], memory.obsm["X_pca"], atol=1e-4)
+    assert np.isfinite(pcs[~keep]).all()

@@ -126,3 +126,30 @@ def test_builders_agree_across_input_types(layers, kind):
     comps = np.eye(10)[:, :3]
     proj = gpca.project(wrap(s), sf, np.arange(10), np.zeros(10), comps).compute()
     np.testing.assert_allclose(proj, np.log1p(s / sf[:, None])[:, :3], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "sparse", "dask"])
+def test_masked_reductions_equal_sums_over_kept_cells(layers, kind):
+    s, u = layers
+    rng = np.random.default_rng(5)
+    keep = rng.random(s.shape[0]) < 0.7
+    sf = rng.uniform(0.5, 2.0, s.shape[0])
+    wrap = {
+        "numpy": lambda a: a,
+        "sparse": sparse.csr_matrix,
+        "dask": lambda a: da.from_array(a, chunks=(70, -1)),
+    }[kind]
+    genes = np.arange(0, s.shape[1], 2)
+    _, per_gene = gpp.qc_sums({"s": wrap(s), "u": wrap(u)}, cells=keep)
+    stats = gpp.normalized_stats(wrap(s), sf, gram_genes=genes, cells=keep)
+    cross = gpca.cross_moments(wrap(s), sf, genes, cells=keep)
+    per_gene, stats, cross = compute(per_gene, stats, cross)
+    np.testing.assert_allclose(per_gene["sum"], np.stack([s[keep].sum(0), u[keep].sum(0)]))
+    np.testing.assert_array_equal(per_gene["ncells"][0], (s[keep] > 0).sum(0))
+    y = s[keep] / sf[keep, None]
+    np.testing.assert_allclose(stats["sum"], y.sum(0), rtol=1e-10)
+    np.testing.assert_allclose(stats["sumsq"], (y**2).sum(0), rtol=1e-10)
+    assert stats["n"][0] == cross["n"][0] == keep.sum()
+    ly = np.log1p(y[:, genes])
+    np.testing.assert_allclose(cross["gram"], ly.T @ ly, rtol=1e-10)
+    np.testing.assert_allclose(stats["gram"], ly.T @ ly, rtol=1e-10)

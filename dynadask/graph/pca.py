@@ -8,25 +8,33 @@ import dask.array as da
 import numpy as np
 
 from ..kernels import pca as kpca
-from .blocks import ArrayLike, map_rows, sum_rows
+from .blocks import ArrayLike, map_rows
+from .preprocess import sum_kept_rows
 
 
 def cross_moments(
-    x: ArrayLike, size_factors: np.ndarray, genes: np.ndarray, *, log: bool = True
+    x: ArrayLike,
+    size_factors: np.ndarray,
+    genes: np.ndarray,
+    *,
+    log: bool = True,
+    cells: np.ndarray | None = None,
 ) -> Any:
-    """Lazy sums and genes x genes cross-product of ``log1p(x / s)[:, genes]`` over all cells.
+    """Lazy sums and genes x genes cross-product of ``log1p(x / s)[:, genes]`` over cells.
 
     Memory grows with ``len(genes)**2`` (a few thousand genes: tens of MB), not with cells.
+    ``cells`` (boolean mask) restricts the sums to some cells (all when ``None``).
 
     Returns
     -------
     dask.delayed.Delayed
         Dict with ``n``, ``sum`` and ``gram`` (float64).
     """
-    return sum_rows(
+    return sum_kept_rows(
         kpca.cross_moments,
         x,
         np.asarray(size_factors, dtype=np.float64),
+        cells=cells,
         genes=np.asarray(genes),
         log=log,
     )

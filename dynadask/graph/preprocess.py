@@ -6,7 +6,8 @@ results (a few rows) are lazy; the caller computes them together in one pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import dask.array as da
@@ -20,11 +21,32 @@ from .blocks import ArrayLike, align_rows, map_rows, sum_rows
 _CSR_META = sparse.csr_matrix((0, 0), dtype=np.float32)
 
 
+def _on_kept_rows(fn: Callable[..., Any], *blocks, **kwargs) -> Any:
+    """Apply ``fn`` to the rows of the blocks that the last block (a boolean mask) keeps."""
+    *data, keep = blocks
+    keep = np.asarray(keep, dtype=bool).ravel()
+    return fn(*(b if keep.all() else b[keep] for b in data), **kwargs)
+
+
+def sum_kept_rows(
+    fn: Callable[..., Any], *arrays: ArrayLike, cells: np.ndarray | None = None, **kwargs: Any
+) -> Any:
+    """:func:`~dynadask.graph.blocks.sum_rows` over the cells in ``cells`` (all when ``None``).
+
+    ``cells`` is a boolean mask over rows; rows it leaves out contribute nothing.
+    """
+    if cells is None:
+        return sum_rows(fn, *arrays, **kwargs)
+    mask = np.asarray(cells, dtype=bool).ravel()
+    return sum_rows(partial(_on_kept_rows, fn), *arrays, mask, **kwargs)
+
+
 def qc_sums(
     layers: Mapping[str, ArrayLike],
     *,
     mito: np.ndarray | None = None,
     shared: Sequence[Sequence[str]] = (),
+    cells: np.ndarray | None = None,
 ) -> tuple[da.Array, Any]:
     """Lazy per-cell and per-gene counts of several raw layers, in one pass over the data.
 
@@ -36,6 +58,9 @@ def qc_sums(
         Boolean mask of mitochondrial genes (their total in the first layer is kept per cell).
     shared
         Sets of layer names whose shared counts (where all are positive) are summed.
+    cells
+        Boolean mask of the cells the per-gene sums run over (all when ``None``); the
+        per-cell columns always cover every cell.
 
     Returns
     -------
@@ -50,11 +75,11 @@ def qc_sums(
     arrays = list(layers.values())
     sets = [[names.index(n) for n in members] for members in shared]
     n_cols = 2 * len(arrays) + 1 + len(sets)
-    cells = map_rows(
+    per_cell = map_rows(
         kpp.cell_sums, *arrays, n_cols=n_cols, dtype=np.float64, mito=mito, shared=sets
     )
-    genes = sum_rows(kpp.gene_sums, *arrays, names=names, shared=sets)
-    return cells, genes
+    genes = sum_kept_rows(kpp.gene_sums, *arrays, cells=cells, names=names, shared=sets)
+    return per_cell, genes
 
 
 def _stats_block(block, sf, genes=None, gram=True, log=False, gram_log=True) -> dict:
@@ -72,6 +97,7 @@ def normalized_stats(
     log: bool = False,
     gram_genes: np.ndarray | None = None,
     gram_log: bool = True,
+    cells: np.ndarray | None = None,
 ) -> Any:
     """Lazy per-gene moments of ``x / s``, with the PCA cross-product of ``log1p(x / s)``.
 
@@ -87,6 +113,8 @@ def normalized_stats(
         Genes (integer indices) over which the cross-product is accumulated; ``None`` skips it.
     gram_log
         Accumulate the cross-product of ``log1p(x / s)`` (else of ``x / s``).
+    cells
+        Boolean mask of the cells summed over (all when ``None``).
 
     Returns
     -------
@@ -94,10 +122,11 @@ def normalized_stats(
         Dict with ``n``, ``sum``, ``sumsq`` (all genes) and, with ``gram_genes``, ``lsum``
         and ``gram`` over those genes.
     """
-    return sum_rows(
+    return sum_kept_rows(
         _stats_block,
         x,
         np.asarray(size_factors, dtype=np.float64),
+        cells=cells,
         genes=gram_genes,
         gram=gram_genes is not None,
         log=log,

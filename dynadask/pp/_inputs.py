@@ -11,6 +11,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph.preprocess import cell_totals
+from ..io import store_path
 
 # raw count layers, in the order dynamo lists them
 SPLICING = ("spliced", "unspliced")
@@ -37,6 +38,29 @@ def x_counts(adata: ad.AnnData) -> Any:
         "this AnnData has no X and no 'spliced' or 'total' layer: preprocessing needs raw "
         f"counts (layers present: {sorted(adata.layers)})"
     )
+
+
+def fit_cells(
+    adata: ad.AnnData, pending: Any = None, *, keep_filtered: bool = False
+) -> np.ndarray | None:
+    """Cells that per-gene statistics and size-factor locations are computed over.
+
+    A store cannot drop the cells that fail the basic filter; they stay, flagged ``False``
+    in ``obs['pass_basic_filter']``. Statistics then leave them out, which gives the numbers
+    an in-memory run gets after dropping them. ``None`` means every cell (in memory, or
+    with ``keep_filtered``, or when every cell passes).
+    """
+    if keep_filtered or store_path(adata) is None:
+        return None
+    mask = pending.column(adata, "obs", keys.PASS_BASIC_FILTER) if pending else None
+    if mask is None and keys.PASS_BASIC_FILTER in adata.obs:
+        mask = adata.obs[keys.PASS_BASIC_FILTER].to_numpy()
+    if mask is None or np.asarray(mask, dtype=bool).all():
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("no cell passes the basic filter (obs['pass_basic_filter'] is all False)")
+    return mask
 
 
 def raw_layers(adata: ad.AnnData, layers: str | list[str] = "all") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from .._core import keys
 from .._core.compute import compute
 from ..graph.preprocess import normalized_stats
 from ..kernels import preprocess_genes as kg
-from ._inputs import x_counts
+from ._inputs import fit_cells, x_counts
 from ._pending import Pending
 
 SORT_BY = ("cv_dispersion",)
@@ -127,7 +127,8 @@ def select_genes_monocle(
         )
     pending = Pending()
     x, sf, log = x_view(adata)
-    (stats,) = compute(normalized_stats(x, sf, log=log), desc="gene moments")
+    stats = normalized_stats(x, sf, log=log, cells=fit_cells(adata))
+    (stats,) = compute(stats, desc="gene moments")
     select_from_moments(
         adata,
         pending,

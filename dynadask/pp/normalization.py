@@ -17,7 +17,7 @@ import numpy as np
 
 from .._core import keys
 from ..graph.preprocess import log1p_layer, scaled
-from ._inputs import raw_layers, total_layers
+from ._inputs import fit_cells, raw_layers, total_layers
 from ._pending import Pending
 from .qc import QCSums, qc_pass
 
@@ -40,16 +40,19 @@ def size_factors_from_totals(
     method: str = "median",
     scale_to: float | None = None,
     locfunc: Callable = np.nanmean,
+    kept: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Size factors ``total / location(totals)`` (zero totals count as 1; non-finite -> 1).
 
+    The location runs over the cells in ``kept`` (boolean mask; all when ``None``).
     Returns the size factors and the cell totals used.
     """
     if method not in _LOCATIONS:
         raise ValueError(f"unknown size-factor method {method!r}: use one of {sorted(_LOCATIONS)}")
     total = np.asarray(totals, dtype=np.float64).copy()
     total[total == 0] = 1
-    location = scale_to if scale_to is not None else _LOCATIONS[method](total, locfunc)
+    located = total if kept is None else total[np.asarray(kept, dtype=bool)]
+    location = scale_to if scale_to is not None else _LOCATIONS[method](located, locfunc)
     with np.errstate(divide="ignore", invalid="ignore"):
         sf = total / location
     sf[~np.isfinite(sf)] = 1
@@ -65,15 +68,15 @@ def size_factor_columns(
     """Return obs ``<layer>_Size_Factor`` and ``initial_<layer>_cell_size`` from QC totals.
 
     With ``total`` (labelling data) the summed layers give ``total_Size_Factor`` and
-    ``initial_total_cell_size``.
+    ``initial_total_cell_size``. Locations run over the cells ``qc.kept``.
     """
     out: dict[str, np.ndarray] = {}
     for layer in layers:
-        sf, cells = size_factors_from_totals(qc.total_of(layer), **options)
+        sf, cells = size_factors_from_totals(qc.total_of(layer), kept=qc.kept, **options)
         out[keys.size_factor_key(layer)], out[initial_size_key(layer)] = sf, cells
     if total and set(total) <= set(qc.names):
         summed = sum(qc.total_of(n) for n in total)
-        sf, cells = size_factors_from_totals(summed, **options)
+        sf, cells = size_factors_from_totals(summed, kept=qc.kept, **options)
         out["total_Size_Factor"], out["initial_total_cell_size"] = sf, cells
     return out
 
@@ -117,8 +120,9 @@ def calc_sz_factor(
     obs['initial_<layer>_cell_size'] (and obs['total_Size_Factor'] with total_layers)
     """
     names = list(raw_layers(adata, layers))
+    qc = qc_pass(adata, fit_cells(adata))
     columns = size_factor_columns(
-        qc_pass(adata), names, total_layers, method=method, scale_to=scale_to, locfunc=locfunc
+        qc, names, total_layers, method=method, scale_to=scale_to, locfunc=locfunc
     )
     Pending(obs=columns).commit(adata, "size_factors")
     return adata
@@ -208,7 +212,11 @@ def normalize(
     if recalc_sz or missing:
         pending.obs.update(
             size_factor_columns(
-                qc_pass(adata), names, total_layers(adata), method=sz_method, scale_to=scale_to
+                qc_pass(adata, fit_cells(adata)),
+                names,
+                total_layers(adata),
+                method=sz_method,
+                scale_to=scale_to,
             )
         )
     normalized_layers(

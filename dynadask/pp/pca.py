@@ -12,6 +12,7 @@ from .._core import keys
 from .._core.compute import compute
 from ..graph import pca as gpca
 from ..kernels.pca import pca_from_moments
+from ._inputs import fit_cells
 from ._pending import Pending
 from .gene_selection import x_view
 
@@ -121,7 +122,8 @@ def pca(
     pending.var[keys.USE_FOR_PCA] = use
     source = _source(adata, layer)
     genes = np.flatnonzero(use)
-    (moments,) = compute(gpca.cross_moments(*source[:2], genes, log=source[2]), desc="PCA moments")
+    lazy = gpca.cross_moments(*source[:2], genes, log=source[2], cells=fit_cells(adata))
+    (moments,) = compute(lazy, desc="PCA moments")
     moments["genes"] = genes
     finish_pca(
         adata,

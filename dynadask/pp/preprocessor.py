@@ -19,7 +19,7 @@ from .._core.compute import compute
 from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
 from ..io import store_path
-from ._inputs import experiment_info
+from ._inputs import experiment_info, fit_cells
 from ._pending import Pending
 from .gene_selection import select_from_moments, x_view
 from .normalization import normalized_layers, size_factor_columns
@@ -201,6 +201,9 @@ class Preprocessor:
             pending.obs["ntr"], pending.var["ntr"] = ratios
         pending.commit(adata, STAGE)
 
+    def _fit_cells(self, adata: ad.AnnData, pending: Pending) -> np.ndarray | None:
+        return fit_cells(adata, pending, keep_filtered=self.keep_filtered_cells)
+
     def _filter(self, adata: ad.AnnData, pending: Pending) -> QCSums:
         qc = qc_pass(adata)
         obs, var = stats_columns(qc)
@@ -211,6 +214,9 @@ class Preprocessor:
             qc = qc_pass(adata)
         pending.obs.update(obs)
         pending.var.update(var)
+        kept = self._fit_cells(adata, pending)
+        if kept is not None:  # a store keeps failing cells: sum genes over passing ones
+            qc = qc_pass(adata, kept)
         genes = GeneFilter(**self.filter_genes_by_outliers_kwargs).mask(qc)
         if not genes.any():
             raise ValueError("no gene passes the gene filter: relax its thresholds (min_cell_*)")
@@ -224,7 +230,8 @@ class Preprocessor:
         cover = np.arange(adata.n_vars) if adata.n_vars <= n_top else np.flatnonzero(passed)
         fused = cover.size <= MAX_FUSED_GRAM_GENES
         x, sf, _ = x_view(adata, pending)
-        stats = normalized_stats(x, sf, gram_genes=cover if fused else None)
+        kept = self._fit_cells(adata, pending)
+        stats = normalized_stats(x, sf, gram_genes=cover if fused else None, cells=kept)
         (stats,) = compute(stats, desc="gene moments")
         kwargs = {
             k: v for k, v in self.select_genes_kwargs.items() if k not in ("layer", "keep_filtered")
@@ -248,9 +255,10 @@ class Preprocessor:
         use = pending.var[keys.USE_FOR_PCA]
         if moments is None or not set(np.flatnonzero(use)) <= set(moments["genes"]):
             genes = np.flatnonzero(use)
-            (moments,) = compute(
-                gpca.cross_moments(source[0], source[1], genes, log=source[2]), desc="PCA moments"
+            lazy = gpca.cross_moments(
+                source[0], source[1], genes, log=source[2], cells=self._fit_cells(adata, pending)
             )
+            (moments,) = compute(lazy, desc="PCA moments")
             moments["genes"] = genes
         finish_pca(
             adata,

@@ -10,7 +10,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph.preprocess import qc_sums
-from ._inputs import RAW_LAYERS, raw_layers
+from ._inputs import RAW_LAYERS, fit_cells, raw_layers
 from ._pending import Pending
 
 INF = np.inf
@@ -26,11 +26,17 @@ class QCSums:
     ncells: np.ndarray  # L x n_genes
     sums: np.ndarray  # L x n_genes
     shared_genes: np.ndarray  # 2 x n_genes: all raw layers; without new
+    kept: np.ndarray | None = None  # cells the per-gene sums cover (None: all)
 
     @property
     def n_cells(self) -> int:
         """Number of cells."""
         return self.cells.shape[0]
+
+    @property
+    def n_kept(self) -> int:
+        """Number of cells the per-gene sums cover."""
+        return self.n_cells if self.kept is None else int(self.kept.sum())
 
     def n_genes_of(self, name: str) -> np.ndarray:
         """Genes detected per cell in layer ``name``."""
@@ -55,8 +61,10 @@ def mito_genes(adata: ad.AnnData) -> np.ndarray:
     return np.asarray(adata.var_names.astype(str).str.upper().str.startswith("MT-"), dtype=bool)
 
 
-def qc_pass(adata: ad.AnnData) -> QCSums:
+def qc_pass(adata: ad.AnnData, cells: np.ndarray | None = None) -> QCSums:
     """Compute every per-cell and per-gene count of X and the raw layers in one pass.
+
+    ``cells`` (boolean mask) restricts the per-gene sums to those cells.
 
     Raises
     ------
@@ -67,9 +75,11 @@ def qc_pass(adata: ad.AnnData) -> QCSums:
     names = list(layers)
     raw = [n for n in names if n != "X"]
     shared = [raw, [n for n in raw if n not in _NOT_SHARED]]
-    cells, genes = qc_sums(layers, mito=mito_genes(adata), shared=shared)
-    cells, genes = compute(cells, genes, desc="QC counts")
-    return QCSums(names, np.asarray(cells), genes["ncells"], genes["sum"], genes["shared"])
+    per_cell, genes = qc_sums(layers, mito=mito_genes(adata), shared=shared, cells=cells)
+    per_cell, genes = compute(per_cell, genes, desc="QC counts")
+    return QCSums(
+        names, np.asarray(per_cell), genes["ncells"], genes["sum"], genes["shared"], cells
+    )
 
 
 def stats_columns(qc: QCSums) -> tuple[dict, dict]:
@@ -141,7 +151,7 @@ class GeneFilter:
 
     def _layer_mask(self, qc: QCSums, name: str, min_cell, min_avg, min_count) -> np.ndarray:
         i = qc.names.index(name)
-        mean = qc.sums[i] / max(qc.n_cells, 1)
+        mean = qc.sums[i] / max(qc.n_kept, 1)
         return (
             (qc.ncells[i] >= min_cell)
             & (mean >= min_avg)
@@ -332,7 +342,7 @@ def filter_genes_by_outliers(
         min_count_u,
         shared_count,
     )
-    qc = qc_pass(adata)
+    qc = qc_pass(adata, fit_cells(adata))
     mask = rule.mask(qc) & _as_mask(filter_bool, adata.n_vars, "genes")
     Pending(var={keys.PASS_BASIC_FILTER: mask}).commit(adata, "filter_genes")
     return mask
