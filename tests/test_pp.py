@@ -240,3 +240,30 @@ def test_store_with_failing_cells_matches_dropping_them(pancreas_path, tmp_path)
     pcs = store.obsm["X_pca"].compute()
     np.testing.assert_allclose(pcs[keep], memory.obsm["X_pca"], atol=1e-4)
     assert np.isfinite(pcs[~keep]).all()
+
+
+def test_normalized_x_is_dynamos_x(processed, pancreas_path, tmp_path):
+    genes = processed.var_names[processed.var.use_for_pca.values][:50]
+    lazy = dyn.pp.normalized_X(processed, genes)
+    block = lazy.blocks[0].compute()
+    assert sparse.issparse(block) and lazy.shape == (processed.n_obs, 50)
+    x = processed[:, genes].X.toarray() / processed.obs.Size_Factor.values[:, None]
+    np.testing.assert_allclose(lazy.compute().toarray(), np.log1p(x), rtol=1e-5, atol=1e-6)
+    mask = processed.var.use_for_pca.values
+    full = dyn.pp.normalized_X(processed, mask).compute().toarray()
+    pcs = (full - processed.uns["pca_mean"]) @ processed.uns["PCs"]
+    np.testing.assert_allclose(pcs, processed.obsm["X_pca"], atol=1e-3)
+    with pytest.raises(KeyError, match="not in var_names"):
+        dyn.pp.normalized_X(processed, ["no-such-gene"])
+
+
+def test_store_on_a_cluster_equals_memory(pancreas_path, processed, tmp_path, local_client):
+    dyn.io.convert(pancreas_path, tmp_path / "c.zarr")
+    store = dyn.io.open(tmp_path / "c.zarr")
+    dyn.pp.recipe_monocle(store)
+    store = dyn.io.open(tmp_path / "c.zarr")
+    np.testing.assert_allclose(store.obsm["X_pca"].compute(), processed.obsm["X_pca"], atol=1e-5)
+    np.testing.assert_allclose(store.uns["PCs"], processed.uns["PCs"], atol=1e-8)
+    np.testing.assert_allclose(store.obs.spliced_Size_Factor, processed.obs.spliced_Size_Factor)
+    xs = store.layers["X_spliced"].compute()
+    assert sparse.issparse(xs) and abs(xs - processed.layers["X_spliced"]).max() < 1e-6

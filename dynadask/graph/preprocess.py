@@ -152,6 +152,29 @@ def scaled(x: ArrayLike, size_factors: np.ndarray, *, log: bool = False) -> da.A
     return out
 
 
+def _normalized_block(block, sf, genes=None, log=False) -> sparse.csr_matrix:
+    out = kpca.log_norm(block, np.asarray(sf).ravel(), genes, log)
+    return out.astype(np.float32)
+
+
+def normalized(
+    x: ArrayLike, size_factors: np.ndarray, *, genes: np.ndarray | None = None, log: bool = False
+) -> da.Array:
+    """Lazy ``x / s`` (or ``log1p(x / s)``) over ``genes`` (all when ``None``), CSR row blocks."""
+    xd, sd = _with_factor_column(x, size_factors)
+    n_cols = xd.shape[1] if genes is None else len(genes)
+    return da.map_blocks(
+        _normalized_block,
+        xd,
+        sd,
+        genes=None if genes is None else np.asarray(genes),
+        log=log,
+        chunks=(xd.chunks[0], (n_cols,)),
+        dtype=np.float32,
+        meta=_CSR_META,
+    )
+
+
 def _totals(*blocks) -> np.ndarray:
     return kpp.cell_sums(*blocks)[:, 1:-1:2]
 

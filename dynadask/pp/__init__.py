@@ -1,6 +1,6 @@
 """Preprocessing: filters, size factors, normalisation, feature genes and PCA."""
 
-from .gene_selection import select_genes_monocle
+from .gene_selection import normalized_X, select_genes_monocle
 from .normalization import (
     calc_sz_factor,
     log1p,
@@ -31,6 +31,7 @@ __all__ = [
     "normalize",
     "normalize_cell_expr_by_size_factors",
     "normalize_cells",
+    "normalized_X",
     "pca",
     "recipe_monocle",
     "select_genes_monocle",

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
-from ..graph.preprocess import normalized_stats
+from ..graph.preprocess import normalized, normalized_stats
 from ..kernels import preprocess_genes as kg
 from ._inputs import fit_cells, x_counts
 from ._pending import Pending
@@ -28,6 +28,42 @@ def x_view(adata: ad.AnnData, pending: Pending | None = None) -> tuple[Any, np.n
     sf = pending.column(adata, "obs", "Size_Factor") if pp.get("X_normalized") else None
     sf = np.ones(adata.n_obs) if sf is None else sf
     return x_counts(adata), sf, pp.get("X_norm_method") == "log1p"
+
+
+def normalized_X(  # noqa: N802 - X as in AnnData
+    adata: ad.AnnData, genes: np.ndarray | list | None = None
+) -> Any:
+    """X as dynamo holds it after preprocessing, lazily: ``log1p(X / Size_Factor)``.
+
+    dynadask keeps raw counts in X (a store's X is never rewritten); ``uns['pp']`` records
+    the transform (``X_normalized``, ``X_norm_method``). Code that needs dynamo's X (gene
+    colours, the 'transform' embedding velocity) reads it through this function.
+
+    Parameters
+    ----------
+    adata
+        In-memory or store-backed AnnData.
+    genes
+        Gene names, integer indices or a boolean mask over var (all genes when ``None``).
+
+    Returns
+    -------
+    dask.array.Array
+        cells x genes, float32, CSR row blocks (never dense).
+    """
+    idx = None
+    if genes is not None:
+        genes = np.asarray(genes)
+        if genes.dtype == bool:
+            idx = np.flatnonzero(genes)
+        elif genes.dtype.kind in "iu":
+            idx = genes
+        else:
+            idx = adata.var_names.get_indexer(genes)
+            if (idx < 0).any():
+                raise KeyError(f"genes not in var_names: {list(genes[idx < 0])[:5]}")
+    x, sf, log = x_view(adata)
+    return normalized(x, sf, genes=idx, log=log)
 
 
 def select_from_moments(
