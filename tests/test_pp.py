@@ -267,3 +267,17 @@ def test_store_on_a_cluster_equals_memory(pancreas_path, processed, tmp_path, lo
     np.testing.assert_allclose(store.obs.spliced_Size_Factor, processed.obs.spliced_Size_Factor)
     xs = store.layers["X_spliced"].compute()
     assert sparse.issparse(xs) and abs(xs - processed.layers["X_spliced"]).max() < 1e-6
+
+
+def test_legacy_recipe_options(pancreas_path):
+    adata = _small(pancreas_path, 300)
+    dyn.pp.recipe_monocle(adata, method="pca", keep_filtered_genes=True, feature_selection="SVR")
+    assert adata.obsm["X_pca"].shape == (300, 30)
+    with pytest.warns(UserWarning, match="ignored"):
+        dyn.pp.recipe_monocle(_small(pancreas_path, 300), norm_method="log2")
+    with pytest.raises(TypeError, match="unexpected"):
+        dyn.pp.recipe_monocle(_small(pancreas_path, 300), no_such_option=1)
+    frac = _small(pancreas_path, 300)
+    dyn.pp.recipe_monocle(frac, exprs_frac_for_gene_exclusion=0.01)
+    high = frac.var.frac.to_numpy() > 0.01
+    assert high.any() and not frac.var.use_for_pca.to_numpy()[high].any()

@@ -280,6 +280,49 @@ def _run_monocle(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) ->
 RECIPES: dict[str, Callable[..., None]] = {"monocle": _run_monocle}
 
 
+_LEGACY_DEFAULTS: dict[str, Any] = {
+    "t_label_keys": None,
+    "normalized": None,
+    "layer": None,
+    "total_layers": None,
+    "splicing_total_layers": False,
+    "X_total_layers": False,
+    "genes_use_for_norm": None,
+    "method": "pca",
+    "norm_method": None,
+    "pseudo_expr": 1,
+    "feature_selection": "SVR",
+    "maintain_n_top_genes": True,
+    "relative_expr": True,
+    "keep_filtered_genes": None,
+    "keep_raw_layers": None,
+    "scopes": None,
+    "sg_kwargs": None,
+    "feature_selection_layer": "X",
+}
+
+
+def _check_legacy_options(options: dict[str, Any]) -> None:
+    """Accept dynamo's legacy ``recipe_monocle`` options; warn about non-default values.
+
+    Raises
+    ------
+    TypeError
+        For a name that is not one of dynamo's options.
+    """
+    unknown = sorted(set(options) - set(_LEGACY_DEFAULTS))
+    if unknown:
+        raise TypeError(f"recipe_monocle got unexpected keyword argument(s) {unknown}")
+    changed = sorted(k for k, v in options.items() if v is not None and v != _LEGACY_DEFAULTS[k])
+    changed = [k for k in changed if not (k.startswith("keep_") and options[k] is True)]
+    if changed:
+        warnings.warn(
+            f"recipe_monocle options {changed} are ignored: dynadask runs the monocle recipe "
+            "(SVR feature genes, size-factor normalisation, log1p, PCA) on X and every raw layer",
+            stacklevel=3,
+        )
+
+
 def recipe_monocle(
     adata: ad.AnnData,
     reset_X: bool = False,  # noqa: N803 - dynamo's name
@@ -296,7 +339,9 @@ def recipe_monocle(
     keep_filtered_cells: bool | None = None,
     fc_kwargs: dict | None = None,
     fg_kwargs: dict | None = None,
+    exprs_frac_for_gene_exclusion: float = 1,
     copy: bool = False,
+    **legacy: Any,
 ) -> ad.AnnData | None:
     """Run dynamo's monocle preprocessing recipe, out of core (one stage, 'preprocess').
 
@@ -327,8 +372,14 @@ def recipe_monocle(
         Keep failing cells (flagged only).
     fc_kwargs, fg_kwargs
         Extra thresholds of the cell and gene filters.
+    exprs_frac_for_gene_exclusion
+        Genes holding more than this fraction of all counts are not feature genes.
     copy
         Work on a copy and return it (in-memory AnnData).
+    **legacy
+        dynamo's other legacy options (``method``, ``feature_selection``, ``total_layers``,
+        ``keep_filtered_genes``, …): accepted; a value other than dynamo's default is
+        ignored with a warning (genes are always flagged, never dropped; raw layers stay).
 
     Returns
     -------
@@ -342,12 +393,16 @@ def recipe_monocle(
     pass_basic_filter, frac, use_for_pca, ntr; layers: X_<layer> per raw layer;
     obsm: X_pca; uns: pp, PCs, pca_mean, explained_variance_ratio_, feature_selection
     """
+    _check_legacy_options(legacy)
     adata = adata.copy() if copy else adata
     pre = Preprocessor(
         filter_cells_by_outliers_kwargs=fc_kwargs,
         filter_genes_by_outliers_kwargs=fg_kwargs,
         size_factor_kwargs={"method": sz_method, "scale_to": scale_to},
-        select_genes_kwargs={"n_top_genes": n_top_genes},
+        select_genes_kwargs={
+            "n_top_genes": n_top_genes,
+            "exprs_frac_for_gene_exclusion": exprs_frac_for_gene_exclusion,
+        },
         pca_kwargs={"n_pca_components": num_dim},
         gene_append_list=genes_to_append,
         gene_exclude_list=genes_to_exclude,
