@@ -180,7 +180,8 @@ def pick_cells(n: int, cell_inds: Any, cap: int | None = None, random_state: int
         return np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
     if isinstance(cell_inds, int | np.integer):
         return np.sort(rng.choice(n, size=min(int(cell_inds), n), replace=False))
-    if isinstance(cell_inds, Sequence | np.ndarray) and len(cell_inds) > 0:
+    if isinstance(cell_inds, Sequence | np.ndarray) and not isinstance(cell_inds, str) \
+            and len(cell_inds) > 0:
         if isinstance(cell_inds[0], str):
             idx = obs_names.get_indexer(list(cell_inds))
             if (idx < 0).any():

@@ -1,14 +1,16 @@
 """Velocities on a regular grid for the grid and streamline figures.
 
 ``uns['grid_velocity_<basis>']`` (written by ``dyn.tl.cell_velocities``; ``X_grid`` holds the
-two axes, ``V_grid`` is ``(2, ny, nx)``) is used when it matches the request. Otherwise the
+two axes, ``V_grid`` is ``(2, ny, nx)``) is used when it matches the request and holds velocities
+(dynamo 1.5.3 stores mean positions ``x + dx`` there; such a grid is recomputed). Otherwise the
 cells' embedding velocities are averaged onto the grid with Gaussian weights: a sum of
 per-block partial sums (:func:`dynadask.kernels.embedding.grid_sums`) over row blocks, so only
-the small grid arrays ever reach the driver.
+the small grid arrays ever reach the driver; :mod:`dynadask.kernels.grid` finishes them.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import anndata as ad
@@ -17,6 +19,7 @@ import numpy as np
 from .._core.compute import compute
 from ..graph.blocks import sum_rows
 from ..kernels import embedding as ek
+from ..kernels import grid as kg
 from . import _data
 
 GRID_OPTIONS = ("smooth", "min_mass")
@@ -37,7 +40,27 @@ def stored_grid(adata: ad.AnnData, basis: str, xy_grid_nums: tuple[int, int]
         return None
     if (len(axes[0]), len(axes[1])) != tuple(xy_grid_nums):
         return None
+    if holds_positions(axes, v_grid):
+        warnings.warn(f"uns['grid_velocity_{basis}'] holds mean positions, not velocities "
+                      "(dynamo 1.5.3 stores x + dx there): the grid is recomputed from obsm",
+                      stacklevel=3)
+        return None
     return axes, v_grid
+
+
+def holds_positions(axes: list[np.ndarray], v_grid: np.ndarray) -> bool:
+    """Whether a stored grid holds the cells' mean positions instead of their velocities.
+
+    dynamo 1.5.3's ``cell_velocities`` averages ``x + dx`` (not ``dx``) onto the grid; such
+    values sit within a grid step or so of their grid points, while velocities do not.
+    """
+    gx, gy = np.meshgrid(axes[0], axes[1])
+    ok = np.isfinite(v_grid).all(axis=0)
+    if not ok.any():
+        return False
+    resid = np.hypot(v_grid[0] - gx, v_grid[1] - gy)[ok]
+    spread = np.hypot(gx - gx.mean(), gy - gy.mean())[ok]
+    return bool(np.median(resid) < 0.25 * np.median(spread))
 
 
 def velocity_key(adata: ad.AnnData, vector: str, basis: str) -> str:
@@ -72,11 +95,10 @@ def gaussian_grid(emb: np.ndarray, velocity: Any, xy_grid_nums: tuple[int, int],
     points = ek.grid_points(axes)
     sums = compute(sum_rows(ek.grid_sums, emb, velocity, points=points, scale=scale),
                    desc="grid velocity")[0]
+    shape = (len(axes[0]), len(axes[1]))
     if cut_off_velocity:
-        out = ek.finish_grid(sums, axes, min_mass=min_mass)
-    else:
-        out = ek.finish_grid(sums, axes, min_mass=0.0, cut_percentile=0.0)
-    return axes, out["V_grid"]
+        return axes, kg.grid_velocity(sums, shape, min_mass=min_mass)
+    return axes, kg.grid_velocity(sums, shape, min_mass=0.0, cut_percentile=0.0)
 
 
 def reusable_grid(adata: ad.AnnData, *, basis: str, dims: list[int], vector: str,
