@@ -281,3 +281,17 @@ def test_legacy_recipe_options(pancreas_path):
     dyn.pp.recipe_monocle(frac, exprs_frac_for_gene_exclusion=0.01)
     high = frac.var.frac.to_numpy() > 0.01
     assert high.any() and not frac.var.use_for_pca.to_numpy()[high].any()
+
+
+def test_preprocessor_takes_dynamos_filter_dicts(pancreas_path):
+    adata = _small(pancreas_path, 300)
+    keep = np.ones(300, bool)
+    keep[:10] = False
+    genes = {"filter_bool": None, "min_cell_s": 5, "min_cell_p": 5, "min_count_p": 0}
+    pre = dyn.pp.Preprocessor(
+        filter_cells_by_outliers_kwargs={"filter_bool": keep, "keep_filtered": True},
+        filter_genes_by_outliers_kwargs=genes,
+    )
+    pre.preprocess_adata(adata, recipe="monocle")
+    assert adata.n_obs == 300 and not adata.obs.pass_basic_filter[:10].any()
+    assert adata.var.pass_basic_filter.sum() > 0

@@ -24,7 +24,7 @@ from ._pending import Pending
 from .gene_selection import select_from_moments, x_view
 from .normalization import normalized_layers, size_factor_columns
 from .pca import finish_pca
-from .qc import CellFilter, GeneFilter, QCSums, qc_pass, stats_columns
+from .qc import CellFilter, GeneFilter, QCSums, as_mask, qc_pass, stats_columns
 
 MAX_FUSED_GRAM_GENES = 3000  # cross-product accumulated with the gene moments up to this size
 STAGE = "preprocess"
@@ -116,7 +116,9 @@ class Preprocessor:
         self.gene_append_list = list(gene_append_list or [])
         self.gene_exclude_list = list(gene_exclude_list or [])
         self.force_gene_list = force_gene_list
-        self.keep_filtered_cells = keep_filtered_cells
+        self.keep_filtered_cells = bool(
+            self.filter_cells_by_outliers_kwargs.pop("keep_filtered", keep_filtered_cells)
+        )
 
     def config_monocle_recipe(self, adata: ad.AnnData, n_top_genes: int = 2000) -> None:
         """Set dynamo's monocle thresholds for this data size (user-given options win)."""
@@ -207,7 +209,9 @@ class Preprocessor:
     def _filter(self, adata: ad.AnnData, pending: Pending) -> QCSums:
         qc = qc_pass(adata)
         obs, var = stats_columns(qc)
-        mask = CellFilter(**self.filter_cells_by_outliers_kwargs).mask(qc)
+        rule = dict(self.filter_cells_by_outliers_kwargs)
+        chosen = as_mask(rule.pop("filter_bool", None), qc.n_cells, "cells")
+        mask = CellFilter(**rule).mask(qc) & chosen
         obs[keys.PASS_BASIC_FILTER] = mask
         if subset_cells(adata, mask, keep_filtered=self.keep_filtered_cells):
             obs = {k: np.asarray(v)[mask] for k, v in obs.items()}
@@ -217,7 +221,10 @@ class Preprocessor:
         kept = self._fit_cells(adata, pending)
         if kept is not None:  # a store keeps failing cells: sum genes over passing ones
             qc = qc_pass(adata, kept)
-        genes = GeneFilter(**self.filter_genes_by_outliers_kwargs).mask(qc)
+        rule = dict(self.filter_genes_by_outliers_kwargs)
+        chosen = as_mask(rule.pop("filter_bool", None), adata.n_vars, "genes")
+        rule.pop("inplace", None)
+        genes = GeneFilter(**rule).mask(qc) & chosen
         if not genes.any():
             raise ValueError("no gene passes the gene filter: relax its thresholds (min_cell_*)")
         pending.var[keys.PASS_BASIC_FILTER] = genes

@@ -148,6 +148,9 @@ class GeneFilter:
     min_count_s: float = 0
     min_count_u: float = 0
     shared_count: float | None = 30
+    min_cell_p: float = 1  # protein thresholds: accepted, no protein layer is read
+    min_avg_exp_p: float = 0
+    min_count_p: float = 0
 
     def _layer_mask(self, qc: QCSums, name: str, min_cell, min_avg, min_count) -> np.ndarray:
         i = qc.names.index(name)
@@ -176,7 +179,8 @@ class GeneFilter:
         return keep
 
 
-def _as_mask(filter_bool, n: int, what: str) -> np.ndarray:
+def as_mask(filter_bool, n: int, what: str) -> np.ndarray:
+    """A user's keep-mask as booleans of length ``n`` (all True for ``None``)."""
     if filter_bool is None:
         return np.ones(n, dtype=bool)
     mask = np.asarray(filter_bool, dtype=bool).ravel()
@@ -269,7 +273,7 @@ def filter_cells_by_outliers(
         shared_count,
     )
     qc = qc_pass(adata)
-    mask = rule.mask(qc) & _as_mask(filter_bool, qc.n_cells, "cells")
+    mask = rule.mask(qc) & as_mask(filter_bool, qc.n_cells, "cells")
     Pending(obs={obs_store_key: mask}).commit(adata, "filter_cells")
     from .preprocessor import subset_cells
 
@@ -343,7 +347,7 @@ def filter_genes_by_outliers(
         shared_count,
     )
     qc = qc_pass(adata, fit_cells(adata))
-    mask = rule.mask(qc) & _as_mask(filter_bool, adata.n_vars, "genes")
+    mask = rule.mask(qc) & as_mask(filter_bool, adata.n_vars, "genes")
     Pending(var={keys.PASS_BASIC_FILTER: mask}).commit(adata, "filter_genes")
     return mask
 
