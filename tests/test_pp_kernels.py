@@ -153,3 +153,16 @@ def test_masked_reductions_equal_sums_over_kept_cells(layers, kind):
     ly = np.log1p(y[:, genes])
     np.testing.assert_allclose(cross["gram"], ly.T @ ly, rtol=1e-10)
     np.testing.assert_allclose(stats["gram"], ly.T @ ly, rtol=1e-10)
+
+
+def test_cross_moments_in_row_slices(layers, monkeypatch):
+    s, _ = layers
+    sf = np.linspace(0.5, 2.0, s.shape[0])
+    whole = kpca.cross_moments(sparse.csr_matrix(s), sf)
+    monkeypatch.setattr(kpca, "DENSE_BYTES", 8 * s.shape[1] * 7)  # slices of 64 rows
+    sliced = kpca.cross_moments(sparse.csr_matrix(s), sf)
+    y = np.log1p(s / sf[:, None])
+    for out in (whole, sliced):
+        np.testing.assert_allclose(out["gram"], y.T @ y, rtol=1e-10)
+        np.testing.assert_allclose(out["sum"], y.sum(0), rtol=1e-10)
+        assert out["n"][0] == s.shape[0]

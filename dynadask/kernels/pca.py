@@ -13,6 +13,8 @@ from scipy import linalg
 
 from .preprocess import as_csr
 
+DENSE_BYTES = 32 * 2**20  # a dense slice of rows x genes (float64) stays under this size
+
 
 def log_norm(block, size_factors: np.ndarray, genes: np.ndarray | None = None, log: bool = True):
     """Return ``log1p(x / s)`` (or ``x / s``) of a block as CSR float64, on ``genes`` if given."""
@@ -46,10 +48,18 @@ def cross_moments(
     Returns
     -------
     dict
-        ``n`` (1-element), ``sum`` (``(g,)``) and ``gram`` (``(g, g)``), float64.
+        ``n`` (1-element), ``sum`` (``(g,)``) and ``gram`` (``(g, g)``), float64. Rows are
+        densified a slice at a time (at most ``DENSE_BYTES``), never the whole block.
     """
-    y = log_norm(block, size_factors, genes, log).toarray()  # one block dense at a time
-    return {"n": np.array([float(y.shape[0])]), "sum": y.sum(axis=0), "gram": y.T @ y}
+    y = log_norm(block, size_factors, genes, log)
+    g = y.shape[1]
+    step = max(64, DENSE_BYTES // (8 * max(g, 1)))  # rows densified at a time
+    total, gram = np.zeros(g), np.zeros((g, g))
+    for start in range(0, y.shape[0], step):
+        part = y[start : start + step].toarray()
+        total += part.sum(axis=0)
+        gram += part.T @ part
+    return {"n": np.array([float(y.shape[0])]), "sum": total, "gram": gram}
 
 
 def pca_from_moments(
