@@ -4,8 +4,8 @@
 two axes, ``V_grid`` is ``(2, ny, nx)``) is used when it matches the request and holds velocities
 (dynamo 1.5.3 stores mean positions ``x + dx`` there; such a grid is recomputed). Otherwise the
 cells' embedding velocities are averaged onto the grid with Gaussian weights: a sum of
-per-block partial sums (:func:`dynadask.kernels.embedding.grid_sums`) over row blocks, so only
-the small grid arrays ever reach the driver; :mod:`dynadask.kernels.grid` finishes them.
+per-block partial sums over row blocks (:func:`dynadask.kernels.grid.grid_sums_local`, each cell
+adding to the grid points within 5 widths), so only the small grid arrays reach the driver.
 """
 
 from __future__ import annotations
@@ -92,8 +92,7 @@ def gaussian_grid(emb: np.ndarray, velocity: Any, xy_grid_nums: tuple[int, int],
         raise ValueError("the embedding has no finite coordinates to put a grid on")
     axes = ek.grid_axes(emb[ok].min(axis=0), emb[ok].max(axis=0), tuple(xy_grid_nums))
     scale = float(np.mean([ax[1] - ax[0] for ax in axes])) * smooth
-    points = ek.grid_points(axes)
-    sums = compute(sum_rows(ek.grid_sums, emb, velocity, points=points, scale=scale),
+    sums = compute(sum_rows(kg.grid_sums_local, emb, velocity, axes=axes, scale=scale),
                    desc="grid velocity")[0]
     shape = (len(axes[0]), len(axes[1]))
     if cut_off_velocity:
