@@ -166,3 +166,19 @@ def test_cross_moments_in_row_slices(layers, monkeypatch):
         np.testing.assert_allclose(out["gram"], y.T @ y, rtol=1e-10)
         np.testing.assert_allclose(out["sum"], y.sum(0), rtol=1e-10)
         assert out["n"][0] == s.shape[0]
+
+
+def test_qc_sums_read_a_repeated_layer_once(layers):
+    s, u = layers
+    xs = sparse.csr_matrix(s)
+    shared = [["spliced", "unspliced"]]
+    cells_a, genes_a = gpp.qc_sums({"X": xs, "spliced": xs, "unspliced": u}, shared=shared)
+    cells_b, genes_b = gpp.qc_sums({"X": xs, "spliced": xs.copy(), "unspliced": u}, shared=shared)
+    # one (array, delayed) pair per compute: dask 2026.8 groups mixed collections by type
+    # and returns them out of order (compute(array, delayed, array) -> array, array, delayed)
+    ca, ga = compute(cells_a, genes_a)
+    cb, gb = compute(cells_b, genes_b)
+    assert ca.shape == cb.shape == (s.shape[0], 2 * 3 + 1 + 1)
+    np.testing.assert_array_equal(ca, cb)
+    for key in ("ncells", "sum", "shared"):
+        np.testing.assert_array_equal(ga[key], gb[key])

@@ -12,6 +12,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask import delayed
 from scipy import sparse
 
 from ..kernels import pca as kpca
@@ -69,17 +70,38 @@ def qc_sums(
         detected, total; the mitochondrial total; the shared counts of each set).
         ``genes``: a Delayed dict with ``ncells``, ``sum`` (``(n_layers, n_genes)``) and
         ``shared`` (``(len(shared), n_genes)``). A layer with NaN or negative values makes
-        the computation raise ``ValueError``.
+        the computation raise ``ValueError``. The same array given under two names (X
+        standing for spliced) is read once.
     """
     names = list(layers)
-    arrays = list(layers.values())
-    sets = [[names.index(n) for n in members] for members in shared]
+    arrays, where = _distinct(list(layers.values()))
+    sets = [[where[names.index(n)] for n in members] for members in shared]
     n_cols = 2 * len(arrays) + 1 + len(sets)
     per_cell = map_rows(
         kpp.cell_sums, *arrays, n_cols=n_cols, dtype=np.float64, mito=mito, shared=sets
     )
-    genes = sum_kept_rows(kpp.gene_sums, *arrays, cells=cells, names=names, shared=sets)
-    return per_cell, genes
+    first = [names[where.index(i)] for i in range(len(arrays))]
+    genes = sum_kept_rows(kpp.gene_sums, *arrays, cells=cells, names=first, shared=sets)
+    if len(arrays) == len(names):
+        return per_cell, genes
+    columns = [c for i in where for c in (2 * i, 2 * i + 1)]
+    columns += list(range(2 * len(arrays), n_cols))
+    return per_cell[:, columns], delayed(_expand_genes, pure=True)(genes, where)
+
+
+def _distinct(arrays: list) -> tuple[list, list[int]]:
+    """The distinct arrays (by identity) and, for each input, the index of its array."""
+    unique: list = []
+    where = []
+    for x in arrays:
+        found = [i for i, u in enumerate(unique) if u is x]
+        where.append(found[0] if found else len(unique))
+        unique += [] if found else [x]
+    return unique, where
+
+
+def _expand_genes(genes: dict, where: list[int]) -> dict:
+    return {"ncells": genes["ncells"][where], "sum": genes["sum"][where], "shared": genes["shared"]}
 
 
 def _stats_block(block, sf, genes=None, gram=True, log=False, gram_log=True) -> dict:
