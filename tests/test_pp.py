@@ -215,6 +215,8 @@ def test_clear_errors(pancreas_path):
         dyn.pp.recipe_monocle(_small(pancreas_path, 200), fc_kwargs={"min_expr_genes_s": 10**6})
     with pytest.raises(ValueError, match="tkey"):
         dyn.pp.recipe_monocle(_labelling())
+    with pytest.raises(ValueError, match="0 cells"):
+        dyn.pp.recipe_monocle(_small(pancreas_path, 200)[:0].copy())
 
 
 def test_store_with_failing_cells_matches_dropping_them(pancreas_path, tmp_path):

@@ -172,6 +172,11 @@ class Preprocessor:
         """
         if recipe not in RECIPES:
             raise ValueError(f"recipe {recipe!r} is not available: use one of {sorted(RECIPES)}")
+        if adata.n_obs == 0 or adata.n_vars == 0:
+            raise ValueError(
+                f"this AnnData has {adata.n_obs} cells and {adata.n_vars} genes: "
+                "preprocessing needs both (check how it was subset or loaded)"
+            )
         RECIPES[recipe](self, adata, tkey, experiment_type)
 
     def preprocess_adata_monocle(
