@@ -1,0 +1,184 @@
+"""kNN search on an embedding: one index built once, neighbour lists for every cell.
+
+The embedding (cells x a few dozen components) is small enough to sit in one process; the
+index is built once and queried row block by row block (exact search), or its own
+neighbour graph is read for the cells it was built on (NN-descent). Neighbour lists
+``(idx, dist)`` are ``(n_cells, k)`` arrays (see :mod:`dynadask.kernels.neighbors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import numpy as np
+from scipy import sparse
+
+from .._core.compute import compute
+from .._core.settings import get_chunk_policy
+from ..kernels import neighbors as kn
+from .blocks import as_rows
+
+Knn = tuple[np.ndarray, np.ndarray]
+
+# dynamo's automatic choice: NN-descent above this many cells (and more than 2 dimensions)
+PYNN_MIN_CELLS = 5000
+_EXACT = ("ball_tree", "kd_tree", "brute", "auto")
+_APPROX = ("pynn", "umap")
+
+
+def choose_method(n_cells: int, n_dims: int, method: str | None) -> str:
+    """Pick the search method: dynamo's rule when ``method`` is ``None``.
+
+    Exact search (``'ball_tree'`` above 10 dimensions, else ``'kd_tree'``) up to 5,000 cells
+    or in at most 2 dimensions, NN-descent (``'pynn'``) otherwise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method.
+    """
+    if method is None:
+        if n_cells > PYNN_MIN_CELLS and n_dims > 2:
+            return "pynn"
+        return "ball_tree" if n_dims > 10 else "kd_tree"
+    if method == "hnswlib":
+        raise ValueError("method 'hnswlib' is not available in dynadask: use 'pynn' "
+                         "(NN-descent, the default above 5,000 cells) or an exact method")
+    if method not in _EXACT + _APPROX:
+        raise ValueError(f"unknown kNN method {method!r}: use one of {list(_EXACT + _APPROX)}")
+    return method
+
+
+def _query(index: Any, x: np.ndarray) -> Knn:
+    dist, idx = index.kneighbors(x)
+    return idx, dist
+
+
+def knn_exact(x: np.ndarray, k: int, *, method: str = "ball_tree", metric: str = "euclidean",
+              metric_kwds: dict | None = None, **kwargs: Any) -> Knn:
+    """Exact ``k`` nearest neighbours (self included) with scikit-learn, queried per row block."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=k, metric=metric, metric_params=metric_kwds,
+                             algorithm=method, **kwargs).fit(x)
+    index_d = dask.delayed(index, traverse=False)
+    rows = get_chunk_policy().rows_per_block(x.shape[1] * 64, x.shape[0])
+    parts = [dask.delayed(_query)(index_d, x[s:s + rows]) for s in range(0, x.shape[0], rows)]
+    done = compute(*parts, desc="kNN queries")
+    idx = np.vstack([p[0] for p in done])
+    dist = np.vstack([p[1] for p in done])
+    return kn.self_first(idx, dist)
+
+
+def _nndescent(x: np.ndarray, k: int, metric: str, metric_kwds: dict | None, seed: int,
+               kwargs: dict) -> Knn:
+    from pynndescent import NNDescent
+
+    index = NNDescent(x, metric=metric, metric_kwds=metric_kwds, n_neighbors=k,
+                      random_state=seed, **kwargs)
+    idx, dist = index.neighbor_graph
+    return kn.self_first(idx, dist)
+
+
+def knn_nndescent(x: np.ndarray, k: int, *, metric: str = "euclidean",
+                  metric_kwds: dict | None = None, seed: int = 19491001, **kwargs: Any) -> Knn:
+    """Approximate ``k`` nearest neighbours (self included) from an NN-descent index.
+
+    The index is built once, in one task of the active scheduler; the neighbour graph it
+    builds for its own cells is the answer (no second search).
+    """
+    task = dask.delayed(_nndescent)(x, k, metric, metric_kwds, seed, kwargs)
+    return compute(task, desc="NN-descent index")[0]
+
+
+def knn(x: np.ndarray, k: int, method: str, **kwargs: Any) -> Knn:
+    """``k`` nearest neighbours (self first) of every row of ``x`` with ``method``."""
+    k = max(1, min(k, x.shape[0]))
+    if method in _APPROX and k < x.shape[0]:
+        return knn_nndescent(x, k, **kwargs)
+    kwargs.pop("seed", None)
+    method = method if method in _EXACT else "auto"
+    return knn_exact(x, k, method=method, **kwargs)
+
+
+def knn_in_groups(x: np.ndarray, n_neighbors: int, groups: list[np.ndarray],
+                  method: str | None, **kwargs: Any) -> tuple[Knn, np.ndarray]:
+    """Neighbour lists searched within each group of cells only (global indices).
+
+    Each group gets ``min(n_neighbors, n_group - 1)`` neighbours (self included, at least
+    1), as dynamo does; shorter rows are padded with ``-1``.
+
+    Returns
+    -------
+    (idx, dist), k_per_cell
+        The lists and, for each cell, the neighbour count its group used.
+    """
+    n = x.shape[0]
+    idx = np.full((n, n_neighbors), -1, dtype=np.int64)
+    dist = np.full((n, n_neighbors), np.inf, dtype=np.float32)
+    k_cell = np.zeros(n, dtype=np.int64)
+    for cells in groups:
+        k = max(1, min(n_neighbors, cells.size - 1))
+        sub = x[cells]
+        how = choose_method(sub.shape[0], sub.shape[1], method)
+        gi, gd = knn(sub, k, how, **kwargs)
+        idx[cells, :k] = np.where(gi >= 0, cells[np.maximum(gi, 0)], -1)
+        dist[cells, :k] = gd
+        k_cell[cells] = k
+    return (idx, dist), k_cell
+
+
+def knn_from_graph(adj: Any, k: int) -> Knn:
+    """Neighbour lists read from a stored distance graph (scipy or Dask CSR row blocks)."""
+    if sparse.issparse(adj):
+        adj = sparse.csr_matrix(adj)
+        return kn.knn_from_distances(adj.indptr, adj.indices, adj.data, 0, k)
+    x = as_rows(adj)
+    starts = np.cumsum((0,) + x.chunks[0][:-1])
+    parts = [dask.delayed(_graph_block)(b, int(s), k)
+             for b, s in zip(x.to_delayed().ravel(), starts, strict=True)]
+    done = compute(*parts, desc="neighbour lists")
+    return np.vstack([p[0] for p in done]), np.vstack([p[1] for p in done])
+
+
+def _graph_block(block: Any, row0: int, k: int) -> Knn:
+    block = sparse.csr_matrix(block)
+    return kn.knn_from_distances(block.indptr, block.indices, block.data, row0, k)
+
+
+def _weights_in_group(idx: np.ndarray, dist: np.ndarray, k: int, kind: str) -> sparse.csr_matrix:
+    if kind == "gaussian":
+        return kn.gaussian_graph(idx, dist)
+    w = kn.fuzzy_weights(idx, dist, k)
+    return kn.fuzzy_union(idx, w, kn.umap_epochs(idx.shape[0]))
+
+
+def group_graph(knn_lists: Knn, k_cell: np.ndarray, groups: list[np.ndarray],
+                kind: str = "umap") -> sparse.csr_matrix:
+    """The weighted graph of each group (fuzzy union, or Gaussian), assembled over all cells.
+
+    Parameters
+    ----------
+    knn_lists
+        Global neighbour lists whose neighbours lie in the cell's own group.
+    k_cell
+        Neighbour count per cell (its group's).
+    groups
+        Disjoint sorted index arrays covering the cells.
+    kind
+        ``'umap'`` (symmetric fuzzy union, pruned as UMAP does) or ``'gaussian'``.
+    """
+    idx, dist = knn_lists
+    n = idx.shape[0]
+    parts = []
+    for cells in groups:
+        k = int(k_cell[cells[0]])
+        gi = idx[cells, :k]
+        local = np.where(gi >= 0, np.searchsorted(cells, np.maximum(gi, 0)), -1)
+        g = _weights_in_group(local, dist[cells, :k], k, kind).tocoo()
+        parts.append(sparse.csr_matrix((g.data, (cells[g.row], cells[g.col])), shape=(n, n)))
+    out = parts[0] if len(parts) == 1 else sparse.csr_matrix(sum(parts[1:], parts[0]))
+    out.sort_indices()
+    return out
+
