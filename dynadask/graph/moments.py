@@ -55,9 +55,10 @@ def pieces(needed: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.nd
     """Split sorted cell indices by the row chunk holding them: ``(chunk, local rows)`` pairs."""
     bounds = np.concatenate([[0], np.cumsum(chunks)])
     owner = np.searchsorted(bounds, needed, side="right") - 1
-    cut = np.flatnonzero(np.diff(owner)) + 1
-    return [(int(owner[p[0]]), p - bounds[owner[p[0]]])
-            for p in np.split(needed, cut) if p.size]
+    starts = np.flatnonzero(np.diff(owner, prepend=-1))
+    ends = np.append(starts[1:], needed.size)
+    return [(int(owner[a]), needed[a:b] - bounds[owner[a]])
+            for a, b in zip(starts, ends, strict=True)]
 
 
 def chunks_touched(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> np.ndarray:

@@ -1,0 +1,227 @@
+"""tl.moments and its kernels: slow versions, dynamo parity, labelling times, store == memory."""
+
+from __future__ import annotations
+
+import anndata as ad
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import sparse
+
+import dynadask as dyn
+from dynadask.graph import moments as gm
+from dynadask.kernels import moments as km
+from dynadask.tl.moments import moment_jobs
+
+
+def _pearson_per_gene(x, y):
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    den = np.sqrt((x * x).sum(0) * (y * y).sum(0))
+    ok = den > 0
+    return (x * y).sum(0)[ok] / den[ok]
+
+
+def _graph(n, density=0.1, seed=0):
+    g = sparse.random(n, n, density=density, random_state=seed, format="csr")
+    g = ((g + g.T) > 0).astype(np.float32)
+    return km.smoothing_graph(g)
+
+
+def _reference_input(reference, pancreas):
+    """Reference X_pca and the size-factor normalised layers dynamo smoothed."""
+    a = ad.AnnData(obs=reference.obs[["spliced_Size_Factor", "unspliced_Size_Factor"]].copy(),
+                   var=reference.var[[]].copy(), obsm={"X_pca": reference.obsm["X_pca"]})
+    for layer in ("spliced", "unspliced"):
+        sf = reference.obs[f"{layer}_Size_Factor"].to_numpy()
+        a.layers[f"X_{layer}"] = sparse.csr_matrix(
+            sparse.diags(1 / sf) @ pancreas.layers[layer])
+    return a
+
+
+@pytest.fixture
+def labelled():
+    """Two labelling times on the same manifold: new RNA 0 at t=1, 100 at t=2."""
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    time = np.repeat([1.0, 2.0], n // 2)
+    new = np.where(time[:, None] == 1, 0.0, 100.0) + rng.uniform(0, 1, (n, 4))
+    total = new + rng.uniform(0, 5, (n, 4))
+    a = ad.AnnData(obs={"time": time}, obsm={"X_pca": x},
+                   layers={"X_new": sparse.csr_matrix(new), "X_total": total})
+    a.uns["pp"] = {"tkey": "time", "experiment_type": "kin"}
+    return a
+
+
+# ---------------------------------------------------------------- kernels vs slow versions
+def test_smoothing_graph_is_mean_over_self_and_neighbours():
+    g = sparse.csr_matrix(np.array([[0, .3, 0], [.3, 0, .8], [0, .8, 0]]))
+    w = km.smoothing_graph(g).toarray()
+    assert np.allclose(w, [[.5, .5, 0], [1 / 3, 1 / 3, 1 / 3], [0, .5, .5]])
+
+
+def test_smooth_matches_loop_for_sparse_and_dense():
+    rng = np.random.default_rng(1)
+    w = _graph(30, seed=1)
+    x = sparse.random(30, 6, density=0.4, random_state=2, format="csr")
+    y = rng.uniform(size=(30, 6))
+    needed, local = km.local_rows(w[10:20])
+    for xx, yy in ((x, None), (x, y), (x.toarray(), y)):
+        got = km.smooth(local, km.take_rows(xx, needed), None if yy is None else yy[needed])
+        for r, i in enumerate(range(10, 20)):
+            want = np.zeros(6)
+            for j in range(30):
+                prod = np.asarray(xx[j].toarray() if sparse.issparse(xx) else xx[j]).ravel()
+                if yy is not None:
+                    prod = prod * yy[j]
+                want += w[i, j] * prod
+            assert np.allclose(got[r], want, rtol=1e-6)
+
+
+def test_smooth_places_gene_columns():
+    w = _graph(10, seed=3)
+    x = np.arange(10 * 4, dtype=float).reshape(10, 4)
+    cols = np.array([0, 3])
+    needed, local = km.local_rows(w)
+    got = km.smooth(local, km.take_rows(x, needed, cols), cols=cols, n_vars=4)
+    assert np.allclose(got[:, [1, 2]], 0)
+    assert np.allclose(got[:, cols], (w @ x)[:, cols], rtol=1e-6)
+
+
+def test_pieces_and_chunks_touched():
+    parts = gm.pieces(np.array([0, 3, 4, 9, 12]), (4, 4, 4, 4))
+    assert [(c, p.tolist()) for c, p in parts] == [(0, [0, 3]), (1, [0]), (2, [1]), (3, [0])]
+    band = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(40, 40), format="csr")
+    assert gm.chunks_touched(band, (10,) * 4).tolist() == [2, 3, 3, 2]
+
+
+@pytest.mark.parametrize("kind", ["numpy", "scipy", "dask", "dask-sparse"])
+def test_smooth_inputs_equals_dense_product(kind):
+    w = _graph(57, density=0.08, seed=4)
+    x = sparse.random(57, 9, density=0.3, random_state=5, format="csr")
+    y = sparse.random(57, 9, density=0.3, random_state=6, format="csr")
+    wrap = {"numpy": lambda m: m.toarray(), "scipy": lambda m: m,
+            "dask": lambda m: da.from_array(m.toarray(), chunks=(13, 9)),
+            "dask-sparse": lambda m: gm.as_rows(m, rows=20)}[kind]
+    inputs = {"a": gm.Input(wrap(x)), "b": gm.Input(wrap(y))}
+    out = gm.smooth_inputs(w, inputs, {"Ma": ("a", None), "Mab": ("a", "b")})
+    assert np.allclose(out["Ma"].compute(), w @ x.toarray(), rtol=1e-5, atol=1e-7)
+    assert np.allclose(out["Mab"].compute(), w @ x.multiply(y).toarray(), rtol=1e-5, atol=1e-7)
+
+
+def test_moment_jobs_use_dynamo_names():
+    assert moment_jobs(["X_spliced", "X_unspliced"]) == {
+        "M_u": ("X_unspliced", None), "M_uu": ("X_unspliced", "X_unspliced"),
+        "M_s": ("X_spliced", None), "M_us": ("X_unspliced", "X_spliced"),
+        "M_ss": ("X_spliced", "X_spliced")}
+    assert set(moment_jobs(["X_new", "X_total"])) == {"M_t", "M_tt", "M_n", "M_tn", "M_nn"}
+    assert set(moment_jobs(["X_uu", "X_ul", "X_su", "X_sl"])) == {"M_uu", "M_ul", "M_su",
+                                                                 "M_sl"}
+    both = moment_jobs(["X_spliced", "X_unspliced", "X_uu"])
+    assert both["M_uu"] == ("X_unspliced", "X_unspliced")
+
+
+# ---------------------------------------------------------------- dynamo parity
+@pytest.mark.parametrize("with_graph", [True, False])
+def test_moments_pancreas_parity(reference, pancreas, with_graph):
+    a = _reference_input(reference, pancreas)
+    if with_graph:
+        dyn.tl.neighbors(a)
+    dyn.tl.moments(a)
+    for key in ("M_s", "M_u"):
+        r = _pearson_per_gene(a.layers[key].astype(float), reference.layers[key].astype(float))
+        assert np.median(r) >= 0.999 and r.min() > 0.99
+    pattern = (a.obsp["moments_con"] > 0) != (reference.obsp["moments_con"] > 0)
+    assert pattern.nnz <= (0 if with_graph else 100)
+    assert {"M_ss", "M_us", "M_uu"} <= set(a.layers)
+    assert a.layers["M_s"].dtype == np.float32
+    s = a.layers["X_spliced"]
+    assert np.allclose(a.layers["M_ss"], a.obsp["moments_con"] @ s.multiply(s).toarray(),
+                       rtol=1e-5, atol=1e-6)
+
+
+def test_moments_store_equals_memory(reference, pancreas, tmp_path):
+    a = _reference_input(reference, pancreas)[:1200].copy()
+    a.write_h5ad(tmp_path / "a.h5ad")
+    dyn.io.convert(tmp_path / "a.h5ad", tmp_path / "a.zarr", chunk_cells=250)
+    s = dyn.io.open(tmp_path / "a.zarr")
+    dyn.tl.moments(s)
+    dyn.tl.moments(a)
+    for key in ("M_s", "M_u", "M_ss", "M_us", "M_uu"):
+        assert isinstance(s.layers[key], da.Array)
+        assert np.array_equal(s.layers[key].compute(), a.layers[key])
+    again = dyn.io.open(tmp_path / "a.zarr")
+    assert "moments" in again.uns["dynadask"]["stages"]
+    assert abs(sparse.csr_matrix(again.obsp["moments_con"].compute())
+               - a.obsp["moments_con"]).max() == 0
+
+
+# ---------------------------------------------------------------- labelling times
+def test_labelling_times_never_mix(labelled):
+    dyn.tl.moments(labelled)
+    w = labelled.obsp["moments_con"].tocoo()
+    t = labelled.obs["time"].to_numpy()
+    assert (t[w.row] == t[w.col]).all()
+    m_n = labelled.layers["M_n"]
+    assert m_n[t == 1].max() < 1 and m_n[t == 2].min() > 100
+    assert {"M_t", "M_nn", "M_tn", "M_tt"} <= set(labelled.layers)
+
+
+def test_mixing_when_grouping_is_off(labelled):
+    dyn.tl.moments(labelled, group=False)
+    m_n = labelled.layers["M_n"]
+    assert m_n[labelled.obs["time"].to_numpy() == 1].max() > 10
+
+
+def test_explicit_group_column(labelled):
+    labelled.uns["pp"]["tkey"] = "None"
+    labelled.obs["batch"] = np.where(labelled.obs["time"] == 1, "a", "b")
+    dyn.tl.moments(labelled, group="batch")
+    assert labelled.layers["M_n"][labelled.obs["time"].to_numpy() == 1].max() < 1
+
+
+# ---------------------------------------------------------------- options
+def test_given_conn_is_used_as_is(labelled):
+    n = labelled.n_obs
+    conn = sparse.eye(n, format="csr") * 2
+    dyn.tl.moments(labelled, conn=conn, layers=["new"])
+    assert np.allclose(labelled.layers["M_n"], 2 * labelled.layers["X_new"].toarray())
+    assert set(labelled.layers) == {"X_new", "X_total", "M_n", "M_nn"}
+
+
+def test_gaussian_kernel_rows_sum_to_one(labelled):
+    dyn.tl.moments(labelled, use_gaussian_kernel=True, group=False)
+    w = labelled.obsp["moments_con"]
+    assert np.allclose(np.asarray(w.sum(1)).ravel(), 1, atol=1e-6)
+    assert w.diagonal().min() > 0
+
+
+def test_genes_and_protein_and_copy(labelled):
+    labelled.obsm["X_protein"] = np.ones((labelled.n_obs, 3))
+    out = dyn.tl.moments(labelled, genes=[labelled.var_names[1]], copy=True)
+    assert "M_n" not in labelled.layers and "M_p" in out.obsm
+    assert np.allclose(out.obsm["M_p"], 1, atol=1e-6)
+    assert np.all(out.layers["M_n"][:, [0, 2, 3]] == 0) and out.layers["M_n"][:, 1].max() > 0
+
+
+def test_moments_errors(labelled):
+    bare = ad.AnnData(obs=labelled.obs, obsm=labelled.obsm)
+    with pytest.raises(ValueError, match="recipe_monocle"):
+        dyn.tl.moments(bare)
+    with pytest.raises(ValueError, match="missing"):
+        dyn.tl.moments(labelled, layers=["spliced"])
+    no_pca = labelled.copy()
+    del no_pca.obsm["X_pca"]
+    with pytest.raises(ValueError, match=r"dyn\.pp\.pca"):
+        dyn.tl.moments(no_pca)
+    with pytest.raises(ValueError, match="square"):
+        dyn.tl.moments(labelled, conn=sparse.eye(5, format="csr"))
+    with pytest.raises(ValueError, match="not a column"):
+        dyn.tl.moments(labelled, group="nope")
+    with pytest.raises(ValueError, match="use_mnn"):
+        dyn.tl.moments(labelled, use_mnn=True)
+    with pytest.raises(ValueError, match="not in adata.var_names"):
+        dyn.tl.moments(labelled, genes=["nope"])
+    with pytest.raises(ValueError, match="rows"):
+        dyn.tl.moments(labelled, np.zeros((3, 2)))
