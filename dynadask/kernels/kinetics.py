@@ -1,0 +1,257 @@
+"""Per-gene sufficient statistics of one row block, for kinetic estimation.
+
+Every estimate of ``dyn.tl.dynamics`` is a function of sums over cells: sums of products of
+layers (``sum s*u``, ``sum s^2`` …) within each stratum of cells (a cell group, a labelling
+time, or both) and, for the steady-state fits, only over the cells in the extreme quantiles
+of each gene. Those quantiles are found exactly from three cheap per-gene summaries:
+
+1. :func:`extent` — minimum and maximum of ``s`` and ``u`` per stratum and gene (they scale
+   the extremeness score ``s / max s + u / max u``);
+2. :func:`score_histogram` — counts of the score in ``n_bins`` equal bins per stratum and gene;
+3. :func:`collect_in_bins` — the distinct score values (with their counts) inside the bins
+   that hold the wanted order statistics.
+
+Together they give the exact order statistics, hence exactly ``numpy.percentile``.
+Blocks are processed in row slices so that no dense float64 copy of a whole block is made.
+Strata are given as one integer code per cell (``-1`` leaves a cell out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+SLICE_ROWS = 2048
+
+
+def dense_rows(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a block as a dense float64 array."""
+    part = x[start:stop]
+    if sparse.issparse(part):
+        part = part.toarray()
+    return np.asarray(part, dtype=np.float64)
+
+
+def row_slices(n: int, size: int = SLICE_ROWS) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` pairs cutting ``n`` rows in slices of at most ``size``."""
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def one_hot(codes: np.ndarray, n_strata: int) -> sparse.csr_matrix:
+    """``n_strata x n_cells`` indicator of each cell's stratum (code -1: no stratum)."""
+    codes = np.asarray(codes).ravel()
+    keep = codes >= 0
+    cols = np.flatnonzero(keep)
+    return sparse.csr_matrix((np.ones(cols.size), (codes[keep], cols)),
+                             shape=(n_strata, codes.size))
+
+
+def extremeness(s: np.ndarray, u: np.ndarray, s_scale: np.ndarray,
+                u_scale: np.ndarray) -> np.ndarray:
+    """The score ranking cells for the steady-state fits: ``s / s_scale + u / u_scale``.
+
+    ``s_scale``/``u_scale`` are per-cell rows of per-gene scales (the stratum's maxima,
+    clipped below at 1e-3), shaped like ``s``.
+    """
+    return s / s_scale + u / u_scale
+
+
+def extent(s: Any, u: Any, codes: np.ndarray, n_strata: int) -> dict[str, np.ndarray]:
+    """Per stratum and gene: minimum and maximum of ``s`` and ``u`` (combine with min/max).
+
+    Returns
+    -------
+    dict
+        ``s_min, s_max, u_min, u_max`` (``n_strata x n_genes``; +inf/-inf where empty).
+    """
+    g = s.shape[1]
+    out = {k: np.full((n_strata, g), np.inf) for k in ("s_min", "u_min")}
+    out.update({k: np.full((n_strata, g), -np.inf) for k in ("s_max", "u_max")})
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        c = codes[start:stop]
+        xs = {"s": dense_rows(s, start, stop), "u": dense_rows(u, start, stop)}
+        for k in np.unique(c[c >= 0]):
+            rows = c == k
+            for name, x in xs.items():
+                np.minimum(out[f"{name}_min"][k], x[rows].min(axis=0), out=out[f"{name}_min"][k])
+                np.maximum(out[f"{name}_max"][k], x[rows].max(axis=0), out=out[f"{name}_max"][k])
+    return out
+
+
+def combine_extent(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Combine :func:`extent` results of several blocks."""
+    out = {k: np.array(v, copy=True) for k, v in parts[0].items()}
+    for p in parts[1:]:
+        for k, v in p.items():
+            fn = np.minimum if k.endswith("_min") else np.maximum
+            fn(out[k], v, out=out[k])
+    return out
+
+
+def bin_index(score: np.ndarray, lo: np.ndarray, width: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each score in ``n_bins`` equal bins from ``lo`` (same rule in every pass)."""
+    b = np.floor((score - lo) / width)
+    return np.clip(np.nan_to_num(b, nan=0.0), 0, n_bins - 1).astype(np.int64)
+
+
+def _scored_slices(s, u, codes, scale, lo, width, n_bins):
+    """Yield ``(stratum, bins, score)`` for each stratum present in each row slice."""
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        c = codes[start:stop]
+        ss, uu = dense_rows(s, start, stop), dense_rows(u, start, stop)
+        for k in np.unique(c[c >= 0]):
+            rows = c == k
+            score = extremeness(ss[rows], uu[rows], scale["s"][k], scale["u"][k])
+            yield k, bin_index(score, lo[k], width[k], n_bins), score
+
+
+def score_histogram(s: Any, u: Any, codes: np.ndarray, scale: Mapping[str, np.ndarray],
+                    lo: np.ndarray, width: np.ndarray, n_bins: int) -> np.ndarray:
+    """Counts of the extremeness score per stratum, gene and bin (sum over blocks).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_strata x n_genes x n_bins`` int64.
+    """
+    n_strata, g = lo.shape
+    out = np.zeros((n_strata, g * n_bins), dtype=np.int64)
+    offsets = np.arange(g) * n_bins
+    for k, bins, _ in _scored_slices(s, u, codes, scale, lo, width, n_bins):
+        out[k] += np.bincount((bins + offsets).ravel(), minlength=g * n_bins)
+    return out.reshape(n_strata, g, n_bins)
+
+
+def collect_in_bins(s: Any, u: Any, codes: np.ndarray, scale: Mapping[str, np.ndarray],
+                    lo: np.ndarray, width: np.ndarray, n_bins: int,
+                    windows: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
+    """Distinct score values (and counts) inside bin windows, per stratum and gene.
+
+    Parameters
+    ----------
+    windows
+        One ``(first_bin, last_bin)`` pair of ``n_strata x n_genes`` arrays per wanted
+        quantile.
+
+    Returns
+    -------
+    list
+        Per window ``(keys, values, counts)`` with ``key = stratum * n_genes + gene``,
+        unique ``(key, value)`` pairs (concatenate over blocks with :func:`combine_collected`).
+    """
+    g = lo.shape[1]
+    found: list[list[tuple]] = [[] for _ in windows]
+    genes = np.arange(g)
+    for k, bins, score in _scored_slices(s, u, codes, scale, lo, width, n_bins):
+        for w, (first, last) in enumerate(windows):
+            hit = (bins >= first[k]) & (bins <= last[k])
+            _, cols = np.nonzero(hit)
+            found[w].append((k * g + genes[cols], score[hit]))
+    return [_unique_pairs([f[0] for f in parts], [f[1] for f in parts], None) for parts in found]
+
+
+def _unique_pairs(keys: list, values: list, counts: list | None) -> tuple:
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    k, v = np.concatenate(keys), np.concatenate(values)
+    c = np.ones(k.size, np.int64) if counts is None else np.concatenate(counts)
+    if k.size == 0:
+        return k.astype(np.int64), v, c
+    order = np.lexsort((v, k))
+    k, v, c = k[order], v[order], c[order]
+    new = np.ones(k.size, dtype=bool)
+    new[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+    starts = np.flatnonzero(new)
+    return k[starts].astype(np.int64), v[starts], np.add.reduceat(c, starts)
+
+
+def combine_collected(*parts: list[tuple]) -> list[tuple]:
+    """Combine :func:`collect_in_bins` results of several blocks (per window)."""
+    out = []
+    for w in range(len(parts[0])):
+        items = [p[w] for p in parts]
+        out.append(_unique_pairs([i[0] for i in items], [i[1] for i in items],
+                                 [i[2] for i in items]))
+    return out
+
+
+def extreme_mask(score: np.ndarray, left: np.ndarray | None,
+                 right: np.ndarray | None) -> np.ndarray:
+    """Cells in the tails: ``score >= right`` (and ``score <= left`` when ``left`` is given)."""
+    if right is None:
+        return np.ones(score.shape, dtype=bool)
+    mask = score >= right
+    if left is not None:
+        mask |= score <= left
+    return mask
+
+
+def product_sums(blocks: Mapping[str, Any], codes: np.ndarray, n_strata: int,
+                 terms: Mapping[str, tuple[str, ...]], *,
+                 extreme: Mapping[str, Any] | None = None,
+                 derived: Mapping[str, tuple[tuple[float, str], ...]] | None = None,
+                 ) -> dict[str, np.ndarray]:
+    """Sums over the cells of each stratum of products of layers, per gene.
+
+    Parameters
+    ----------
+    blocks
+        Layer name -> the row block (cells x genes, dense or sparse; same shape).
+    codes
+        Stratum of each cell of the block (-1: left out).
+    n_strata
+        Number of strata.
+    terms
+        Output name -> the layer names multiplied (``()`` counts cells; a name may repeat).
+        Names starting with ``'x:'`` are summed only over the extreme cells (over all
+        cells when ``extreme`` is None).
+    extreme
+        ``{'s': name, 'u': name, 'scale': {'s','u'}, 'left': arr|None, 'right': arr|None}``
+        selecting the extreme cells of each gene (thresholds ``n_strata x n_genes``).
+    derived
+        Extra layers made as linear combinations of given ones: ``name -> ((c, layer), …)``.
+
+    Returns
+    -------
+    dict
+        Output name -> ``n_strata x n_genes`` float64 sums.
+    """
+    first = next(iter(blocks.values()))
+    n, g = first.shape
+    codes = np.asarray(codes).ravel()
+    out = {name: np.zeros((n_strata, g)) for name in terms}
+    for start, stop in row_slices(n):
+        c = codes[start:stop]
+        ind = one_hot(c, n_strata)
+        xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
+        for name, combo in (derived or {}).items():
+            if all(layer in xs for _, layer in combo):
+                xs[name] = sum(c * xs[layer] for c, layer in combo)
+        mask = _slice_mask(xs, c, extreme) if extreme is not None else None
+        ones = np.ones((stop - start, g))
+        for name, factors in terms.items():
+            prod = ones.copy()
+            for f in factors:
+                prod *= xs[f]
+            if mask is not None and name.startswith("x:"):
+                prod *= mask
+            out[name] += ind @ prod
+    return out
+
+
+def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -> np.ndarray:
+    s, u = xs[extreme["s"]], xs[extreme["u"]]
+    mask = np.zeros(s.shape, dtype=bool)
+    for k in np.unique(c[c >= 0]):
+        rows = c == k
+        score = extremeness(s[rows], u[rows], extreme["scale"]["s"][k], extreme["scale"]["u"][k])
+        left = None if extreme["left"] is None else extreme["left"][k]
+        right = None if extreme["right"] is None else extreme["right"][k]
+        mask[rows] = extreme_mask(score, left, right)
+    return mask
