@@ -225,3 +225,23 @@ def test_moments_errors(labelled):
         dyn.tl.moments(labelled, genes=["nope"])
     with pytest.raises(ValueError, match="rows"):
         dyn.tl.moments(labelled, np.zeros((3, 2)))
+
+
+# ---------------------------------------------------------------- locality
+def test_locality_order_reduces_chunks_touched():
+    rng = np.random.default_rng(8)
+    t = rng.uniform(0, 20, 3000)
+    x = np.column_stack([np.cos(t) * t, np.sin(t) * t, rng.normal(size=(3000, 3))])
+    a = ad.AnnData(obs={"i": np.arange(3000).astype(str)}, obsm={"X_pca": x.astype(np.float32)},
+                   layers={"X_spliced": sparse.random(3000, 5, density=0.5, random_state=1,
+                                                      format="csr")})
+    order = dyn.tl.locality_order(a)
+    assert sorted(order) == list(range(3000))
+    chunks = (300,) * 10
+    touched = {}
+    for name, b in (("random", a), ("ordered", a[order].copy())):
+        dyn.tl.moments(b, group=False)
+        touched[name] = gm.chunks_touched(b.obsp["moments_con"], chunks).mean()
+    assert touched["random"] == 10 and touched["ordered"] <= 5
+    with pytest.raises(ValueError, match=r"dyn\.pp\.pca"):
+        dyn.tl.locality_order(ad.AnnData(obs=a.obs))
