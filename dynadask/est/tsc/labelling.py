@@ -1,0 +1,325 @@
+"""Kinetic estimation from metabolic-labelling experiments, on plain arrays.
+
+Cells are cut in strata ``(cell group, labelling time)``: every per-gene summary is a sum
+over the cells of one labelling time of one group, so that nothing ever mixes labelling
+times. One pass over the row blocks gives the sums; the rates come from fitting the
+closed-form time courses of :mod:`dynadask.kernels.estimation_labelling` to them.
+
+Experiments (dynamo's names) and methods:
+
+- ``one-shot`` (one labelling time ``tau``): the labelled fraction ``K`` is the
+  steady-state slope of labelled on total RNA over the extreme cells (``ols`` or ``gmm``),
+  ``gamma = -log(1 - K) / tau``. With splicing layers, ``beta`` comes from ``ul`` on
+  ``uu + ul`` and ``gamma`` from ``sl`` on ``su + sl`` (the labelled spliced fraction
+  ``k_s(tau; beta, gamma)`` is solved for ``gamma``).
+- ``kin`` (several labelling times): ``direct`` fits the mean labelled RNA per time
+  (``alpha`` and the rate; with splicing ``ul`` gives ``alpha, beta`` and ``sl`` gives
+  ``gamma``); ``twostep`` takes the slope ``K_t`` of labelled on total RNA per time and
+  regresses ``-log(1 - K_t)`` on ``t``.
+- ``deg`` (chase after a long pulse): exponential decay of mean labelled RNA with the chase
+  time (with splicing: ``ul`` decays with ``beta``; ``sl`` with ``gamma`` fed by ``ul``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..._core.compute import compute
+from ...graph import kinetics as gk
+from ...kernels import estimation_labelling as el
+from ..csc.steady_state import SteadyState
+
+SPLICED = ("uu", "ul", "su", "sl")
+TOTAL = ("new", "total")
+DERIVED = {"U": ((1.0, "uu"), (1.0, "ul")), "S": ((1.0, "su"), (1.0, "sl"))}
+TERMS = {
+    False: {"n": (), "new": ("new",), "total": ("total",), "nt": ("new", "total"),
+            "tt": ("total", "total")},
+    True: {"n": (), "ul": ("ul",), "sl": ("sl",), "U": ("U",), "S": ("S",),
+           "ulU": ("ul", "U"), "UU": ("U", "U"), "slS": ("sl", "S"), "SS": ("S", "S")},
+}  # fmt: skip
+
+
+def layer_kind(layers: Mapping[str, Any]) -> bool:
+    """True for splicing-labelling layers (uu/ul/su/sl), False for new/total; else raise."""
+    if all(k in layers for k in SPLICED):
+        return True
+    if all(k in layers for k in TOTAL):
+        return False
+    raise ValueError(f"labelling estimation needs layers {TOTAL} or {SPLICED}, got "
+                     f"{sorted(layers)}: give the new/total (or uu/ul/su/sl) layers")
+
+
+@dataclass
+class Strata:
+    """Cells cut by (group, labelling time): codes, times and sizes."""
+
+    codes: np.ndarray
+    group: np.ndarray
+    times: np.ndarray
+    n_groups: int
+
+    @classmethod
+    def make(cls, t: Any, group_codes: np.ndarray | None = None,
+             n_groups: int | None = None) -> Strata:
+        """Strata of the cells from their labelling times and (optional) group codes."""
+        t = np.asarray(t, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(t)):
+            raise ValueError("the labelling time column has missing or infinite values")
+        times, tcode = np.unique(t, return_inverse=True)
+        g = np.zeros(t.size, np.int64) if group_codes is None else np.asarray(group_codes)
+        n_groups = int(n_groups if n_groups is not None else max(g.max() + 1, 1))
+        codes = np.where(g >= 0, g * times.size + tcode, -1)
+        return cls(codes, g, times, n_groups)
+
+    @property
+    def n_strata(self) -> int:
+        """Number of (group, time) strata."""
+        return self.n_groups * self.times.size
+
+    def per_time(self, x: np.ndarray) -> np.ndarray:
+        """``n_strata x genes`` -> ``groups x times x genes``."""
+        return x.reshape(self.n_groups, self.times.size, -1)
+
+
+Fitter = Callable[["Labelling", dict, Strata, dict], dict]
+
+
+@dataclass
+class Labelling:
+    """Kinetic parameters of every gene from a labelling experiment.
+
+    Parameters
+    ----------
+    experiment_type
+        ``'one-shot'``, ``'kin'`` or ``'deg'``.
+    est_method
+        ``one-shot``: ``'ols'`` (default) or ``'gmm'`` (needs the second moments);
+        ``kin``: ``'direct'`` (default) or ``'twostep'``; ``deg``: ``'direct'``.
+    perc_right
+        Percent of extreme cells for the one-shot slopes; ``None`` (default) uses every cell:
+        at steady state the labelled fraction is the same in every cell, and picking cells
+        on a score that contains the labelled counts themselves biases the slope on noisy
+        counts (measured on simulated data: 48% median error of gamma at 5%, 1% with all).
+
+    Attributes
+    ----------
+    params : dict
+        After :meth:`fit`, per group x gene: ``alpha, beta (splicing), gamma, gamma_r2``
+        and method extras (``gamma_k`` for one-shot, ``beta_k``, ``ul0``, ``sl0`` …).
+    """
+
+    experiment_type: str = "kin"
+    est_method: str = "auto"
+    perc_right: float | None = None
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    splicing: bool = False
+
+    def __post_init__(self) -> None:
+        self.est_method = DEFAULT_METHOD.get(self.experiment_type, self.est_method) \
+            if self.est_method == "auto" else self.est_method
+        if (self.experiment_type, self.est_method) not in FITTERS:
+            known = ", ".join(f"{e}/{m}" for e, m in FITTERS)
+            raise ValueError(f"no labelling estimator for experiment_type="
+                             f"{self.experiment_type!r}, est_method={self.est_method!r}: "
+                             f"use one of {known}")
+
+    def fit(self, layers: Mapping[str, Any], t: Any, *, second: Mapping[str, Any] | None = None,
+            group_codes: np.ndarray | None = None, n_groups: int | None = None) -> Labelling:
+        """Estimate the parameters.
+
+        Parameters
+        ----------
+        layers
+            ``{'new', 'total'}`` or ``{'uu', 'ul', 'su', 'sl'}`` cells x genes arrays.
+        t
+            Labelling (or chase) time of each cell.
+        second
+            ``{'tn': <new*total>, 'tt': <total*total>}`` second moments for ``gmm``.
+        group_codes, n_groups
+            Optional cell groups (-1 leaves a cell out): parameters per group.
+
+        Returns
+        -------
+        Labelling
+            ``self`` with :attr:`params`.
+        """
+        self.splicing = layer_kind(layers)
+        strata = Strata.make(t, group_codes, n_groups)
+        _check_times(self.experiment_type, strata.times)
+        self.params = FITTERS[(self.experiment_type, self.est_method)](
+            self, dict(layers), strata, dict(second or {}))
+        return self
+
+    def time_sums(self, layers: dict, strata: Strata) -> dict[str, np.ndarray]:
+        """Per (group, time) sums of the labelled layers (one pass), ``groups x times x genes``."""
+        names = list(SPLICED if self.splicing else TOTAL)
+        lazy = gk.product_sums({k: layers[k] for k in names}, strata.codes, strata.n_strata,
+                               TERMS[self.splicing], derived=DERIVED if self.splicing else None)
+        (st,) = compute(lazy, desc="dynamics: labelling sums")
+        return {k: strata.per_time(v) for k, v in st.items()}
+
+    def velocities(self, layers: Mapping[str, Any], t: Any,
+                   group_codes: np.ndarray | None = None,
+                   n_groups: int | None = None) -> dict[str, Any]:
+        """Lazy velocities (float32) with each cell's group and labelling time.
+
+        ``velocity_S = beta U - gamma S`` and ``velocity_U = alpha_cell - beta U`` with
+        ``alpha_cell = beta ul / (1 - e^{-beta t})`` (splicing layers); without splicing
+        ``velocity_N = alpha_cell - gamma new`` and ``velocity_T = alpha_cell - gamma total``
+        with ``alpha_cell = gamma new / (1 - e^{-gamma t})`` (not for ``deg``).
+        """
+        strata = Strata.make(t, group_codes, n_groups)
+        tau = np.repeat(strata.times[None, :, None], strata.n_groups, 0)
+        p = {k: np.repeat(v[:, None, :], strata.times.size, 1) for k, v in self.params.items()}
+        flat = {k: v.reshape(strata.n_strata, -1) for k, v in p.items()}
+        if self.splicing:
+            return _spliced_velocities(layers, strata, flat, tau, self.experiment_type)
+        if self.experiment_type == "deg":
+            return {}
+        ratio = (p["gamma"] / -np.expm1(-p["gamma"] * tau)).reshape(strata.n_strata, -1)
+        g = flat["gamma"]
+        new, total = layers["new"], layers["total"]
+        return {"velocity_N": gk.linear_combination([new], strata.codes, [ratio - g]),
+                "velocity_T": gk.linear_combination([new, total], strata.codes, [ratio, -g])}
+
+
+def _spliced_velocities(layers, strata, flat, tau, experiment_type):
+    b, g = flat["beta"], flat["gamma"]
+    names = [layers[k] for k in SPLICED]
+    out = {"velocity_S": gk.linear_combination(names, strata.codes, [b, b, -g, -g])}
+    if experiment_type != "deg":
+        bt = b.reshape(strata.n_groups, strata.times.size, -1)
+        ratio = (bt / -np.expm1(-bt * tau)).reshape(strata.n_strata, -1)
+        out["velocity_U"] = gk.linear_combination([layers["uu"], layers["ul"]], strata.codes,
+                                                  [-b, ratio - b])
+    return out
+
+
+def _check_times(experiment_type: str, times: np.ndarray) -> None:
+    if experiment_type == "one-shot" and times.size != 1:
+        raise ValueError(f"a one-shot experiment has one labelling time, found {times.size} "
+                         f"({times[:5]}): use experiment_type='kin' for several")
+    if experiment_type in ("kin", "deg") and times.size < 2:
+        raise ValueError(f"a {experiment_type} experiment needs at least 2 distinct labelling "
+                         f"times in the time column, found {times.size}: use 'one-shot' for one")
+    if experiment_type in ("one-shot", "kin") and np.any(times <= 0):
+        raise ValueError("labelling durations must be positive for one-shot/kin experiments")
+
+
+def _mean(st: dict, name: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return st[name] / st["n"]
+
+
+def _per_group(fn: Callable, tau: np.ndarray, y: np.ndarray, **kwargs) -> tuple:
+    """Apply a per-gene curve fit to each group (``y``: groups x times x genes)."""
+    outs = [fn(tau, y[g].T, **{k: v[g] if isinstance(v, np.ndarray) and v.ndim > 1 else v
+                               for k, v in kwargs.items()}) for g in range(y.shape[0])]
+    return tuple(np.stack(parts) for parts in zip(*outs, strict=True))
+
+
+def _fit_kin_direct(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
+    st = est.time_sums(layers, strata)
+    tau = strata.times
+    if not est.splicing:
+        gamma, amp, r2 = _per_group(_curve, tau, _mean(st, "new"), shape="synthesis")
+        return {"alpha": amp * gamma, "gamma": gamma, "gamma_r2": r2}
+    beta, amp_u, beta_r2 = _per_group(_curve, tau, _mean(st, "ul"), shape="synthesis")
+    gamma, _, r2 = _per_group(_curve, tau, _mean(st, "sl"), shape="spliced", beta=beta)
+    return {"alpha": amp_u * beta, "beta": beta, "gamma": gamma, "gamma_r2": r2,
+            "beta_r2": beta_r2}
+
+
+def _curve(tau: np.ndarray, y: np.ndarray, shape: str, beta: np.ndarray | None = None,
+           ul0: np.ndarray | None = None, amplitude: float | None = None) -> tuple:
+    if shape == "synthesis":
+        return el.profile_fit(tau, y, el.synthesis, amplitude=amplitude)
+    if shape == "decay":
+        return el.profile_fit(tau, y, el.decay)
+    if shape == "spliced":
+        return el.profile_fit(tau, y, el.spliced_labelled(beta[:, None, None]),
+                              amplitude=amplitude)
+    f, off = el.spliced_chase(beta[:, None, None], ul0[:, None, None])
+    return el.profile_fit(tau, y, f, offset=off)
+
+
+def _fit_kin_twostep(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
+    st = est.time_sums(layers, strata)
+    tau = strata.times
+    if not est.splicing:
+        k = st["nt"] / st["tt"]
+        gamma, r2 = el.slope_through_origin(tau, np.moveaxis(-np.log1p(-np.clip(k, 0, 1 - 1e-3)),
+                                                             1, -1))
+        ratio = gamma[:, None, :] / -np.expm1(-gamma[:, None, :] * tau[None, :, None])
+        alpha = (ratio * st["new"]).sum(1) / st["n"].sum(1)
+        return {"alpha": alpha, "gamma": gamma, "gamma_r2": r2}
+    k_u = np.moveaxis(st["ulU"] / st["UU"], 1, -1)
+    beta, beta_r2 = el.slope_through_origin(tau, -np.log1p(-np.clip(k_u, 0, 1 - 1e-3)))
+    k_s = np.moveaxis(st["slS"] / st["SS"], 1, -1)
+    gamma, _, r2 = _per_group(_curve, tau, np.moveaxis(k_s, -1, 1), shape="spliced",
+                              beta=beta, amplitude=1.0)
+    alpha = beta * _mean(st, "U").mean(1)
+    return {"alpha": alpha, "beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2}
+
+
+def _fit_deg(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
+    st = est.time_sums(layers, strata)
+    tau = strata.times - strata.times.min()
+    if not est.splicing:
+        gamma, l0, r2 = _per_group(_curve, tau, _mean(st, "new"), shape="decay")
+        return {"gamma": gamma, "gamma_r2": r2, "total0": l0}
+    beta, ul0, beta_r2 = _per_group(_curve, tau, _mean(st, "ul"), shape="decay")
+    gamma, sl0, r2 = _per_group(_curve, tau, _mean(st, "sl"), shape="chase", beta=beta,
+                                ul0=ul0)
+    return {"beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2, "ul0": ul0,
+            "sl0": sl0}
+
+
+def _fit_one_shot(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
+    tau = float(strata.times[0])
+    model = "stochastic" if est.est_method == "gmm" else "deterministic"
+    fit = SteadyState(model, est.est_method, perc_right=est.perc_right)
+    codes, n = strata.group, strata.n_groups
+    if not est.splicing:
+        got = fit.fit(layers["new"], layers["total"], second.get("tn"), second.get("tt"),
+                      codes=codes, n_strata=n).params
+        k = got["gamma"]
+        gamma = el.rate_from_fraction(k, tau)
+        mean_new = _mean(est.time_sums(layers, strata), "new")[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = gamma / k * mean_new
+        return {"alpha": alpha, "gamma": gamma, "gamma_k": k, "gamma_r2": got["gamma_r2"],
+                "gamma_logLL": got["gamma_logLL"]}
+    u_tot = _lazy_sum(layers["uu"], layers["ul"])
+    s_tot = _lazy_sum(layers["su"], layers["sl"])
+    k_u = fit.fit(layers["ul"], u_tot, codes=codes, n_strata=n).params["gamma"]
+    k_s_fit = fit.fit(layers["sl"], s_tot, codes=codes, n_strata=n).params
+    beta = el.rate_from_fraction(k_u, tau)
+    gamma = _per_group(_curve, np.array([tau]), k_s_fit["gamma"][:, None, :], shape="spliced",
+                       beta=beta, amplitude=1.0)[0]
+    alpha = beta * _mean(est.time_sums(layers, strata), "ul")[:, 0] / -np.expm1(-beta * tau)
+    return {"alpha": alpha, "beta": beta, "gamma": gamma, "beta_k": k_u,
+            "gamma_k": k_s_fit["gamma"], "gamma_r2": k_s_fit["gamma_r2"],
+            "gamma_logLL": k_s_fit["gamma_logLL"]}
+
+
+def _lazy_sum(a: Any, b: Any) -> Any:
+    from ...graph.blocks import align_rows
+
+    x, y = align_rows(a, b)
+    return x + y
+
+
+FITTERS: dict[tuple[str, str], Fitter] = {
+    ("one-shot", "ols"): _fit_one_shot,
+    ("one-shot", "gmm"): _fit_one_shot,
+    ("kin", "direct"): _fit_kin_direct,
+    ("kin", "twostep"): _fit_kin_twostep,
+    ("deg", "direct"): _fit_deg,
+}
+DEFAULT_METHOD = {"one-shot": "ols", "kin": "direct", "deg": "direct"}

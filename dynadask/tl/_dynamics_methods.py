@@ -1,0 +1,121 @@
+"""The estimation registry of ``dyn.tl.dynamics``: (experiment type, model, est_method) -> run.
+
+A runner takes the resolved inputs and returns per-group, per-gene parameters and lazy
+velocity layers (full gene width; genes outside the estimation get 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..est.csc.steady_state import SteadyState
+from ..est.tsc.labelling import Labelling
+from ..graph.blocks import as_rows
+
+
+@dataclass
+class Job:
+    """Everything a runner needs."""
+
+    layers: dict[str, Any]
+    second: dict[str, Any]
+    valid: np.ndarray
+    codes: np.ndarray
+    n_groups: int
+    t: np.ndarray | None
+    model: str
+    est_method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self, x: Any) -> Any:
+        """The valid genes' columns of a cells x genes array (lazy for Dask)."""
+        idx = np.flatnonzero(self.valid)
+        if idx.size == self.valid.size:
+            return x
+        return as_rows(x)[:, idx]
+
+
+Runner = Callable[[Job], tuple[dict[str, np.ndarray], dict[str, Any]]]
+
+
+def _widen(params: dict[str, np.ndarray], valid: np.ndarray, fill: float) -> dict:
+    out = {}
+    for k, v in params.items():
+        full = np.full(v.shape[:-1] + (valid.size,), fill, dtype=np.float64)
+        full[..., valid] = v
+        out[k] = full
+    return out
+
+
+def run_steady_state(job: Job) -> tuple[dict, dict]:
+    """Conventional data: steady-state fit of ``u`` on ``s``; ``velocity_S = beta u - gamma s``."""
+    opts = {k: job.options[k] for k in ("perc_left", "perc_right", "intercept")
+            if k in job.options}
+    est = SteadyState(job.model, job.est_method, **opts)
+    cols = {k: job.columns(v) for k, v in (job.layers | job.second).items()}
+    est.fit(cols["u"], cols["s"], cols.get("us"), cols.get("ss"), codes=job.codes,
+            n_strata=job.n_groups)
+    params = est.params
+    wide = _widen({"beta": params["beta"], "gamma": params["gamma"]}, job.valid, 0.0)
+    velocity = SteadyState(job.model, job.est_method, params=wide).velocity(
+        job.layers["u"], job.layers["s"], job.codes, job.n_groups)
+    return params, {"velocity_S": velocity}
+
+
+def run_labelling(experiment_type: str) -> Runner:
+    """A runner for one labelling experiment type."""
+    def run(job: Job) -> tuple[dict, dict]:
+        opts = {"perc_right": job.options["perc_right"]} \
+            if job.options.get("perc_right_given") else {}
+        est = Labelling(experiment_type, job.est_method, **opts)
+        cols = {k: job.columns(v) for k, v in job.layers.items()}
+        sec = {k: job.columns(v) for k, v in job.second.items()}
+        est.fit(cols, job.t, second=sec, group_codes=job.codes, n_groups=job.n_groups)
+        params = est.params
+        wide = Labelling(experiment_type, job.est_method, splicing=est.splicing,
+                         params=_widen(params, job.valid, 0.0))
+        return params, wide.velocities(job.layers, job.t, job.codes, job.n_groups)
+
+    return run
+
+
+REGISTRY: dict[tuple[str, str, str], Runner] = {
+    ("conventional", "stochastic", "gmm"): run_steady_state,
+    ("conventional", "stochastic", "negbin"): run_steady_state,
+    ("conventional", "deterministic", "ols"): run_steady_state,
+    ("one-shot", "deterministic", "ols"): run_labelling("one-shot"),
+    ("one-shot", "stochastic", "gmm"): run_labelling("one-shot"),
+    ("kin", "deterministic", "direct"): run_labelling("kin"),
+    ("kin", "deterministic", "twostep"): run_labelling("kin"),
+    ("deg", "deterministic", "direct"): run_labelling("deg"),
+}
+# model 'auto' and est_method 'auto' per experiment type
+AUTO_MODEL = {"conventional": "stochastic", "one-shot": "deterministic", "kin": "deterministic",
+              "deg": "deterministic"}
+AUTO_METHOD = {("conventional", "stochastic"): "gmm", ("conventional", "deterministic"): "ols",
+               ("one-shot", "deterministic"): "ols", ("one-shot", "stochastic"): "gmm",
+               ("kin", "deterministic"): "direct", ("deg", "deterministic"): "direct"}
+
+
+def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str, Runner]:
+    """Pick the runner; ``'auto'`` model/method resolve per experiment type."""
+    model = AUTO_MODEL[experiment_type] if model == "auto" else model
+    model = {"moment": "stochastic"}.get(model, model)
+    if est_method == "auto":
+        est_method = AUTO_METHOD.get((experiment_type, model), "auto")
+    runner = REGISTRY.get((experiment_type, model, est_method))
+    if runner is None:
+        known = [f"{m}/{e}" for (x, m, e) in REGISTRY if x == experiment_type]
+        raise ValueError(f"no estimator for experiment_type={experiment_type!r}, "
+                         f"model={model!r}, est_method={est_method!r}: for this experiment use "
+                         f"model/est_method one of {known}")
+    return model, est_method, runner
+
+
+def needs_second_moments(model: str, est_method: str) -> bool:
+    """Whether the estimator reads second moments (M_us/M_ss or M_tn/M_tt)."""
+    return est_method in ("gmm", "negbin")
