@@ -230,9 +230,12 @@ def _fit_kin_direct(est: Labelling, layers: dict, strata: Strata, second: dict) 
         gamma, amp, r2 = _per_group(_curve, tau, _mean(st, "new"), shape="synthesis")
         return {"alpha": amp * gamma, "gamma": gamma, "gamma_r2": r2}
     beta, amp_u, beta_r2 = _per_group(_curve, tau, _mean(st, "ul"), shape="synthesis")
-    gamma, _, r2 = _per_group(_curve, tau, _mean(st, "sl"), shape="spliced", beta=beta)
-    return {"alpha": amp_u * beta, "beta": beta, "gamma": gamma, "gamma_r2": r2,
-            "beta_r2": beta_r2}
+    alpha = amp_u * beta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = _mean(st, "sl") / alpha[:, None, :]  # sl / alpha = k_s(tau; gamma) / gamma
+    gamma, _, r2 = _per_group(_curve, tau, scaled, shape="spliced_per_rate", beta=beta,
+                              amplitude=1.0)
+    return {"alpha": alpha, "beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2}
 
 
 def _curve(tau: np.ndarray, y: np.ndarray, shape: str, beta: np.ndarray | None = None,
@@ -244,6 +247,9 @@ def _curve(tau: np.ndarray, y: np.ndarray, shape: str, beta: np.ndarray | None =
     if shape == "spliced":
         return el.profile_fit(tau, y, el.spliced_labelled(beta[:, None, None]),
                               amplitude=amplitude)
+    if shape == "spliced_per_rate":
+        ks = el.spliced_labelled(beta[:, None, None])
+        return el.profile_fit(tau, y, lambda x, g: ks(x, g) / g, amplitude=amplitude)
     f, off = el.spliced_chase(beta[:, None, None], ul0[:, None, None])
     return el.profile_fit(tau, y, f, offset=off)
 
