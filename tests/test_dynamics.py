@@ -233,3 +233,43 @@ def test_conventional_pipeline_from_counts():
     ok = np.isfinite(a.var["gamma"].to_numpy()) & a.var["use_for_dynamics"].to_numpy()
     # size factors and kNN smoothing of independent genes blur the truth: only the sign here
     assert spearmanr(a.var["gamma"][ok], truth[ok])[0] > 0
+
+
+def _confidence_slow(x, v, groups, prog, mature, q=1):
+    thr = np.percentile(np.abs(v), q, axis=0)
+    pv, mv = v[groups == prog], v[groups == mature]
+    rep = np.median(x[groups == prog], 0) - np.median(x[groups == mature], 0) > 0
+    with np.errstate(invalid="ignore"):
+        bad_p = np.where(rep, (pv > -thr).sum(0), (pv < thr).sum(0))
+        bad_m = np.where(rep, (mv > -thr).sum(0), (mv < thr).sum(0))
+    return 1 - bad_p / len(pv), 1 - bad_m / len(mv)
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_gene_wise_confidence_matches_direct_computation(reference, store, tmp_path):
+    a = ad.AnnData(obs=reference.obs[["clusters"]].copy(),
+                   var=reference.var[["use_for_dynamics", "gamma"]].copy(),
+                   layers={k: reference.layers[k] for k in ("M_s", "velocity_S")})
+    ok = a.var["use_for_dynamics"].to_numpy() & np.isfinite(a.var["gamma"].to_numpy())
+    a.var["use_for_dynamics"] = ok
+    if store:
+        a.write_h5ad(tmp_path / "c.h5ad")
+        dyn.io.convert(tmp_path / "c.h5ad", tmp_path / "c.zarr", chunk_cells=1000)
+        a = dyn.io.open(tmp_path / "c.zarr")
+    lineage = {"Ductal": ["Alpha", "Beta"]}
+    dyn.tl.gene_wise_confidence(a, "clusters", lineage_dict=lineage)
+    x = reference.layers["M_s"][:, ok].astype(np.float64)
+    v = reference.layers["velocity_S"][:, ok].astype(np.float64)
+    groups = reference.obs["clusters"].astype(str).to_numpy()
+    res = [_confidence_slow(x, v, groups, "Ductal", m) for m in ("Alpha", "Beta")]
+    want_prog = (res[0][0] + res[1][0]) / 2
+    want_mature = (res[0][1] + res[1][1]) / 2
+    np.testing.assert_allclose(a.var["avg_prog_confidence"].to_numpy()[ok], want_prog,
+                               atol=1e-12)
+    np.testing.assert_allclose(a.var["avg_mature_confidence"].to_numpy()[ok], want_mature,
+                               atol=1e-12)
+    assert np.isnan(a.var["avg_prog_confidence"].to_numpy()[~ok]).all()
+    table = a.uns["gene_wise_confidence"]
+    assert len(table["gene"]) == 2 * ok.sum()
+    with pytest.raises(ValueError, match="not a value"):
+        dyn.tl.gene_wise_confidence(a, "clusters", lineage_dict={"Nope": "Alpha"})

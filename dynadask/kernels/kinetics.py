@@ -255,3 +255,26 @@ def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -
         right = None if extreme["right"] is None else extreme["right"][k]
         mask[rows] = extreme_mask(score, left, right)
     return mask
+
+
+def sign_counts(v: Any, codes: np.ndarray, n_strata: int, threshold: np.ndarray) -> dict:
+    """Per stratum and gene: cells with ``v > -threshold``, with ``v < threshold``, and NaNs.
+
+    Returns
+    -------
+    dict
+        ``above`` (``v > -threshold``), ``below`` (``v < threshold``), ``nan`` and ``n``
+        (cells), each ``n_strata x n_genes`` float64 (sum over blocks).
+    """
+    g = v.shape[1]
+    out = {k: np.zeros((n_strata, g)) for k in ("above", "below", "nan", "n")}
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(v.shape[0]):
+        x = dense_rows(v, start, stop)
+        ind = one_hot(codes[start:stop], n_strata)
+        with np.errstate(invalid="ignore"):
+            out["above"] += ind @ (x > -threshold).astype(np.float64)
+            out["below"] += ind @ (x < threshold).astype(np.float64)
+        out["nan"] += ind @ np.isnan(x).astype(np.float64)
+        out["n"] += np.asarray(ind.sum(axis=1)).reshape(-1, 1)
+    return out
