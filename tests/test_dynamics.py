@@ -273,3 +273,16 @@ def test_gene_wise_confidence_matches_direct_computation(reference, store, tmp_p
     assert len(table["gene"]) == 2 * ok.sum()
     with pytest.raises(ValueError, match="not a value"):
         dyn.tl.gene_wise_confidence(a, "clusters", lineage_dict={"Nope": "Alpha"})
+
+
+def test_store_on_local_cluster_equals_memory(with_moments, tmp_path, local_client):
+    a = _small(with_moments, n_cells=800, n_genes=120)
+    mem = a.copy()
+    dyn.tl.dynamics(mem)
+    a.write_h5ad(tmp_path / "y.h5ad")
+    dyn.io.convert(tmp_path / "y.h5ad", tmp_path / "y.zarr", chunk_cells=200)
+    st = dyn.io.open(tmp_path / "y.zarr")
+    dyn.tl.dynamics(st)
+    np.testing.assert_allclose(st.var["gamma"], mem.var["gamma"], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(st.layers["velocity_S"]), mem.layers["velocity_S"],
+                               rtol=1e-5, atol=1e-6)
