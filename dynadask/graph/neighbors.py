@@ -171,6 +171,9 @@ def group_graph(knn_lists: Knn, k_cell: np.ndarray, groups: list[np.ndarray],
     """
     idx, dist = knn_lists
     n = idx.shape[0]
+    if len(groups) == 1 and groups[0].size == n:
+        k = int(k_cell[0])
+        return _weights_in_group(idx[:, :k], dist[:, :k], k, kind)
     parts = []
     for cells in groups:
         k = int(k_cell[cells[0]])

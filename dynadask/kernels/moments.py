@@ -25,11 +25,13 @@ def smoothing_graph(sym: sparse.spmatrix) -> sparse.csr_matrix:
     scipy.sparse.csr_matrix
         float32, rows sum to 1.
     """
-    g = sparse.csr_matrix(sym, copy=True)
+    g = sparse.csr_matrix(sym, dtype=np.float32, copy=True)
     g.data[:] = 1.0
-    g = (g + sparse.eye(g.shape[0], format="csr")).tocsr()
-    g.data[:] = 1.0
-    return row_normalise(g)
+    g = (g + sparse.eye(g.shape[0], format="csr", dtype=np.float32)).tocsr()
+    deg = np.diff(g.indptr)
+    g.data = np.repeat((1.0 / np.maximum(deg, 1)).astype(np.float32), deg)
+    g.sort_indices()
+    return g
 
 
 def row_normalise(w: sparse.spmatrix) -> sparse.csr_matrix:

@@ -113,12 +113,8 @@ def distance_graphs(idx: np.ndarray, dist: np.ndarray,
     distances, connectivities
         ``(n_rows, n)`` float32 CSR matrices.
     """
-    n_rows, k = idx.shape
     keep = (idx >= 0) & (dist > 0) & np.isfinite(dist)
-    rows = np.repeat(np.arange(n_rows), k).reshape(n_rows, k)[keep]
-    d = sparse.csr_matrix((dist[keep].astype(np.float32), (rows, idx[keep])),
-                          shape=(n_rows, n))
-    d.sort_indices()
+    d = _rows_csr(idx, dist.astype(np.float32), keep, n)
     c = d.copy()
     c.data[:] = 1.0
     return d, c
@@ -170,10 +166,8 @@ def fuzzy_union(idx: np.ndarray, weights: np.ndarray, n_epochs: int) -> sparse.c
     scipy.sparse.csr_matrix
         ``(n, n)`` float32 symmetric weights.
     """
-    n, k = idx.shape
-    keep = (idx >= 0) & (weights > 0)
-    rows = np.repeat(np.arange(n), k).reshape(n, k)[keep]
-    a = sparse.csr_matrix((weights[keep], (rows, idx[keep])), shape=(n, n), dtype=np.float32)
+    n = idx.shape[0]
+    a = _rows_csr(idx, weights.astype(np.float32), (idx >= 0) & (weights > 0), n)
     at = a.T.tocsr()
     sym = (a + at - a.multiply(at)).tocsr()
     sym.eliminate_zeros()
@@ -196,9 +190,16 @@ def gaussian_graph(idx: np.ndarray, dist: np.ndarray, sigma: float = 10.0) -> sp
     scipy.sparse.csr_matrix
         ``(n, n)`` float64 weights (rows not normalised).
     """
-    n, k = idx.shape
-    keep = idx >= 0
-    rows = np.repeat(np.arange(n), k).reshape(n, k)[keep]
-    d = dist.astype(np.float64)[keep]
-    w = np.exp(-(d**2) / (2.0 * sigma**2))
-    return sparse.csr_matrix((w, (rows, idx[keep])), shape=(n, n))
+    w = np.exp(-(dist.astype(np.float64) ** 2) / (2.0 * sigma**2))
+    return _rows_csr(idx, w, idx >= 0, idx.shape[0])
+
+
+def _rows_csr(idx: np.ndarray, values: np.ndarray, keep: np.ndarray,
+              n_cols: int) -> sparse.csr_matrix:
+    """CSR matrix with row ``r`` holding ``values[r, keep[r]]`` at columns ``idx[r, keep[r]]``."""
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    out = sparse.csr_matrix((values[keep], idx[keep].astype(np.int32), indptr),
+                            shape=(idx.shape[0], n_cols))
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
