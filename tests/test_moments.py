@@ -235,13 +235,31 @@ def test_locality_order_reduces_chunks_touched():
     a = ad.AnnData(obs={"i": np.arange(3000).astype(str)}, obsm={"X_pca": x.astype(np.float32)},
                    layers={"X_spliced": sparse.random(3000, 5, density=0.5, random_state=1,
                                                       format="csr")})
-    order = dyn.tl.locality_order(a)
-    assert sorted(order) == list(range(3000))
+    kd = dyn.tl.locality_order(a)
+    dyn.tl.neighbors(a)
+    rcm = dyn.tl.locality_order(a)
+    assert sorted(kd) == sorted(rcm) == list(range(3000))
     chunks = (300,) * 10
     touched = {}
-    for name, b in (("random", a), ("ordered", a[order].copy())):
+    for name, b in (("random", a), ("kdtree", a[kd].copy()), ("graph", a[rcm].copy())):
         dyn.tl.moments(b, group=False)
         touched[name] = gm.chunks_touched(b.obsp["moments_con"], chunks).mean()
-    assert touched["random"] == 10 and touched["ordered"] <= 5
+    assert touched["random"] == 10 and touched["kdtree"] <= 5 and touched["graph"] <= 3
     with pytest.raises(ValueError, match=r"dyn\.pp\.pca"):
         dyn.tl.locality_order(ad.AnnData(obs=a.obs))
+    with pytest.raises(ValueError, match=r"dyn\.tl\.neighbors"):
+        dyn.tl.locality_order(ad.AnnData(obs=a.obs), method="graph")
+    with pytest.raises(ValueError, match="unknown method"):
+        dyn.tl.locality_order(a, method="hilbert")
+
+
+def test_moments_on_a_cluster_equal_memory(labelled, tmp_path, local_client):
+    labelled.write_h5ad(tmp_path / "l.h5ad")
+    dyn.io.convert(tmp_path / "l.h5ad", tmp_path / "l.zarr", chunk_cells=60)
+    s = dyn.io.open(tmp_path / "l.zarr")
+    dyn.tl.neighbors(s, n_neighbors=10)
+    dyn.tl.moments(s, n_neighbors=10, group=False)
+    dyn.tl.neighbors(labelled, n_neighbors=10)
+    dyn.tl.moments(labelled, n_neighbors=10, group=False)
+    for key in ("M_n", "M_t", "M_tn"):
+        assert np.array_equal(s.layers[key].compute(), labelled.layers[key])
