@@ -92,13 +92,15 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("kin", "deterministic", "direct"): run_labelling("kin"),
     ("kin", "deterministic", "twostep"): run_labelling("kin"),
     ("deg", "deterministic", "direct"): run_labelling("deg"),
+    ("mix_std_stm", "deterministic", "direct"): run_labelling("mix_std_stm"),
 }
 # model 'auto' and est_method 'auto' per experiment type
 AUTO_MODEL = {"conventional": "stochastic", "one-shot": "deterministic", "kin": "deterministic",
-              "deg": "deterministic"}
+              "deg": "deterministic", "mix_std_stm": "deterministic"}
 AUTO_METHOD = {("conventional", "stochastic"): "gmm", ("conventional", "deterministic"): "ols",
                ("one-shot", "deterministic"): "ols", ("one-shot", "stochastic"): "gmm",
-               ("kin", "deterministic"): "direct", ("deg", "deterministic"): "direct"}
+               ("kin", "deterministic"): "direct", ("deg", "deterministic"): "direct",
+               ("mix_std_stm", "deterministic"): "direct"}
 
 
 def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str, Runner]:

@@ -15,7 +15,7 @@ from .._core import keys
 from .._core.compute import compute
 from ..graph import kinetics as gk
 
-EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg")
+EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm")
 ALIASES = {"one_shot": "one-shot", "kinetics": "kin", "degradation": "deg"}
 SPLICED_LABELLED = ("uu", "ul", "su", "sl")
 # data each experiment reads: smoothed layer names, normalised layer names
@@ -66,7 +66,8 @@ def detect_experiment(adata: ad.AnnData, tkey: str | None,
 
     Splicing layers alone -> ``conventional``. Labelling layers (``new/total`` or
     ``uu/ul/su/sl``) with a time column -> ``one-shot`` for one labelling time, otherwise
-    ``kin`` when the labelled fraction grows with time and ``deg`` when it falls.
+    ``kin`` when the labelled fraction grows with time and ``deg`` when it falls. The mixed
+    steady-state/stimulation design (``mix_std_stm``) is only taken when named.
     """
     present = set(adata.layers) | {k[2:] for k in adata.layers if k.startswith(("X_", "M_"))}
     present |= {k[2:] for k in adata.layers if k.startswith("M_")}

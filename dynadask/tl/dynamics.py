@@ -79,7 +79,8 @@ def dynamics(
     tkey
         obs column of labelling times (default ``uns['pp']['tkey']``, else ``'time'``).
     experiment_type
-        Override the detected type (``'conventional'``, ``'one-shot'``, ``'kin'``, ``'deg'``).
+        Override the detected type (``'conventional'``, ``'one-shot'``, ``'kin'``, ``'deg'``,
+        ``'mix_std_stm'``: named only, never detected).
     perc_left, perc_right, intercept
         Extreme-cell selection and intercept of the steady-state fits.
     copy

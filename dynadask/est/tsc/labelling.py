@@ -18,6 +18,13 @@ Experiments (dynamo's names) and methods:
   regresses ``-log(1 - K_t)`` on ``t``.
 - ``deg`` (chase after a long pulse): exponential decay of mean labelled RNA with the chase
   time (with splicing: ``ul`` decays with ``beta``; ``sl`` with ``gamma`` fed by ``ul``).
+- ``mix_std_stm`` (every cell labelled for the same ``T = max t``; the time column is how
+  long before harvest a stimulation changed transcription from ``alpha_std`` to
+  ``alpha_stm``): unlabelled RNA was all made at steady state before labelling, so its mean
+  over every cell is ``(alpha_std / gamma) e^{-gamma T}``; with the labelled RNA of the
+  cells of the smallest time (taken as unstimulated) it gives ``gamma`` and
+  ``alpha_std``; each time's mean labelled RNA then gives that time's ``alpha_stm``
+  (with splicing: unspliced gives ``beta``, spliced ``gamma``).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ TOTAL = ("new", "total")
 DERIVED = {"U": ((1.0, "uu"), (1.0, "ul")), "S": ((1.0, "su"), (1.0, "sl"))}
 TERMS = {
     False: {"n": (), "new": ("new",), "total": ("total",), "nt": ("new", "total"),
-            "tt": ("total", "total")},
+            "tt": ("total", "total"), "nn": ("new", "new")},
     True: {"n": (), "ul": ("ul",), "sl": ("sl",), "U": ("U",), "S": ("S",),
            "ulU": ("ul", "U"), "UU": ("U", "U"), "slS": ("sl", "S"), "SS": ("S", "S")},
 }  # fmt: skip
@@ -96,10 +103,11 @@ class Labelling:
     Parameters
     ----------
     experiment_type
-        ``'one-shot'``, ``'kin'`` or ``'deg'``.
+        ``'one-shot'``, ``'kin'``, ``'deg'`` or ``'mix_std_stm'``.
     est_method
         ``one-shot``: ``'ols'`` (default) or ``'gmm'`` (needs the second moments);
-        ``kin``: ``'direct'`` (default) or ``'twostep'``; ``deg``: ``'direct'``.
+        ``kin``: ``'direct'`` (default) or ``'twostep'``; ``deg`` and ``mix_std_stm``:
+        ``'direct'``.
     perc_right
         Percent of extreme cells for the one-shot slopes; ``None`` (default) uses every cell:
         at steady state the labelled fraction is the same in every cell, and picking cells
@@ -110,7 +118,8 @@ class Labelling:
     ----------
     params : dict
         After :meth:`fit`, per group x gene: ``alpha, beta (splicing), gamma, gamma_r2``
-        and method extras (``gamma_k`` for one-shot, ``beta_k``, ``ul0``, ``sl0`` …).
+        and method extras (``gamma_k`` for one-shot, ``beta_k``, ``ul0``, ``sl0`` …;
+        ``alpha_std`` and ``alpha_stm_t<time>`` for ``mix_std_stm``).
     """
 
     experiment_type: str = "kin"
@@ -174,6 +183,8 @@ class Labelling:
         with ``alpha_cell = gamma new / (1 - e^{-gamma t})`` (not for ``deg``).
         """
         strata = Strata.make(t, group_codes, n_groups)
+        if self.experiment_type == "mix_std_stm":
+            return _mixed_velocities(layers, strata, self.params, self.splicing)
         tau = np.repeat(strata.times[None, :, None], strata.n_groups, 0)
         p = {k: np.repeat(v[:, None, :], strata.times.size, 1) for k, v in self.params.items()}
         flat = {k: v.reshape(strata.n_strata, -1) for k, v in p.items()}
@@ -204,11 +215,13 @@ def _check_times(experiment_type: str, times: np.ndarray) -> None:
     if experiment_type == "one-shot" and times.size != 1:
         raise ValueError(f"a one-shot experiment has one labelling time, found {times.size} "
                          f"({times[:5]}): use experiment_type='kin' for several")
-    if experiment_type in ("kin", "deg") and times.size < 2:
+    if experiment_type in ("kin", "deg", "mix_std_stm") and times.size < 2:
         raise ValueError(f"a {experiment_type} experiment needs at least 2 distinct labelling "
                          f"times in the time column, found {times.size}: use 'one-shot' for one")
     if experiment_type in ("one-shot", "kin") and np.any(times <= 0):
         raise ValueError("labelling durations must be positive for one-shot/kin experiments")
+    if experiment_type == "mix_std_stm" and np.any(times < 0):
+        raise ValueError("stimulation times of a mix_std_stm experiment must be >= 0")
 
 
 def _mean(st: dict, name: str) -> np.ndarray:
@@ -321,11 +334,93 @@ def _lazy_sum(a: Any, b: Any) -> Any:
     return x + y
 
 
+def stimulation_key(tau: float) -> str:
+    """Name of the parameter holding ``alpha_stm`` of the cells stimulated for ``tau``."""
+    return f"alpha_stm_t{tau:g}"
+
+
+def _fit_mixed(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
+    st = est.time_sums(layers, strata)
+    duration = float(strata.times.max())
+    new = "ul" if est.splicing else "new"
+    n_all = st["n"].sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if est.splicing:
+            old_mean = (st["U"] - st["ul"]).sum(1) / n_all
+            old_s = (st["S"] - st["sl"]).sum(1) / n_all
+        else:
+            old_mean = (st["total"] - st["new"]).sum(1) / n_all
+        ref = _mean(st, new)[:, 0]  # labelled RNA of the unstimulated cells
+        # unlabelled RNA decays untouched by the stimulation: e^{-rate T} = old / steady state
+        rate = -np.log(old_mean / (old_mean + ref)) / duration
+    alpha_std = rate * (old_mean + ref)
+    params = {"alpha_std": alpha_std}
+    for k, tau in enumerate(strata.times):
+        params[stimulation_key(tau)] = _stimulated_rate(_mean(st, new)[:, k], alpha_std, rate,
+                                                        duration, tau)
+    if not est.splicing:
+        return params | {"alpha": alpha_std, "gamma": rate, "gamma_r2": _ref_r2(st)}
+    sl_ref = _mean(st, "sl")[:, 0]
+    k_s = (sl_ref / (old_s + sl_ref))[:, None, :]
+    gamma, _, r2 = _per_group(_curve, np.array([duration]), k_s, shape="spliced", beta=rate,
+                              amplitude=1.0)
+    return params | {"alpha": alpha_std, "beta": rate, "gamma": gamma, "gamma_r2": r2}
+
+
+def _stimulated_rate(labelled: np.ndarray, alpha_std: np.ndarray, rate: np.ndarray,
+                     duration: float, tau: float) -> np.ndarray:
+    """``alpha_stm`` from the mean labelled RNA ``l`` of cells stimulated for ``tau``.
+
+    ``l = (a_std/r)(1 - e^{-r(T - tau)}) e^{-r tau} + (a_stm/r)(1 - e^{-r tau})``: labelled
+    for ``T - tau`` at steady state, then ``tau`` stimulated.
+    """
+    if tau == 0:
+        return alpha_std.copy()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        before = alpha_std / rate * -np.expm1(-rate * (duration - tau)) * np.exp(-rate * tau)
+        return rate * (labelled - before) / -np.expm1(-rate * tau)
+
+
+def _ref_r2(st: dict) -> np.ndarray:
+    """r2 of labelled on total RNA through the origin in the unstimulated cells."""
+    nt, tt, nn = (st[k][:, 0] for k in ("nt", "tt", "nn"))
+    n, mean_new = st["n"][:, 0], _mean(st, "new")[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = nt / tt
+        return 1 - (nn - 2 * k * nt + k**2 * tt) / (nn - n * mean_new**2)
+
+
+def _mixed_velocities(layers: Mapping[str, Any], strata: Strata, params: dict,
+                      splicing: bool) -> dict[str, Any]:
+    """Lazy velocities with each cell's stimulated transcription rate ``alpha_stm(t)``.
+
+    ``velocity_U = alpha_stm(t) - beta U``, ``velocity_S = beta U - gamma S`` (splicing);
+    ``velocity_N = alpha_stm(t) - gamma new``, ``velocity_T = alpha_stm(t) - gamma total``.
+    """
+    stm = np.stack([params[stimulation_key(tau)] for tau in strata.times], axis=1)
+    const = stm.reshape(strata.n_strata, -1)
+
+    def per_stratum(p: np.ndarray) -> np.ndarray:
+        return np.repeat(p[:, None, :], strata.times.size, 1).reshape(strata.n_strata, -1)
+
+    g = per_stratum(params["gamma"])
+    if not splicing:
+        return {"velocity_N": gk.linear_combination([layers["new"]], strata.codes, [-g], const),
+                "velocity_T": gk.linear_combination([layers["total"]], strata.codes, [-g],
+                                                    const)}
+    b = per_stratum(params["beta"])
+    u = [layers["uu"], layers["ul"]]
+    return {"velocity_U": gk.linear_combination(u, strata.codes, [-b, -b], const),
+            "velocity_S": gk.linear_combination([*u, layers["su"], layers["sl"]], strata.codes,
+                                                [b, b, -g, -g])}
+
+
 FITTERS: dict[tuple[str, str], Fitter] = {
     ("one-shot", "ols"): _fit_one_shot,
     ("one-shot", "gmm"): _fit_one_shot,
     ("kin", "direct"): _fit_kin_direct,
     ("kin", "twostep"): _fit_kin_twostep,
     ("deg", "direct"): _fit_deg,
+    ("mix_std_stm", "direct"): _fit_mixed,
 }
-DEFAULT_METHOD = {"one-shot": "ols", "kin": "direct", "deg": "direct"}
+DEFAULT_METHOD = {"one-shot": "ols", "kin": "direct", "deg": "direct", "mix_std_stm": "direct"}
