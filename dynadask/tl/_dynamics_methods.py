@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..est.csc.dynamical import Dynamical
 from ..est.csc.steady_state import SteadyState
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import as_rows
@@ -66,6 +67,17 @@ def run_steady_state(job: Job) -> tuple[dict, dict]:
     return params, {"velocity_S": velocity}
 
 
+def run_dynamical(job: Job) -> tuple[dict, dict]:
+    """Conventional data: the splicing ODE's trajectory fitted per gene (``beta = 1``)."""
+    opts = {k: job.options[k] for k in ("n_fit_cells", "random_state") if k in job.options}
+    est = Dynamical(**opts).fit(job.columns(job.layers["u"]), job.columns(job.layers["s"]),
+                                codes=job.codes, n_strata=job.n_groups)
+    wide = Dynamical(params=_widen({"beta": est.params["beta"], "gamma": est.params["gamma"]},
+                                   job.valid, 0.0))
+    velocity = wide.velocity(job.layers["u"], job.layers["s"], job.codes, job.n_groups)
+    return est.params, {"velocity_S": velocity}
+
+
 def run_labelling(experiment_type: str) -> Runner:
     """A runner for one labelling experiment type."""
     def run(job: Job) -> tuple[dict, dict]:
@@ -87,6 +99,7 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("conventional", "stochastic", "gmm"): run_steady_state,
     ("conventional", "stochastic", "negbin"): run_steady_state,
     ("conventional", "deterministic", "ols"): run_steady_state,
+    ("conventional", "dynamical", "em"): run_dynamical,
     ("one-shot", "deterministic", "ols"): run_labelling("one-shot"),
     ("one-shot", "stochastic", "gmm"): run_labelling("one-shot"),
     ("kin", "deterministic", "direct"): run_labelling("kin"),
@@ -98,6 +111,7 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
 AUTO_MODEL = {"conventional": "stochastic", "one-shot": "deterministic", "kin": "deterministic",
               "deg": "deterministic", "mix_std_stm": "deterministic"}
 AUTO_METHOD = {("conventional", "stochastic"): "gmm", ("conventional", "deterministic"): "ols",
+               ("conventional", "dynamical"): "em",
                ("one-shot", "deterministic"): "ols", ("one-shot", "stochastic"): "gmm",
                ("kin", "deterministic"): "direct", ("deg", "deterministic"): "direct",
                ("mix_std_stm", "deterministic"): "direct"}

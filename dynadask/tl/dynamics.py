@@ -52,6 +52,10 @@ def dynamics(
       adds the second-moment equation ``M_u + 2 M_us ~ gamma (2 M_ss - M_s)``;
       ``'deterministic'/'ols'`` is least squares, ``'stochastic'/'negbin'`` negative
       binomial moments. ``velocity_S = beta M_u - gamma M_s`` (``beta = 1``).
+      ``model='dynamical'`` (``est_method='em'``) fits the whole trajectory of the splicing
+      ODE (induction then repression) per gene on a sample of cells instead of the extreme
+      cells only (:class:`dynadask.est.csc.Dynamical`; writes ``alpha`` and ``t_switch``
+      too).
     - labelling (see :class:`dynadask.est.tsc.Labelling`): ``one-shot`` (``ols``/``gmm``),
       ``kin`` (``direct``/``twostep``), ``deg`` (``direct``); summaries are taken per
       labelling time and smoothing never mixes labelling times (moments are computed within
