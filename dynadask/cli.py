@@ -39,10 +39,10 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     store = out / f"{src.stem}.zarr"
     with client(args.scheduler) if args.scheduler else _local(args):
-        if not store.exists() or args.force:
+        if not store.exists() or (args.force and args.stages is None):
             convert(src, store, chunk_cells=args.chunk_cells, overwrite=True)
             print(f"converted {src} -> {store}")
-        pipeline.run(store, stages=args.stages, force=args.force)
+        pipeline.run(store, stages=args.stages, force=args.force, figures=out / "figures")
     print(format_info(store_info(store)))
     return 0
 
@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="dynadask_run", help="output folder (store and figures)")
     run.add_argument("--chunk-cells", type=int, default=None, help="cells per row chunk")
     run.add_argument("--stages", nargs="*", default=None, help="run only these stages")
-    run.add_argument("--force", action="store_true", help="redo stages already complete")
+    run.add_argument("--force", action="store_true",
+                     help="redo stages already complete (with no --stages: from a new store)")
     _cluster_args(run)
     run.set_defaults(func=_run)
     info = sub.add_parser("info", help="shape, matrices, chunking and completed stages")
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_progress(getattr(args, "progress", False))
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
         print(f"dynadask {args.command}: error: {err}", file=sys.stderr)
         return 2
 
