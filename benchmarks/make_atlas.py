@@ -1,8 +1,14 @@
 """Write a large, realistic store by resampling pancreas cells with Poisson noise.
 
-Each row block draws its cells from the 3,696 pancreas cells (seeded by the block index),
-replaces every stored count c by a Poisson draw of mean c (spliced and unspliced, all 2,000
-genes) and is written by the workers straight into the Zarr store.
+The atlas draws its cells from the 3,696 pancreas cells (seeded), replaces every stored
+count c by a Poisson draw of mean c (spliced and unspliced, all 2,000 genes) and is written by
+the workers straight into the Zarr store, row block by row block.
+
+Row order (``--order``): ``locality`` (default) stores the cells in the order that
+``dyn.tl.locality_order`` gives the template cells (reverse Cuthill-McKee on their kNN
+graph), as a store is laid out for dynadask, so that a chunk's kNN neighbourhoods lie in few
+chunks; ``random`` keeps the draws in random order, the worst case for every neighbourhood
+step.
 
     python -m benchmarks.make_atlas --cells 1000000 --out atlas_1M.zarr
 """
@@ -39,22 +45,45 @@ def resample_block(
     return out
 
 
-def draw_cells(n_cells: int, n_template: int, rows: int, seed: int) -> list[np.ndarray]:
-    """Return the template cell indices of every row block (seeded by block)."""
+def draw_cells(n_cells: int, n_template: int, rows: int, seed: int,
+               rank: np.ndarray | None = None) -> list[np.ndarray]:
+    """Return the template cell indices of every row block (seeded by block).
+
+    With ``rank`` (each template cell's position in a locality order) the cells are sorted
+    by their template's rank, so that row blocks hold contiguous stretches of that order.
+    """
     blocks = []
     for b, start in enumerate(range(0, n_cells, rows)):
         size = min(rows, n_cells - start)
         blocks.append(np.random.default_rng([seed, b, 1]).integers(0, n_template, size))
-    return blocks
+    if rank is None:
+        return blocks
+    cells = np.concatenate(blocks)
+    cells = cells[np.argsort(rank[cells], kind="stable")]
+    return np.split(cells, np.cumsum([b.size for b in blocks])[:-1])
 
 
-def atlas_arrays(n_cells: int, rows: int, seed: int, client=None):
+def template_rank(src) -> np.ndarray:
+    """Each pancreas cell's position in ``dyn.tl.locality_order`` of the pancreas cells."""
+    a = src.copy()
+    dyn.pp.recipe_monocle(a)
+    dyn.tl.neighbors(a)
+    order = dyn.tl.locality_order(a, method="graph")
+    rank = np.empty(a.n_obs, dtype=np.int64)
+    rank[order] = np.arange(a.n_obs)
+    return rank
+
+
+def atlas_arrays(n_cells: int, rows: int, seed: int, client=None, order: str = "locality"):
     """Return obs, var and the lazy layers of an atlas of ``n_cells`` cells."""
+    if order not in ("locality", "random"):
+        raise ValueError(f"order must be 'locality' or 'random', got {order!r}")
     src = dyn.sample_data.pancreas()
     template = {k: sparse.csr_matrix(src.layers[k], dtype=np.float32) for k in LAYERS}
     # the template goes to each worker once, not into every task
     shared = client.scatter(template, broadcast=True) if client else dask.delayed(template)
-    picks = draw_cells(n_cells, src.n_obs, rows, seed)
+    rank = template_rank(src) if order == "locality" else None
+    picks = draw_cells(n_cells, src.n_obs, rows, seed, rank)
     blocks = {k: [] for k in LAYERS}
     meta = sparse.csr_matrix((0, 0), dtype=np.float32)
     for b, cells in enumerate(picks):
@@ -84,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--chunk-cells", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--order", choices=("locality", "random"), default="locality")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/make_atlas"))
@@ -95,12 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     with dyn.parallel.client(args.scheduler, **kwargs) as client, MemoryMonitor() as mon:
         print(f"dashboard: {client.dashboard_link}")
         with mon.stage("make_atlas", args.cells, rows, note=str(out)):
-            obs, var, layers = atlas_arrays(args.cells, args.chunk_cells, args.seed, client)
+            obs, var, layers = atlas_arrays(args.cells, args.chunk_cells, args.seed, client,
+                                            args.order)
             dyn.io.create_store(out, obs, var, layers, chunk_cells=args.chunk_cells, overwrite=True)
     info = dyn.io.store_info(out)
     print(format_rows(rows))
     print(dyn.io.format_info(info))
-    save(rows, args.results, {"cells": args.cells, "store": str(out)})
+    save(rows, args.results, {"cells": args.cells, "store": str(out), "order": args.order})
 
 
 if __name__ == "__main__":

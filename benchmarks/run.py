@@ -32,11 +32,11 @@ from .make_atlas import atlas_arrays
 HERE = Path(__file__).parent
 
 
-def atlas(n_cells: int, data_dir: Path, chunk_cells: int, client) -> Path:
+def atlas(n_cells: int, data_dir: Path, chunk_cells: int, client, order: str) -> Path:
     """Return the cached atlas store of ``n_cells`` cells, making it the first time."""
-    path = data_dir / f"atlas_{n_cells}_{chunk_cells}.zarr"
+    path = data_dir / f"atlas_{n_cells}_{chunk_cells}_{order}.zarr"
     if not path.exists():
-        obs, var, layers = atlas_arrays(n_cells, chunk_cells, seed=0, client=client)
+        obs, var, layers = atlas_arrays(n_cells, chunk_cells, seed=0, client=client, order=order)
         dyn.io.create_store(path, obs, var, layers, chunk_cells=chunk_cells)
     return path
 
@@ -48,10 +48,11 @@ def run_ours(store: Path, stages: list[str], n: int, mon: MemoryMonitor) -> list
     shutil.copytree(store, work)
     rows: list[Row] = []
     adata = dyn.io.open(work)
+    context = pipeline.Context(figures=work.with_name(work.stem + "_figures"))
     for stage in pipeline.STAGES:
         if stage.name in stages:
             with mon.stage(stage.name, n, rows):
-                stage.run(adata)
+                stage.run(adata, context)
     shutil.rmtree(work, ignore_errors=True)
     return rows
 
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--chunk-cells", type=int, default=20_000)
+    parser.add_argument("--order", choices=("locality", "random"), default="locality",
+                        help="row order of the atlas (see benchmarks.make_atlas)")
     parser.add_argument("--data-dir", type=Path, default=Path("benchmarks/data"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/run"))
     parser.add_argument("--compare-dynamo", metavar="PYTHON", default=None)
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     kwargs = {"n_workers": args.workers} if args.workers else {}
     with dyn.parallel.client(args.scheduler, **kwargs) as client, MemoryMonitor() as mon:
         for n in args.sizes:
-            store = atlas(n, args.data_dir, min(args.chunk_cells, n), client)
+            store = atlas(n, args.data_dir, min(args.chunk_cells, n), client, args.order)
             ours = run_ours(store, args.stages, n, mon)
             if args.compare_dynamo:
                 theirs = run_dynamo(
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                 merge(ours, theirs)
             rows += ours
     print(format_rows(rows))
-    save(rows, args.results, {"sizes": args.sizes, "stages": args.stages})
+    save(rows, args.results, {"sizes": args.sizes, "stages": args.stages, "order": args.order})
     plot(rows, args.results)
     print(f"results in {args.results}/ (results.csv, results.json, scaling.png)", file=sys.stderr)
 
