@@ -226,23 +226,54 @@ def product_sums(blocks: Mapping[str, Any], codes: np.ndarray, n_strata: int,
     n, g = first.shape
     codes = np.asarray(codes).ravel()
     out = {name: np.zeros((n_strata, g)) for name in terms}
+    # each distinct product is formed once a slice and serves its plain and 'x:' terms
+    by_factors: dict[tuple[str, ...], list[str]] = {}
+    for name, factors in terms.items():
+        by_factors.setdefault(tuple(sorted(factors)), []).append(name)
     for start, stop in row_slices(n):
         c = codes[start:stop]
-        ind = one_hot(c, n_strata)
+        total = _stratum_summer(c, n_strata)
         xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
         for name, combo in (derived or {}).items():
             if all(layer in xs for _, layer in combo):
                 xs[name] = sum(c * xs[layer] for c, layer in combo)
         mask = _slice_mask(xs, c, extreme) if extreme is not None else None
-        ones = np.ones((stop - start, g))
-        for name, factors in terms.items():
-            prod = ones.copy()
-            for f in factors:
-                prod *= xs[f]
-            if mask is not None and name.startswith("x:"):
-                prod *= mask
-            out[name] += ind @ prod
+        for factors, names in by_factors.items():
+            prod = _product(xs, factors, (stop - start, g))
+            for name in names:
+                masked = mask is not None and name.startswith("x:")
+                out[name] += total(prod, mask if masked else None)
     return out
+
+
+def _stratum_summer(c: np.ndarray, n_strata: int):
+    """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
+    if n_strata == 1:
+        rows = c >= 0
+        where = None if rows.all() else rows[:, None]
+
+        def one(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+            keep = where if mask is None else (mask if where is None else mask & where)
+            return np.sum(x, axis=0, where=True if keep is None else keep)[None, :]
+
+        return one
+    ind = one_hot(c, n_strata)
+
+    def many(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        return ind @ (x if mask is None else np.where(mask, x, 0.0))
+
+    return many
+
+
+def _product(xs: Mapping[str, np.ndarray], factors: tuple[str, ...],
+             shape: tuple[int, int]) -> np.ndarray:
+    """The element-wise product of the named slices (ones for no factor)."""
+    if not factors:
+        return np.ones(shape)
+    prod = xs[factors[0]]
+    for f in factors[1:]:
+        prod = prod * xs[f]
+    return prod
 
 
 def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -> np.ndarray:
