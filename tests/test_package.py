@@ -65,3 +65,23 @@ def test_cli_convert_and_info(tmp_path, pancreas_path, capsys):
     assert "none complete" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "missing.zarr")]) == 2
     assert "no store at" in capsys.readouterr().err
+
+
+def test_notebooks_call_only_what_exists():
+    import json
+    import re
+    from pathlib import Path
+
+    books = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+    assert books, "the notebooks folder holds the 10-minute workflow"
+    for book in books:
+        code = "\n".join("".join(c["source"]) for c in json.loads(book.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        compile(code, str(book), "exec")  # valid Python
+        calls = set(re.findall(r"dyn\.((?:\w+\.)*\w+)\(", code))
+        assert len(calls) >= 10
+        for dotted in calls:
+            obj = dyn
+            for part in dotted.split("."):
+                obj = getattr(obj, part)
+            assert callable(obj), dotted
