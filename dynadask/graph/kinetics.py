@@ -119,3 +119,27 @@ def linear_combination(layers: Sequence[Any], codes: np.ndarray, coefs: np.ndarr
     coefs = np.asarray(coefs, dtype=np.float64)
     return map_rows(_combination_kernel, *layers, np.asarray(codes), n_cols=coefs.shape[-1],
                     dtype=np.float32, coefs=coefs, const=const, cols=cols)
+
+
+def column_blocks(kernel: Callable[..., np.ndarray], columns: Sequence[np.ndarray],
+                  vectors: Sequence[np.ndarray], per_task: int, **kwargs: Any) -> Any:
+    """Lazy ``kernel`` over blocks of genes, joined along the last axis (per-gene fits).
+
+    Parameters
+    ----------
+    kernel
+        ``kernel(*column_blocks, *vector_blocks, **kwargs) -> (..., genes_in_block)``.
+    columns
+        Small in-memory ``cells x genes`` arrays (e.g. a sample of cells), cut by columns.
+    vectors
+        Per-gene vectors, cut alike.
+    per_task
+        Genes per task.
+    """
+    n = columns[0].shape[1]
+    step = max(1, int(per_task))
+    parts = [dask.delayed(kernel, pure=True)(
+        *[np.ascontiguousarray(c[:, a:a + step]) for c in columns],
+        *[np.ascontiguousarray(v[a:a + step]) for v in vectors], **kwargs)
+        for a in range(0, n, step)]
+    return dask.delayed(np.concatenate, pure=True)(parts, axis=-1)

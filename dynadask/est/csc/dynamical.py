@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
 import numpy as np
 
 from ..._core.compute import compute
@@ -105,13 +104,8 @@ class Dynamical:
         return np.sort(rng.choice(cells, self.n_fit_cells, replace=False))
 
     def _fit_stratum(self, u: np.ndarray, s: np.ndarray) -> Any:
-        gamma0 = kd.start_gamma(u, s)
-        step = max(1, self.genes_per_task)
-        parts = [dask.delayed(kd.fit_genes, pure=True)(
-            np.ascontiguousarray(u[:, a:a + step]), np.ascontiguousarray(s[:, a:a + step]),
-            np.ascontiguousarray(gamma0[a:a + step]), self.n_grid)
-            for a in range(0, u.shape[1], step)]
-        return dask.delayed(np.concatenate, pure=True)(parts, axis=1)
+        return gk.column_blocks(kd.fit_genes, [u, s], [kd.start_gamma(u, s)],
+                                self.genes_per_task, n_grid=self.n_grid)
 
 
 def _dense(x: Any) -> np.ndarray:
