@@ -42,6 +42,19 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
         return dask.compute(*collections)
 
 
+def share(values: list[Any]) -> list[Any]:
+    """Hand large in-memory values to the tasks that use them, without the task graph.
+
+    With a ``distributed`` client the values are scattered to the workers once (the graph
+    then carries futures, so neither the graph nor the scheduler holds the bytes); without
+    one they are wrapped as delayed values. Use the results as arguments of delayed calls.
+    """
+    client = _distributed_client()
+    if client is None:
+        return [dask.delayed(v, traverse=False) for v in values]
+    return client.scatter(values, hash=False)
+
+
 def _distributed_client() -> Any:
     try:
         from distributed import default_client

@@ -13,7 +13,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .._core.compute import compute
+from .._core.compute import compute, share
 from ..kernels import embedding as ek
 from .blocks import as_rows, sum_rows
 
@@ -71,8 +71,7 @@ def transform_rows(x: Any, model: Any, fit_idx: np.ndarray,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.transform(warm)  # builds the search structures once, before tasks share it
-    model_d = dask.delayed(model, traverse=False)
-    emb_d = dask.delayed(np.asarray(model.embedding_), traverse=False)
+    model_d, emb_d = share([model, np.asarray(model.embedding_)])
     n_dim = model.embedding_.shape[1]
     starts = np.cumsum((0,) + xr.chunks[0][:-1])
     blocks = [

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
+from .._core.compute import share
 from ..kernels import moments as km
 from .blocks import as_rows
 
@@ -99,9 +100,10 @@ def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
     xs = {name: as_rows(inp.array) for name, inp in inputs.items()}
     chunks = next(iter(xs.values())).chunks[0]
     plans = plan_blocks(conn, chunks)
+    # each block's re-indexed graph rows go to the workers, not into the graph
+    locals_ = share([plan.local for plan in plans])
     out: dict[str, list] = {name: [] for name in jobs}
-    for plan in plans:
-        local = dask.delayed(plan.local, traverse=False)
+    for plan, local in zip(plans, locals_, strict=True):
         used = {n for ab in jobs.values() for n in ab if n is not None}
         got = {n: _gathered(xs[n], plan, inputs[n].cols) for n in used}
         for name, (a, b) in jobs.items():

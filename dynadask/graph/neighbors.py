@@ -14,7 +14,7 @@ import dask
 import numpy as np
 from scipy import sparse
 
-from .._core.compute import compute
+from .._core.compute import compute, share
 from .._core.settings import get_chunk_policy
 from ..kernels import neighbors as kn
 from .blocks import as_rows
@@ -62,7 +62,7 @@ def knn_exact(x: np.ndarray, k: int, *, method: str = "ball_tree", metric: str =
 
     index = NearestNeighbors(n_neighbors=k, metric=metric, metric_params=metric_kwds,
                              algorithm=method, **kwargs).fit(x)
-    index_d = dask.delayed(index, traverse=False)
+    (index_d,) = share([index])  # once to the workers, not once per task
     rows = get_chunk_policy().rows_per_block(x.shape[1] * 64, x.shape[0])
     parts = [dask.delayed(_query)(index_d, x[s:s + rows]) for s in range(0, x.shape[0], rows)]
     done = compute(*parts, desc="kNN queries")

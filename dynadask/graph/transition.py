@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
-from .._core.compute import compute
+from .._core.compute import compute, share
 from ..kernels import embedding as ek
 from ..kernels import transition as tk
 from .blocks import as_rows
@@ -133,7 +133,7 @@ def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], list, Any, 
     blocks = plan_blocks(inp.knn, inp.rows, depth)
     x = inp.x if isinstance(inp.x, da.Array) else as_rows(inp.x)
     v = as_rows(inp.v)
-    knn_d = dask.delayed(inp.knn, traverse=False)
+    (knn_d,) = share([inp.knn])
     emb_d = dask.delayed(np.asarray)(inp.emb) if inp.emb is not None else None
     args = [(x[b.union], v[b.start:b.stop]) for b in blocks]
     return blocks, args, knn_d, emb_d
