@@ -46,13 +46,20 @@ def share(values: list[Any]) -> list[Any]:
     """Hand large in-memory values to the tasks that use them, without the task graph.
 
     With a ``distributed`` client the values are scattered to the workers once (the graph
-    then carries futures, so neither the graph nor the scheduler holds the bytes); without
-    one they are wrapped as delayed values. Use the results as arguments of delayed calls.
+    then refers to their futures, so neither the graph nor the scheduler holds the bytes);
+    without one they are wrapped as they are. Either way the results are delayed values,
+    for arguments of delayed calls or ``da.from_delayed``. Share large values one at a time
+    so that the caller never holds them all.
     """
     client = _distributed_client()
     if client is None:
         return [dask.delayed(v, traverse=False) for v in values]
-    return client.scatter(values, hash=False)
+    # the graph must hold the futures themselves, or their data is released at once
+    return [dask.delayed(_same, pure=True)(f) for f in client.scatter(values, hash=False)]
+
+
+def _same(x: Any) -> Any:
+    return x
 
 
 def _distributed_client() -> Any:

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
+from .._core.compute import share
 from .._core.settings import get_chunk_policy
 
 ArrayLike = Any  # numpy array, scipy sparse matrix or dask array
@@ -53,7 +54,7 @@ def _(x: sparse.spmatrix, rows: int | None = None) -> da.Array:
     rows = rows or get_chunk_policy().rows_per_block(x.shape[1], x.shape[0])
     blocks = [
         da.from_delayed(
-            dask.delayed(x[i : i + rows]),
+            share([x[i : i + rows]])[0],  # one piece at a time to the workers
             shape=(min(rows, x.shape[0] - i), x.shape[1]),
             dtype=x.dtype,
             meta=sparse.csr_matrix((0, 0), dtype=x.dtype),

@@ -9,6 +9,7 @@ than one block of output plus the rows it gathered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +42,14 @@ class BlockPlan:
     local: sparse.csr_matrix
 
 
-def plan_blocks(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> list[BlockPlan]:
+def plan_blocks(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> Iterator[BlockPlan]:
     """Cut the graph in row blocks of sizes ``chunks`` and list each block's cells."""
     conn = sparse.csr_matrix(conn)
-    plans, start = [], 0
+    start = 0
     for size in chunks:
         needed, local = km.local_rows(conn[start:start + size])
-        plans.append(BlockPlan(start, start + size, needed, local))
+        yield BlockPlan(start, start + size, needed, local)
         start += size
-    return plans
 
 
 def pieces(needed: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
@@ -99,11 +99,10 @@ def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
     """
     xs = {name: as_rows(inp.array) for name, inp in inputs.items()}
     chunks = next(iter(xs.values())).chunks[0]
-    plans = plan_blocks(conn, chunks)
-    # each block's re-indexed graph rows go to the workers, not into the graph
-    locals_ = share([plan.local for plan in plans])
     out: dict[str, list] = {name: [] for name in jobs}
-    for plan, local in zip(plans, locals_, strict=True):
+    for plan in plan_blocks(conn, chunks):
+        # each block's re-indexed graph rows go to the workers, one block at a time
+        (local,) = share([plan.local])
         used = {n for ab in jobs.values() for n in ab if n is not None}
         got = {n: _gathered(xs[n], plan, inputs[n].cols) for n in used}
         for name, (a, b) in jobs.items():

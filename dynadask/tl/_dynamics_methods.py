@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..est.csc.dynamical import Dynamical
-from ..est.csc.steady_state import SteadyState
+from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import as_rows
 
@@ -61,21 +61,20 @@ def run_steady_state(job: Job) -> tuple[dict, dict]:
     est.fit(cols["u"], cols["s"], cols.get("us"), cols.get("ss"), codes=job.codes,
             n_strata=job.n_groups)
     params = est.params
-    wide = _widen({"beta": params["beta"], "gamma": params["gamma"]}, job.valid, 0.0)
-    velocity = SteadyState(job.model, job.est_method, params=wide).velocity(
-        job.layers["u"], job.layers["s"], job.codes, job.n_groups)
-    return params, {"velocity_S": velocity}
+    return params, {"velocity_S": _splicing_velocity(job, params)}
 
 
 def run_dynamical(job: Job) -> tuple[dict, dict]:
     """Conventional data: the splicing ODE's trajectory fitted per gene (``beta = 1``)."""
-    opts = {k: job.options[k] for k in ("n_fit_cells", "random_state") if k in job.options}
-    est = Dynamical(**opts).fit(job.columns(job.layers["u"]), job.columns(job.layers["s"]),
-                                codes=job.codes, n_strata=job.n_groups)
-    wide = Dynamical(params=_widen({"beta": est.params["beta"], "gamma": est.params["gamma"]},
-                                   job.valid, 0.0))
-    velocity = wide.velocity(job.layers["u"], job.layers["s"], job.codes, job.n_groups)
-    return est.params, {"velocity_S": velocity}
+    est = Dynamical().fit(job.columns(job.layers["u"]), job.columns(job.layers["s"]),
+                          codes=job.codes, n_strata=job.n_groups)
+    return est.params, {"velocity_S": _splicing_velocity(job, est.params)}
+
+
+def _splicing_velocity(job: Job, params: dict[str, np.ndarray]) -> Any:
+    """``beta u - gamma s`` over all genes (0 outside the estimated ones)."""
+    wide = _widen({"beta": params["beta"], "gamma": params["gamma"]}, job.valid, 0.0)
+    return splicing_velocity(wide, job.layers["u"], job.layers["s"], job.codes, job.n_groups)
 
 
 def run_labelling(experiment_type: str) -> Runner:

@@ -318,16 +318,10 @@ def _velocity_pca(adata, x, v, n_pcs, out) -> tuple[Any, Any]:
     return xp, vp
 
 
-# a block's 2-hop neighbourhoods hold up to rows x 900 (cell, neighbour) pairs and its share
-# of the transition matrix; with 20,000-row blocks a 1,000,000-cell store peaked at 6.3 GiB
-# a worker, so kernels take at most 10,000 rows a task
-KERNEL_ROWS = 10_000
-
-
 def _block_rows(x: Any, n_cols: int) -> int:
     if isinstance(x, da.Array):
-        return min(int(x.chunks[0][0]), KERNEL_ROWS)
-    return min(get_chunk_policy().rows_per_block(n_cols * 32, x.shape[0]), KERNEL_ROWS)
+        return int(x.chunks[0][0])
+    return get_chunk_policy().rows_per_block(n_cols * 32, x.shape[0])
 
 
 def _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args):

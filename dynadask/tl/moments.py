@@ -6,12 +6,13 @@ import warnings
 from typing import Any
 
 import anndata as ad
+import dask
 import dask.array as da
 import numpy as np
 from scipy import sparse
 
 from .._core import keys
-from .._core.compute import compute
+from .._core.compute import compute, share
 from ..graph import moments as gm
 from ..graph import neighbors as gn
 from ..io import commit
@@ -205,6 +206,16 @@ def _smoothing_graph(adata, X_data, conn, group, gaussian, normalize, n_pcs, k):
         return km.row_normalise(w) if gaussian and normalize else w.astype(np.float32)
     groups = resolve_groups(adata, group)
     knn_lists, k_cell = _neighbour_lists(adata, X_data, groups, n_pcs, k)
+    # the graph and its temporaries (several copies of n_cells x k edges) are built on a
+    # worker: the caller only receives the finished graph
+    (lists,) = share([knn_lists])
+    del knn_lists
+    task = dask.delayed(_weighted_graph, pure=True)(lists, k_cell, groups, gaussian, normalize)
+    return compute(task, desc="smoothing graph")[0]
+
+
+def _weighted_graph(knn_lists, k_cell, groups, gaussian: bool,
+                    normalize: bool) -> sparse.csr_matrix:
     g = gn.group_graph(knn_lists, k_cell, groups, kind="gaussian" if gaussian else "umap")
     if gaussian:
         return km.row_normalise(g) if normalize else g.astype(np.float32)

@@ -24,6 +24,7 @@ from ...graph import kinetics as gk
 from ...graph.blocks import as_rows
 from ...kernels import dynamical as kd
 from ...kernels.kinetics import dense_rows
+from .steady_state import splicing_velocity
 
 
 @dataclass
@@ -93,9 +94,7 @@ class Dynamical:
     def velocity(self, u: Any, s: Any, codes: np.ndarray | None = None,
                  n_strata: int | None = None) -> Any:
         """Lazy ``beta u - gamma s`` per cell with its stratum's parameters (float32)."""
-        codes = np.zeros(u.shape[0], np.int64) if codes is None else np.asarray(codes)
-        coefs = np.stack([self.params["beta"], -self.params["gamma"]])
-        return gk.linear_combination([u, s], codes, coefs)
+        return splicing_velocity(self.params, u, s, codes, n_strata)
 
     def _sample(self, cells: np.ndarray) -> np.ndarray:
         if cells.size <= self.n_fit_cells:

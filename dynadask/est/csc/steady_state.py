@@ -149,9 +149,15 @@ class SteadyState:
     def velocity(self, u: Any, s: Any, codes: np.ndarray | None = None,
                  n_strata: int | None = None) -> Any:
         """Lazy ``beta u - gamma s`` per cell with its stratum's parameters (float32)."""
-        codes, _ = _strata(codes, n_strata, u.shape[0])
-        coefs = np.stack([self.params["beta"], -self.params["gamma"]])
-        return gk.linear_combination([u, s], codes, coefs)
+        return splicing_velocity(self.params, u, s, codes, n_strata)
+
+
+def splicing_velocity(params: dict[str, np.ndarray], u: Any, s: Any,
+                      codes: np.ndarray | None = None, n_strata: int | None = None) -> Any:
+    """Lazy ``beta u - gamma s`` per cell with its stratum's ``beta``/``gamma`` (float32)."""
+    codes, _ = _strata(codes, n_strata, u.shape[0])
+    coefs = np.stack([params["beta"], -params["gamma"]])
+    return gk.linear_combination([u, s], codes, coefs)
 
 
 def _strata(codes: np.ndarray | None, n_strata: int | None, n: int) -> tuple[np.ndarray, int]:
