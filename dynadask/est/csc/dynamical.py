@@ -80,10 +80,10 @@ class Dynamical:
         picks = [self._sample(np.flatnonzero(codes == k)) for k in range(n_strata)]
         rows = np.unique(np.concatenate(picks))
         lazy_u, lazy_s = as_rows(u)[rows], as_rows(s)[rows]
-        got_u, got_s = compute(lazy_u, lazy_s, desc="dynamics: sample cells")
-        got_u, got_s = _dense(got_u), _dense(got_s)
-        fits = [self._fit_stratum(got_u[np.searchsorted(rows, p)],
-                                  got_s[np.searchsorted(rows, p)]) for p in picks]
+        got_u, got_s = (dense_rows(x, 0, x.shape[0])
+                        for x in compute(lazy_u, lazy_s, desc="dynamics: sample cells"))
+        at = [np.searchsorted(rows, p) for p in picks]
+        fits = [self._fit_stratum(got_u[i], got_s[i]) for i in at]
         out = compute(*fits, desc="dynamics: trajectory fits")
         table = np.stack(out)  # strata x 4 x genes
         self.params = {"alpha": table[:, 0], "beta": np.ones_like(table[:, 0]),
@@ -105,7 +105,3 @@ class Dynamical:
     def _fit_stratum(self, u: np.ndarray, s: np.ndarray) -> Any:
         return gk.column_blocks(kd.fit_genes, [u, s], [kd.start_gamma(u, s)],
                                 self.genes_per_task, n_grid=self.n_grid)
-
-
-def _dense(x: Any) -> np.ndarray:
-    return np.asarray(dense_rows(x, 0, x.shape[0]), dtype=np.float64)

@@ -350,13 +350,14 @@ def _fit_mixed(est: Labelling, layers: dict, strata: Strata, second: dict) -> di
             old_s = (st["S"] - st["sl"]).sum(1) / n_all
         else:
             old_mean = (st["total"] - st["new"]).sum(1) / n_all
-        ref = _mean(st, new)[:, 0]  # labelled RNA of the unstimulated cells
+        labelled = _mean(st, new)  # groups x times x genes
+        ref = labelled[:, 0]  # labelled RNA of the unstimulated cells
         # unlabelled RNA decays untouched by the stimulation: e^{-rate T} = old / steady state
         rate = -np.log(old_mean / (old_mean + ref)) / duration
     alpha_std = rate * (old_mean + ref)
     params = {"alpha_std": alpha_std}
     for k, tau in enumerate(strata.times):
-        params[stimulation_key(tau)] = _stimulated_rate(_mean(st, new)[:, k], alpha_std, rate,
+        params[stimulation_key(tau)] = _stimulated_rate(labelled[:, k], alpha_std, rate,
                                                         duration, tau)
     if not est.splicing:
         return params | {"alpha": alpha_std, "gamma": rate, "gamma_r2": _ref_r2(st)}
