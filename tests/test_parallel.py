@@ -10,7 +10,15 @@ from distributed import Client, LocalCluster
 from scipy import sparse
 
 import dynadask as dyn
-from dynadask.graph.blocks import align_rows, as_rows, map_rows, sum_rows
+from dynadask.graph.blocks import (
+    align_rows,
+    as_rows,
+    gather_rows,
+    map_rows,
+    row_pieces,
+    sum_rows,
+    take_columns,
+)
 
 
 @pytest.fixture
@@ -100,3 +108,36 @@ def test_row_helpers_agree_across_array_types(kind):
 def test_align_rows_rejects_different_cells():
     with pytest.raises(ValueError, match="same cells"):
         align_rows(np.zeros((5, 2)), np.zeros((6, 2)))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "sparse", "dask", "dask-sparse"])
+def test_take_columns_and_gather_rows_agree_with_indexing(kind):
+    rng = np.random.default_rng(1)
+    dense = rng.random((523, 17)) * (rng.random((523, 17)) < 0.4)
+    x = {"numpy": dense, "sparse": sparse.csr_matrix(dense),
+         "dask": da.from_array(dense, (100, 17)),
+         "dask-sparse": as_rows(sparse.csr_matrix(dense), rows=100)}[kind]
+    cols = np.array([16, 2, 5])
+    mask = np.zeros(17, bool)
+    mask[cols] = True
+    for sel, want in ((cols, dense[:, cols]), (mask, dense[:, mask])):
+        got = take_columns(x, sel)
+        assert got.shape == want.shape
+        got = got.compute() if isinstance(got, da.Array) else got
+        np.testing.assert_array_equal(got.toarray() if sparse.issparse(got) else got, want)
+    rows = np.array([0, 3, 99, 100, 101, 350, 522])
+    g = gather_rows(as_rows(x, rows=100), rows, cols).compute()
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g.toarray() if sparse.issparse(g) else g, dense[rows][:, cols])
+
+
+def test_take_columns_is_fused_with_the_block_read():
+    x = da.ones((400, 50), chunks=(100, 50))
+    y = take_columns(x, np.arange(0, 50, 7))
+    graph = dict(dask.base.collections_to_expr([y], optimize_graph=True).__dask_graph__())
+    assert len(graph) == x.numblocks[0]  # one task per block: read and select together
+
+
+def test_row_pieces_split_by_chunk():
+    parts = row_pieces(np.array([0, 3, 4, 9, 12]), (4, 4, 4, 4))
+    assert [(c, p.tolist()) for c, p in parts] == [(0, [0, 3]), (1, [0]), (2, [1]), (3, [0])]

@@ -3,7 +3,9 @@
 The chunk contract: cells are cut in row blocks, genes stay in one block. Every builder
 turns its inputs into that shape with :func:`as_rows`, maps a kernel over aligned row blocks
 with :func:`map_rows`, and sums per-gene statistics over row blocks with :func:`sum_rows`
-(Dask's chunk / combine / aggregate split, as a tree of additions).
+(Dask's chunk / combine / aggregate split, as a tree of additions). :func:`take_columns`
+keeps a subset of genes inside the task that reads each block, and :func:`gather_rows`
+collects arbitrary cells into one task, one small take per row block that holds them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy import sparse
 
 from .._core.compute import share
 from .._core.settings import get_chunk_policy
+from ..kernels import moments as km
 
 ArrayLike = Any  # numpy array, scipy sparse matrix or dask array
 
@@ -192,3 +195,52 @@ def _add(*parts: Any) -> Any:
     for p in parts[1:]:
         out += p
     return out
+
+
+def take_columns(x: ArrayLike, cols: np.ndarray) -> ArrayLike:
+    """Columns ``cols`` (positions or a boolean mask) of ``x``, for any array type.
+
+    For a Dask array the selection is a per-block map, which Dask fuses with the task that
+    reads the block: only the selected columns of a block ever stay in a worker's memory
+    (a fancy index ``x[:, cols]`` keeps whole blocks until its separate take runs).
+    """
+    cols = np.asarray(cols)
+    cols = np.flatnonzero(cols) if cols.dtype == bool else cols.astype(np.int64)
+    if not isinstance(x, da.Array):
+        return x[:, cols]
+    x = as_rows(x)
+    return x.map_blocks(_take_columns, cols, chunks=(x.chunks[0], (cols.size,)),
+                        dtype=x.dtype, meta=x._meta)
+
+
+def _take_columns(block: Any, cols: np.ndarray) -> Any:
+    if sparse.issparse(block):
+        return sparse.csr_matrix(block)[:, cols]
+    return np.ascontiguousarray(np.asarray(block)[:, cols])
+
+
+def row_pieces(rows: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
+    """Split sorted cell indices by the row chunk holding them: ``(chunk, local rows)`` pairs."""
+    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    owner = np.searchsorted(bounds, rows, side="right") - 1
+    starts = np.flatnonzero(np.diff(owner, prepend=-1))
+    ends = np.append(starts[1:], rows.size)
+    return [(int(owner[a]), rows[a:b] - bounds[owner[a]])
+            for a, b in zip(starts, ends, strict=True)]
+
+
+def gather_rows(x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None) -> Any:
+    """One lazy task with rows ``rows`` (sorted) and columns ``cols`` of ``x``, as float64.
+
+    The task reads only the row blocks that hold the rows; sparse blocks give CSR, dense
+    ones numpy. Blocks shared by several gathers are read once per compute.
+    """
+    blocks = x.to_delayed().ravel()
+    parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
+    return dask.delayed(_gather, pure=True)(cols, [p for _, p in parts],
+                                            *[blocks[c] for c, _ in parts])
+
+
+def _gather(cols: np.ndarray | None, positions: list[np.ndarray], *blocks: Any) -> Any:
+    return km.stack_rows([km.take_rows(b, p, cols)
+                          for b, p in zip(blocks, positions, strict=True)])

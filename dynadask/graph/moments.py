@@ -20,7 +20,7 @@ from scipy import sparse
 
 from .._core.compute import share
 from ..kernels import moments as km
-from .blocks import as_rows
+from .blocks import as_rows, gather_rows, row_pieces
 
 
 @dataclass(frozen=True)
@@ -52,31 +52,9 @@ def plan_blocks(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> Iterator[Bl
         start += size
 
 
-def pieces(needed: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
-    """Split sorted cell indices by the row chunk holding them: ``(chunk, local rows)`` pairs."""
-    bounds = np.concatenate([[0], np.cumsum(chunks)])
-    owner = np.searchsorted(bounds, needed, side="right") - 1
-    starts = np.flatnonzero(np.diff(owner, prepend=-1))
-    ends = np.append(starts[1:], needed.size)
-    return [(int(owner[a]), needed[a:b] - bounds[owner[a]])
-            for a, b in zip(starts, ends, strict=True)]
-
-
 def chunks_touched(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> np.ndarray:
     """For each row block of ``conn`` (sizes ``chunks``), how many row chunks its cells span."""
-    return np.array([len(pieces(p.needed, chunks)) for p in plan_blocks(conn, chunks)])
-
-
-def _gather(cols: np.ndarray | None, positions: list[np.ndarray], *blocks: Any) -> Any:
-    return km.stack_rows([km.take_rows(b, p, cols) for b, p in zip(blocks, positions,
-                                                                   strict=True)])
-
-
-def _gathered(x: da.Array, plan: BlockPlan, cols: np.ndarray | None) -> Any:
-    blocks = x.to_delayed().ravel()
-    parts = pieces(plan.needed, x.chunks[0])
-    return dask.delayed(_gather, pure=True)(cols, [p for _, p in parts],
-                                            *[blocks[c] for c, _ in parts])
+    return np.array([len(row_pieces(p.needed, chunks)) for p in plan_blocks(conn, chunks)])
 
 
 def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
@@ -104,7 +82,7 @@ def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
         # each block's re-indexed graph rows go to the workers, one block at a time
         (local,) = share([plan.local])
         used = {n for ab in jobs.values() for n in ab if n is not None}
-        got = {n: _gathered(xs[n], plan, inputs[n].cols) for n in used}
+        got = {n: gather_rows(xs[n], plan.needed, inputs[n].cols) for n in used}
         for name, (a, b) in jobs.items():
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]

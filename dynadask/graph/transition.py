@@ -2,8 +2,8 @@
 
 Each row block of cells needs the expression of its neighbours (up to ``depth`` hops along
 the kNN graph). The neighbour index array (``n_cells x k``) is computed once and shared by
-all tasks as one object; each block gathers only the rows of the expression matrix its
-neighbourhoods touch. No cells x cells matrix is ever dense.
+all tasks as one object; each block gathers, in one task, only the rows of the expression
+matrix its neighbourhoods touch. No cells x cells matrix is ever dense.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from scipy import sparse
 from .._core.compute import compute, share
 from ..kernels import embedding as ek
 from ..kernels import transition as tk
-from .blocks import as_rows
+from .blocks import as_rows, gather_rows
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,14 @@ class KernelInputs:
 
 
 def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], list, Any, Any]:
+    # each block gathers its rows in one task from the row blocks that hold them, so a
+    # worker keeps at most the (narrow) input blocks still wanted plus one block's rows
     blocks = plan_blocks(inp.knn, inp.rows, depth)
-    x = inp.x if isinstance(inp.x, da.Array) else as_rows(inp.x)
-    v = as_rows(inp.v)
+    x, v = as_rows(inp.x), as_rows(inp.v)
     (knn_d,) = share([inp.knn])
     emb_d = dask.delayed(np.asarray)(inp.emb) if inp.emb is not None else None
-    args = [(x[b.union], v[b.start:b.stop]) for b in blocks]
+    args = [(gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop)))
+            for b in blocks]
     return blocks, args, knn_d, emb_d
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..est.csc.dynamical import Dynamical
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
-from ..graph.blocks import as_rows
+from ..graph.blocks import take_columns
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Job:
         idx = np.flatnonzero(self.valid)
         if idx.size == self.valid.size:
             return x
-        return as_rows(x)[:, idx]
+        return take_columns(x, idx)
 
 
 Runner = Callable[[Job], tuple[dict[str, np.ndarray], dict[str, Any]]]

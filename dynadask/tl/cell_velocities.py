@@ -18,7 +18,7 @@ from .._core.compute import compute
 from .._core.settings import get_chunk_policy
 from ..graph import embedding as ge
 from ..graph import transition as gt
-from ..graph.blocks import as_rows
+from ..graph.blocks import as_rows, take_columns
 from ..io import commit
 
 _CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
@@ -279,14 +279,14 @@ def _gene_data(adata, ekey, vkey, X, V, args, out) -> tuple[Any, Any]:
     mask = select_transition_genes(adata, vkey, thresholds, args["transition_genes"],
                                    args["enforce"])
     idx = np.flatnonzero(mask)
-    v = adata.layers[vkey][:, idx]
+    v = take_columns(adata.layers[vkey], idx)
     finite = _finite_columns(v)
     mask[idx[~finite]] = False
     if mask.sum() == 0:
         raise ValueError(f"no transition gene has finite {vkey}: check dyn.tl.dynamics")
     out["var"][keys.USE_FOR_TRANSITION] = mask
     idx = np.flatnonzero(mask)
-    return adata.layers[ekey][:, idx], adata.layers[vkey][:, idx]
+    return take_columns(adata.layers[ekey], idx), take_columns(adata.layers[vkey], idx)
 
 
 def _finite_columns(v: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ from .._core import keys
 from .._core.compute import compute
 from ..graph import embedding as ge
 from ..graph import transition as gt
-from ..graph.blocks import as_rows, sum_rows
+from ..graph.blocks import as_rows, sum_rows, take_columns
 from ..io import commit
 from ..kernels import embedding as ek
 from .cell_velocities import neighbour_indices
@@ -97,7 +97,7 @@ def _layers(adata, x, v, ekey, vkey) -> tuple[Any, Any]:
         x = adata.layers[ekey]
     total = compute(sum_rows(_col_sums, v), desc="finite genes")[0]
     cols = np.flatnonzero(np.isfinite(total))
-    return x[:, cols], v[:, cols]
+    return take_columns(x, cols), take_columns(v, cols)
 
 
 def _col_sums(v: Any) -> np.ndarray:

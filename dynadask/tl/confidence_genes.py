@@ -10,7 +10,7 @@ import numpy as np
 
 from .._core.compute import compute
 from ..est.quantiles import extreme_thresholds
-from ..graph.blocks import as_rows, sum_rows
+from ..graph.blocks import sum_rows, take_columns
 from ..io import commit
 from ..kernels import kinetics as kk
 
@@ -70,8 +70,8 @@ def gene_wise_confidence(
     names = sorted({n for p in pairs for n in p})
     values = adata.obs[group].astype(str).to_numpy()
     codes = np.array([names.index(v) if v in names else -1 for v in values])
-    x = as_rows(adata.layers[ekey])[:, idx]
-    v = as_rows(adata.layers[vkey])[:, idx]
+    x = take_columns(adata.layers[ekey], idx)
+    v = take_columns(adata.layers[vkey], idx)
     medians = _quantile(x, codes, len(names), 50.0)
     thr = _quantile(abs(v), np.zeros(adata.n_obs, np.int64), 1, V_threshold)[0]
     (counts,) = compute(sum_rows(_counts, v, codes, n_strata=len(names), threshold=thr),

@@ -11,7 +11,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph import embedding as ge
-from ..graph.blocks import as_rows, map_rows, sum_rows
+from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
 
 UMAP_DEFAULTS: dict[str, Any] = {
@@ -210,7 +210,7 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
                          "dyn.tl.dynamics first")
     genes = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(bool))
     pcs = np.asarray(adata.uns["PCs"], dtype=np.float64)[:, : int(fit["n_pca_components"])]
-    x, v = adata.X[:, genes], adata.layers[vkey][:, genes]
+    x, v = take_columns(adata.X, genes), take_columns(adata.layers[vkey], genes)
     total = compute(sum_rows(_sum_xv, x, v), desc="mean of x + v")[0]
     mean = total[1:] / total[0]
     y = map_rows(_project_xv, x, v, n_cols=pcs.shape[1], dtype=np.float32, pcs=pcs, mean=mean)
