@@ -141,3 +141,22 @@ def test_take_columns_is_fused_with_the_block_read():
 def test_row_pieces_split_by_chunk():
     parts = row_pieces(np.array([0, 3, 4, 9, 12]), (4, 4, 4, 4))
     assert [(c, p.tolist()) for c, p in parts] == [(0, [0, 3]), (1, [0]), (2, [1]), (3, [0])]
+
+
+def test_large_numpy_arrays_are_shared_not_embedded(local_client, monkeypatch):
+    from dynadask.graph import blocks
+
+    rng = np.random.default_rng(2)
+    x = rng.random((1000, 6))
+    embedded = as_rows(x, rows=300)
+    monkeypatch.setattr(blocks, "EMBED_BYTES", x.nbytes // 2)
+    shared = as_rows(x, rows=300)
+    assert shared.chunks == embedded.chunks
+    def carries_data(y):
+        return any(isinstance(v, np.ndarray) and v.size >= 300
+                   for v in dict(y.__dask_graph__()).values())
+
+    # the small array's graph holds its pieces; the shared one's pieces are on the workers
+    assert carries_data(embedded) and not carries_data(shared)
+    np.testing.assert_array_equal(shared.compute(), x)
+    np.testing.assert_allclose(sum_rows(lambda b: b.sum(0), shared).compute(), x.sum(0))

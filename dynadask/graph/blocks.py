@@ -25,6 +25,9 @@ from ..kernels import moments as km
 
 ArrayLike = Any  # numpy array, scipy sparse matrix or dask array
 
+EMBED_BYTES = 16 * 2**20
+"""In-memory arrays up to this size travel inside the task graph; larger ones are shared."""
+
 
 @singledispatch
 def as_rows(x: ArrayLike, rows: int | None = None) -> da.Array:
@@ -34,6 +37,8 @@ def as_rows(x: ArrayLike, rows: int | None = None) -> da.Array:
     ----------
     x
         A numpy array, a scipy sparse matrix (kept sparse, as CSR blocks) or a Dask array.
+        A large numpy array or any sparse matrix goes to the workers piece by piece
+        (:func:`dynadask._core.compute.share`) instead of inside the task graph.
     rows
         Cells per block. By default the chunk policy decides from the number of columns;
         a Dask array keeps its row chunks unless ``rows`` is given.
@@ -46,8 +51,14 @@ def as_rows(x: ArrayLike, rows: int | None = None) -> da.Array:
     x = np.asarray(x)
     n_cols = x.shape[1] if x.ndim > 1 else 1
     rows = rows or get_chunk_policy().rows_per_block(n_cols, x.shape[0])
-    chunks = (rows,) + tuple(-1 for _ in x.shape[1:])
-    return da.from_array(x, chunks=chunks)
+    if x.nbytes <= EMBED_BYTES:
+        return da.from_array(x, chunks=(rows,) + tuple(-1 for _ in x.shape[1:]))
+    blocks = [
+        da.from_delayed(share([x[i : i + rows]])[0], shape=(min(rows, x.shape[0] - i),)
+                        + x.shape[1:], dtype=x.dtype)  # one piece at a time to the workers
+        for i in range(0, x.shape[0], rows)
+    ]
+    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
 @as_rows.register(sparse.spmatrix)
@@ -233,11 +244,12 @@ def gather_rows(x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None) -
     """One lazy task with rows ``rows`` (sorted) and columns ``cols`` of ``x``, as float64.
 
     The task reads only the row blocks that hold the rows; sparse blocks give CSR, dense
-    ones numpy. Blocks shared by several gathers are read once per compute.
+    ones numpy. Blocks shared by several gathers are read once per compute. Every call
+    makes a new key, so a gather made for one compute is never resubmitted by another.
     """
     blocks = x.to_delayed().ravel()
     parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
-    return dask.delayed(_gather, pure=True)(cols, [p for _, p in parts],
+    return dask.delayed(_gather, pure=False)(cols, [p for _, p in parts],
                                             *[blocks[c] for c, _ in parts])
 
 

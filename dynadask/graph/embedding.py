@@ -15,7 +15,7 @@ import numpy as np
 
 from .._core.compute import compute, share
 from ..kernels import embedding as ek
-from .blocks import as_rows, sum_rows
+from .blocks import align_rows, as_rows, sum_rows
 
 
 def fit_cells(n_cells: int, max_fit_cells: int | None, n_fit: int,
@@ -109,17 +109,23 @@ def grid_velocity(emb: Any, velocity: Any, xy_grid_nums: tuple[int, int] = (50, 
     dict
         ``X_grid``, ``V_grid``, ``D``.
     """
-    e = as_rows(emb)[:, :2]
-    v = as_rows(velocity)[:, :2]
-    ok = da.isfinite(e).all(axis=1) & da.isfinite(v).all(axis=1)
-    lo, hi = compute(da.nanmin(da.where(ok[:, None], e, np.nan), axis=0),
-                     da.nanmax(da.where(ok[:, None], e, np.nan), axis=0), desc="grid range")
+    e, v = align_rows(as_rows(_first_two(emb)), as_rows(_first_two(velocity)))
+    # both passes read the blocks through to_delayed, so every key means the same task in
+    # the two computes (a Dask reduction would give the same keys other task specs)
+    ranges = [dask.delayed(ek.finite_range)(eb, vb)
+              for eb, vb in zip(e.to_delayed().ravel(), v.to_delayed().ravel(), strict=True)]
+    parts = np.array(compute(*ranges, desc="grid range"))
+    lo, hi = np.nanmin(parts[:, 0], axis=0), np.nanmax(parts[:, 1], axis=0)
     axes = ek.grid_axes(lo, hi, xy_grid_nums)
     scale = np.mean([ax[1] - ax[0] for ax in axes]) * smooth
     points = ek.grid_points(axes)
     sums = compute(sum_rows(ek.grid_sums, e, v, points=points, scale=scale),
                    desc="grid velocity")[0]
     return ek.finish_grid(sums, axes, min_mass=min_mass)
+
+
+def _first_two(x: Any) -> Any:
+    return x[:, :2] if isinstance(x, da.Array) else np.asarray(x)[:, :2]
 
 
 def _moments(x: Any, log: bool) -> dict[str, np.ndarray]:

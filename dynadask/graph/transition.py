@@ -129,16 +129,22 @@ class KernelInputs:
     rows: int
 
 
-def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], list, Any, Any]:
+def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[], list],
+                                                      Any, Any]:
     # each block gathers its rows in one task from the row blocks that hold them, so a
     # worker keeps at most the (narrow) input blocks still wanted plus one block's rows
     blocks = plan_blocks(inp.knn, inp.rows, depth)
     x, v = as_rows(inp.x), as_rows(inp.v)
     (knn_d,) = share([inp.knn])
     emb_d = dask.delayed(np.asarray)(inp.emb) if inp.emb is not None else None
-    args = [(gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop)))
-            for b in blocks]
-    return blocks, args, knn_d, emb_d
+
+    def gathers() -> list:
+        # new keys for every pass: the second pass reaches the scheduler through the CSR
+        # writer's optimised graph, where a reused key would stand for another task spec
+        return [(gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop)))
+                for b in blocks]
+
+    return blocks, gathers, knn_d, emb_d
 
 
 def _stack_csr(parts: list, blocks: list[Block], n: int) -> da.Array:
@@ -163,17 +169,17 @@ def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
     transitions, velocity
         ``(n, n)`` Dask array of float32 CSR blocks; ``(n, n_dims)`` numpy velocity.
     """
-    blocks, args, knn_d, emb_d = _block_args(inp, depth)
+    blocks, gathers, knn_d, emb_d = _block_args(inp, depth)
     opts = {"corr": (depth, centred, transform), "sigma": sigma, "negatives": negatives}
     first = [dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
-             for (x, v), b in zip(args, blocks, strict=True)]
+             for (x, v), b in zip(gathers(), blocks, strict=True)]
     parts = compute(*first, desc="transition kernel (pass 1)")
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     upper = float(np.percentile(merged["confidence"], 98))
     velocity = ek.finish_projection(merged, tk.self_weight(merged["confidence"], upper, sigma),
                                     correct_density)
     second = [dask.delayed(_second_pass_block)(x, v, knn_d, b, opts, upper)
-              for (x, v), b in zip(args, blocks, strict=True)]
+              for (x, v), b in zip(gathers(), blocks, strict=True)]
     return _stack_csr(second, blocks, inp.knn.shape[0]), velocity
 
 
@@ -185,13 +191,13 @@ def ito_transitions(inp: KernelInputs, *, depth: int = 2, m_diff: float = 2.0,
     The drift of each cell in the embedding is divided by its largest entry over all cells
     when ``scale``.
     """
-    blocks, args, knn_d, emb_d = _block_args(inp, depth)
+    blocks, gathers, knn_d, emb_d = _block_args(inp, depth)
     opts = {"depth": depth, "ito": {"m_diff": m_diff, "adaptive": adaptive, "tol": tol},
             "correct_density": correct_density}
 
     def build(with_drift: bool) -> list:
         return [dask.delayed(_ito_block)(x, v, knn_d, emb_d, b, opts, with_drift)
-                for (x, v), b in zip(args, blocks, strict=True)]
+                for (x, v), b in zip(gathers(), blocks, strict=True)]
 
     drift = np.vstack(compute(*build(True), desc="Ito kernel drift"))
     if scale and drift.size and drift.max() != 0:

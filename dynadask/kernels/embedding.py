@@ -100,6 +100,15 @@ def _drift(p, ptr, nbr_global, rows, emb, correct_density):
     return out
 
 
+def finite_range(e: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``[min, max]`` per column of ``e`` over the rows where ``e`` and ``v`` are finite."""
+    e = np.asarray(e, dtype=np.float64)
+    ok = np.isfinite(e).all(axis=1) & np.isfinite(np.asarray(v, dtype=np.float64)).all(axis=1)
+    if not ok.any():
+        return np.full((2, e.shape[1]), np.nan)
+    return np.stack([e[ok].min(axis=0), e[ok].max(axis=0)])
+
+
 def grid_axes(lo: np.ndarray, hi: np.ndarray, n_grid: tuple[int, int]) -> list[np.ndarray]:
     """Grid coordinates along each axis: the data range widened by 1% on each side."""
     axes = []
