@@ -86,9 +86,11 @@ def knn_nndescent(x: np.ndarray, k: int, *, metric: str = "euclidean",
     """Approximate ``k`` nearest neighbours (self included) from an NN-descent index.
 
     The index is built once, in one task of the active scheduler; the neighbour graph it
-    builds for its own cells is the answer (no second search).
+    builds for its own cells is the answer (no second search). ``x`` goes to the worker on
+    its own, not inside the task graph.
     """
-    task = dask.delayed(_nndescent)(x, k, metric, metric_kwds, seed, kwargs)
+    (x_d,) = share([x])
+    task = dask.delayed(_nndescent)(x_d, k, metric, metric_kwds, seed, kwargs)
     return compute(task, desc="NN-descent index")[0]
 
 
