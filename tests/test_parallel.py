@@ -152,6 +152,7 @@ def test_large_numpy_arrays_are_shared_not_embedded(local_client, monkeypatch):
     monkeypatch.setattr(blocks, "EMBED_BYTES", x.nbytes // 2)
     shared = as_rows(x, rows=300)
     assert shared.chunks == embedded.chunks
+
     def carries_data(y):
         return any(isinstance(v, np.ndarray) and v.size >= 300
                    for v in dict(y.__dask_graph__()).values())

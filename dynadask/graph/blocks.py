@@ -53,12 +53,7 @@ def as_rows(x: ArrayLike, rows: int | None = None) -> da.Array:
     rows = rows or get_chunk_policy().rows_per_block(n_cols, x.shape[0])
     if x.nbytes <= EMBED_BYTES:
         return da.from_array(x, chunks=(rows,) + tuple(-1 for _ in x.shape[1:]))
-    blocks = [
-        da.from_delayed(share([x[i : i + rows]])[0], shape=(min(rows, x.shape[0] - i),)
-                        + x.shape[1:], dtype=x.dtype)  # one piece at a time to the workers
-        for i in range(0, x.shape[0], rows)
-    ]
-    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    return _shared_pieces(x, rows, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
 
 
 @as_rows.register(sparse.spmatrix)
@@ -66,13 +61,15 @@ def as_rows(x: ArrayLike, rows: int | None = None) -> da.Array:
 def _(x: sparse.spmatrix, rows: int | None = None) -> da.Array:
     x = sparse.csr_matrix(x)
     rows = rows or get_chunk_policy().rows_per_block(x.shape[1], x.shape[0])
+    return _shared_pieces(x, rows, meta=sparse.csr_matrix((0, 0), dtype=x.dtype))
+
+
+def _shared_pieces(x: Any, rows: int, meta: Any) -> da.Array:
+    """``x`` as a Dask array of row pieces handed to the workers one at a time."""
     blocks = [
-        da.from_delayed(
-            share([x[i : i + rows]])[0],  # one piece at a time to the workers
-            shape=(min(rows, x.shape[0] - i), x.shape[1]),
-            dtype=x.dtype,
-            meta=sparse.csr_matrix((0, 0), dtype=x.dtype),
-        )
+        da.from_delayed(share([x[i : i + rows]])[0],
+                        shape=(min(rows, x.shape[0] - i),) + x.shape[1:],
+                        dtype=x.dtype, meta=meta)
         for i in range(0, max(x.shape[0], 1), rows)
     ]
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]

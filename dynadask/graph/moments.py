@@ -78,10 +78,10 @@ def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
     xs = {name: as_rows(inp.array) for name, inp in inputs.items()}
     chunks = next(iter(xs.values())).chunks[0]
     out: dict[str, list] = {name: [] for name in jobs}
+    used = {n for ab in jobs.values() for n in ab if n is not None}
     for plan in plan_blocks(conn, chunks):
         # each block's re-indexed graph rows go to the workers, one block at a time
         (local,) = share([plan.local])
-        used = {n for ab in jobs.values() for n in ab if n is not None}
         got = {n: gather_rows(xs[n], plan.needed, inputs[n].cols) for n in used}
         for name, (a, b) in jobs.items():
             inp = inputs[a]
