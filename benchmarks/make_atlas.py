@@ -45,8 +45,9 @@ def resample_block(
     return out
 
 
-def draw_cells(n_cells: int, n_template: int, rows: int, seed: int,
-               rank: np.ndarray | None = None) -> list[np.ndarray]:
+def draw_cells(
+    n_cells: int, n_template: int, rows: int, seed: int, rank: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Return the template cell indices of every row block (seeded by block).
 
     With ``rank`` (each template cell's position in a locality order) the cells are sorted
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     with dyn.parallel.client(args.scheduler, **kwargs) as client, MemoryMonitor() as mon:
         print(f"dashboard: {client.dashboard_link}")
         with mon.stage("make_atlas", args.cells, rows, note=str(out)):
-            obs, var, layers = atlas_arrays(args.cells, args.chunk_cells, args.seed, client,
-                                            args.order)
+            obs, var, layers = atlas_arrays(
+                args.cells, args.chunk_cells, args.seed, client, args.order
+            )
             dyn.io.create_store(out, obs, var, layers, chunk_cells=args.chunk_cells, overwrite=True)
     info = dyn.io.store_info(out)
     print(format_rows(rows))

@@ -131,8 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--chunk-cells", type=int, default=20_000)
-    parser.add_argument("--order", choices=("locality", "random"), default="locality",
-                        help="row order of the atlas (see benchmarks.make_atlas)")
+    parser.add_argument(
+        "--order",
+        choices=("locality", "random"),
+        default="locality",
+        help="row order of the atlas (see benchmarks.make_atlas)",
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("benchmarks/data"))
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/run"))
     parser.add_argument("--compare-dynamo", metavar="PYTHON", default=None)

@@ -20,15 +20,20 @@ from scipy.stats import spearmanr
 
 import dynadask as dyn
 
-CONVENTIONAL = [("deterministic", "ols"), ("stochastic", "gmm"), ("stochastic", "negbin"),
-                ("dynamical", "em")]
+CONVENTIONAL = [
+    ("deterministic", "ols"),
+    ("stochastic", "gmm"),
+    ("stochastic", "negbin"),
+    ("dynamical", "em"),
+]
 
 
 def _smoothed(sim):
     """Preprocess (size factors, all genes kept), kNN graph and moments of simulated cells."""
     a = sim.copy()
-    dyn.pp.recipe_monocle(a, n_top_genes=a.n_vars, num_dim=min(30, a.n_vars - 1),
-                          keep_filtered_cells=True)
+    dyn.pp.recipe_monocle(
+        a, n_top_genes=a.n_vars, num_dim=min(30, a.n_vars - 1), keep_filtered_cells=True
+    )
     a.var["use_for_pca"] = True
     dyn.tl.moments(a)
     return a
@@ -36,8 +41,9 @@ def _smoothed(sim):
 
 def conventional(n_cells: int, n_genes: int, seed: int) -> list[tuple[str, str, str]]:
     """One row per conventional estimator."""
-    sim = dyn.sim.simulate("independent", n_cells, n_genes=n_genes, seed=seed, method="ode",
-                           start="zero")
+    sim = dyn.sim.simulate(
+        "independent", n_cells, n_genes=n_genes, seed=seed, method="ode", start="zero"
+    )
     truth = (sim.var["true_gamma"] / sim.var["true_beta"]).to_numpy()
     true_v = np.asarray(sim.layers["velocity_S_true"], dtype=np.float64)
     base = _smoothed(sim)
@@ -49,9 +55,13 @@ def conventional(n_cells: int, n_genes: int, seed: int) -> list[tuple[str, str, 
         ok = np.isfinite(g)
         v = np.asarray(a.layers["velocity_S"], dtype=np.float64)
         rho_v = [spearmanr(v[:, j], true_v[:, j])[0] for j in np.flatnonzero(ok)]
-        rows.append((f"conventional {model}/{method}",
-                     f"gamma/beta Spearman {spearmanr(g[ok], truth[ok])[0]:.3f}",
-                     f"velocity Spearman (median gene) {np.nanmedian(rho_v):.3f}"))
+        rows.append(
+            (
+                f"conventional {model}/{method}",
+                f"gamma/beta Spearman {spearmanr(g[ok], truth[ok])[0]:.3f}",
+                f"velocity Spearman (median gene) {np.nanmedian(rho_v):.3f}",
+            )
+        )
     return rows
 
 
@@ -59,15 +69,27 @@ def labelling(n_cells: int, seed: int) -> list[tuple[str, str, str]]:
     """One row per labelling experiment."""
     rows = []
     for exp in ("one-shot", "kin", "deg"):
-        sim = dyn.sim.simulate("independent", n_cells, experiment_type=exp, n_genes=20,
-                               seed=seed, method="ode", start="steady")
+        sim = dyn.sim.simulate(
+            "independent",
+            n_cells,
+            experiment_type=exp,
+            n_genes=20,
+            seed=seed,
+            method="ode",
+            start="steady",
+        )
         a = sim.copy()
         for k in ("uu", "ul", "su", "sl"):
             a.layers[f"X_{k}"] = a.layers[k]
         dyn.tl.dynamics(a, use_smoothed=False, tkey="time", experiment_type=exp)
         err = np.abs(a.var["gamma"] / a.var["true_gamma"] - 1)
-        rows.append((f"labelling {exp}", f"gamma median relative error {np.median(err):.3f}",
-                     "target <= 0.20"))
+        rows.append(
+            (
+                f"labelling {exp}",
+                f"gamma median relative error {np.median(err):.3f}",
+                "target <= 0.20",
+            )
+        )
     return rows
 
 

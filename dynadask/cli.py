@@ -69,8 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="dynadask_run", help="output folder (store and figures)")
     run.add_argument("--chunk-cells", type=int, default=None, help="cells per row chunk")
     run.add_argument("--stages", nargs="*", default=None, help="run only these stages")
-    run.add_argument("--force", action="store_true",
-                     help="redo stages already complete (with no --stages: from a new store)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="redo stages already complete (with no --stages: from a new store)",
+    )
     _cluster_args(run)
     run.set_defaults(func=_run)
     info = sub.add_parser("info", help="shape, matrices, chunking and completed stages")

@@ -13,9 +13,11 @@ from dynadask.graph import transition as gt
 from dynadask.kernels import embedding as ek
 from dynadask.kernels import transition as tk
 
-TRANSITIONS = [("Ductal", "Ngn3 low EP"), ("Ngn3 low EP", "Ngn3 high EP"),
-               ("Ngn3 high EP", "Pre-endocrine")] + [
-    ("Pre-endocrine", c) for c in ("Alpha", "Beta", "Delta", "Epsilon")]
+TRANSITIONS = [
+    ("Ductal", "Ngn3 low EP"),
+    ("Ngn3 low EP", "Ngn3 high EP"),
+    ("Ngn3 high EP", "Pre-endocrine"),
+] + [("Pre-endocrine", c) for c in ("Alpha", "Beta", "Delta", "Epsilon")]
 
 
 def _cos(u, w):
@@ -34,7 +36,7 @@ def test_recursive_neighbours_match_sets():
     ptr, nbr = tk.recursive_neighbours(knn, np.arange(5, 12), depth=2)
     for i, cell in enumerate(range(5, 12)):
         want = {cell} | set(knn[cell]) | {j for m in knn[cell] for j in knn[m]}
-        assert list(nbr[ptr[i]:ptr[i + 1]]) == sorted(want)
+        assert list(nbr[ptr[i] : ptr[i + 1]]) == sorted(want)
 
 
 @pytest.mark.parametrize("centred", [True, False])
@@ -52,8 +54,11 @@ def test_correlation_kernel_matches_numpy(centred):
                 assert got[t] == 0
                 continue
             a = np.sign(d) * np.sqrt(np.abs(d))
-            want = (np.corrcoef(a, f[i])[0, 1] if centred
-                    else a @ f[i] / np.linalg.norm(a) / np.linalg.norm(f[i]))
+            want = (
+                np.corrcoef(a, f[i])[0, 1]
+                if centred
+                else a @ f[i] / np.linalg.norm(a) / np.linalg.norm(f[i])
+            )
             assert got[t] == pytest.approx(want, abs=1e-12)
 
 
@@ -81,9 +86,9 @@ def test_ito_rows_sum_to_one_and_match_formula():
     owner = np.repeat(np.arange(40), np.diff(ptr))
     np.testing.assert_allclose(np.bincount(owner, p), 1.0, atol=1e-12)
     i = 7
-    d = x[nbr[ptr[i]:ptr[i + 1]]] - x[i]
+    d = x[nbr[ptr[i] : ptr[i + 1]]] - x[i]
     k = np.exp(-0.25 / 2.0 * ((d - v[i]) ** 2).sum(1))
-    np.testing.assert_allclose(p[ptr[i]:ptr[i + 1]], k / k.sum(), rtol=1e-10)
+    np.testing.assert_allclose(p[ptr[i] : ptr[i + 1]], k / k.sum(), rtol=1e-10)
     pa = tk.ito_kernel(x, x, v, ptr, nbr)
     np.testing.assert_allclose(np.bincount(owner, pa), 1.0, atol=1e-12)
 
@@ -98,8 +103,7 @@ def test_projection_parts_equal_projection_of_normalised_matrix():
     w = tk.correlation_transition(corr, ptr, nbr, rows, upper)
     t = gt._csr(rows, ptr, nbr, w, 60)
     direct = ek.project_transitions(t.indptr, t.indices, t.data.astype(float), rows, emb)
-    parts = ek.projection_parts(tk.correlation_weights(corr, ptr, nbr, rows), ptr, nbr, rows,
-                                emb)
+    parts = ek.projection_parts(tk.correlation_weights(corr, ptr, nbr, rows), ptr, nbr, rows, emb)
     via = ek.finish_projection(parts, tk.self_weight(tk.row_confidence(corr, ptr), upper))
     np.testing.assert_allclose(direct, via, atol=1e-6)
 
@@ -225,15 +229,16 @@ def test_store_backed_equals_in_memory(small, tmp_path):
     dyn.io.convert(src, tmp_path / "small.zarr", chunk_cells=300)
     s = dyn.io.open(tmp_path / "small.zarr")
     dyn.tl.cell_velocities(s, enforce=True)
-    np.testing.assert_allclose(np.asarray(s.obsm["velocity_umap"]), a.obsm["velocity_umap"],
-                               atol=1e-8)
+    np.testing.assert_allclose(
+        np.asarray(s.obsm["velocity_umap"]), a.obsm["velocity_umap"], atol=1e-8
+    )
     again = dyn.io.open(tmp_path / "small.zarr")
     t = again.obsp["pearson_transition_matrix"]
-    t = sparse.vstack(list(da.compute(*t.to_delayed().ravel()))) if isinstance(t, da.Array) \
-        else t
+    t = sparse.vstack(list(da.compute(*t.to_delayed().ravel()))) if isinstance(t, da.Array) else t
     assert abs(sparse.csr_matrix(t) - a.obsp["pearson_transition_matrix"]).max() < 1e-7
-    np.testing.assert_allclose(again.uns["grid_velocity_umap"]["X_grid"],
-                               a.uns["grid_velocity_umap"]["X_grid"], rtol=1e-6)
+    np.testing.assert_allclose(
+        again.uns["grid_velocity_umap"]["X_grid"], a.uns["grid_velocity_umap"]["X_grid"], rtol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------- confidence

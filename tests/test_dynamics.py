@@ -18,13 +18,24 @@ def _moments_from_reference(reference: ad.AnnData, pancreas: ad.AnnData) -> ad.A
     """An AnnData with dynamo's smoothing graph and moments of the size-normalised layers."""
     w = sparse.csr_matrix(reference.obsp["moments_con"], dtype=np.float64)
     obs = reference.obs
-    s = sparse.csr_matrix(pancreas.layers["spliced"], dtype=np.float64).multiply(
-        1 / obs["spliced_Size_Factor"].to_numpy()[:, None]).tocsr()
-    u = sparse.csr_matrix(pancreas.layers["unspliced"], dtype=np.float64).multiply(
-        1 / obs["unspliced_Size_Factor"].to_numpy()[:, None]).tocsr()
+    s = (
+        sparse.csr_matrix(pancreas.layers["spliced"], dtype=np.float64)
+        .multiply(1 / obs["spliced_Size_Factor"].to_numpy()[:, None])
+        .tocsr()
+    )
+    u = (
+        sparse.csr_matrix(pancreas.layers["unspliced"], dtype=np.float64)
+        .multiply(1 / obs["unspliced_Size_Factor"].to_numpy()[:, None])
+        .tocsr()
+    )
     a = ad.AnnData(obs=obs[["clusters"]].copy(), var=reference.var[["use_for_pca"]].copy())
-    for name, x in {"M_s": s, "M_u": u, "M_ss": s.multiply(s), "M_us": u.multiply(s),
-                    "M_uu": u.multiply(u)}.items():
+    for name, x in {
+        "M_s": s,
+        "M_u": u,
+        "M_ss": s.multiply(s),
+        "M_us": u.multiply(s),
+        "M_uu": u.multiply(u),
+    }.items():
         a.layers[name] = (w @ x).toarray().astype(np.float32)
     a.uns["pp"] = {"experiment_type": "conventional", "tkey": "None"}
     a.obsp["moments_con"] = w
@@ -46,13 +57,16 @@ def test_pancreas_parity_with_dynamo(with_moments, reference):
     dyn.tl.dynamics(a)
     g, gr = a.var["gamma"].to_numpy(), reference.var["gamma"].to_numpy()
     both = np.isfinite(g) & np.isfinite(gr)
-    assert abs(int(np.isfinite(g).sum()) - int(np.isfinite(gr).sum())) <= 0.02 * np.isfinite(
-        gr).sum()
+    assert (
+        abs(int(np.isfinite(g).sum()) - int(np.isfinite(gr).sum())) <= 0.02 * np.isfinite(gr).sum()
+    )
     assert (np.isfinite(g) != np.isfinite(gr)).sum() <= 0.02 * np.isfinite(gr).sum()
     assert spearmanr(g[both], gr[both])[0] >= 0.98
     cols = np.flatnonzero(both)
-    r = _pearson_cols(np.asarray(a.layers["velocity_S"], float)[:, cols],
-                      reference.layers["velocity_S"].astype(float)[:, cols])
+    r = _pearson_cols(
+        np.asarray(a.layers["velocity_S"], float)[:, cols],
+        reference.layers["velocity_S"].astype(float)[:, cols],
+    )
     assert np.nanmedian(r) >= 0.98
     np.testing.assert_array_equal(a.var["use_for_dynamics"], reference.var["use_for_dynamics"])
     for k in ("gamma_r2", "gamma_logLL", "half_life"):
@@ -80,8 +94,9 @@ def test_store_backed_equals_in_memory(with_moments, tmp_path):
     st = dyn.io.open(tmp_path / "x.zarr")
     dyn.tl.dynamics(st, est_method="negbin")
     np.testing.assert_allclose(st.var["gamma"], mem.var["gamma"], rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(st.layers["velocity_S"]), mem.layers["velocity_S"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(st.layers["velocity_S"]), mem.layers["velocity_S"], rtol=1e-5, atol=1e-6
+    )
     again = dyn.io.open(tmp_path / "x.zarr")
     assert "velocity_S" in again.layers and "gamma" in again.var
     assert "dynamics" in again.uns["dynadask"]["stages"]
@@ -99,13 +114,15 @@ def test_groups_write_prefixed_parameters(with_moments):
         dyn.tl.dynamics(alone)
         np.testing.assert_allclose(a.var[f"half_{g}_gamma"], alone.var["gamma"], rtol=1e-6)
         rows = (a.obs["half"] == g).to_numpy()
-        np.testing.assert_allclose(a.layers["velocity_S"][rows], alone.layers["velocity_S"],
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            a.layers["velocity_S"][rows], alone.layers["velocity_S"], rtol=1e-5, atol=1e-6
+        )
     assert "half_dynamics" in a.uns
 
 
-@pytest.mark.parametrize(("method", "key"), [("ols", "deterministic"), ("gmm", "stochastic"),
-                                             ("negbin", "stochastic")])
+@pytest.mark.parametrize(
+    ("method", "key"), [("ols", "deterministic"), ("gmm", "stochastic"), ("negbin", "stochastic")]
+)
 def test_methods_run_and_record(with_moments, method, key):
     a = _small(with_moments)
     dyn.tl.dynamics(a, model=key, est_method=method)
@@ -140,23 +157,43 @@ def test_errors(with_moments):
 def _labelled(exp, n=600, seed=0, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dyn.sim.simulate("independent", n, experiment_type=exp, n_genes=12, seed=seed,
-                                method="ode", start="steady", **kw)
+        return dyn.sim.simulate(
+            "independent",
+            n,
+            experiment_type=exp,
+            n_genes=12,
+            seed=seed,
+            method="ode",
+            start="steady",
+            **kw,
+        )
 
 
-@pytest.mark.parametrize(("layers", "exp", "want"), [
-    (("spliced", "unspliced"), "conventional", "conventional"),
-    (("new", "total"), "one-shot", "one-shot"), (("new", "total"), "kin", "kin"),
-    (("new", "total"), "deg", "deg"), (("uu", "ul", "su", "sl"), "one-shot", "one-shot"),
-    (("uu", "ul", "su", "sl"), "kin", "kin"), (("uu", "ul", "su", "sl"), "deg", "deg")])
+@pytest.mark.parametrize(
+    ("layers", "exp", "want"),
+    [
+        (("spliced", "unspliced"), "conventional", "conventional"),
+        (("new", "total"), "one-shot", "one-shot"),
+        (("new", "total"), "kin", "kin"),
+        (("new", "total"), "deg", "deg"),
+        (("uu", "ul", "su", "sl"), "one-shot", "one-shot"),
+        (("uu", "ul", "su", "sl"), "kin", "kin"),
+        (("uu", "ul", "su", "sl"), "deg", "deg"),
+    ],
+)
 def test_experiment_detection(layers, exp, want):
     sim = _labelled(exp)
-    a = ad.AnnData(obs=sim.obs[["time"]].copy(), var=sim.var[[]].copy(),
-                   layers={k: sim.layers[k] for k in layers})
+    a = ad.AnnData(
+        obs=sim.obs[["time"]].copy(),
+        var=sim.var[[]].copy(),
+        layers={k: sim.layers[k] for k in layers},
+    )
     got = ds.detect_experiment(a, None, None)
     assert got.experiment_type == want
-    assert got.family == {2: "new/total", 4: "uu/ul/su/sl"}.get(len(layers), got.family) \
+    assert (
+        got.family == {2: "new/total", 4: "uu/ul/su/sl"}.get(len(layers), got.family)
         or want == "conventional"
+    )
     if want != "conventional":
         b = a.copy()
         del b.obs["time"]
@@ -167,8 +204,11 @@ def test_experiment_detection(layers, exp, want):
 @pytest.mark.parametrize(("exp", "tol"), [("one-shot", 0.2), ("kin", 0.2), ("deg", 0.2)])
 def test_labelling_truth_through_dynamics(exp, tol):
     sim = _labelled(exp, n=1500)
-    a = ad.AnnData(obs=sim.obs[["time"]].copy(), var=sim.var.copy(),
-                   layers={f"X_{k}": sim.layers[k] for k in ("uu", "ul", "su", "sl")})
+    a = ad.AnnData(
+        obs=sim.obs[["time"]].copy(),
+        var=sim.var.copy(),
+        layers={f"X_{k}": sim.layers[k] for k in ("uu", "ul", "su", "sl")},
+    )
     dyn.tl.dynamics(a, use_smoothed=False, tkey="time")
     assert a.uns["dynamics"]["experiment_type"] == exp
     err = np.abs(a.var["gamma"] / a.var["true_gamma"] - 1)
@@ -178,8 +218,11 @@ def test_labelling_truth_through_dynamics(exp, tol):
 
 def test_one_time_value_for_kin_is_an_error():
     sim = _labelled("one-shot")
-    a = ad.AnnData(obs=sim.obs[["time"]].copy(), var=sim.var[[]].copy(),
-                   layers={f"X_{k}": sim.layers[k] for k in ("new", "total")})
+    a = ad.AnnData(
+        obs=sim.obs[["time"]].copy(),
+        var=sim.var[[]].copy(),
+        layers={f"X_{k}": sim.layers[k] for k in ("new", "total")},
+    )
     with pytest.raises(ValueError, match="at least 2 distinct"):
         dyn.tl.dynamics(a, use_smoothed=False, experiment_type="kin")
 
@@ -193,8 +236,11 @@ def test_conventional_truth_per_method():
     u = sim.layers["unspliced"].toarray().astype(np.float64)
     base.layers.update(M_s=s, M_u=u, M_ss=s * s, M_us=u * s, M_uu=u * u)
     truth = (sim.var["true_gamma"] / sim.var["true_beta"]).to_numpy()
-    for model, method in [("deterministic", "ols"), ("stochastic", "gmm"),
-                          ("stochastic", "negbin")]:
+    for model, method in [
+        ("deterministic", "ols"),
+        ("stochastic", "gmm"),
+        ("stochastic", "negbin"),
+    ]:
         a = base.copy()
         dyn.tl.dynamics(a, model=model, est_method=method, experiment_type="conventional")
         g = a.var["gamma"].to_numpy()
@@ -205,10 +251,21 @@ def test_conventional_truth_per_method():
 def test_moments_computed_when_absent_and_never_across_times():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim = dyn.sim.simulate("independent", 500, experiment_type="kin", n_genes=30, seed=4,
-                               method="ode", start="steady")
-        a = ad.AnnData(X=sim.layers["total"].copy(), obs=sim.obs[["time"]].copy(),
-                       var=sim.var.copy(), layers={k: sim.layers[k] for k in ("new", "total")})
+        sim = dyn.sim.simulate(
+            "independent",
+            500,
+            experiment_type="kin",
+            n_genes=30,
+            seed=4,
+            method="ode",
+            start="steady",
+        )
+        a = ad.AnnData(
+            X=sim.layers["total"].copy(),
+            obs=sim.obs[["time"]].copy(),
+            var=sim.var.copy(),
+            layers={k: sim.layers[k] for k in ("new", "total")},
+        )
         dyn.pp.recipe_monocle(a, tkey="time", experiment_type="kin")
         dyn.tl.dynamics(a)
     assert {"M_n", "M_t"} <= set(a.layers)
@@ -223,9 +280,12 @@ def test_conventional_pipeline_from_counts():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sim = dyn.sim.simulate("independent", 500, n_genes=30, seed=5, method="ode")
-        a = ad.AnnData(X=sim.layers["spliced"].copy(), obs=sim.obs[[]].copy(),
-                       var=sim.var.copy(),
-                       layers={k: sim.layers[k] for k in ("spliced", "unspliced")})
+        a = ad.AnnData(
+            X=sim.layers["spliced"].copy(),
+            obs=sim.obs[[]].copy(),
+            var=sim.var.copy(),
+            layers={k: sim.layers[k] for k in ("spliced", "unspliced")},
+        )
         dyn.pp.recipe_monocle(a)
         dyn.tl.dynamics(a)
     assert {"M_s", "M_u", "M_ss", "M_us", "velocity_S"} <= set(a.layers)
@@ -247,9 +307,11 @@ def _confidence_slow(x, v, groups, prog, mature, q=1):
 
 @pytest.mark.parametrize("store", [False, True])
 def test_gene_wise_confidence_matches_direct_computation(reference, store, tmp_path):
-    a = ad.AnnData(obs=reference.obs[["clusters"]].copy(),
-                   var=reference.var[["use_for_dynamics", "gamma"]].copy(),
-                   layers={k: reference.layers[k] for k in ("M_s", "velocity_S")})
+    a = ad.AnnData(
+        obs=reference.obs[["clusters"]].copy(),
+        var=reference.var[["use_for_dynamics", "gamma"]].copy(),
+        layers={k: reference.layers[k] for k in ("M_s", "velocity_S")},
+    )
     ok = a.var["use_for_dynamics"].to_numpy() & np.isfinite(a.var["gamma"].to_numpy())
     a.var["use_for_dynamics"] = ok
     if store:
@@ -264,10 +326,10 @@ def test_gene_wise_confidence_matches_direct_computation(reference, store, tmp_p
     res = [_confidence_slow(x, v, groups, "Ductal", m) for m in ("Alpha", "Beta")]
     want_prog = (res[0][0] + res[1][0]) / 2
     want_mature = (res[0][1] + res[1][1]) / 2
-    np.testing.assert_allclose(a.var["avg_prog_confidence"].to_numpy()[ok], want_prog,
-                               atol=1e-12)
-    np.testing.assert_allclose(a.var["avg_mature_confidence"].to_numpy()[ok], want_mature,
-                               atol=1e-12)
+    np.testing.assert_allclose(a.var["avg_prog_confidence"].to_numpy()[ok], want_prog, atol=1e-12)
+    np.testing.assert_allclose(
+        a.var["avg_mature_confidence"].to_numpy()[ok], want_mature, atol=1e-12
+    )
     assert np.isnan(a.var["avg_prog_confidence"].to_numpy()[~ok]).all()
     table = a.uns["gene_wise_confidence"]
     assert len(table["gene"]) == 2 * ok.sum()
@@ -284,5 +346,6 @@ def test_store_on_local_cluster_equals_memory(with_moments, tmp_path, local_clie
     st = dyn.io.open(tmp_path / "y.zarr")
     dyn.tl.dynamics(st)
     np.testing.assert_allclose(st.var["gamma"], mem.var["gamma"], rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(st.layers["velocity_S"]), mem.layers["velocity_S"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(st.layers["velocity_S"]), mem.layers["velocity_S"], rtol=1e-5, atol=1e-6
+    )

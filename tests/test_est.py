@@ -83,9 +83,13 @@ def test_product_sums_match_loops():
     terms = {"n": (), "ab": ("a", "b"), "aab": ("a", "a", "b"), "x:a": ("a",)}
     scale = {"s": np.ones((2, g)), "u": np.ones((2, g))}
     right = np.full((2, g), 1.2)
-    st = kk.product_sums({"a": a, "b": sparse.csr_matrix(b)}, codes, 2, terms,
-                         extreme={"s": "a", "u": "b", "scale": scale, "left": None,
-                                  "right": right})
+    st = kk.product_sums(
+        {"a": a, "b": sparse.csr_matrix(b)},
+        codes,
+        2,
+        terms,
+        extreme={"s": "a", "u": "b", "scale": scale, "left": None, "right": right},
+    )
     for k in range(2):
         m = codes == k
         np.testing.assert_allclose(st["n"][k], m.sum())
@@ -94,8 +98,9 @@ def test_product_sums_match_loops():
         np.testing.assert_allclose(st["x:a"][k], (a[m] * (a[m] + b[m] >= 1.2)).sum(0))
 
 
-@pytest.mark.parametrize("method", [("deterministic", "ols"), ("stochastic", "gmm"),
-                                    ("stochastic", "negbin")])
+@pytest.mark.parametrize(
+    "method", [("deterministic", "ols"), ("stochastic", "gmm"), ("stochastic", "negbin")]
+)
 def test_steady_state_matches_slow_per_gene_fits(method):
     u, s, us, ss, _ = _data()
     est = SteadyState(*method).fit(u, s, us, ss)
@@ -223,20 +228,35 @@ def _labelled_counts(exp, times, n=3000, g=8, seed=3):
     u_ss, s_ss = alpha / beta, alpha / gamma
     if exp == "deg":
         ul = u_ss * np.exp(-beta * t)
-        sl = s_ss * np.exp(-gamma * t) + beta * u_ss * (np.exp(-gamma * t) - np.exp(-beta * t)) \
-            / (beta - gamma)
+        sl = s_ss * np.exp(-gamma * t) + beta * u_ss * (np.exp(-gamma * t) - np.exp(-beta * t)) / (
+            beta - gamma
+        )
     else:
         ul = u_ss * (1 - np.exp(-beta * t))
         sl = s_ss * (1 - (beta * np.exp(-gamma * t) - gamma * np.exp(-beta * t)) / (beta - gamma))
-    layers = {"ul": rng.poisson(ul), "sl": rng.poisson(sl), "uu": rng.poisson(u_ss - ul),
-              "su": rng.poisson(s_ss - sl)}
-    return {k: sparse.csr_matrix(v.astype(float)) for k, v in layers.items()}, t.ravel(), \
-        beta, gamma
+    layers = {
+        "ul": rng.poisson(ul),
+        "sl": rng.poisson(sl),
+        "uu": rng.poisson(u_ss - ul),
+        "su": rng.poisson(s_ss - sl),
+    }
+    return (
+        {k: sparse.csr_matrix(v.astype(float)) for k, v in layers.items()},
+        t.ravel(),
+        beta,
+        gamma,
+    )
 
 
-@pytest.mark.parametrize(("exp", "method", "times"), [
-    ("one-shot", "ols", [1.0]), ("kin", "direct", [0.5, 1, 2, 4]),
-    ("kin", "twostep", [0.5, 1, 2, 4]), ("deg", "direct", [0.0, 1, 2, 4])])
+@pytest.mark.parametrize(
+    ("exp", "method", "times"),
+    [
+        ("one-shot", "ols", [1.0]),
+        ("kin", "direct", [0.5, 1, 2, 4]),
+        ("kin", "twostep", [0.5, 1, 2, 4]),
+        ("deg", "direct", [0.0, 1, 2, 4]),
+    ],
+)
 def test_labelling_recovers_absolute_rates(exp, method, times):
     layers, t, beta, gamma = _labelled_counts(exp, times)
     p = Labelling(exp, method).fit(layers, t).params

@@ -15,9 +15,11 @@ from dynadask.kernels import dynamical as kd
 
 def _curve(alpha, gamma, t_switch, t):
     """Closed-form means of the on/off splicing ODE (beta = 1), by phase."""
+
     def on(t):
-        return alpha * (1 - np.exp(-t)), alpha / gamma * (1 - np.exp(-gamma * t)) \
-            - alpha * (np.exp(-t) - np.exp(-gamma * t)) / (gamma - 1)
+        return alpha * (1 - np.exp(-t)), alpha / gamma * (1 - np.exp(-gamma * t)) - alpha * (
+            np.exp(-t) - np.exp(-gamma * t)
+        ) / (gamma - 1)
 
     us, ss = on(t_switch)
     tau = t - t_switch
@@ -115,8 +117,9 @@ def test_dynamics_model_dynamical_in_memory_and_store(tmp_path):
     u, s, truth = _cells(n=1500, g=10, seed=3)
     obs = pd.DataFrame(index=[f"c{i}" for i in range(u.shape[0])])
     var = pd.DataFrame(index=[f"g{j}" for j in range(u.shape[1])])
-    a = ad.AnnData(obs=obs, var=var, layers={"M_u": u.astype(np.float32),
-                                             "M_s": s.astype(np.float32)})
+    a = ad.AnnData(
+        obs=obs, var=var, layers={"M_u": u.astype(np.float32), "M_s": s.astype(np.float32)}
+    )
     a.write_h5ad(tmp_path / "d.h5ad")
     dyn.tl.dynamics(a, model="dynamical", experiment_type="conventional")
     assert a.uns["dynamics"]["model"] == "dynamical"

@@ -19,8 +19,11 @@ def _phase(alpha, beta, gamma, u0, s0, tau):
     """Means of the splicing chain after ``tau`` at constant ``alpha`` from ``(u0, s0)``."""
     du = u0 - alpha / beta
     u = alpha / beta + du * np.exp(-beta * tau)
-    s = alpha / gamma + (s0 - alpha / gamma) * np.exp(-gamma * tau) \
+    s = (
+        alpha / gamma
+        + (s0 - alpha / gamma) * np.exp(-gamma * tau)
         + beta * du * (np.exp(-beta * tau) - np.exp(-gamma * tau)) / (gamma - beta)
+    )
     return u, s
 
 
@@ -38,8 +41,14 @@ def _mixed(n=4000, g=10, seed=5):
     uu, su = _phase(0.0, beta, gamma, a0 / beta, a0 / gamma, np.full_like(t, big_t))
     means = {"uu": uu, "ul": ul, "su": su, "sl": sl}
     layers = {k: sparse.csr_matrix(rng.poisson(v).astype(float)) for k, v in means.items()}
-    truth = {"alpha_std": a0, "alpha_stm": a1, "beta": beta, "gamma": gamma,
-             "means": means, "t": t.ravel()}
+    truth = {
+        "alpha_std": a0,
+        "alpha_stm": a1,
+        "beta": beta,
+        "gamma": gamma,
+        "means": means,
+        "t": t.ravel(),
+    }
     return layers, truth
 
 
@@ -64,8 +73,9 @@ def test_mixed_new_total_recovers_gamma_and_alpha():
     rng = np.random.default_rng(1)
     a0, a1, gamma, t = truth["alpha_std"], truth["alpha_stm"], truth["gamma"], truth["t"][:, None]
     big_t = max(TIMES)
-    n_mean = a0 / gamma * -np.expm1(-gamma * (big_t - t)) * np.exp(-gamma * t) \
-        + a1 / gamma * -np.expm1(-gamma * t)
+    n_mean = a0 / gamma * -np.expm1(-gamma * (big_t - t)) * np.exp(
+        -gamma * t
+    ) + a1 / gamma * -np.expm1(-gamma * t)
     old = a0 / gamma * np.exp(-gamma * big_t) * np.ones_like(t)
     new = sparse.csr_matrix(rng.poisson(n_mean).astype(float))
     total = new + sparse.csr_matrix(rng.poisson(old).astype(float))
@@ -94,10 +104,10 @@ def test_mixed_velocity_is_the_ode_derivative():
     s = truth["means"]["su"] + truth["means"]["sl"]
     # after stimulation began every cell transcribes at alpha_stm (t = 0: alpha_std)
     alpha = np.where(truth["t"][:, None] > 0, truth["alpha_stm"], truth["alpha_std"])
-    np.testing.assert_allclose(vel["velocity_U"], alpha - truth["beta"] * u, rtol=1e-3,
-                               atol=1e-3)
-    np.testing.assert_allclose(vel["velocity_S"], truth["beta"] * u - truth["gamma"] * s,
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(vel["velocity_U"], alpha - truth["beta"] * u, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        vel["velocity_S"], truth["beta"] * u - truth["gamma"] * s, rtol=1e-3, atol=1e-3
+    )
 
 
 def test_mixed_through_dynamics_on_a_store(tmp_path):
@@ -117,8 +127,9 @@ def test_mixed_through_dynamics_on_a_store(tmp_path):
     b = dyn.io.open(tmp_path / "mixed.zarr")
     dyn.tl.dynamics(b, use_smoothed=False, tkey="time", experiment_type="mix_std_stm")
     np.testing.assert_allclose(b.var["gamma"], a.var["gamma"], rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(b.layers["velocity_S"]), a.layers["velocity_S"],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(b.layers["velocity_S"]), a.layers["velocity_S"], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_mixed_needs_two_times_and_is_never_detected():

@@ -30,12 +30,14 @@ def _graph(n, density=0.1, seed=0):
 
 def _reference_input(reference, pancreas):
     """Reference X_pca and the size-factor normalised layers dynamo smoothed."""
-    a = ad.AnnData(obs=reference.obs[["spliced_Size_Factor", "unspliced_Size_Factor"]].copy(),
-                   var=reference.var[[]].copy(), obsm={"X_pca": reference.obsm["X_pca"]})
+    a = ad.AnnData(
+        obs=reference.obs[["spliced_Size_Factor", "unspliced_Size_Factor"]].copy(),
+        var=reference.var[[]].copy(),
+        obsm={"X_pca": reference.obsm["X_pca"]},
+    )
     for layer in ("spliced", "unspliced"):
         sf = reference.obs[f"{layer}_Size_Factor"].to_numpy()
-        a.layers[f"X_{layer}"] = sparse.csr_matrix(
-            sparse.diags(1 / sf) @ pancreas.layers[layer])
+        a.layers[f"X_{layer}"] = sparse.csr_matrix(sparse.diags(1 / sf) @ pancreas.layers[layer])
     return a
 
 
@@ -48,17 +50,20 @@ def labelled():
     time = np.repeat([1.0, 2.0], n // 2)
     new = np.where(time[:, None] == 1, 0.0, 100.0) + rng.uniform(0, 1, (n, 4))
     total = new + rng.uniform(0, 5, (n, 4))
-    a = ad.AnnData(obs={"time": time}, obsm={"X_pca": x},
-                   layers={"X_new": sparse.csr_matrix(new), "X_total": total})
+    a = ad.AnnData(
+        obs={"time": time},
+        obsm={"X_pca": x},
+        layers={"X_new": sparse.csr_matrix(new), "X_total": total},
+    )
     a.uns["pp"] = {"tkey": "time", "experiment_type": "kin"}
     return a
 
 
 # ---------------------------------------------------------------- kernels vs slow versions
 def test_smoothing_graph_is_mean_over_self_and_neighbours():
-    g = sparse.csr_matrix(np.array([[0, .3, 0], [.3, 0, .8], [0, .8, 0]]))
+    g = sparse.csr_matrix(np.array([[0, 0.3, 0], [0.3, 0, 0.8], [0, 0.8, 0]]))
     w = km.smoothing_graph(g).toarray()
-    assert np.allclose(w, [[.5, .5, 0], [1 / 3, 1 / 3, 1 / 3], [0, .5, .5]])
+    assert np.allclose(w, [[0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3], [0, 0.5, 0.5]])
 
 
 def test_smooth_matches_loop_for_sparse_and_dense():
@@ -99,9 +104,12 @@ def test_smooth_inputs_equals_dense_product(kind):
     w = _graph(57, density=0.08, seed=4)
     x = sparse.random(57, 9, density=0.3, random_state=5, format="csr")
     y = sparse.random(57, 9, density=0.3, random_state=6, format="csr")
-    wrap = {"numpy": lambda m: m.toarray(), "scipy": lambda m: m,
-            "dask": lambda m: da.from_array(m.toarray(), chunks=(13, 9)),
-            "dask-sparse": lambda m: gm.as_rows(m, rows=20)}[kind]
+    wrap = {
+        "numpy": lambda m: m.toarray(),
+        "scipy": lambda m: m,
+        "dask": lambda m: da.from_array(m.toarray(), chunks=(13, 9)),
+        "dask-sparse": lambda m: gm.as_rows(m, rows=20),
+    }[kind]
     inputs = {"a": gm.Input(wrap(x)), "b": gm.Input(wrap(y))}
     out = gm.smooth_inputs(w, inputs, {"Ma": ("a", None), "Mab": ("a", "b")})
     assert np.allclose(out["Ma"].compute(), w @ x.toarray(), rtol=1e-5, atol=1e-7)
@@ -110,12 +118,14 @@ def test_smooth_inputs_equals_dense_product(kind):
 
 def test_moment_jobs_use_dynamo_names():
     assert moment_jobs(["X_spliced", "X_unspliced"]) == {
-        "M_u": ("X_unspliced", None), "M_uu": ("X_unspliced", "X_unspliced"),
-        "M_s": ("X_spliced", None), "M_us": ("X_unspliced", "X_spliced"),
-        "M_ss": ("X_spliced", "X_spliced")}
+        "M_u": ("X_unspliced", None),
+        "M_uu": ("X_unspliced", "X_unspliced"),
+        "M_s": ("X_spliced", None),
+        "M_us": ("X_unspliced", "X_spliced"),
+        "M_ss": ("X_spliced", "X_spliced"),
+    }
     assert set(moment_jobs(["X_new", "X_total"])) == {"M_t", "M_tt", "M_n", "M_tn", "M_nn"}
-    assert set(moment_jobs(["X_uu", "X_ul", "X_su", "X_sl"])) == {"M_uu", "M_ul", "M_su",
-                                                                 "M_sl"}
+    assert set(moment_jobs(["X_uu", "X_ul", "X_su", "X_sl"])) == {"M_uu", "M_ul", "M_su", "M_sl"}
     both = moment_jobs(["X_spliced", "X_unspliced", "X_uu"])
     assert both["M_uu"] == ("X_unspliced", "X_unspliced")
 
@@ -135,8 +145,9 @@ def test_moments_pancreas_parity(reference, pancreas, with_graph):
     assert {"M_ss", "M_us", "M_uu"} <= set(a.layers)
     assert a.layers["M_s"].dtype == np.float32
     s = a.layers["X_spliced"]
-    assert np.allclose(a.layers["M_ss"], a.obsp["moments_con"] @ s.multiply(s).toarray(),
-                       rtol=1e-5, atol=1e-6)
+    assert np.allclose(
+        a.layers["M_ss"], a.obsp["moments_con"] @ s.multiply(s).toarray(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_moments_store_equals_memory(reference, pancreas, tmp_path):
@@ -151,8 +162,10 @@ def test_moments_store_equals_memory(reference, pancreas, tmp_path):
         assert np.array_equal(s.layers[key].compute(), a.layers[key])
     again = dyn.io.open(tmp_path / "a.zarr")
     assert "moments" in again.uns["dynadask"]["stages"]
-    assert abs(sparse.csr_matrix(again.obsp["moments_con"].compute())
-               - a.obsp["moments_con"]).max() == 0
+    assert (
+        abs(sparse.csr_matrix(again.obsp["moments_con"].compute()) - a.obsp["moments_con"]).max()
+        == 0
+    )
 
 
 # ---------------------------------------------------------------- labelling times
@@ -230,9 +243,11 @@ def test_locality_order_reduces_chunks_touched():
     rng = np.random.default_rng(8)
     t = rng.uniform(0, 20, 3000)
     x = np.column_stack([np.cos(t) * t, np.sin(t) * t, rng.normal(size=(3000, 3))])
-    a = ad.AnnData(obs={"i": np.arange(3000).astype(str)}, obsm={"X_pca": x.astype(np.float32)},
-                   layers={"X_spliced": sparse.random(3000, 5, density=0.5, random_state=1,
-                                                      format="csr")})
+    a = ad.AnnData(
+        obs={"i": np.arange(3000).astype(str)},
+        obsm={"X_pca": x.astype(np.float32)},
+        layers={"X_spliced": sparse.random(3000, 5, density=0.5, random_state=1, format="csr")},
+    )
     kd = dyn.tl.locality_order(a)
     dyn.tl.neighbors(a)
     rcm = dyn.tl.locality_order(a)

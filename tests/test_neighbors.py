@@ -24,8 +24,8 @@ def _overlap(a, b):
     a, b = sparse.csr_matrix(a), sparse.csr_matrix(b)
     shares = []
     for i in range(a.shape[0]):
-        ra = set(a.indices[a.indptr[i]:a.indptr[i + 1]])
-        rb = set(b.indices[b.indptr[i]:b.indptr[i + 1]])
+        ra = set(a.indices[a.indptr[i] : a.indptr[i + 1]])
+        rb = set(b.indices[b.indptr[i] : b.indptr[i + 1]])
         shares.append(len(ra & rb) / max(len(ra), 1))
     return float(np.mean(shares))
 
@@ -78,8 +78,14 @@ def test_fuzzy_union_matches_umap():
 
     x = np.random.default_rng(4).normal(size=(60, 5)).astype(np.float32)
     idx, dist = _brute(x, 8)
-    want = fuzzy_simplicial_set(x, 8, np.random.RandomState(0), "euclidean",
-                                knn_indices=idx, knn_dists=dist.astype(np.float32))[0]
+    want = fuzzy_simplicial_set(
+        x,
+        8,
+        np.random.RandomState(0),
+        "euclidean",
+        knn_indices=idx,
+        knn_dists=dist.astype(np.float32),
+    )[0]
     got = kn.fuzzy_union(idx, kn.fuzzy_weights(idx, dist, 8), n_epochs=10**12)
     assert abs(got - want).max() < 1e-6
     pruned = kn.fuzzy_union(idx, kn.fuzzy_weights(idx, dist, 8), n_epochs=5)
@@ -92,7 +98,7 @@ def test_gaussian_graph_matches_loop():
     g = kn.gaussian_graph(idx, dist, sigma=2.0).toarray()
     for i in range(15):
         for j in range(4):
-            assert g[i, idx[i, j]] == pytest.approx(np.exp(-dist[i, j] ** 2 / 8))
+            assert g[i, idx[i, j]] == pytest.approx(np.exp(-(dist[i, j] ** 2) / 8))
 
 
 def test_choose_method_follows_dynamo():

@@ -75,8 +75,11 @@ def test_notebooks_call_only_what_exists():
     books = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
     assert books, "the notebooks folder holds the 10-minute workflow"
     for book in books:
-        code = "\n".join("".join(c["source"]) for c in json.loads(book.read_text())["cells"]
-                       if c["cell_type"] == "code")
+        code = "\n".join(
+            "".join(c["source"])
+            for c in json.loads(book.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
         compile(code, str(book), "exec")  # valid Python
         calls = set(re.findall(r"dyn\.((?:\w+\.)*\w+)\(", code))
         assert len(calls) >= 10

@@ -114,9 +114,12 @@ def test_align_rows_rejects_different_cells():
 def test_take_columns_and_gather_rows_agree_with_indexing(kind):
     rng = np.random.default_rng(1)
     dense = rng.random((523, 17)) * (rng.random((523, 17)) < 0.4)
-    x = {"numpy": dense, "sparse": sparse.csr_matrix(dense),
-         "dask": da.from_array(dense, (100, 17)),
-         "dask-sparse": as_rows(sparse.csr_matrix(dense), rows=100)}[kind]
+    x = {
+        "numpy": dense,
+        "sparse": sparse.csr_matrix(dense),
+        "dask": da.from_array(dense, (100, 17)),
+        "dask-sparse": as_rows(sparse.csr_matrix(dense), rows=100),
+    }[kind]
     cols = np.array([16, 2, 5])
     mask = np.zeros(17, bool)
     mask[cols] = True
@@ -154,8 +157,9 @@ def test_large_numpy_arrays_are_shared_not_embedded(local_client, monkeypatch):
     assert shared.chunks == embedded.chunks
 
     def carries_data(y):
-        return any(isinstance(v, np.ndarray) and v.size >= 300
-                   for v in dict(y.__dask_graph__()).values())
+        return any(
+            isinstance(v, np.ndarray) and v.size >= 300 for v in dict(y.__dask_graph__()).values()
+        )
 
     # the small array's graph holds its pieces; the shared one's pieces are on the workers
     assert carries_data(embedded) and not carries_data(shared)

@@ -20,8 +20,14 @@ def small_store(tmp_path_factory, pancreas_path):
 
 def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     names = [s.name for s in pipeline.STAGES]
-    assert names[:6] == ["preprocess", "neighbors", "moments", "dynamics", "reduceDimension",
-                         "cell_velocities"]
+    assert names[:6] == [
+        "preprocess",
+        "neighbors",
+        "moments",
+        "dynamics",
+        "reduceDimension",
+        "cell_velocities",
+    ]
     lines: list[str] = []
     adata = pipeline.run(small_store, figures=tmp_path / "fig", log=lines.append)
     assert set(pipeline.completed(adata)) >= set(names)
@@ -44,8 +50,9 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
 
 def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
     lines: list[str] = []
-    pipeline.run(small_store, stages=["figures"], force=True, figures=tmp_path / "f2",
-                 log=lines.append)
+    pipeline.run(
+        small_store, stages=["figures"], force=True, figures=tmp_path / "f2", log=lines.append
+    )
     assert len(lines) == 1 and "figures" in lines[0] and "done" in lines[0]
     with pytest.raises(ValueError, match="unknown stage"):
         pipeline.run(small_store, stages=["umap_fit"])

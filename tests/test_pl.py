@@ -58,23 +58,31 @@ def test_scatters_categorical_on_data(reference):
     # every label sits at the median position of its cells
     emb = reference.obsm["X_umap"]
     text = next(t for t in ax.texts if t.get_text() == "Ductal")
-    np.testing.assert_allclose(text.get_position(),
-                               np.median(emb[reference.obs.clusters == "Ductal"], axis=0))
+    np.testing.assert_allclose(
+        text.get_position(), np.median(emb[reference.obs.clusters == "Ductal"], axis=0)
+    )
     assert ax.get_title() == "clusters"
 
 
 def test_scatters_legend_right_margin(reference):
-    ax = dyn.pl.scatters(reference, color="clusters", show_legend="right margin",
-                         save_show_or_return="return")
+    ax = dyn.pl.scatters(
+        reference, color="clusters", show_legend="right margin", save_show_or_return="return"
+    )
     assert len(ax.get_legend().get_texts()) == CLUSTERS
-    ax2 = dyn.pl.scatters(reference, color="clusters", show_legend=False,
-                          save_show_or_return="return")
+    ax2 = dyn.pl.scatters(
+        reference, color="clusters", show_legend=False, save_show_or_return="return"
+    )
     assert ax2.get_legend() is None and not ax2.texts
 
 
 def test_scatters_several_colors_make_panels(reference):
-    axes = dyn.pl.scatters(reference, color=["clusters", "ntr", "Ins1", "Gcg", "speed_umap"],
-                           layer="spliced", ncols=3, save_show_or_return="return")
+    axes = dyn.pl.scatters(
+        reference,
+        color=["clusters", "ntr", "Ins1", "Gcg", "speed_umap"],
+        layer="spliced",
+        ncols=3,
+        save_show_or_return="return",
+    )
     assert len(axes) == 5
     assert [a.get_title() for a in axes] == ["clusters", "ntr", "Ins1", "Gcg", "speed_umap"]
     # each of the four continuous panels has a colour bar (an inset axes)
@@ -84,8 +92,9 @@ def test_scatters_several_colors_make_panels(reference):
 
 
 def test_scatters_gene_colours_come_from_the_smoothed_layer(reference):
-    ax = dyn.pl.scatters(reference, color="Ins1", layer="spliced", sort="raw",
-                         save_show_or_return="return")
+    ax = dyn.pl.scatters(
+        reference, color="Ins1", layer="spliced", sort="raw", save_show_or_return="return"
+    )
     (pts,) = _points_of(ax)
     j = reference.var_names.get_loc("Ins1")
     values = np.asarray(reference.layers["M_s"][:, j]).ravel()
@@ -94,12 +103,12 @@ def test_scatters_gene_colours_come_from_the_smoothed_layer(reference):
 
 
 def test_scatters_highlights_grey_out_the_rest(reference):
-    ax = dyn.pl.scatters(reference, color="clusters", highlights=["Beta", "Alpha"],
-                         save_show_or_return="return")
+    ax = dyn.pl.scatters(
+        reference, color="clusters", highlights=["Beta", "Alpha"], save_show_or_return="return"
+    )
     (pts,) = _points_of(ax)
     colours = pts.get_facecolors()
-    grey = np.all(np.isclose(colours[:, :3], matplotlib.colors.to_rgb(_points.OTHER_COLOR)),
-                  axis=1)
+    grey = np.all(np.isclose(colours[:, :3], matplotlib.colors.to_rgb(_points.OTHER_COLOR)), axis=1)
     n_hi = int(reference.obs.clusters.isin(["Beta", "Alpha"]).sum())
     assert grey.sum() == N_CELLS - n_hi
     assert not grey[-n_hi:].any()  # highlighted cells are drawn last, on top
@@ -139,30 +148,38 @@ def test_cell_wise_vectors_one_arrow_per_cell(reference):
 
 def test_cell_wise_vectors_subsample_is_bounded_and_seeded(reference, monkeypatch):
     monkeypatch.setattr(pl_vectors, "MAX_CELL_ARROWS", 500)
-    a = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr",
-                                          save_show_or_return="return"))[0]
-    b = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr",
-                                          save_show_or_return="return"))[0]
+    a = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return"))[0]
+    b = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return"))[0]
     assert a.N == 500
     np.testing.assert_array_equal(a.X, b.X)
-    c = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", cell_inds=120,
-                                          save_show_or_return="return"))[0]
+    c = _quivers(
+        dyn.pl.cell_wise_vectors(
+            reference, color="ntr", cell_inds=120, save_show_or_return="return"
+        )
+    )[0]
     assert c.N == 120
     names = list(reference.obs_names[:7])
-    d = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", cell_inds=names,
-                                          save_show_or_return="return"))[0]
+    d = _quivers(
+        dyn.pl.cell_wise_vectors(
+            reference, color="ntr", cell_inds=names, save_show_or_return="return"
+        )
+    )[0]
     np.testing.assert_allclose(d.X, reference.obsm["X_umap"][:7, 0])
 
 
 def _small(reference, grid=None):
     uns = {} if grid is None else {"grid_velocity_umap": grid}
-    return ad.AnnData(obs=reference.obs[["clusters"]].copy(), uns=uns,
-                      obsm={k: reference.obsm[k] for k in ("X_umap", "velocity_umap")})
+    return ad.AnnData(
+        obs=reference.obs[["clusters"]].copy(),
+        uns=uns,
+        obsm={k: reference.obsm[k] for k in ("X_umap", "velocity_umap")},
+    )
 
 
 def test_grid_vectors_use_a_stored_velocity_grid(reference):
-    axes, v_grid = _grid.gaussian_grid(reference.obsm["X_umap"],
-                                       reference.obsm["velocity_umap"], (50, 50))
+    axes, v_grid = _grid.gaussian_grid(
+        reference.obsm["X_umap"], reference.obsm["velocity_umap"], (50, 50)
+    )
     v_grid[:, :, :10] = np.nan  # a stored grid recognisable by its masked columns
     small = _small(reference, {"X_grid": np.stack(axes), "V_grid": v_grid})
     ax = dyn.pl.grid_vectors(small, color="clusters", save_show_or_return="return")
@@ -191,15 +208,17 @@ def test_dynamos_position_grid_is_recomputed(reference):
     with pytest.warns(UserWarning, match="mean positions"):
         ax = dyn.pl.grid_vectors(reference, color="clusters", save_show_or_return="return")
     (q,) = _quivers(ax)
-    axes, v_grid = _grid.gaussian_grid(reference.obsm["X_umap"],
-                                       reference.obsm["velocity_umap"], (50, 50))
+    axes, v_grid = _grid.gaussian_grid(
+        reference.obsm["X_umap"], reference.obsm["velocity_umap"], (50, 50)
+    )
     assert not _grid.holds_positions(axes, v_grid)
     assert q.N == int(np.isfinite(v_grid).all(axis=0).sum())
 
 
 def test_grid_vectors_recomputed_grid(reference):
-    ax = dyn.pl.grid_vectors(reference, color="clusters", xy_grid_nums=(30, 20),
-                             save_show_or_return="return")
+    ax = dyn.pl.grid_vectors(
+        reference, color="clusters", xy_grid_nums=(30, 20), save_show_or_return="return"
+    )
     (q,) = _quivers(ax)
     assert 100 < q.N < 600
 
@@ -222,10 +241,12 @@ def test_streamline_plot(reference):
     lines = [c for c in ax.collections if isinstance(c, LineCollection)]
     assert len(lines) == 1 and len(lines[0].get_segments()) > 100
     assert len(ax.patches) > 10  # arrow heads
-    sparse = dyn.pl.streamline_plot(reference, color="clusters", density=0.3,
-                                    save_show_or_return="return")
-    n_sparse = sum(len(c.get_segments()) for c in sparse.collections
-                   if isinstance(c, LineCollection))
+    sparse = dyn.pl.streamline_plot(
+        reference, color="clusters", density=0.3, save_show_or_return="return"
+    )
+    n_sparse = sum(
+        len(c.get_segments()) for c in sparse.collections if isinstance(c, LineCollection)
+    )
     assert n_sparse < len(lines[0].get_segments())
 
 
@@ -246,8 +267,7 @@ def test_flow_runs_from_ductal_towards_endocrine_cells(reference):
 
 def test_phase_portraits(reference):
     genes = ["Pdx1", "Gcg"]
-    axes = dyn.pl.phase_portraits(reference, genes, color="clusters",
-                                  save_show_or_return="return")
+    axes = dyn.pl.phase_portraits(reference, genes, color="clusters", save_show_or_return="return")
     assert len(axes) == 3 * len(genes)
     phase = axes[3]
     (pts,) = _points_of(phase)
@@ -264,10 +284,12 @@ def test_phase_portraits(reference):
 
 
 def test_phase_portraits_without_gamma_raise(reference):
-    small = ad.AnnData(obs=reference.obs[["clusters"]].copy(),
-                       var=reference.var[["beta"]].copy(),
-                       layers={k: reference.layers[k] for k in ("M_s", "M_u", "velocity_S")},
-                       obsm={"X_umap": reference.obsm["X_umap"]})
+    small = ad.AnnData(
+        obs=reference.obs[["clusters"]].copy(),
+        var=reference.var[["beta"]].copy(),
+        layers={k: reference.layers[k] for k in ("M_s", "M_u", "velocity_S")},
+        obsm={"X_umap": reference.obsm["X_umap"]},
+    )
     with pytest.raises(KeyError, match=r"dyn\.tl\.dynamics"):
         dyn.pl.phase_portraits(small, "Gcg", color="clusters")
 
@@ -276,24 +298,39 @@ def test_phase_portraits_without_gamma_raise(reference):
 
 
 def test_save_writes_png(reference, tmp_path):
-    out = dyn.pl.streamline_plot(reference, color="clusters", save_show_or_return="save",
-                                 save_kwargs={"path": str(tmp_path / "flow"), "ext": "png",
-                                              "dpi": 60, "verbose": False})
+    out = dyn.pl.streamline_plot(
+        reference,
+        color="clusters",
+        save_show_or_return="save",
+        save_kwargs={"path": str(tmp_path / "flow"), "ext": "png", "dpi": 60, "verbose": False},
+    )
     assert out is None
     png = tmp_path / "streamline_plot_flow.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert not plt.get_fignums()  # closed after saving
-    dyn.pl.scatters(reference, color="clusters", save_show_or_return="save",
-                    save_kwargs={"path": str(tmp_path) + "/", "prefix": "umap", "ext": "png",
-                                 "dpi": 40, "verbose": False})
+    dyn.pl.scatters(
+        reference,
+        color="clusters",
+        save_show_or_return="save",
+        save_kwargs={
+            "path": str(tmp_path) + "/",
+            "prefix": "umap",
+            "ext": "png",
+            "dpi": 40,
+            "verbose": False,
+        },
+    )
     assert (tmp_path / "umap_dyn_savefig.png").stat().st_size > 1000
 
 
 def test_show_and_both(reference, tmp_path):
     assert dyn.pl.scatters(reference, color="ntr") is None
-    ax = dyn.pl.scatters(reference, color="ntr", save_show_or_return="all",
-                         save_kwargs={"path": str(tmp_path / "a"), "ext": "png", "dpi": 30,
-                                      "verbose": False})
+    ax = dyn.pl.scatters(
+        reference,
+        color="ntr",
+        save_show_or_return="all",
+        save_kwargs={"path": str(tmp_path / "a"), "ext": "png", "dpi": 30, "verbose": False},
+    )
     assert ax.figure.number in plt.get_fignums()
     with pytest.raises(ValueError, match="save_show_or_return"):
         dyn.pl.scatters(reference, color="ntr", save_show_or_return="keep")
@@ -309,10 +346,16 @@ def test_show_and_both(reference, tmp_path):
         ("scatters", {"color": "no_such_column"}, "neither a column"),
         ("scatters", {"color": "Ins1"}, "X is empty"),
         ("scatters", {"color": "Ins1", "layer": "M_n"}, r"dyn\.tl\.moments"),
-        ("cell_wise_vectors", {"basis": "pca", "vector": "acceleration"},
-         r"dyn\.vf\.acceleration\(adata, basis='pca'\)"),
-        ("phase_portraits", {"genes": ["Gcg"], "color": "clusters", "vkey": "velocity_T"},
-         r"dyn\.tl\.dynamics"),
+        (
+            "cell_wise_vectors",
+            {"basis": "pca", "vector": "acceleration"},
+            r"dyn\.vf\.acceleration\(adata, basis='pca'\)",
+        ),
+        (
+            "phase_portraits",
+            {"genes": ["Gcg"], "color": "clusters", "vkey": "velocity_T"},
+            r"dyn\.tl\.dynamics",
+        ),
     ],
 )
 def test_missing_keys_name_the_function_that_makes_them(reference, call, kwargs, match):
@@ -350,27 +393,32 @@ def test_store_backed_scatters_reads_once(store, reference):
     assert compute_mod._state["computes"] - before == 1
     (pts,) = _points_of(ax)
     mem = dyn.pl.scatters(reference, color="Ins1", layer="M_s", save_show_or_return="return")
-    np.testing.assert_allclose(pts.get_facecolors(), _points_of(mem)[0].get_facecolors(),
-                               atol=1e-6)
+    np.testing.assert_allclose(pts.get_facecolors(), _points_of(mem)[0].get_facecolors(), atol=1e-6)
 
 
 def test_store_backed_vectors_and_phase(store, reference, tmp_path):
-    ax = dyn.pl.cell_wise_vectors(store, color="clusters", cell_inds=300,
-                                  save_show_or_return="return")
-    mem = dyn.pl.cell_wise_vectors(reference, color="clusters", cell_inds=300,
-                                   save_show_or_return="return")
+    ax = dyn.pl.cell_wise_vectors(
+        store, color="clusters", cell_inds=300, save_show_or_return="return"
+    )
+    mem = dyn.pl.cell_wise_vectors(
+        reference, color="clusters", cell_inds=300, save_show_or_return="return"
+    )
     np.testing.assert_allclose(_quivers(ax)[0].U, _quivers(mem)[0].U, rtol=1e-5)
-    grid = dyn.pl.grid_vectors(store, color="clusters", xy_grid_nums=(25, 25),
-                               save_show_or_return="return")
-    grid_mem = dyn.pl.grid_vectors(reference, color="clusters", xy_grid_nums=(25, 25),
-                                   save_show_or_return="return")
+    grid = dyn.pl.grid_vectors(
+        store, color="clusters", xy_grid_nums=(25, 25), save_show_or_return="return"
+    )
+    grid_mem = dyn.pl.grid_vectors(
+        reference, color="clusters", xy_grid_nums=(25, 25), save_show_or_return="return"
+    )
     np.testing.assert_allclose(_quivers(grid)[0].U, _quivers(grid_mem)[0].U, rtol=1e-5)
-    axes = dyn.pl.phase_portraits(store, ["Gcg"], color="clusters",
-                                  save_show_or_return="return")
+    axes = dyn.pl.phase_portraits(store, ["Gcg"], color="clusters", save_show_or_return="return")
     assert len(_points_of(axes[0])[0].get_offsets()) == N_CELLS
-    dyn.pl.streamline_plot(store, color="clusters", save_show_or_return="save",
-                           save_kwargs={"path": str(tmp_path / "s"), "ext": "png", "dpi": 40,
-                                        "verbose": False})
+    dyn.pl.streamline_plot(
+        store,
+        color="clusters",
+        save_show_or_return="save",
+        save_kwargs={"path": str(tmp_path / "s"), "ext": "png", "dpi": 40, "verbose": False},
+    )
     assert (tmp_path / "streamline_plot_s.png").stat().st_size > 1000
 
 
@@ -386,8 +434,9 @@ def _slow_grid_sums(x, v, points, scale, radius=np.inf):
             if np.sum((xi - g) ** 2) > (radius * scale) ** 2:
                 continue
             w = np.exp(-0.5 * np.sum((xi - g) ** 2) / scale**2) / (scale * np.sqrt(2 * np.pi))
-            out[p] += w * np.array([1, vi[0], vi[1], abs(vi[0]) + abs(vi[1]),
-                                    vi[0] ** 2, vi[1] ** 2, vi[0] * vi[1]])
+            out[p] += w * np.array(
+                [1, vi[0], vi[1], abs(vi[0]) + abs(vi[1]), vi[0] ** 2, vi[1] ** 2, vi[0] * vi[1]]
+            )
     return out
 
 
@@ -401,7 +450,7 @@ def test_grid_kernel_matches_a_loop_and_sums_over_blocks():
     points = ek.grid_points(axes)
     whole = ek.grid_sums(x, v, points, 0.4)
     np.testing.assert_allclose(whole, _slow_grid_sums(x, v, points, 0.4), rtol=1e-10)
-    parts = sum(ek.grid_sums(x[i:i + 17], v[i:i + 17], points, 0.4) for i in range(0, 60, 17))
+    parts = sum(ek.grid_sums(x[i : i + 17], v[i : i + 17], points, 0.4) for i in range(0, 60, 17))
     np.testing.assert_allclose(parts, whole, rtol=1e-12)
 
 
@@ -413,19 +462,22 @@ def test_local_grid_kernel_matches_a_truncated_loop_and_sums_over_blocks(scale):
     rng = np.random.default_rng(5)
     x, v = rng.normal(size=(80, 2)), rng.normal(size=(80, 2))
     x[7] = np.nan
-    axes = ek.grid_axes(x[np.isfinite(x).all(1)].min(0), x[np.isfinite(x).all(1)].max(0),
-                        (9, 7))
+    axes = ek.grid_axes(x[np.isfinite(x).all(1)].min(0), x[np.isfinite(x).all(1)].max(0), (9, 7))
     points = ek.grid_points(axes)
     local = kg.grid_sums_local(x, v, axes, scale, radius=2.0)
-    np.testing.assert_allclose(local, _slow_grid_sums(x, v, points, scale, radius=2.0),
-                               rtol=1e-10, atol=1e-14)
-    parts = sum(kg.grid_sums_local(x[i:i + 23], v[i:i + 23], axes, scale, radius=2.0)
-                for i in range(0, 80, 23))
+    np.testing.assert_allclose(
+        local, _slow_grid_sums(x, v, points, scale, radius=2.0), rtol=1e-10, atol=1e-14
+    )
+    parts = sum(
+        kg.grid_sums_local(x[i : i + 23], v[i : i + 23], axes, scale, radius=2.0)
+        for i in range(0, 80, 23)
+    )
     np.testing.assert_allclose(parts, local, rtol=1e-12, atol=1e-15)
     # with the default 5-width cut-off it is the full Gaussian sum up to exp(-12.5)
     full = ek.grid_sums(x, v, points, scale)
-    np.testing.assert_allclose(kg.grid_sums_local(x, v, axes, scale), full,
-                               atol=4e-4 * np.abs(full).max())
+    np.testing.assert_allclose(
+        kg.grid_sums_local(x, v, axes, scale), full, atol=4e-4 * np.abs(full).max()
+    )
 
 
 def test_grid_velocity_finish_matches_the_embedding_kernel():
@@ -452,8 +504,9 @@ def test_grid_velocity_finish_matches_the_embedding_kernel():
 def test_pick_cells():
     assert len(_data.pick_cells(50, "all")) == 50
     assert len(_data.pick_cells(5000, "random")) == 1000
-    np.testing.assert_array_equal(_data.pick_cells(100, 10, random_state=1),
-                                  _data.pick_cells(100, 10, random_state=1))
+    np.testing.assert_array_equal(
+        _data.pick_cells(100, 10, random_state=1), _data.pick_cells(100, 10, random_state=1)
+    )
     assert len(_data.pick_cells(100, "all", cap=30)) == 30
     with pytest.raises(ValueError, match="cell_inds"):
         _data.pick_cells(10, "some")

@@ -36,8 +36,9 @@ def full(data):
 @pytest.fixture(scope="module")
 def sampled(data):
     a = _adata(da.from_array(data[0], chunks=(300, -1)))
-    dyn.tl.reduceDimension(a, n_pca_components=10, n_neighbors=15, max_fit_cells=800,
-                           n_fit_cells=500)
+    dyn.tl.reduceDimension(
+        a, n_pca_components=10, n_neighbors=15, max_fit_cells=800, n_fit_cells=500
+    )
     return a
 
 
@@ -58,10 +59,10 @@ def test_sample_fit_preserves_neighbourhoods(data, full, sampled):
 
 def test_reproducible_and_chunking_free(data, sampled):
     b = _adata(data[0])
-    dyn.tl.reduceDimension(b, n_pca_components=10, n_neighbors=15, max_fit_cells=800,
-                           n_fit_cells=500)
-    np.testing.assert_allclose(np.asarray(sampled.obsm["X_umap"]), b.obsm["X_umap"],
-                               atol=1e-4)
+    dyn.tl.reduceDimension(
+        b, n_pca_components=10, n_neighbors=15, max_fit_cells=800, n_fit_cells=500
+    )
+    np.testing.assert_allclose(np.asarray(sampled.obsm["X_umap"]), b.obsm["X_umap"], atol=1e-4)
 
 
 def test_skips_existing_unless_enforced(data, full):

@@ -58,8 +58,16 @@ def test_one_shot_new_to_total_ratio_matches_the_analytic_ratio(method):
 def test_without_splicing_delay_the_ratio_is_one_minus_exp_minus_gamma_t():
     # splicing much faster than degradation: new/total -> 1 - exp(-gamma t)
     params = {"alpha": [30.0, 30.0], "beta": [200.0, 200.0], "gamma": [0.3, 1.0]}
-    adata = dyn.sim.simulate("independent", 3000, params, start="steady", method="ode",
-                             experiment_type="one-shot", label_time=1.0, dt=1e-3)
+    adata = dyn.sim.simulate(
+        "independent",
+        3000,
+        params,
+        start="steady",
+        method="ode",
+        experiment_type="one-shot",
+        label_time=1.0,
+        dt=1e-3,
+    )
     ratio = _dense(adata.layers["new"]).mean(0) / _dense(adata.layers["total"]).mean(0)
     np.testing.assert_allclose(ratio, 1 - np.exp(-np.array([0.3, 1.0])), rtol=0.03)
 
@@ -78,8 +86,9 @@ def test_kinetics_ratios_per_label_time():
 
 def test_degradation_chase_matches_the_closed_form():
     pulse, chase = 8.0, (0.0, 2.0)
-    adata = _steady(6000, seed=3, method="ssa", experiment_type="deg", pulse_time=pulse,
-                    chase_time=chase)
+    adata = _steady(
+        6000, seed=3, method="ssa", experiment_type="deg", pulse_time=pulse, chase_time=chase
+    )
     ul0, sl0 = _labelled_after_pulse(pulse)
     for c in chase:
         cells = (adata.obs["time"] == c).to_numpy()
@@ -92,16 +101,23 @@ def test_degradation_chase_matches_the_closed_form():
 
 
 def test_pulse_chase_mixture_has_both_kinds_of_cells():
-    adata = _steady(400, method="ode", experiment_type="mix_pulse_chase", label_time=(1.0, 2.0),
-                    chase_time=(1.0, 3.0), pulse_time=6.0)
+    adata = _steady(
+        400,
+        method="ode",
+        experiment_type="mix_pulse_chase",
+        label_time=(1.0, 2.0),
+        chase_time=(1.0, 3.0),
+        pulse_time=6.0,
+    )
     obs = adata.obs
     assert set(obs["experiment"]) == {"pulse", "chase"}
     chase = obs["experiment"] == "chase"
     assert set(obs.loc[chase, "time"]) == {1.0, 3.0}
     assert set(obs.loc[~chase, "time"]) == {1.0, 2.0}
     assert (obs.loc[chase, "label_time"] == 6.0).all()
-    np.testing.assert_allclose(obs["sim_time"], obs["state_time"] + obs["label_time"]
-                               + obs["chase_time"])
+    np.testing.assert_allclose(
+        obs["sim_time"], obs["state_time"] + obs["label_time"] + obs["chase_time"]
+    )
 
 
 def test_langevin_and_ssa_agree_on_the_toggle_switch():
@@ -119,7 +135,7 @@ def _toggle_fixed_points_slow(net_var):
     p = {k: net_var[f"true_{k}"].to_numpy() for k in ("a", "b", "S", "K", "m", "n", "gamma")}
 
     def field(x):
-        act = p["a"] * x**p["m"] / (p["S"] ** p["m"] + x**p["m"])
+        act = p["a"] * x ** p["m"] / (p["S"] ** p["m"] + x ** p["m"])
         other = x[::-1]
         inh = p["b"] * p["K"] ** p["n"] / (p["K"] ** p["n"] + other ** p["n"])
         return act + inh - p["gamma"] * x
@@ -130,8 +146,7 @@ def _toggle_fixed_points_slow(net_var):
 
 @pytest.fixture(scope="module")
 def toggle():
-    return dyn.sim.simulate("bifurcation", 1200, seed=5, method="langevin",
-                            t_span=(120.0, 300.0))
+    return dyn.sim.simulate("bifurcation", 1200, seed=5, method="langevin", t_span=(120.0, 300.0))
 
 
 def test_toggle_switch_fixed_points_and_stability(toggle):
@@ -152,8 +167,7 @@ def test_toggle_switch_cells_settle_at_the_stable_fixed_points(toggle):
         cells = (types == f"fixed_point_{k}").to_numpy()
         assert cells.sum() > 300  # both fates are taken
         high = np.argmax(rec["fixed_points"][k])
-        np.testing.assert_allclose(s[cells, high].mean(), rec["fixed_points"][k][high],
-                                   rtol=0.05)
+        np.testing.assert_allclose(s[cells, high].mean(), rec["fixed_points"][k][high], rtol=0.05)
 
 
 def test_truth_layers_and_field_grid_are_consistent(toggle):
@@ -162,11 +176,14 @@ def test_truth_layers_and_field_grid_are_consistent(toggle):
     beta, gamma = toggle.var["true_beta"].to_numpy(), toggle.var["true_gamma"].to_numpy()
     field = dyn.sim.vector_field(s, rec)
     np.testing.assert_allclose(toggle.layers["alpha_true"], field + gamma * s, rtol=1e-5)
-    np.testing.assert_allclose(toggle.layers["velocity_U_true"],
-                               toggle.layers["alpha_true"] - beta * u, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        toggle.layers["velocity_U_true"],
+        toggle.layers["alpha_true"] - beta * u,
+        rtol=1e-4,
+        atol=1e-4,
+    )
     full = dyn.sim.vector_field(np.hstack([u, s]), "bifurcation", splicing=True)
-    np.testing.assert_allclose(full[:, 2:], toggle.layers["velocity_S_true"], rtol=1e-5,
-                               atol=1e-4)
+    np.testing.assert_allclose(full[:, 2:], toggle.layers["velocity_S_true"], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(rec["grid_velocity"], dyn.sim.vector_field(rec["grid"], rec))
     assert rec["grid"].shape == (900, 2)
 
@@ -202,8 +219,14 @@ def test_layer_names_and_obs_of_each_design():
     assert set(conv.layers) == {"spliced", "unspliced", "velocity_U_true", "velocity_S_true"}
     np.testing.assert_array_equal(conv.obs["time"], conv.obs["sim_time"])
     assert (conv.X != conv.layers["spliced"]).nnz == 0
-    lab = dyn.sim.simulate("independent", 50, n_genes=4, experiment_type="one-shot",
-                           layers=("new", "total"), true_velocity=False)
+    lab = dyn.sim.simulate(
+        "independent",
+        50,
+        n_genes=4,
+        experiment_type="one-shot",
+        layers=("new", "total"),
+        true_velocity=False,
+    )
     assert set(lab.layers) == {"new", "total"}
     assert (lab.X != lab.layers["total"]).nnz == 0
     assert {"true_alpha", "true_beta", "true_gamma"} <= set(lab.var)
@@ -223,8 +246,7 @@ def _compare(mem, store):
 def test_store_equals_memory(tmp_path):
     kw = dict(seed=8, method="ssa", experiment_type="mix_pulse_chase")
     mem = dyn.sim.simulate("bifurcation", 500, chunk_cells=500, **kw)
-    path = dyn.sim.simulate_store(tmp_path / "sim.zarr", "bifurcation", 500, chunk_cells=128,
-                                  **kw)
+    path = dyn.sim.simulate_store(tmp_path / "sim.zarr", "bifurcation", 500, chunk_cells=128, **kw)
     store = dyn.io.open(path)
     assert store.layers["ul"].chunks[0][0] == 128
     _compare(mem, store)
@@ -268,8 +290,14 @@ def test_store_simulates_each_block_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(graph_sim, "simulate_block", counting)
     with dask.config.set(scheduler="sync"):
-        dyn.sim.simulate_store(tmp_path / "once.zarr", "bifurcation", 300, chunk_cells=100,
-                               method="ode", experiment_type="one-shot")
+        dyn.sim.simulate_store(
+            tmp_path / "once.zarr",
+            "bifurcation",
+            300,
+            chunk_cells=100,
+            method="ode",
+            experiment_type="one-shot",
+        )
     assert sorted(calls) == [0, 100, 200]
 
 

@@ -77,8 +77,10 @@ def test_neurogenesis_rates_match_the_motif_equations():
 
 @pytest.mark.parametrize("labelled", [False, True])
 def test_linear_segment_matches_matrix_exponential(labelled):
-    alpha, beta, gamma = np.array([5.0, 3.0, 2.0]), np.array([1.0, 0.4, 0.7]), np.array(
-        [0.3, 0.4, 1.5]
+    alpha, beta, gamma = (
+        np.array([5.0, 3.0, 2.0]),
+        np.array([1.0, 0.4, 0.7]),
+        np.array([0.3, 0.4, 1.5]),
     )  # the middle gene has beta == gamma
     st = np.random.default_rng(2).uniform(0, 10, (3, 4))
     h = 1.7
@@ -97,8 +99,12 @@ def test_linear_segment_matches_matrix_exponential(labelled):
 
 def _independent(alpha, beta, gamma):
     g = len(alpha)
-    net = (np.arange(g), np.zeros(g, np.int64), -np.ones((g, 3), np.int64),
-           np.stack([alpha, np.ones(g), np.ones(g)], axis=1))
+    net = (
+        np.arange(g),
+        np.zeros(g, np.int64),
+        -np.ones((g, 3), np.int64),
+        np.stack([alpha, np.ones(g), np.ones(g)], axis=1),
+    )
     return net
 
 
@@ -109,8 +115,17 @@ def test_ssa_stationary_counts_are_poisson_with_the_analytic_means():
     alpha, beta, gamma = KIN
     n = 4000
     x0 = np.stack([alpha / beta, alpha / gamma], axis=1)[None]
-    out = ssa_cells(x0, np.zeros(n, np.int64), np.full(n, 3.0), np.full((n, 2), np.inf),
-                    cell_seeds(1, 0, n), _independent(*KIN), beta, gamma, False)
+    out = ssa_cells(
+        x0,
+        np.zeros(n, np.int64),
+        np.full(n, 3.0),
+        np.full((n, 2), np.inf),
+        cell_seeds(1, 0, n),
+        _independent(*KIN),
+        beta,
+        gamma,
+        False,
+    )
     u, s = out[:, :, 0], out[:, :, 2]
     assert np.all(out[:, :, [1, 3]] == 0)  # no label window
     np.testing.assert_allclose(u.mean(0), alpha / beta, rtol=0.03)
@@ -121,7 +136,8 @@ def test_ssa_stationary_counts_are_poisson_with_the_analytic_means():
 def _induction_means(alpha, beta, gamma, t):
     u = alpha / beta * (1 - np.exp(-beta * t))
     s = alpha / gamma * (1 - np.exp(-gamma * t)) + alpha / (gamma - beta) * (
-        np.exp(-gamma * t) - np.exp(-beta * t))
+        np.exp(-gamma * t) - np.exp(-beta * t)
+    )
     return u, s
 
 
@@ -129,8 +145,17 @@ def _induction_means(alpha, beta, gamma, t):
 def test_induction_from_zero_matches_the_closed_form(noise):
     alpha, beta, gamma = KIN
     n, t = 3000, 1.5
-    args = (np.zeros((1, 2, 2)), np.zeros(n, np.int64), np.full(n, t),
-            np.full((n, 2), np.inf), cell_seeds(4, 0, n), _independent(*KIN), beta, gamma, False)
+    args = (
+        np.zeros((1, 2, 2)),
+        np.zeros(n, np.int64),
+        np.full(n, t),
+        np.full((n, 2), np.inf),
+        cell_seeds(4, 0, n),
+        _independent(*KIN),
+        beta,
+        gamma,
+        False,
+    )
     out = ssa_cells(*args) if noise is None else fast_cells(*args, 0.01, noise)
     u_mean, s_mean = _induction_means(alpha, beta, gamma, t)
     np.testing.assert_allclose(out[:, :, 0].mean(0), u_mean, rtol=0.03)
@@ -150,10 +175,14 @@ def test_block_results_do_not_depend_on_the_batch():
     kernel_net = {**net.as_dict(), "x0": net.x0, "coupled": True}
     n = 40
     rng = np.random.default_rng(0)
-    cells = {"traj": rng.integers(0, 10, n), "t_end": rng.uniform(0, 30, n),
-             "windows": np.full((n, 2), np.inf)}
-    kw = dict(start=0, seed=3, method="ssa", dt=0.1, layers=("spliced", "uu"),
-              truth=("velocity_S_true",))
+    cells = {
+        "traj": rng.integers(0, 10, n),
+        "t_end": rng.uniform(0, 30, n),
+        "windows": np.full((n, 2), np.inf),
+    }
+    kw = dict(
+        start=0, seed=3, method="ssa", dt=0.1, layers=("spliced", "uu"), truth=("velocity_S_true",)
+    )
     a = simulate_block(kernel_net, cells, batch=7, **kw)
     b = simulate_block(kernel_net, cells, batch=1024, **kw)
     assert (a["spliced"] != b["spliced"]).nnz == 0

@@ -28,8 +28,14 @@ from ..kernels import estimation as ke
 N_BINS = 1024
 
 
-def extreme_thresholds(s: Any, u: Any, codes: np.ndarray, n_strata: int,
-                       percentiles: Sequence[float], n_bins: int = N_BINS) -> dict[str, Any]:
+def extreme_thresholds(
+    s: Any,
+    u: Any,
+    codes: np.ndarray,
+    n_strata: int,
+    percentiles: Sequence[float],
+    n_bins: int = N_BINS,
+) -> dict[str, Any]:
     """Per-stratum, per-gene percentiles of the extremeness score of ``(s, u)``.
 
     Parameters
@@ -62,8 +68,9 @@ def extreme_thresholds(s: Any, u: Any, codes: np.ndarray, n_strata: int,
         b2, _ = ke.bin_of_rank(hist, r2)
         plans.append((r1, r2, frac, before))
         windows.append((b1, b2))
-    (found,) = compute(gk.collect_in_bins(s, u, codes, grid, n_bins, windows),
-                       desc="dynamics: quantiles")
+    (found,) = compute(
+        gk.collect_in_bins(s, u, codes, grid, n_bins, windows), desc="dynamics: quantiles"
+    )
     values = []
     for (r1, r2, frac, before), got in zip(plans, found, strict=True):
         lo = ke.order_statistic(got, before, r1)

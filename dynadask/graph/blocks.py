@@ -67,9 +67,12 @@ def _(x: sparse.spmatrix, rows: int | None = None) -> da.Array:
 def _shared_pieces(x: Any, rows: int, meta: Any) -> da.Array:
     """``x`` as a Dask array of row pieces handed to the workers one at a time."""
     blocks = [
-        da.from_delayed(share([x[i : i + rows]])[0],
-                        shape=(min(rows, x.shape[0] - i),) + x.shape[1:],
-                        dtype=x.dtype, meta=meta)
+        da.from_delayed(
+            share([x[i : i + rows]])[0],
+            shape=(min(rows, x.shape[0] - i),) + x.shape[1:],
+            dtype=x.dtype,
+            meta=meta,
+        )
         for i in range(0, max(x.shape[0], 1), rows)
     ]
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
@@ -217,8 +220,9 @@ def take_columns(x: ArrayLike, cols: np.ndarray) -> ArrayLike:
     if not isinstance(x, da.Array):
         return x[:, cols]
     x = as_rows(x)
-    return x.map_blocks(_take_columns, cols, chunks=(x.chunks[0], (cols.size,)),
-                        dtype=x.dtype, meta=x._meta)
+    return x.map_blocks(
+        _take_columns, cols, chunks=(x.chunks[0], (cols.size,)), dtype=x.dtype, meta=x._meta
+    )
 
 
 def _take_columns(block: Any, cols: np.ndarray) -> Any:
@@ -233,8 +237,9 @@ def row_pieces(rows: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.
     owner = np.searchsorted(bounds, rows, side="right") - 1
     starts = np.flatnonzero(np.diff(owner, prepend=-1))
     ends = np.append(starts[1:], rows.size)
-    return [(int(owner[a]), rows[a:b] - bounds[owner[a]])
-            for a, b in zip(starts, ends, strict=True)]
+    return [
+        (int(owner[a]), rows[a:b] - bounds[owner[a]]) for a, b in zip(starts, ends, strict=True)
+    ]
 
 
 def gather_rows(x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None) -> Any:
@@ -246,10 +251,10 @@ def gather_rows(x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None) -
     """
     blocks = x.to_delayed().ravel()
     parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
-    return dask.delayed(_gather, pure=False)(cols, [p for _, p in parts],
-                                            *[blocks[c] for c, _ in parts])
+    return dask.delayed(_gather, pure=False)(
+        cols, [p for _, p in parts], *[blocks[c] for c, _ in parts]
+    )
 
 
 def _gather(cols: np.ndarray | None, positions: list[np.ndarray], *blocks: Any) -> Any:
-    return km.stack_rows([km.take_rows(b, p, cols)
-                          for b, p in zip(blocks, positions, strict=True)])
+    return km.stack_rows([km.take_rows(b, p, cols) for b, p in zip(blocks, positions, strict=True)])

@@ -18,8 +18,9 @@ from ..kernels import embedding as ek
 from .blocks import align_rows, as_rows, sum_rows
 
 
-def fit_cells(n_cells: int, max_fit_cells: int | None, n_fit: int,
-              random_state: int | None) -> np.ndarray | None:
+def fit_cells(
+    n_cells: int, max_fit_cells: int | None, n_fit: int, random_state: int | None
+) -> np.ndarray | None:
     """Cells a model is fitted on: all (``None``) up to ``max_fit_cells``, else a sample.
 
     The sample is uniform without replacement (seeded), so every population is represented
@@ -54,8 +55,7 @@ def fit_umap(x_fit: np.ndarray, umap_kwargs: dict[str, Any]) -> Any:
 TRANSFORM_ROWS = 20_000
 
 
-def transform_rows(x: Any, model: Any, fit_idx: np.ndarray,
-                   rows: int = TRANSFORM_ROWS) -> da.Array:
+def transform_rows(x: Any, model: Any, fit_idx: np.ndarray, rows: int = TRANSFORM_ROWS) -> da.Array:
     """Embed every cell with a fitted model, block by block (lazy).
 
     Fitted cells keep their fitted coordinates; the others go through ``model.transform``
@@ -76,8 +76,9 @@ def transform_rows(x: Any, model: Any, fit_idx: np.ndarray,
     starts = np.cumsum((0,) + xr.chunks[0][:-1])
     blocks = [
         da.from_delayed(
-            dask.delayed(_transform_block)(b, pos[s:s + c], model_d, emb_d),
-            shape=(c, n_dim), dtype=np.float32,
+            dask.delayed(_transform_block)(b, pos[s : s + c], model_d, emb_d),
+            shape=(c, n_dim),
+            dtype=np.float32,
         )
         for b, s, c in zip(xr.to_delayed().ravel(), starts, xr.chunks[0], strict=True)
     ]
@@ -96,8 +97,13 @@ def _transform_block(x: Any, pos: np.ndarray, model: Any, emb_fit: np.ndarray) -
     return out
 
 
-def grid_velocity(emb: Any, velocity: Any, xy_grid_nums: tuple[int, int] = (50, 50),
-                  smooth: float = 0.5, min_mass: float | None = None) -> dict[str, np.ndarray]:
+def grid_velocity(
+    emb: Any,
+    velocity: Any,
+    xy_grid_nums: tuple[int, int] = (50, 50),
+    smooth: float = 0.5,
+    min_mass: float | None = None,
+) -> dict[str, np.ndarray]:
     """Velocities on a regular grid over the first two embedding dimensions.
 
     Each grid point averages the cells' velocities with Gaussian weights of width ``smooth``
@@ -112,15 +118,18 @@ def grid_velocity(emb: Any, velocity: Any, xy_grid_nums: tuple[int, int] = (50, 
     e, v = align_rows(as_rows(_first_two(emb)), as_rows(_first_two(velocity)))
     # both passes read the blocks through to_delayed, so every key means the same task in
     # the two computes (a Dask reduction would give the same keys other task specs)
-    ranges = [dask.delayed(ek.finite_range)(eb, vb)
-              for eb, vb in zip(e.to_delayed().ravel(), v.to_delayed().ravel(), strict=True)]
+    ranges = [
+        dask.delayed(ek.finite_range)(eb, vb)
+        for eb, vb in zip(e.to_delayed().ravel(), v.to_delayed().ravel(), strict=True)
+    ]
     parts = np.array(compute(*ranges, desc="grid range"))
     lo, hi = np.nanmin(parts[:, 0], axis=0), np.nanmax(parts[:, 1], axis=0)
     axes = ek.grid_axes(lo, hi, xy_grid_nums)
     scale = np.mean([ax[1] - ax[0] for ax in axes]) * smooth
     points = ek.grid_points(axes)
-    sums = compute(sum_rows(ek.grid_sums, e, v, points=points, scale=scale),
-                   desc="grid velocity")[0]
+    sums = compute(sum_rows(ek.grid_sums, e, v, points=points, scale=scale), desc="grid velocity")[
+        0
+    ]
     return ek.finish_grid(sums, axes, min_mass=min_mass)
 
 
@@ -153,8 +162,9 @@ def pca_fit(x: Any, n_components: int, log: bool = False) -> tuple[np.ndarray, n
     return comps * np.where(signs == 0, 1, signs), mean
 
 
-def _pca_block(x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool,
-               part: str) -> np.ndarray:
+def _pca_block(
+    x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool, part: str
+) -> np.ndarray:
     x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
     f = np.log1p if log else (lambda a: a)
     xp = (f(x) - mean) @ comps
@@ -165,8 +175,9 @@ def _pca_block(x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool,
     return (f(future) - mean) @ comps - xp
 
 
-def pca_project(x: Any, v: Any, comps: np.ndarray, mean: np.ndarray,
-                log: bool = False) -> tuple[da.Array, da.Array]:
+def pca_project(
+    x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool = False
+) -> tuple[da.Array, da.Array]:
     """Lazy PCA coordinates of ``x`` and the displacement of ``x + v`` in that basis.
 
     With ``log``, ``x + v`` is clipped at 0 before ``log1p`` (a velocity step cannot make
@@ -175,8 +186,10 @@ def pca_project(x: Any, v: Any, comps: np.ndarray, mean: np.ndarray,
     from .blocks import map_rows
 
     k = comps.shape[1]
-    xp = map_rows(_pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean,
-                  log=log, part="x")
-    vp = map_rows(_pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean,
-                  log=log, part="v")
+    xp = map_rows(
+        _pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean, log=log, part="x"
+    )
+    vp = map_rows(
+        _pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean, log=log, part="v"
+    )
     return xp, vp

@@ -18,15 +18,22 @@ from ..kernels import kinetics as kk
 from .blocks import align_rows, map_rows, sum_rows
 
 
-def reduce_rows(fn: Callable[..., Any], combine: Callable[..., Any], *arrays: Any,
-                split_every: int = 8, **kwargs: Any) -> Any:
+def reduce_rows(
+    fn: Callable[..., Any],
+    combine: Callable[..., Any],
+    *arrays: Any,
+    split_every: int = 8,
+    **kwargs: Any,
+) -> Any:
     """Combine ``fn`` over aligned row blocks with ``combine`` (a tree), lazily."""
     xs = align_rows(*arrays)
     per_block = [x.to_delayed().ravel() for x in xs]
     parts = [dask.delayed(fn, pure=True)(*b, **kwargs) for b in zip(*per_block, strict=True)]
     while len(parts) > 1:
-        parts = [dask.delayed(combine, pure=True)(*parts[i:i + split_every])
-                 for i in range(0, len(parts), split_every)]
+        parts = [
+            dask.delayed(combine, pure=True)(*parts[i : i + split_every])
+            for i in range(0, len(parts), split_every)
+        ]
     return parts[0]
 
 
@@ -40,43 +47,79 @@ def _codes_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def extent(s: Any, u: Any, codes: np.ndarray, n_strata: int) -> Any:
     """Lazy per-stratum, per-gene minimum and maximum of ``s`` and ``u``."""
-    return reduce_rows(_codes_kernel(kk.extent), kk.combine_extent, s, u, codes,
-                       n_strata=n_strata)
+    return reduce_rows(_codes_kernel(kk.extent), kk.combine_extent, s, u, codes, n_strata=n_strata)
 
 
-def score_histogram(s: Any, u: Any, codes: np.ndarray, grid: Mapping[str, Any],
-                    n_bins: int) -> Any:
+def score_histogram(s: Any, u: Any, codes: np.ndarray, grid: Mapping[str, Any], n_bins: int) -> Any:
     """Lazy histogram of the extremeness score (``n_strata x n_genes x n_bins``)."""
-    return sum_rows(_codes_kernel(kk.score_histogram), s, u, codes, scale=grid["scale"],
-                    lo=grid["lo"], width=grid["width"], n_bins=n_bins)
+    return sum_rows(
+        _codes_kernel(kk.score_histogram),
+        s,
+        u,
+        codes,
+        scale=grid["scale"],
+        lo=grid["lo"],
+        width=grid["width"],
+        n_bins=n_bins,
+    )
 
 
-def collect_in_bins(s: Any, u: Any, codes: np.ndarray, grid: Mapping[str, Any], n_bins: int,
-                    windows: Sequence[tuple[np.ndarray, np.ndarray]]) -> Any:
+def collect_in_bins(
+    s: Any,
+    u: Any,
+    codes: np.ndarray,
+    grid: Mapping[str, Any],
+    n_bins: int,
+    windows: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> Any:
     """Lazy distinct score values inside the quantile windows (see the kernel)."""
-    return reduce_rows(_codes_kernel(kk.collect_in_bins), kk.combine_collected, s, u, codes,
-                       scale=grid["scale"], lo=grid["lo"], width=grid["width"],
-                       n_bins=n_bins, windows=list(windows))
+    return reduce_rows(
+        _codes_kernel(kk.collect_in_bins),
+        kk.combine_collected,
+        s,
+        u,
+        codes,
+        scale=grid["scale"],
+        lo=grid["lo"],
+        width=grid["width"],
+        n_bins=n_bins,
+        windows=list(windows),
+    )
 
 
 def _sums_kernel(*blocks: Any, names: Sequence[str], **kwargs: Any) -> dict[str, np.ndarray]:
     *layers, codes = blocks
-    return kk.product_sums(dict(zip(names, layers, strict=True)), np.asarray(codes).ravel(),
-                           **kwargs)
+    return kk.product_sums(
+        dict(zip(names, layers, strict=True)), np.asarray(codes).ravel(), **kwargs
+    )
 
 
-def product_sums(layers: Mapping[str, Any], codes: np.ndarray, n_strata: int,
-                 terms: Mapping[str, tuple[str, ...]], *,
-                 extreme: Mapping[str, Any] | None = None,
-                 derived: Mapping[str, Any] | None = None) -> Any:
+def product_sums(
+    layers: Mapping[str, Any],
+    codes: np.ndarray,
+    n_strata: int,
+    terms: Mapping[str, tuple[str, ...]],
+    *,
+    extreme: Mapping[str, Any] | None = None,
+    derived: Mapping[str, Any] | None = None,
+) -> Any:
     """Lazy per-stratum sums of products of layers (see :func:`kernels.kinetics.product_sums`)."""
     names = list(layers)
-    return sum_rows(_sums_kernel, *layers.values(), codes, names=names, n_strata=n_strata,
-                    terms=dict(terms), extreme=extreme, derived=derived)
+    return sum_rows(
+        _sums_kernel,
+        *layers.values(),
+        codes,
+        names=names,
+        n_strata=n_strata,
+        terms=dict(terms),
+        extreme=extreme,
+        derived=derived,
+    )
 
 
-def _combination_kernel(*blocks: Any, coefs: np.ndarray, const: np.ndarray | None,
-                        cols: np.ndarray | None) -> np.ndarray:
+def _combination_kernel(
+    *blocks: Any, coefs: np.ndarray, const: np.ndarray | None, cols: np.ndarray | None
+) -> np.ndarray:
     *layers, codes = blocks
     codes = np.asarray(codes).ravel()
     n = codes.size
@@ -93,9 +136,13 @@ def _combination_kernel(*blocks: Any, coefs: np.ndarray, const: np.ndarray | Non
     return out.astype(np.float32)
 
 
-def linear_combination(layers: Sequence[Any], codes: np.ndarray, coefs: np.ndarray,
-                       const: np.ndarray | None = None,
-                       cols: np.ndarray | None = None) -> Any:
+def linear_combination(
+    layers: Sequence[Any],
+    codes: np.ndarray,
+    coefs: np.ndarray,
+    const: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> Any:
     """Lazy ``sum_j coefs[j][stratum] * layer_j + const[stratum]`` per cell (e.g. velocities).
 
     Parameters
@@ -117,12 +164,25 @@ def linear_combination(layers: Sequence[Any], codes: np.ndarray, coefs: np.ndarr
         ``n_cells x width`` float32, row chunks of the first layer.
     """
     coefs = np.asarray(coefs, dtype=np.float64)
-    return map_rows(_combination_kernel, *layers, np.asarray(codes), n_cols=coefs.shape[-1],
-                    dtype=np.float32, coefs=coefs, const=const, cols=cols)
+    return map_rows(
+        _combination_kernel,
+        *layers,
+        np.asarray(codes),
+        n_cols=coefs.shape[-1],
+        dtype=np.float32,
+        coefs=coefs,
+        const=const,
+        cols=cols,
+    )
 
 
-def column_blocks(kernel: Callable[..., np.ndarray], columns: Sequence[np.ndarray],
-                  vectors: Sequence[np.ndarray], per_task: int, **kwargs: Any) -> Any:
+def column_blocks(
+    kernel: Callable[..., np.ndarray],
+    columns: Sequence[np.ndarray],
+    vectors: Sequence[np.ndarray],
+    per_task: int,
+    **kwargs: Any,
+) -> Any:
     """Lazy ``kernel`` over blocks of genes, joined along the last axis (per-gene fits).
 
     Parameters
@@ -138,8 +198,12 @@ def column_blocks(kernel: Callable[..., np.ndarray], columns: Sequence[np.ndarra
     """
     n = columns[0].shape[1]
     step = max(1, int(per_task))
-    parts = [dask.delayed(kernel, pure=True)(
-        *[np.ascontiguousarray(c[:, a:a + step]) for c in columns],
-        *[np.ascontiguousarray(v[a:a + step]) for v in vectors], **kwargs)
-        for a in range(0, n, step)]
+    parts = [
+        dask.delayed(kernel, pure=True)(
+            *[np.ascontiguousarray(c[:, a : a + step]) for c in columns],
+            *[np.ascontiguousarray(v[a : a + step]) for v in vectors],
+            **kwargs,
+        )
+        for a in range(0, n, step)
+    ]
     return dask.delayed(np.concatenate, pure=True)(parts, axis=-1)

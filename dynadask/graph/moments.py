@@ -47,7 +47,7 @@ def plan_blocks(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> Iterator[Bl
     conn = sparse.csr_matrix(conn)
     start = 0
     for size in chunks:
-        needed, local = km.local_rows(conn[start:start + size])
+        needed, local = km.local_rows(conn[start : start + size])
         yield BlockPlan(start, start + size, needed, local)
         start += size
 
@@ -57,8 +57,9 @@ def chunks_touched(conn: sparse.csr_matrix, chunks: tuple[int, ...]) -> np.ndarr
     return np.array([len(row_pieces(p.needed, chunks)) for p in plan_blocks(conn, chunks)])
 
 
-def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
-                  jobs: dict[str, tuple[str, str | None]]) -> dict[str, da.Array]:
+def smooth_inputs(
+    conn: sparse.csr_matrix, inputs: dict[str, Input], jobs: dict[str, tuple[str, str | None]]
+) -> dict[str, da.Array]:
     """Lazy moments ``out = conn @ a`` or ``conn @ (a * b)`` for each job ``out: (a, b)``.
 
     Parameters
@@ -87,6 +88,7 @@ def smooth_inputs(conn: sparse.csr_matrix, inputs: dict[str, Input],
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]
             task = dask.delayed(km.smooth, pure=True)(local, got[a], got.get(b), inp.cols, width)
-            out[name].append(da.from_delayed(task, shape=(plan.stop - plan.start, width),
-                                             dtype=np.float32))
+            out[name].append(
+                da.from_delayed(task, shape=(plan.stop - plan.start, width), dtype=np.float32)
+            )
     return {name: da.concatenate(parts, axis=0) for name, parts in out.items()}

@@ -43,8 +43,10 @@ def choose_method(n_cells: int, n_dims: int, method: str | None) -> str:
             return "pynn"
         return "ball_tree" if n_dims > 10 else "kd_tree"
     if method == "hnswlib":
-        raise ValueError("method 'hnswlib' is not available in dynadask: use 'pynn' "
-                         "(NN-descent, the default above 5,000 cells) or an exact method")
+        raise ValueError(
+            "method 'hnswlib' is not available in dynadask: use 'pynn' "
+            "(NN-descent, the default above 5,000 cells) or an exact method"
+        )
     if method not in _EXACT + _APPROX:
         raise ValueError(f"unknown kNN method {method!r}: use one of {list(_EXACT + _APPROX)}")
     return method
@@ -55,34 +57,51 @@ def _query(index: Any, x: np.ndarray) -> Knn:
     return idx, dist
 
 
-def knn_exact(x: np.ndarray, k: int, *, method: str = "ball_tree", metric: str = "euclidean",
-              metric_kwds: dict | None = None, **kwargs: Any) -> Knn:
+def knn_exact(
+    x: np.ndarray,
+    k: int,
+    *,
+    method: str = "ball_tree",
+    metric: str = "euclidean",
+    metric_kwds: dict | None = None,
+    **kwargs: Any,
+) -> Knn:
     """Exact ``k`` nearest neighbours (self included) with scikit-learn, queried per row block."""
     from sklearn.neighbors import NearestNeighbors
 
-    index = NearestNeighbors(n_neighbors=k, metric=metric, metric_params=metric_kwds,
-                             algorithm=method, **kwargs).fit(x)
+    index = NearestNeighbors(
+        n_neighbors=k, metric=metric, metric_params=metric_kwds, algorithm=method, **kwargs
+    ).fit(x)
     (index_d,) = share([index])  # once to the workers, not once per task
     rows = get_chunk_policy().rows_per_block(x.shape[1] * 64, x.shape[0])
-    parts = [dask.delayed(_query)(index_d, x[s:s + rows]) for s in range(0, x.shape[0], rows)]
+    parts = [dask.delayed(_query)(index_d, x[s : s + rows]) for s in range(0, x.shape[0], rows)]
     done = compute(*parts, desc="kNN queries")
     idx = np.vstack([p[0] for p in done])
     dist = np.vstack([p[1] for p in done])
     return kn.self_first(idx, dist)
 
 
-def _nndescent(x: np.ndarray, k: int, metric: str, metric_kwds: dict | None, seed: int,
-               kwargs: dict) -> Knn:
+def _nndescent(
+    x: np.ndarray, k: int, metric: str, metric_kwds: dict | None, seed: int, kwargs: dict
+) -> Knn:
     from pynndescent import NNDescent
 
-    index = NNDescent(x, metric=metric, metric_kwds=metric_kwds, n_neighbors=k,
-                      random_state=seed, **kwargs)
+    index = NNDescent(
+        x, metric=metric, metric_kwds=metric_kwds, n_neighbors=k, random_state=seed, **kwargs
+    )
     idx, dist = index.neighbor_graph
     return kn.self_first(idx, dist)
 
 
-def knn_nndescent(x: np.ndarray, k: int, *, metric: str = "euclidean",
-                  metric_kwds: dict | None = None, seed: int = 19491001, **kwargs: Any) -> Knn:
+def knn_nndescent(
+    x: np.ndarray,
+    k: int,
+    *,
+    metric: str = "euclidean",
+    metric_kwds: dict | None = None,
+    seed: int = 19491001,
+    **kwargs: Any,
+) -> Knn:
     """Approximate ``k`` nearest neighbours (self included) from an NN-descent index.
 
     The index is built once, in one task of the active scheduler; the neighbour graph it
@@ -104,8 +123,9 @@ def knn(x: np.ndarray, k: int, method: str, **kwargs: Any) -> Knn:
     return knn_exact(x, k, method=method, **kwargs)
 
 
-def knn_in_groups(x: np.ndarray, n_neighbors: int, groups: list[np.ndarray],
-                  method: str | None, **kwargs: Any) -> tuple[Knn, np.ndarray]:
+def knn_in_groups(
+    x: np.ndarray, n_neighbors: int, groups: list[np.ndarray], method: str | None, **kwargs: Any
+) -> tuple[Knn, np.ndarray]:
     """Neighbour lists searched within each group of cells only (global indices).
 
     Each group gets ``min(n_neighbors, n_group - 1)`` neighbours (self included, at least
@@ -138,8 +158,10 @@ def knn_from_graph(adj: Any, k: int) -> Knn:
         return kn.knn_from_distances(adj.indptr, adj.indices, adj.data, 0, k)
     x = as_rows(adj)
     starts = np.cumsum((0,) + x.chunks[0][:-1])
-    parts = [dask.delayed(_graph_block)(b, int(s), k)
-             for b, s in zip(x.to_delayed().ravel(), starts, strict=True)]
+    parts = [
+        dask.delayed(_graph_block)(b, int(s), k)
+        for b, s in zip(x.to_delayed().ravel(), starts, strict=True)
+    ]
     done = compute(*parts, desc="neighbour lists")
     return np.vstack([p[0] for p in done]), np.vstack([p[1] for p in done])
 
@@ -156,8 +178,9 @@ def _weights_in_group(idx: np.ndarray, dist: np.ndarray, k: int, kind: str) -> s
     return kn.fuzzy_union(idx, w, kn.umap_epochs(idx.shape[0]))
 
 
-def group_graph(knn_lists: Knn, k_cell: np.ndarray, groups: list[np.ndarray],
-                kind: str = "umap") -> sparse.csr_matrix:
+def group_graph(
+    knn_lists: Knn, k_cell: np.ndarray, groups: list[np.ndarray], kind: str = "umap"
+) -> sparse.csr_matrix:
     """The weighted graph of each group (fuzzy union, or Gaussian), assembled over all cells.
 
     Parameters
@@ -186,4 +209,3 @@ def group_graph(knn_lists: Knn, k_cell: np.ndarray, groups: list[np.ndarray],
     out = parts[0] if len(parts) == 1 else sparse.csr_matrix(sum(parts[1:], parts[0]))
     out.sort_indices()
     return out
-

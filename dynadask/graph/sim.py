@@ -18,8 +18,17 @@ from scipy import sparse
 from ..kernels.sim_block import simulate_block
 
 
-def simulation_blocks(net: dict, cells: dict, *, rows: int, seed: int, method: str, dt: float,
-                      layers: Sequence[str], truth: Sequence[str]) -> list:
+def simulation_blocks(
+    net: dict,
+    cells: dict,
+    *,
+    rows: int,
+    seed: int,
+    method: str,
+    dt: float,
+    layers: Sequence[str],
+    truth: Sequence[str],
+) -> list:
     """Return one Delayed per row block of ``rows`` cells, each the dict of its layers."""
     n = len(cells["traj"])
     shared = dask.delayed(net, pure=True, traverse=False)
@@ -28,15 +37,22 @@ def simulation_blocks(net: dict, cells: dict, *, rows: int, seed: int, method: s
         part = {k: v[start : start + rows] for k, v in cells.items()}
         tasks.append(
             dask.delayed(simulate_block, pure=True)(
-                shared, part, start=start, seed=seed, method=method, dt=dt, layers=tuple(layers),
+                shared,
+                part,
+                start=start,
+                seed=seed,
+                method=method,
+                dt=dt,
+                layers=tuple(layers),
                 truth=tuple(truth),
             )
         )
     return tasks
 
 
-def simulation_layers(blocks: list, sizes: Sequence[int], n_genes: int, *,
-                      layers: Sequence[str], truth: Sequence[str]) -> dict[str, da.Array]:
+def simulation_layers(
+    blocks: list, sizes: Sequence[int], n_genes: int, *, layers: Sequence[str], truth: Sequence[str]
+) -> dict[str, da.Array]:
     """Return every layer as a lazy (cells x genes) array over the blocks' results.
 
     Count layers have float32 CSR blocks; truth layers dense float32 blocks.

@@ -47,8 +47,10 @@ def knn_from_graph(adj: Any, k: int) -> np.ndarray:
         return tk.knn_from_adjacency(adj.indptr, adj.indices, adj.data, 0, k)
     x = as_rows(adj)
     starts = np.cumsum((0,) + x.chunks[0][:-1])
-    parts = [dask.delayed(_knn_block)(b, int(s), k)
-             for b, s in zip(x.to_delayed().ravel(), starts, strict=True)]
+    parts = [
+        dask.delayed(_knn_block)(b, int(s), k)
+        for b, s in zip(x.to_delayed().ravel(), starts, strict=True)
+    ]
     return np.vstack(compute(*parts, desc="neighbour indices"))
 
 
@@ -94,19 +96,20 @@ def _first_pass_block(x_union, v, knn, emb, block, opts):
     return parts
 
 
-def _csr(rows: np.ndarray, ptr: np.ndarray, nbr: np.ndarray, values: np.ndarray,
-         n: int) -> sparse.csr_matrix:
+def _csr(
+    rows: np.ndarray, ptr: np.ndarray, nbr: np.ndarray, values: np.ndarray, n: int
+) -> sparse.csr_matrix:
     keep = values != 0
     owner = np.repeat(np.arange(len(rows)), np.diff(ptr))[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(rows)))])
-    return sparse.csr_matrix((values[keep].astype(np.float32), nbr[keep], indptr),
-                             shape=(len(rows), n))
+    return sparse.csr_matrix(
+        (values[keep].astype(np.float32), nbr[keep], indptr), shape=(len(rows), n)
+    )
 
 
 def _second_pass_block(x_union, v, knn, block, opts, upper):
     rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
-    t = tk.correlation_transition(corr, ptr, nbr, rows, upper, opts["sigma"],
-                                  opts["negatives"])
+    t = tk.correlation_transition(corr, ptr, nbr, rows, upper, opts["sigma"], opts["negatives"])
     return _csr(rows, ptr, nbr, t, knn.shape[0])
 
 
@@ -129,8 +132,7 @@ class KernelInputs:
     rows: int
 
 
-def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[], list],
-                                                      Any, Any]:
+def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[], list], Any, Any]:
     # each block gathers its rows in one task from the row blocks that hold them, so a
     # worker keeps at most the (narrow) input blocks still wanted plus one block's rows
     blocks = plan_blocks(inp.knn, inp.rows, depth)
@@ -141,23 +143,36 @@ def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[]
     def gathers() -> list:
         # new keys for every pass: the second pass reaches the scheduler through the CSR
         # writer's optimised graph, where a reused key would stand for another task spec
-        return [(gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop)))
-                for b in blocks]
+        return [
+            (gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop))) for b in blocks
+        ]
 
     return blocks, gathers, knn_d, emb_d
 
 
 def _stack_csr(parts: list, blocks: list[Block], n: int) -> da.Array:
-    arrays = [da.from_delayed(p, shape=(b.stop - b.start, n), dtype=np.float32,
-                              meta=sparse.csr_matrix((0, 0), dtype=np.float32))
-              for p, b in zip(parts, blocks, strict=True)]
+    arrays = [
+        da.from_delayed(
+            p,
+            shape=(b.stop - b.start, n),
+            dtype=np.float32,
+            meta=sparse.csr_matrix((0, 0), dtype=np.float32),
+        )
+        for p, b in zip(parts, blocks, strict=True)
+    ]
     return da.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
 
 
-def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
-                            transform: str = "sqrt", depth: int = 2, sigma: float = 0.1,
-                            negatives: str = "subtract",
-                            correct_density: bool = True) -> tuple[da.Array, np.ndarray]:
+def correlation_transitions(
+    inp: KernelInputs,
+    *,
+    centred: bool = True,
+    transform: str = "sqrt",
+    depth: int = 2,
+    sigma: float = 0.1,
+    negatives: str = "subtract",
+    correct_density: bool = True,
+) -> tuple[da.Array, np.ndarray]:
     """Correlation-kernel transition matrix (lazy) and the embedding velocity (computed).
 
     The first pass computes, per cell, the largest correlation and the sums the embedding
@@ -171,33 +186,50 @@ def correlation_transitions(inp: KernelInputs, *, centred: bool = True,
     """
     blocks, gathers, knn_d, emb_d = _block_args(inp, depth)
     opts = {"corr": (depth, centred, transform), "sigma": sigma, "negatives": negatives}
-    first = [dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
-             for (x, v), b in zip(gathers(), blocks, strict=True)]
+    first = [
+        dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
+        for (x, v), b in zip(gathers(), blocks, strict=True)
+    ]
     parts = compute(*first, desc="transition kernel (pass 1)")
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     upper = float(np.percentile(merged["confidence"], 98))
-    velocity = ek.finish_projection(merged, tk.self_weight(merged["confidence"], upper, sigma),
-                                    correct_density)
-    second = [dask.delayed(_second_pass_block)(x, v, knn_d, b, opts, upper)
-              for (x, v), b in zip(gathers(), blocks, strict=True)]
+    velocity = ek.finish_projection(
+        merged, tk.self_weight(merged["confidence"], upper, sigma), correct_density
+    )
+    second = [
+        dask.delayed(_second_pass_block)(x, v, knn_d, b, opts, upper)
+        for (x, v), b in zip(gathers(), blocks, strict=True)
+    ]
     return _stack_csr(second, blocks, inp.knn.shape[0]), velocity
 
 
-def ito_transitions(inp: KernelInputs, *, depth: int = 2, m_diff: float = 2.0,
-                    adaptive: bool = True, tol: float = 1e-7, correct_density: bool = True,
-                    scale: bool = True) -> tuple[da.Array, np.ndarray]:
+def ito_transitions(
+    inp: KernelInputs,
+    *,
+    depth: int = 2,
+    m_diff: float = 2.0,
+    adaptive: bool = True,
+    tol: float = 1e-7,
+    correct_density: bool = True,
+    scale: bool = True,
+) -> tuple[da.Array, np.ndarray]:
     """Itô-kernel transition matrix (lazy, rows sum to one) and its drift (computed).
 
     The drift of each cell in the embedding is divided by its largest entry over all cells
     when ``scale``.
     """
     blocks, gathers, knn_d, emb_d = _block_args(inp, depth)
-    opts = {"depth": depth, "ito": {"m_diff": m_diff, "adaptive": adaptive, "tol": tol},
-            "correct_density": correct_density}
+    opts = {
+        "depth": depth,
+        "ito": {"m_diff": m_diff, "adaptive": adaptive, "tol": tol},
+        "correct_density": correct_density,
+    }
 
     def build(with_drift: bool) -> list:
-        return [dask.delayed(_ito_block)(x, v, knn_d, emb_d, b, opts, with_drift)
-                for (x, v), b in zip(gathers(), blocks, strict=True)]
+        return [
+            dask.delayed(_ito_block)(x, v, knn_d, emb_d, b, opts, with_drift)
+            for (x, v), b in zip(gathers(), blocks, strict=True)
+        ]
 
     drift = np.vstack(compute(*build(True), desc="Ito kernel drift"))
     if scale and drift.size and drift.max() != 0:
@@ -205,22 +237,26 @@ def ito_transitions(inp: KernelInputs, *, depth: int = 2, m_diff: float = 2.0,
     return _stack_csr(build(False), blocks, inp.knn.shape[0]), drift
 
 
-def velocity_from_transitions(transitions: Any, emb: Any,
-                              correct_density: bool = True) -> np.ndarray:
+def velocity_from_transitions(
+    transitions: Any, emb: Any, correct_density: bool = True
+) -> np.ndarray:
     """Embedding velocity from an existing transition matrix (any array type), computed."""
     t = as_rows(transitions)
     emb_d = dask.delayed(np.asarray)(emb)
     starts = np.cumsum((0,) + t.chunks[0][:-1])
-    parts = [dask.delayed(_project_block)(b, int(s), emb_d, correct_density)
-             for b, s in zip(t.to_delayed().ravel(), starts, strict=True)]
+    parts = [
+        dask.delayed(_project_block)(b, int(s), emb_d, correct_density)
+        for b, s in zip(t.to_delayed().ravel(), starts, strict=True)
+    ]
     return np.vstack(compute(*parts, desc="velocity projection"))
 
 
 def _project_block(block: Any, row0: int, emb: np.ndarray, correct_density: bool) -> np.ndarray:
     block = sparse.csr_matrix(block)
     rows = np.arange(row0, row0 + block.shape[0])
-    return ek.project_transitions(block.indptr, block.indices, block.data, rows, emb,
-                                  correct_density)
+    return ek.project_transitions(
+        block.indptr, block.indices, block.data, rows, emb, correct_density
+    )
 
 
 KERNELS: dict[str, Callable[..., tuple[da.Array, np.ndarray]]] = {

@@ -62,8 +62,17 @@ def shape(gamma: float, t_switch: float, n_grid: int) -> tuple[np.ndarray, np.nd
 
 
 @numba.njit(cache=True)
-def distance(u: np.ndarray, s: np.ndarray, wu: float, ws: float, gamma: float,
-             t_switch: float, alpha: float, n_grid: int, n_iter: int) -> tuple[float, float]:
+def distance(
+    u: np.ndarray,
+    s: np.ndarray,
+    wu: float,
+    ws: float,
+    gamma: float,
+    t_switch: float,
+    alpha: float,
+    n_grid: int,
+    n_iter: int,
+) -> tuple[float, float]:
     """Squared scaled distance of the cells to the curve, and the best ``alpha``.
 
     The curve is piecewise linear between its grid points; each cell is projected on its
@@ -110,7 +119,7 @@ def _start_alpha(u: np.ndarray, t_switch: float) -> float:
 @numba.njit(cache=True)
 def _thin(x: np.ndarray, at_most: int) -> np.ndarray:
     """Every k-th value so that at most about ``at_most`` remain."""
-    return x[::max(1, x.size // at_most)]
+    return x[:: max(1, x.size // at_most)]
 
 
 @numba.njit(cache=True)
@@ -122,8 +131,16 @@ def _evaluate(u, s, wu, ws, log_gamma, log_switch, n_grid, n_iter):
 @numba.njit(cache=True)
 def _compass(u, s, wu, ws, lg, lt, f, n_grid, n_iter, step, min_step):
     """Pattern search in ``(log gamma, log t_s)``: try the 8 neighbours, halve when stuck."""
-    moves = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0),
-             (1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0))
+    moves = (
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, 1.0),
+        (0.0, -1.0),
+        (1.0, 1.0),
+        (-1.0, -1.0),
+        (1.0, -1.0),
+        (-1.0, 1.0),
+    )
     while step >= min_step:
         moved = False
         for dg, dt in moves:
@@ -138,8 +155,9 @@ def _compass(u, s, wu, ws, lg, lt, f, n_grid, n_iter, step, min_step):
 
 
 @numba.njit(cache=True)
-def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int = 20,
-             n_iter: int = 2) -> tuple[float, float, float, float]:
+def fit_gene(
+    u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int = 20, n_iter: int = 2
+) -> tuple[float, float, float, float]:
     """Fit ``(alpha, gamma, t_switch)`` of one gene; return them and the fit's r2.
 
     A coarse grid (``gamma0 / 8`` to ``8 gamma0`` by factors of 1.41, switching times 0.5
@@ -183,8 +201,9 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int = 20,
 
 
 @numba.njit(cache=True)
-def fit_genes(u: np.ndarray, s: np.ndarray, gamma0: np.ndarray, n_grid: int = 20,
-              n_iter: int = 2) -> np.ndarray:
+def fit_genes(
+    u: np.ndarray, s: np.ndarray, gamma0: np.ndarray, n_grid: int = 20, n_iter: int = 2
+) -> np.ndarray:
     """:func:`fit_gene` for every column: ``4 x genes`` (alpha, gamma, t_switch, r2)."""
     out = np.full((4, u.shape[1]), np.nan)
     for j in range(u.shape[1]):

@@ -9,9 +9,14 @@ import numba
 import numpy as np
 
 
-def project_transitions(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                        rows: np.ndarray, emb: np.ndarray,
-                        correct_density: bool = True) -> np.ndarray:
+def project_transitions(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    rows: np.ndarray,
+    emb: np.ndarray,
+    correct_density: bool = True,
+) -> np.ndarray:
     """Embedding velocity of each row from its transition weights.
 
     ``u_i = sum_j T_ij e_ij - mean_j(T_ij) sum_j e_ij`` over the stored neighbours ``j`` of row
@@ -35,8 +40,14 @@ def project_transitions(indptr: np.ndarray, indices: np.ndarray, data: np.ndarra
     numpy.ndarray
         ``(n_rows, n_dims)`` float64.
     """
-    return _project(indptr, indices, data.astype(np.float64), rows,
-                    np.asarray(emb, dtype=np.float64), correct_density)
+    return _project(
+        indptr,
+        indices,
+        data.astype(np.float64),
+        rows,
+        np.asarray(emb, dtype=np.float64),
+        correct_density,
+    )
 
 
 @numba.njit(cache=True)
@@ -64,8 +75,14 @@ def _project(indptr, indices, data, rows, emb, correct_density):
     return out
 
 
-def ito_drift(p: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray, rows: np.ndarray,
-              emb: np.ndarray, correct_density: bool = True) -> np.ndarray:
+def ito_drift(
+    p: np.ndarray,
+    ptr: np.ndarray,
+    nbr_global: np.ndarray,
+    rows: np.ndarray,
+    emb: np.ndarray,
+    correct_density: bool = True,
+) -> np.ndarray:
     """Drift of the Itô kernel in an embedding, for one block (before global scaling).
 
     With ``correct_density``: ``u_i = D_i^T (p_i - mean(p_i))`` where ``D_i`` holds the
@@ -78,8 +95,14 @@ def ito_drift(p: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray, rows: np.n
     numpy.ndarray
         ``(n_rows, n_dims)`` float64.
     """
-    return _drift(np.asarray(p, dtype=np.float64), ptr, nbr_global, rows,
-                  np.asarray(emb, dtype=np.float64), correct_density)
+    return _drift(
+        np.asarray(p, dtype=np.float64),
+        ptr,
+        nbr_global,
+        rows,
+        np.asarray(emb, dtype=np.float64),
+        correct_density,
+    )
 
 
 @numba.njit(cache=True)
@@ -144,17 +167,29 @@ def grid_sums(x: np.ndarray, v: np.ndarray, points: np.ndarray, scale: float) ->
     out = np.zeros((points.shape[0], 7))
     step = max(1, 2_000_000 // max(points.shape[0], 1))
     for s in range(0, x.shape[0], step):
-        xs, vs = x[s:s + step], v[s:s + step]
+        xs, vs = x[s : s + step], v[s : s + step]
         d2 = ((points[:, None, :] - xs[None, :, :]) ** 2).sum(-1)
         w = np.exp(-0.5 * d2 / scale**2) / (scale * np.sqrt(2 * np.pi))
-        feats = np.column_stack([np.ones(len(vs)), vs, np.abs(vs).sum(1),
-                                 vs[:, 0] ** 2, vs[:, 1] ** 2, vs[:, 0] * vs[:, 1]])
+        feats = np.column_stack(
+            [
+                np.ones(len(vs)),
+                vs,
+                np.abs(vs).sum(1),
+                vs[:, 0] ** 2,
+                vs[:, 1] ** 2,
+                vs[:, 0] * vs[:, 1],
+            ]
+        )
         out += w @ feats
     return out
 
 
-def finish_grid(sums: np.ndarray, axes: list[np.ndarray], min_mass: float | None = None,
-                cut_percentile: float = 5.0) -> dict[str, np.ndarray]:
+def finish_grid(
+    sums: np.ndarray,
+    axes: list[np.ndarray],
+    min_mass: float | None = None,
+    cut_percentile: float = 5.0,
+) -> dict[str, np.ndarray]:
     """Grid velocities from the summed Gaussian weights (streamline layout).
 
     ``V = sum w v / max(1, sum w)``; points whose velocity norm is below ``min_mass`` (default
@@ -186,8 +221,9 @@ def finish_grid(sums: np.ndarray, axes: list[np.ndarray], min_mass: float | None
     return {"X_grid": np.stack(axes), "V_grid": vg, "D": diffusion}
 
 
-def direction_scores(v: np.ndarray, emb_self: np.ndarray, emb_nbr: np.ndarray,
-                     valid: np.ndarray) -> np.ndarray:
+def direction_scores(
+    v: np.ndarray, emb_self: np.ndarray, emb_nbr: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
     """Mean cosine between each cell's velocity and its displacements to chosen neighbours.
 
     Parameters
@@ -215,8 +251,9 @@ def direction_scores(v: np.ndarray, emb_self: np.ndarray, emb_nbr: np.ndarray,
         return np.where(cnt > 0, cos.sum(1) / cnt, np.nan)
 
 
-def projection_parts(w: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
-                     rows: np.ndarray, emb: np.ndarray) -> dict[str, np.ndarray]:
+def projection_parts(
+    w: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray, rows: np.ndarray, emb: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-cell sums from which the embedding velocity follows once weights are normalised.
 
     With unit vectors ``e_ij`` as in :func:`project_transitions`, over the candidates with a
@@ -228,8 +265,9 @@ def projection_parts(w: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
     dict
         The arrays above, float64.
     """
-    a, c, sums = _parts(np.asarray(w, dtype=np.float64), ptr, nbr_global, rows,
-                        np.asarray(emb, dtype=np.float64))
+    a, c, sums = _parts(
+        np.asarray(w, dtype=np.float64), ptr, nbr_global, rows, np.asarray(emb, dtype=np.float64)
+    )
     return {"a": a, "c": c, "w_sum": sums[:, 0], "abs_sum": sums[:, 1], "count": sums[:, 2]}
 
 
@@ -252,8 +290,9 @@ def _parts(w, ptr, nbr_global, rows, emb):
     return a, c, sums
 
 
-def finish_projection(parts: dict[str, np.ndarray], stay: np.ndarray,
-                      correct_density: bool = True) -> np.ndarray:
+def finish_projection(
+    parts: dict[str, np.ndarray], stay: np.ndarray, correct_density: bool = True
+) -> np.ndarray:
     """Embedding velocity from :func:`projection_parts` and each cell's self weight.
 
     The normalised weights are ``w / (abs_sum + stay)``; the result equals
@@ -263,7 +302,11 @@ def finish_projection(parts: dict[str, np.ndarray], stay: np.ndarray,
     scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
     out = parts["a"] * scale[:, None]
     if correct_density:
-        mean_w = np.divide(parts["w_sum"] * scale, parts["count"],
-                           out=np.zeros_like(total), where=parts["count"] > 0)
+        mean_w = np.divide(
+            parts["w_sum"] * scale,
+            parts["count"],
+            out=np.zeros_like(total),
+            where=parts["count"] > 0,
+        )
         out -= mean_w[:, None] * parts["c"]
     return out

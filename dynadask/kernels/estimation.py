@@ -49,8 +49,9 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return num / den
 
 
-def ols_slope(st: Sums, intercept: bool = False,
-              prefix: str = "x:") -> tuple[np.ndarray, np.ndarray]:
+def ols_slope(
+    st: Sums, intercept: bool = False, prefix: str = "x:"
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope (and intercept) of ``u`` on ``s`` over the chosen cells.
 
     Returns
@@ -82,8 +83,7 @@ def gmm_slope(st: Sums) -> np.ndarray:
     k1 = _ratio(st["x:su"], st["x:ss"])
     k2 = _ratio(st["x:x2y2"], st["x:x2x2"])
     v1 = residual_variance(n, st["x:s"], st["x:u"], st["x:ss"], st["x:su"], st["x:uu"], k1)
-    v2 = residual_variance(n, st["x:x2"], st["x:y2"], st["x:x2x2"], st["x:x2y2"],
-                           st["x:y2y2"], k2)
+    v2 = residual_variance(n, st["x:x2"], st["x:y2"], st["x:x2x2"], st["x:x2y2"], st["x:y2y2"], k2)
     w1, w2 = _pinv_diag(v1, v2)
     num = w1 * st["x:su"] + w2 * st["x:x2y2"]
     den = w1 * st["x:ss"] + w2 * st["x:x2x2"]
@@ -118,8 +118,9 @@ def negbin_slope(st: Sums) -> tuple[np.ndarray, np.ndarray]:
     phi = dispersion(st)
     k0 = _ratio(st["x:su"], st["x:ss"])
     coef = _negbin_quartic(st, phi, k0)
-    k = np.array([_descend_quartic(c, k) for c, k in zip(coef.reshape(-1, 5),
-                                                          np.ravel(k0), strict=True)])
+    k = np.array(
+        [_descend_quartic(c, k) for c, k in zip(coef.reshape(-1, 5), np.ravel(k0), strict=True)]
+    )
     return k.reshape(np.shape(k0)), phi
 
 
@@ -128,8 +129,16 @@ def _negbin_quartic(st: Sums, phi: np.ndarray, k0: np.ndarray) -> np.ndarray:
     n = st["x:n"]
     # g1 = k s - u ; g2 = k^2 v - k u - phi u^2
     g1 = np.stack([0 * n, 0 * n, st["x:ss"], -2 * st["x:su"], st["x:uu"]], -1)
-    g2 = np.stack([st["x:vv"], -2 * st["x:vu"], st["x:uu"] - 2 * phi * st["x:vuu"],
-                   2 * phi * st["x:uuu"], phi * phi * st["x:uuuu"]], -1)
+    g2 = np.stack(
+        [
+            st["x:vv"],
+            -2 * st["x:vu"],
+            st["x:uu"] - 2 * phi * st["x:vuu"],
+            2 * phi * st["x:uuu"],
+            phi * phi * st["x:uuuu"],
+        ],
+        -1,
+    )
     m1 = _ratio(k0 * st["x:s"] - st["x:u"], n)
     m2 = _ratio(k0 * k0 * st["x:v"] - k0 * st["x:u"] - phi * st["x:uu"], n)
     q1 = np.polyval(np.moveaxis(g1, -1, 0), k0) / np.where(n > 0, n, 1) - m1 * m1
@@ -156,8 +165,7 @@ def _descend_quartic(coef: np.ndarray, k0: float) -> float:
     return float(k0)
 
 
-def goodness(st: Sums, k: np.ndarray,
-             b: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def goodness(st: Sums, k: np.ndarray, b: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The ``gamma_r2`` and ``gamma_logLL`` of ``u ~ k s + b`` over all cells.
 
     ``r2 = 1 - sum (u - k s - b)^2 / sum (u - mean u)^2`` (non-finite values become 0, as
@@ -187,8 +195,10 @@ def bin_of_rank(hist: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Bin holding the value of 0-based ``rank``, and the count of values in earlier bins."""
     cum = np.cumsum(hist, axis=-1)
     b = np.minimum((cum <= rank[..., None]).sum(axis=-1), hist.shape[-1] - 1)
-    before = np.take_along_axis(cum, b[..., None], -1)[..., 0] - np.take_along_axis(
-        hist, b[..., None], -1)[..., 0]
+    before = (
+        np.take_along_axis(cum, b[..., None], -1)[..., 0]
+        - np.take_along_axis(hist, b[..., None], -1)[..., 0]
+    )
     return b, before
 
 

@@ -40,19 +40,23 @@ def decay(tau: np.ndarray, rate: np.ndarray) -> np.ndarray:
 
 def spliced_labelled(beta: np.ndarray) -> ShapeFn:
     """``k_s(tau; gamma)`` for a fixed ``beta`` (labelled fraction of spliced RNA)."""
+
     def shape(tau: np.ndarray, gamma: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(beta, np.broadcast_shapes(np.shape(beta), np.shape(gamma)))
         g = np.where(np.abs(gamma - b) < 1e-6 * b, gamma * (1 + 1e-6), gamma)
         return 1 - (b * np.exp(-g * tau) - g * np.exp(-b * tau)) / (b - g)
+
     return shape
 
 
 def spliced_chase(beta: np.ndarray, ul0: np.ndarray) -> tuple[ShapeFn, ShapeFn]:
     """Shape and known offset of labelled spliced RNA in a chase (``sl0`` is the amplitude)."""
+
     def offset(tau: np.ndarray, gamma: np.ndarray) -> np.ndarray:
         b = np.broadcast_to(beta, np.broadcast_shapes(np.shape(beta), np.shape(gamma)))
         g = np.where(np.abs(gamma - b) < 1e-6 * b, gamma * (1 + 1e-6), gamma)
         return b * ul0 * (np.exp(-g * tau) - np.exp(-b * tau)) / (b - g)
+
     return decay, offset
 
 
@@ -71,11 +75,18 @@ def _sse(tau, y, w, rate, shape, offset, fixed=None):
     return (w[:, None, :] * res * res).sum(-1), amp
 
 
-def profile_fit(tau: np.ndarray, y: np.ndarray, shape: ShapeFn, *,
-                weights: np.ndarray | None = None, offset: ShapeFn | None = None,
-                bounds: tuple[float, float] = RATE_BOUNDS, n_grid: int = 241,
-                n_refine: int = 60, amplitude: float | None = None,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def profile_fit(
+    tau: np.ndarray,
+    y: np.ndarray,
+    shape: ShapeFn,
+    *,
+    weights: np.ndarray | None = None,
+    offset: ShapeFn | None = None,
+    bounds: tuple[float, float] = RATE_BOUNDS,
+    n_grid: int = 241,
+    n_refine: int = 60,
+    amplitude: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit ``y_j ~ amp * shape(tau_j; rate) (+ offset(tau_j; rate))`` for every gene.
 
     Parameters
@@ -104,13 +115,13 @@ def profile_fit(tau: np.ndarray, y: np.ndarray, shape: ShapeFn, *,
     w[~np.isfinite(y)] = 0.0
     y = np.nan_to_num(y)
     grid = np.exp(np.linspace(np.log(bounds[0]), np.log(bounds[1]), n_grid))
-    sse, _ = _sse(tau, y, w, np.broadcast_to(grid, (y.shape[0], n_grid)), shape, offset,
-                  amplitude)
+    sse, _ = _sse(tau, y, w, np.broadcast_to(grid, (y.shape[0], n_grid)), shape, offset, amplitude)
     best = np.nanargmin(np.where(np.isfinite(sse), sse, np.inf), axis=1)
     lo = np.log(grid[np.maximum(best - 1, 0)])
     hi = np.log(grid[np.minimum(best + 1, n_grid - 1)])
-    rate = _golden(lambda r: _sse(tau, y, w, r[:, None], shape, offset, amplitude)[0][:, 0],
-                   lo, hi, n_refine)
+    rate = _golden(
+        lambda r: _sse(tau, y, w, r[:, None], shape, offset, amplitude)[0][:, 0], lo, hi, n_refine
+    )
     sse, amp = _sse(tau, y, w, rate[:, None], shape, offset, amplitude)
     mean = (w * y).sum(-1) / np.maximum(w.sum(-1), 1e-300)
     tot = (w * (y - mean[:, None]) ** 2).sum(-1)
@@ -119,8 +130,9 @@ def profile_fit(tau: np.ndarray, y: np.ndarray, shape: ShapeFn, *,
     return rate, amp[:, 0], r2
 
 
-def _golden(fn: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
-            n: int) -> np.ndarray:
+def _golden(
+    fn: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, n: int
+) -> np.ndarray:
     """Vectorised golden-section minimisation of ``fn(exp(x))`` over ``[lo, hi]``."""
     g = (np.sqrt(5) - 1) / 2
     a, b = lo.copy(), hi.copy()

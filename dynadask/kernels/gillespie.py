@@ -142,10 +142,12 @@ def ssa_cells(x0, traj, t_end, windows, cell_seeds, net, beta, gamma, coupled):
             s_buf[i] = st[i, 2]
         fill_alpha(s_buf, net[0], net[1], net[2], net[3], alpha)
         if coupled:
-            ssa_genes(st, 0, n_genes, 0.0, t_end[c], windows[c], net, alpha, beta, gamma,
-                      True, s_buf)
+            ssa_genes(
+                st, 0, n_genes, 0.0, t_end[c], windows[c], net, alpha, beta, gamma, True, s_buf
+            )
             continue
         for g in range(n_genes):
-            ssa_genes(st, g, g + 1, 0.0, t_end[c], windows[c], net, alpha, beta, gamma,
-                      False, s_buf)
+            ssa_genes(
+                st, g, g + 1, 0.0, t_end[c], windows[c], net, alpha, beta, gamma, False, s_buf
+            )
     return out

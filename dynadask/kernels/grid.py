@@ -9,8 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def grid_velocity(sums: np.ndarray, shape: tuple[int, int], min_mass: float | None = None,
-                  cut_percentile: float = 5.0) -> np.ndarray:
+def grid_velocity(
+    sums: np.ndarray,
+    shape: tuple[int, int],
+    min_mass: float | None = None,
+    cut_percentile: float = 5.0,
+) -> np.ndarray:
     """Grid velocities ``(2, ny, nx)`` from summed Gaussian weights.
 
     ``V = sum w v / max(1, sum w)`` per grid point (x varying fastest in ``sums``). Points whose
@@ -46,8 +50,9 @@ def grid_velocity(sums: np.ndarray, shape: tuple[int, int], min_mass: float | No
     return v
 
 
-def grid_sums_local(x: np.ndarray, v: np.ndarray, axes: list[np.ndarray], scale: float,
-                    radius: float = 5.0) -> np.ndarray:
+def grid_sums_local(
+    x: np.ndarray, v: np.ndarray, axes: list[np.ndarray], scale: float, radius: float = 5.0
+) -> np.ndarray:
     """Gaussian-weighted sums of one block's vectors at the grid points near each cell.
 
     The same sums as :func:`dynadask.kernels.embedding.grid_sums` (weight ``N(d; 0, scale)``
@@ -78,14 +83,18 @@ def grid_sums_local(x: np.ndarray, v: np.ndarray, axes: list[np.ndarray], scale:
     ok = np.isfinite(x).all(axis=1) & np.isfinite(v).all(axis=1)
     x, v = x[ok], v[ok]
     nx, ny = len(axes[0]), len(axes[1])
-    feats = np.column_stack([np.ones(len(v)), v, np.abs(v).sum(1), v[:, 0] ** 2,
-                             v[:, 1] ** 2, v[:, 0] * v[:, 1]])
+    feats = np.column_stack(
+        [np.ones(len(v)), v, np.abs(v).sum(1), v[:, 0] ** 2, v[:, 1] ** 2, v[:, 0] * v[:, 1]]
+    )
     out = np.zeros((nx * ny, 7))
     near, reach = [], []
     for d, ax in enumerate(axes):
         step = float(ax[1] - ax[0]) if len(ax) > 1 and ax[1] > ax[0] else np.inf
-        near.append(np.rint((x[:, d] - ax[0]) / step).astype(np.int64) if np.isfinite(step)
-                    else np.zeros(len(x), dtype=np.int64))
+        near.append(
+            np.rint((x[:, d] - ax[0]) / step).astype(np.int64)
+            if np.isfinite(step)
+            else np.zeros(len(x), dtype=np.int64)
+        )
         reach.append(int(np.ceil(radius * scale / step + 0.5)) if np.isfinite(step) else 0)
     for di in range(-reach[0], reach[0] + 1):
         for dj in range(-reach[1], reach[1] + 1):
@@ -93,8 +102,16 @@ def grid_sums_local(x: np.ndarray, v: np.ndarray, axes: list[np.ndarray], scale:
     return out
 
 
-def _add_offset(out: np.ndarray, x: np.ndarray, feats: np.ndarray, gi: np.ndarray,
-                gj: np.ndarray, axes: list[np.ndarray], scale: float, radius: float) -> None:
+def _add_offset(
+    out: np.ndarray,
+    x: np.ndarray,
+    feats: np.ndarray,
+    gi: np.ndarray,
+    gj: np.ndarray,
+    axes: list[np.ndarray],
+    scale: float,
+    radius: float,
+) -> None:
     nx, ny = len(axes[0]), len(axes[1])
     inside = (gi >= 0) & (gi < nx) & (gj >= 0) & (gj < ny)
     gi, gj = gi[inside], gj[inside]

@@ -46,12 +46,14 @@ def one_hot(codes: np.ndarray, n_strata: int) -> sparse.csr_matrix:
     codes = np.asarray(codes).ravel()
     keep = codes >= 0
     cols = np.flatnonzero(keep)
-    return sparse.csr_matrix((np.ones(cols.size), (codes[keep], cols)),
-                             shape=(n_strata, codes.size))
+    return sparse.csr_matrix(
+        (np.ones(cols.size), (codes[keep], cols)), shape=(n_strata, codes.size)
+    )
 
 
-def extremeness(s: np.ndarray, u: np.ndarray, s_scale: np.ndarray,
-                u_scale: np.ndarray) -> np.ndarray:
+def extremeness(
+    s: np.ndarray, u: np.ndarray, s_scale: np.ndarray, u_scale: np.ndarray
+) -> np.ndarray:
     """The score ranking cells for the steady-state fits: ``s / s_scale + u / u_scale``.
 
     ``s_scale``/``u_scale`` are per-cell rows of per-gene scales (the stratum's maxima,
@@ -111,8 +113,15 @@ def _scored_slices(s, u, codes, scale, lo, width, n_bins):
             yield k, bin_index(score, lo[k], width[k], n_bins), score
 
 
-def score_histogram(s: Any, u: Any, codes: np.ndarray, scale: Mapping[str, np.ndarray],
-                    lo: np.ndarray, width: np.ndarray, n_bins: int) -> np.ndarray:
+def score_histogram(
+    s: Any,
+    u: Any,
+    codes: np.ndarray,
+    scale: Mapping[str, np.ndarray],
+    lo: np.ndarray,
+    width: np.ndarray,
+    n_bins: int,
+) -> np.ndarray:
     """Counts of the extremeness score per stratum, gene and bin (sum over blocks).
 
     Returns
@@ -128,9 +137,16 @@ def score_histogram(s: Any, u: Any, codes: np.ndarray, scale: Mapping[str, np.nd
     return out.reshape(n_strata, g, n_bins)
 
 
-def collect_in_bins(s: Any, u: Any, codes: np.ndarray, scale: Mapping[str, np.ndarray],
-                    lo: np.ndarray, width: np.ndarray, n_bins: int,
-                    windows: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
+def collect_in_bins(
+    s: Any,
+    u: Any,
+    codes: np.ndarray,
+    scale: Mapping[str, np.ndarray],
+    lo: np.ndarray,
+    width: np.ndarray,
+    n_bins: int,
+    windows: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> list[tuple]:
     """Distinct score values (and counts) inside bin windows, per stratum and gene.
 
     Parameters
@@ -176,13 +192,15 @@ def combine_collected(*parts: list[tuple]) -> list[tuple]:
     out = []
     for w in range(len(parts[0])):
         items = [p[w] for p in parts]
-        out.append(_unique_pairs([i[0] for i in items], [i[1] for i in items],
-                                 [i[2] for i in items]))
+        out.append(
+            _unique_pairs([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
+        )
     return out
 
 
-def extreme_mask(score: np.ndarray, left: np.ndarray | None,
-                 right: np.ndarray | None) -> np.ndarray:
+def extreme_mask(
+    score: np.ndarray, left: np.ndarray | None, right: np.ndarray | None
+) -> np.ndarray:
     """Cells in the tails: ``score >= right`` (and ``score <= left`` when ``left`` is given)."""
     if right is None:
         return np.ones(score.shape, dtype=bool)
@@ -192,11 +210,15 @@ def extreme_mask(score: np.ndarray, left: np.ndarray | None,
     return mask
 
 
-def product_sums(blocks: Mapping[str, Any], codes: np.ndarray, n_strata: int,
-                 terms: Mapping[str, tuple[str, ...]], *,
-                 extreme: Mapping[str, Any] | None = None,
-                 derived: Mapping[str, tuple[tuple[float, str], ...]] | None = None,
-                 ) -> dict[str, np.ndarray]:
+def product_sums(
+    blocks: Mapping[str, Any],
+    codes: np.ndarray,
+    n_strata: int,
+    terms: Mapping[str, tuple[str, ...]],
+    *,
+    extreme: Mapping[str, Any] | None = None,
+    derived: Mapping[str, tuple[tuple[float, str], ...]] | None = None,
+) -> dict[str, np.ndarray]:
     """Sums over the cells of each stratum of products of layers, per gene.
 
     Parameters
@@ -265,8 +287,9 @@ def _stratum_summer(c: np.ndarray, n_strata: int):
     return many
 
 
-def _product(xs: Mapping[str, np.ndarray], factors: tuple[str, ...],
-             shape: tuple[int, int]) -> np.ndarray:
+def _product(
+    xs: Mapping[str, np.ndarray], factors: tuple[str, ...], shape: tuple[int, int]
+) -> np.ndarray:
     """The element-wise product of the named slices (ones for no factor)."""
     if not factors:
         return np.ones(shape)

@@ -57,8 +57,7 @@ def local_rows(block: sparse.spmatrix) -> tuple[np.ndarray, sparse.csr_matrix]:
     block = sparse.csr_matrix(block)
     needed = np.unique(block.indices).astype(np.int64)
     cols = np.searchsorted(needed, block.indices)
-    local = sparse.csr_matrix((block.data, cols, block.indptr),
-                              shape=(block.shape[0], needed.size))
+    local = sparse.csr_matrix((block.data, cols, block.indptr), shape=(block.shape[0], needed.size))
     return needed, local
 
 
@@ -83,8 +82,13 @@ def stack_rows(pieces: list[Any]) -> Any:
     return np.vstack(pieces)
 
 
-def smooth(local: sparse.csr_matrix, x: Any, y: Any = None, cols: np.ndarray | None = None,
-           n_vars: int | None = None) -> np.ndarray:
+def smooth(
+    local: sparse.csr_matrix,
+    x: Any,
+    y: Any = None,
+    cols: np.ndarray | None = None,
+    n_vars: int | None = None,
+) -> np.ndarray:
     """Graph-weighted average of ``x`` (or of ``x * y``) over each row's neighbourhood.
 
     Parameters

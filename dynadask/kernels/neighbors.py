@@ -68,8 +68,13 @@ def knn_from_distances(
     idx, dist
         ``(n_rows, k)`` int64 indices and float32 distances.
     """
-    return _knn_from_distances(np.asarray(indptr, np.int64), np.asarray(indices, np.int64),
-                               np.asarray(data, np.float32), row0, k)
+    return _knn_from_distances(
+        np.asarray(indptr, np.int64),
+        np.asarray(indices, np.int64),
+        np.asarray(data, np.float32),
+        row0,
+        k,
+    )
 
 
 @numba.njit(cache=True)
@@ -94,8 +99,9 @@ def _knn_from_distances(indptr, indices, data, row0, k):
     return idx, dist
 
 
-def distance_graphs(idx: np.ndarray, dist: np.ndarray,
-                    n: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+def distance_graphs(
+    idx: np.ndarray, dist: np.ndarray, n: int
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """The kNN distance graph and its binary connectivities, as dynamo stores them.
 
     Entries with distance 0 (the cell itself, exact duplicates) and padding are left out;
@@ -194,12 +200,14 @@ def gaussian_graph(idx: np.ndarray, dist: np.ndarray, sigma: float = 10.0) -> sp
     return _rows_csr(idx, w, idx >= 0, idx.shape[0])
 
 
-def _rows_csr(idx: np.ndarray, values: np.ndarray, keep: np.ndarray,
-              n_cols: int) -> sparse.csr_matrix:
+def _rows_csr(
+    idx: np.ndarray, values: np.ndarray, keep: np.ndarray, n_cols: int
+) -> sparse.csr_matrix:
     """CSR matrix with row ``r`` holding ``values[r, keep[r]]`` at columns ``idx[r, keep[r]]``."""
     indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-    out = sparse.csr_matrix((values[keep], idx[keep].astype(np.int32), indptr),
-                            shape=(idx.shape[0], n_cols))
+    out = sparse.csr_matrix(
+        (values[keep], idx[keep].astype(np.int32), indptr), shape=(idx.shape[0], n_cols)
+    )
     out.sum_duplicates()
     out.sort_indices()
     return out

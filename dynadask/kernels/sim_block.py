@@ -38,8 +38,17 @@ def cell_seeds(seed, start, n):
 def run_kernel(method: str, net: dict, cells: dict, seeds: np.ndarray, dt: float) -> np.ndarray:
     """Return species counts (cells, genes, 4) of ``cells`` simulated with ``method``."""
     tables = (net["gene"], net["kind"], net["inputs"], net["par"])
-    args = (net["x0"], cells["traj"], cells["t_end"], cells["windows"], seeds, tables,
-            net["beta"], net["gamma"], bool(net["coupled"]))
+    args = (
+        net["x0"],
+        cells["traj"],
+        cells["t_end"],
+        cells["windows"],
+        seeds,
+        tables,
+        net["beta"],
+        net["gamma"],
+        bool(net["coupled"]),
+    )
     if method == "ssa":
         return ssa_cells(*args)
     if method in ("langevin", "ode"):
@@ -66,9 +75,18 @@ def _counts(st: np.ndarray, names: Sequence[str]) -> dict[str, sparse.csr_matrix
     return out
 
 
-def simulate_block(net: dict, cells: dict, *, start: int, seed: int, method: str, dt: float,
-                   layers: Sequence[str], truth: Sequence[str], batch: int = 1024
-                   ) -> dict[str, np.ndarray | sparse.csr_matrix]:
+def simulate_block(
+    net: dict,
+    cells: dict,
+    *,
+    start: int,
+    seed: int,
+    method: str,
+    dt: float,
+    layers: Sequence[str],
+    truth: Sequence[str],
+    batch: int = 1024,
+) -> dict[str, np.ndarray | sparse.csr_matrix]:
     """Simulate a block of cells and return its count layers (CSR) and truth layers (dense).
 
     Parameters
@@ -99,6 +117,5 @@ def simulate_block(net: dict, cells: dict, *, start: int, seed: int, method: str
         for k, v in {**_counts(st, layers), **_truth(st, net, truth)}.items():
             parts[k].append(v)
     return {
-        k: sparse.vstack(v, format="csr") if k in layers else np.vstack(v)
-        for k, v in parts.items()
+        k: sparse.vstack(v, format="csr") if k in layers else np.vstack(v) for k, v in parts.items()
     }

@@ -120,7 +120,8 @@ def nearest_point(*blocks, points: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
     Distances are measured after dividing every gene by ``scale``; blocks may be sparse.
     """
-    s = sum(np.asarray(b.toarray() if hasattr(b, "toarray") else b, dtype=np.float64)
-            for b in blocks)
+    s = sum(
+        np.asarray(b.toarray() if hasattr(b, "toarray") else b, dtype=np.float64) for b in blocks
+    )
     d = (((s[:, None, :] - points[None]) / scale) ** 2).sum(axis=2)
     return np.argmin(d, axis=1).astype(np.int64)

@@ -11,8 +11,9 @@ import numba
 import numpy as np
 
 
-def knn_from_adjacency(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                       row0: int, k: int) -> np.ndarray:
+def knn_from_adjacency(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row0: int, k: int
+) -> np.ndarray:
     """Return the ``k`` nearest neighbours of each row of a CSR distance block, self first.
 
     Parameters
@@ -53,8 +54,9 @@ def _knn_from_adjacency(indptr, indices, data, row0, k):
     return out
 
 
-def recursive_neighbours(knn: np.ndarray, rows: np.ndarray,
-                         depth: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def recursive_neighbours(
+    knn: np.ndarray, rows: np.ndarray, depth: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the sorted set of neighbours up to ``depth`` hops of each row, itself included.
 
     Parameters
@@ -95,13 +97,19 @@ def _recursive(knn, rows, depth):
             start = stop
         uniq = np.unique(buf[:m])
         ptr[i + 1] = ptr[i] + uniq.shape[0]
-        out[ptr[i]:ptr[i + 1]] = uniq
+        out[ptr[i] : ptr[i + 1]] = uniq
     return ptr, out[: ptr[n]].copy()
 
 
-def correlation_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray,
-                       ptr: np.ndarray, nbr: np.ndarray, centred: bool = True,
-                       transform: str = "sqrt") -> np.ndarray:
+def correlation_kernel(
+    x_nbr: np.ndarray,
+    x_self: np.ndarray,
+    v: np.ndarray,
+    ptr: np.ndarray,
+    nbr: np.ndarray,
+    centred: bool = True,
+    transform: str = "sqrt",
+) -> np.ndarray:
     """Correlation of each cell's velocity with its displacements to its candidates.
 
     For cell ``i`` and candidate ``j``: ``corr(f(x_j - x_i), f(v_i))`` over genes, where ``f`` is
@@ -130,8 +138,9 @@ def correlation_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray,
     codes = {"linear": 0, "sqrt": 1, "log": 2}
     if transform not in codes:
         raise ValueError(f"transform must be one of {sorted(codes)}, not {transform!r}")
-    return _correlation(np.asarray(x_nbr), np.asarray(x_self), np.asarray(v), ptr, nbr,
-                        centred, codes[transform])
+    return _correlation(
+        np.asarray(x_nbr), np.asarray(x_self), np.asarray(v), ptr, nbr, centred, codes[transform]
+    )
 
 
 @numba.njit(cache=True)
@@ -188,9 +197,14 @@ def _row_max_positive(corr, ptr):
 NEGATIVES = {"subtract": 0, "add": 1, "drop": 2}
 
 
-def correlation_weights(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
-                        rows: np.ndarray, sigma: float = 0.1,
-                        negatives: str = "subtract") -> np.ndarray:
+def correlation_weights(
+    corr: np.ndarray,
+    ptr: np.ndarray,
+    nbr_global: np.ndarray,
+    rows: np.ndarray,
+    sigma: float = 0.1,
+    negatives: str = "subtract",
+) -> np.ndarray:
     """Unnormalised transition weights from correlations.
 
     ``expm1(c / sigma)`` for a candidate with correlation ``c > 0``. A negative ``c`` weighs
@@ -233,9 +247,15 @@ def self_weight(confidence: np.ndarray, upper: float, sigma: float = 0.1) -> np.
     return np.expm1(np.clip(upper - np.asarray(confidence, dtype=np.float64), 0, 1) / sigma)
 
 
-def correlation_transition(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.ndarray,
-                           rows: np.ndarray, upper: float, sigma: float = 0.1,
-                           negatives: str = "subtract") -> np.ndarray:
+def correlation_transition(
+    corr: np.ndarray,
+    ptr: np.ndarray,
+    nbr_global: np.ndarray,
+    rows: np.ndarray,
+    upper: float,
+    sigma: float = 0.1,
+    negatives: str = "subtract",
+) -> np.ndarray:
     """Normalised transition weights from correlations, one row per cell.
 
     The weights of :func:`correlation_weights` and the :func:`self_weight` of each cell are
@@ -268,9 +288,16 @@ def correlation_transition(corr: np.ndarray, ptr: np.ndarray, nbr_global: np.nda
     return w * np.repeat(scale, np.diff(ptr))
 
 
-def ito_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray, ptr: np.ndarray,
-               nbr: np.ndarray, m_diff: float = 2.0, adaptive: bool = True,
-               tol: float = 1e-7) -> np.ndarray:
+def ito_kernel(
+    x_nbr: np.ndarray,
+    x_self: np.ndarray,
+    v: np.ndarray,
+    ptr: np.ndarray,
+    nbr: np.ndarray,
+    m_diff: float = 2.0,
+    adaptive: bool = True,
+    tol: float = 1e-7,
+) -> np.ndarray:
     """Itô (drift-diffusion) kernel: transition probabilities from each cell to its candidates.
 
     For displacement ``d_j = x_j - x_i``: ``exp(-|d_j - tau v|^2 / (4 m_diff tau |v|^2))`` with
@@ -285,8 +312,16 @@ def ito_kernel(x_nbr: np.ndarray, x_self: np.ndarray, v: np.ndarray, ptr: np.nda
     numpy.ndarray
         Probabilities aligned with ``nbr`` (each row sums to one; the cell itself included).
     """
-    return _ito(np.asarray(x_nbr, dtype=np.float64), np.asarray(x_self, dtype=np.float64),
-                np.asarray(v, dtype=np.float64), ptr, nbr, 1.0 / m_diff, adaptive, tol)
+    return _ito(
+        np.asarray(x_nbr, dtype=np.float64),
+        np.asarray(x_self, dtype=np.float64),
+        np.asarray(v, dtype=np.float64),
+        ptr,
+        nbr,
+        1.0 / m_diff,
+        adaptive,
+        tol,
+    )
 
 
 @numba.njit(cache=True)

@@ -18,10 +18,24 @@ import pandas as pd
 from .._core.compute import compute
 
 # dynamo's mapping from an expression layer to its smoothed (first-moment) layer
-SMOOTHED = {"X_spliced": "M_s", "X_unspliced": "M_u", "X_new": "M_n", "X_total": "M_t",
-            "spliced": "M_s", "unspliced": "M_u", "new": "M_n", "total": "M_t",
-            "X_uu": "M_uu", "X_ul": "M_ul", "X_su": "M_su", "X_sl": "M_sl",
-            "uu": "M_uu", "ul": "M_ul", "su": "M_su", "sl": "M_sl"}
+SMOOTHED = {
+    "X_spliced": "M_s",
+    "X_unspliced": "M_u",
+    "X_new": "M_n",
+    "X_total": "M_t",
+    "spliced": "M_s",
+    "unspliced": "M_u",
+    "new": "M_n",
+    "total": "M_t",
+    "X_uu": "M_uu",
+    "X_ul": "M_ul",
+    "X_su": "M_su",
+    "X_sl": "M_sl",
+    "uu": "M_uu",
+    "ul": "M_ul",
+    "su": "M_su",
+    "sl": "M_sl",
+}
 # layers whose values are signed (drawn with a diverging map, symmetric limits)
 SIGNED_PREFIXES = ("velocity", "acceleration", "curvature", "divergence")
 
@@ -93,8 +107,10 @@ def layer_array(adata: ad.AnnData, layer: str) -> Any:
     """
     if layer == "X":
         if adata.X is None:
-            raise KeyError("adata.X is empty: pass a layer that exists, e.g. layer="
-                           f"{next(iter(adata.layers), 'M_s')!r}")
+            raise KeyError(
+                "adata.X is empty: pass a layer that exists, e.g. layer="
+                f"{next(iter(adata.layers), 'M_s')!r}"
+            )
         return adata.X
     if layer not in adata.layers:
         if layer.startswith(("M_", "velocity")):
@@ -116,8 +132,9 @@ def gene_column(adata: ad.AnnData, gene: str, layer: str) -> Any:
         bounds = np.cumsum((0,) + x.chunks[1])
         b = int(np.searchsorted(bounds, j, side="right") - 1)
         block = x.blocks[:, b]
-        return block.map_blocks(_dense_column, j=j - int(bounds[b]), drop_axis=1,
-                                dtype=np.float64, meta=np.empty(0))
+        return block.map_blocks(
+            _dense_column, j=j - int(bounds[b]), drop_axis=1, dtype=np.float64, meta=np.empty(0)
+        )
     return _dense_column(x, j)
 
 
@@ -139,8 +156,10 @@ def color_vector(adata: ad.AnnData, color: str, layer: str) -> Any:
         return adata.obs[color]
     if color in adata.var_names:
         return gene_column(adata, color, layer)
-    raise KeyError(f"color {color!r} is neither a column of adata.obs nor a gene in "
-                   f"adata.var_names (obs columns: {list(adata.obs.columns)[:12]} ...)")
+    raise KeyError(
+        f"color {color!r} is neither a column of adata.obs nor a gene in "
+        f"adata.var_names (obs columns: {list(adata.obs.columns)[:12]} ...)"
+    )
 
 
 def gather(items: dict[str, Any]) -> dict[str, Any]:
@@ -152,8 +171,7 @@ def gather(items: dict[str, Any]) -> dict[str, Any]:
     out = dict(items)
     if lazy:
         out.update(zip(lazy, compute(*lazy.values(), desc="plot data"), strict=True))
-    return {k: v if isinstance(v, pd.Series | pd.DataFrame) else _dense(v)
-            for k, v in out.items()}
+    return {k: v if isinstance(v, pd.Series | pd.DataFrame) else _dense(v) for k, v in out.items()}
 
 
 def _dense(v: Any) -> np.ndarray:
@@ -161,8 +179,13 @@ def _dense(v: Any) -> np.ndarray:
     return np.asarray(v)
 
 
-def pick_cells(n: int, cell_inds: Any, cap: int | None = None, random_state: int = 0,
-               obs_names: pd.Index | None = None) -> np.ndarray:
+def pick_cells(
+    n: int,
+    cell_inds: Any,
+    cap: int | None = None,
+    random_state: int = 0,
+    obs_names: pd.Index | None = None,
+) -> np.ndarray:
     """Indices of the cells that get an arrow (sorted), following dynamo's ``cell_inds``.
 
     ``'all'`` (capped at ``cap`` by a seeded uniform sample), ``'random'`` (1,000 cells),
@@ -180,8 +203,11 @@ def pick_cells(n: int, cell_inds: Any, cap: int | None = None, random_state: int
         return np.arange(n) if k == n else np.sort(rng.choice(n, size=k, replace=False))
     if isinstance(cell_inds, int | np.integer):
         return np.sort(rng.choice(n, size=min(int(cell_inds), n), replace=False))
-    if isinstance(cell_inds, Sequence | np.ndarray) and not isinstance(cell_inds, str) \
-            and len(cell_inds) > 0:
+    if (
+        isinstance(cell_inds, Sequence | np.ndarray)
+        and not isinstance(cell_inds, str)
+        and len(cell_inds) > 0
+    ):
         if isinstance(cell_inds[0], str):
             idx = obs_names.get_indexer(list(cell_inds))
             if (idx < 0).any():
@@ -189,13 +215,18 @@ def pick_cells(n: int, cell_inds: Any, cap: int | None = None, random_state: int
                 raise ValueError(f"cell_inds names unknown cells: {unknown}")
             return np.sort(idx)
         return np.sort(np.asarray(cell_inds, dtype=np.int64))
-    raise ValueError("cell_inds must be 'all', 'random', a number of cells or a list of "
-                     f"cells, not {cell_inds!r}")
+    raise ValueError(
+        "cell_inds must be 'all', 'random', a number of cells or a list of "
+        f"cells, not {cell_inds!r}"
+    )
 
 
 def is_categorical(values: Any) -> bool:
     """Whether colour values are labels (categorical, strings, booleans) rather than numbers."""
     if isinstance(values, pd.Series):
-        return not pd.api.types.is_numeric_dtype(values) or isinstance(
-            values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values)
+        return (
+            not pd.api.types.is_numeric_dtype(values)
+            or isinstance(values.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(values)
+        )
     return not np.issubdtype(np.asarray(values).dtype, np.number)

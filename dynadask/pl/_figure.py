@@ -12,12 +12,24 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 MODES = ("save", "show", "return", "both", "all")
-SAVE_DEFAULTS = {"path": None, "prefix": None, "dpi": None, "ext": "pdf", "transparent": True,
-                 "close": True, "verbose": True}
+SAVE_DEFAULTS = {
+    "path": None,
+    "prefix": None,
+    "dpi": None,
+    "ext": "pdf",
+    "transparent": True,
+    "close": True,
+    "verbose": True,
+}
 
 
-def panels(n: int, ncols: int, figsize: tuple[float, float], ax: Axes | None = None,
-           background: str | None = None) -> tuple[Figure, list[Axes]]:
+def panels(
+    n: int,
+    ncols: int,
+    figsize: tuple[float, float],
+    ax: Axes | None = None,
+    background: str | None = None,
+) -> tuple[Figure, list[Axes]]:
     """Return a figure and ``n`` axes laid out ``ncols`` per row (or the given ``ax``).
 
     Raises
@@ -27,8 +39,10 @@ def panels(n: int, ncols: int, figsize: tuple[float, float], ax: Axes | None = N
     """
     if ax is not None:
         if n != 1:
-            raise ValueError(f"ax= draws a single panel but this call makes {n} panels: "
-                             "pass one color (and one gene) or leave ax=None")
+            raise ValueError(
+                f"ax= draws a single panel but this call makes {n} panels: "
+                "pass one color (and one gene) or leave ax=None"
+            )
         return ax.figure, [ax]
     ncol = max(1, min(ncols or n, n))
     nrow = int(np.ceil(n / ncol))
@@ -47,9 +61,17 @@ def clean_axes(ax: Axes, background: str | None = None) -> None:
         ax.set_facecolor(background)
 
 
-def save_fig(fig: Figure, *, path: str | None = None, prefix: str | None = None,
-             dpi: int | None = None, ext: str = "pdf", transparent: bool = True,
-             close: bool = True, verbose: bool = True) -> str:
+def save_fig(
+    fig: Figure,
+    *,
+    path: str | None = None,
+    prefix: str | None = None,
+    dpi: int | None = None,
+    ext: str = "pdf",
+    transparent: bool = True,
+    close: bool = True,
+    verbose: bool = True,
+) -> str:
     """Write ``fig`` to ``<dir>/<prefix>_<name>.<ext>`` where ``path`` is ``<dir>/<name>``.
 
     ``path=None`` writes into the working directory; a ``path`` ending in a separator names a
@@ -63,15 +85,21 @@ def save_fig(fig: Figure, *, path: str | None = None, prefix: str | None = None,
     target = os.path.join(directory, f"{stem}.{ext}")
     if verbose:
         print(f"saving figure to {target}")
-    fig.savefig(target, dpi=300 if dpi is None else dpi, transparent=transparent, format=ext,
-                bbox_inches="tight")
+    fig.savefig(
+        target,
+        dpi=300 if dpi is None else dpi,
+        transparent=transparent,
+        format=ext,
+        bbox_inches="tight",
+    )
     if close:
         plt.close(fig)
     return target
 
 
-def save_show_ret(prefix: str, save_show_or_return: str, save_kwargs: dict[str, Any] | None,
-                  ret: Any, fig: Figure) -> Any:
+def save_show_ret(
+    prefix: str, save_show_or_return: str, save_kwargs: dict[str, Any] | None, ret: Any, fig: Figure
+) -> Any:
     """Save, show and/or return a finished figure, as dynamo's plotting functions do.
 
     ``'save'`` writes the file (see :func:`save_fig`; ``save_kwargs`` overrides ``path``,
@@ -85,8 +113,7 @@ def save_show_ret(prefix: str, save_show_or_return: str, save_kwargs: dict[str, 
         If ``save_show_or_return`` is not one of those.
     """
     if save_show_or_return not in MODES:
-        raise ValueError(f"save_show_or_return must be one of {MODES}, "
-                         f"not {save_show_or_return!r}")
+        raise ValueError(f"save_show_or_return must be one of {MODES}, not {save_show_or_return!r}")
     if save_show_or_return in ("save", "both", "all"):
         kwargs = {**SAVE_DEFAULTS, "prefix": prefix, **(save_kwargs or {})}
         unknown = set(kwargs) - set(SAVE_DEFAULTS)

@@ -25,8 +25,9 @@ from . import _data
 GRID_OPTIONS = ("smooth", "min_mass")
 
 
-def stored_grid(adata: ad.AnnData, basis: str, xy_grid_nums: tuple[int, int]
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+def stored_grid(
+    adata: ad.AnnData, basis: str, xy_grid_nums: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Return ``(X_grid, V_grid)`` from uns when present and of the requested size."""
     grid = adata.uns.get(f"grid_velocity_{basis}")
     if not isinstance(grid, dict):
@@ -41,9 +42,11 @@ def stored_grid(adata: ad.AnnData, basis: str, xy_grid_nums: tuple[int, int]
     if (len(axes[0]), len(axes[1])) != tuple(xy_grid_nums):
         return None
     if holds_positions(axes, v_grid):
-        warnings.warn(f"uns['grid_velocity_{basis}'] holds mean positions, not velocities "
-                      "(dynamo 1.5.3 stores x + dx there): the grid is recomputed from obsm",
-                      stacklevel=3)
+        warnings.warn(
+            f"uns['grid_velocity_{basis}'] holds mean positions, not velocities "
+            "(dynamo 1.5.3 stores x + dx there): the grid is recomputed from obsm",
+            stacklevel=3,
+        )
         return None
     return axes, v_grid
 
@@ -73,15 +76,24 @@ def velocity_key(adata: ad.AnnData, vector: str, basis: str) -> str:
     """
     key = f"{vector}_{basis}"
     if key not in adata.obsm:
-        maker = (_data.MAKERS["velocity_"].format(basis=basis) if vector == "velocity"
-                 else f"dyn.vf.{vector}(adata, basis={basis!r})")
+        maker = (
+            _data.MAKERS["velocity_"].format(basis=basis)
+            if vector == "velocity"
+            else f"dyn.vf.{vector}(adata, basis={basis!r})"
+        )
         raise _data.missing("obsm", key, maker)
     return key
 
 
-def gaussian_grid(emb: np.ndarray, velocity: Any, xy_grid_nums: tuple[int, int], *,
-                  smooth: float = 0.5, min_mass: float | None = None,
-                  cut_off_velocity: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+def gaussian_grid(
+    emb: np.ndarray,
+    velocity: Any,
+    xy_grid_nums: tuple[int, int],
+    *,
+    smooth: float = 0.5,
+    min_mass: float | None = None,
+    cut_off_velocity: bool = True,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Average velocities onto a grid spanning ``emb`` (numpy, ``(n, 2)``).
 
     ``velocity`` may be lazy; its row blocks are summed where they live. With
@@ -92,18 +104,27 @@ def gaussian_grid(emb: np.ndarray, velocity: Any, xy_grid_nums: tuple[int, int],
         raise ValueError("the embedding has no finite coordinates to put a grid on")
     axes = ek.grid_axes(emb[ok].min(axis=0), emb[ok].max(axis=0), tuple(xy_grid_nums))
     scale = float(np.mean([ax[1] - ax[0] for ax in axes])) * smooth
-    sums = compute(sum_rows(kg.grid_sums_local, emb, velocity, axes=axes, scale=scale),
-                   desc="grid velocity")[0]
+    sums = compute(
+        sum_rows(kg.grid_sums_local, emb, velocity, axes=axes, scale=scale), desc="grid velocity"
+    )[0]
     shape = (len(axes[0]), len(axes[1]))
     if cut_off_velocity:
         return axes, kg.grid_velocity(sums, shape, min_mass=min_mass)
     return axes, kg.grid_velocity(sums, shape, min_mass=0.0, cut_percentile=0.0)
 
 
-def reusable_grid(adata: ad.AnnData, *, basis: str, dims: list[int], vector: str,
-                  cells: np.ndarray | None, method: str, xy_grid_nums: tuple[int, int],
-                  cut_off_velocity: bool, grid_kwargs: dict[str, Any]
-                  ) -> tuple[list[np.ndarray], np.ndarray] | None:
+def reusable_grid(
+    adata: ad.AnnData,
+    *,
+    basis: str,
+    dims: list[int],
+    vector: str,
+    cells: np.ndarray | None,
+    method: str,
+    xy_grid_nums: tuple[int, int],
+    cut_off_velocity: bool,
+    grid_kwargs: dict[str, Any],
+) -> tuple[list[np.ndarray], np.ndarray] | None:
     """The stored grid when it fits the request (default options), else ``None``.
 
     Raises
@@ -112,11 +133,18 @@ def reusable_grid(adata: ad.AnnData, *, basis: str, dims: list[int], vector: str
         For an unknown method or grid option.
     """
     if method.lower() != "gaussian":
-        raise ValueError(f"method {method!r}: grid velocities are averaged from the cells "
-                         "with Gaussian weights, method='gaussian'")
+        raise ValueError(
+            f"method {method!r}: grid velocities are averaged from the cells "
+            "with Gaussian weights, method='gaussian'"
+        )
     unknown = set(grid_kwargs) - set(GRID_OPTIONS)
     if unknown:
         raise ValueError(f"unknown grid options {sorted(unknown)}: use {list(GRID_OPTIONS)}")
-    default = (vector == "velocity" and cells is None and list(dims) == [0, 1]
-               and cut_off_velocity and not grid_kwargs)
+    default = (
+        vector == "velocity"
+        and cells is None
+        and list(dims) == [0, 1]
+        and cut_off_velocity
+        and not grid_kwargs
+    )
     return stored_grid(adata, basis, xy_grid_nums) if default else None

@@ -53,9 +53,18 @@ def label_colors(categories: list[Any], stored: Any = None, color_key: Any = Non
     return cmap(steps)
 
 
-def draw_labels(ax: Axes, xy: np.ndarray, labels: Any, *, highlights: list | None = None,
-                stored_colors: Any = None, color_key: Any = None, show_legend: Any = "on data",
-                font_color: str = "black", **scatter_kwargs: Any) -> Palette:
+def draw_labels(
+    ax: Axes,
+    xy: np.ndarray,
+    labels: Any,
+    *,
+    highlights: list | None = None,
+    stored_colors: Any = None,
+    color_key: Any = None,
+    show_legend: Any = "on data",
+    font_color: str = "black",
+    **scatter_kwargs: Any,
+) -> Palette:
     """Draw cells coloured by category, with labels on the data or a legend on the right."""
     cat = pd.Categorical(labels)
     names = [str(c) for c in cat.categories]
@@ -76,26 +85,53 @@ def draw_labels(ax: Axes, xy: np.ndarray, labels: Any, *, highlights: list | Non
     return Palette(lambda rows: table[codes[rows]], shown)
 
 
-def _legend(ax: Axes, xy: np.ndarray, codes: np.ndarray, names: list[str], table: np.ndarray,
-            keep: np.ndarray, show_legend: Any, font_color: str) -> None:
+def _legend(
+    ax: Axes,
+    xy: np.ndarray,
+    codes: np.ndarray,
+    names: list[str],
+    table: np.ndarray,
+    keep: np.ndarray,
+    show_legend: Any,
+    font_color: str,
+) -> None:
     if show_legend in (None, False, "none", "off"):
         return
     present = [k for k in np.unique(codes[codes >= 0]) if keep[k]]
     if show_legend == "on data" and len(present) > 1:
         for k in present:
             cx, cy = np.nanmedian(xy[codes == k], axis=0)
-            text = ax.text(cx, cy, names[k], color=font_color, zorder=1000, ha="center",
-                           va="center", weight="bold")
-            text.set_path_effects([path_effects.Stroke(linewidth=1.5, foreground="white",
-                                                       alpha=0.8), path_effects.Normal()])
+            text = ax.text(
+                cx,
+                cy,
+                names[k],
+                color=font_color,
+                zorder=1000,
+                ha="center",
+                va="center",
+                weight="bold",
+            )
+            text.set_path_effects(
+                [
+                    path_effects.Stroke(linewidth=1.5, foreground="white", alpha=0.8),
+                    path_effects.Normal(),
+                ]
+            )
         return
-    handles = [Line2D([0], [0], marker="o", linestyle="None", color=table[k], label=names[k])
-               for k in present]
+    handles = [
+        Line2D([0], [0], marker="o", linestyle="None", color=table[k], label=names[k])
+        for k in present
+    ]
     if isinstance(show_legend, str) and show_legend not in ("on data", "right margin"):
         ax.legend(handles=handles, loc=show_legend, fontsize="small", framealpha=0.6)
         return
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False,
-              ncol=len(handles) // 15 + 1)
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        frameon=False,
+        ncol=len(handles) // 15 + 1,
+    )
 
 
 def value_limits(values: np.ndarray, sym_c: bool = False) -> tuple[float, float]:
@@ -113,9 +149,17 @@ def value_limits(values: np.ndarray, sym_c: bool = False) -> tuple[float, float]
     return float(lo), (float(hi) if hi > lo else float(lo) + 1e-12)
 
 
-def draw_values(ax: Axes, xy: np.ndarray, values: np.ndarray, *, cmap: str | None = None,
-                sort: str = "raw", sym_c: bool = False, show_colorbar: bool = True,
-                **scatter_kwargs: Any) -> Palette:
+def draw_values(
+    ax: Axes,
+    xy: np.ndarray,
+    values: np.ndarray,
+    *,
+    cmap: str | None = None,
+    sort: str = "raw",
+    sym_c: bool = False,
+    show_colorbar: bool = True,
+    **scatter_kwargs: Any,
+) -> Palette:
     """Draw cells coloured by a continuous value (high values on top), with a colour bar."""
     values = np.asarray(values, dtype=np.float64)
     keys = {"raw": values, "abs": np.abs(values), "neg": -values}
@@ -132,14 +176,24 @@ def draw_values(ax: Axes, xy: np.ndarray, values: np.ndarray, *, cmap: str | Non
     return Palette(lambda rows: cm(norm(values[rows])), [])
 
 
-def _points(ax: Axes, xy: np.ndarray, rgba: np.ndarray, *, s: float, alpha: float = 0.1,
-            **kwargs: Any) -> None:
+def _points(
+    ax: Axes, xy: np.ndarray, rgba: np.ndarray, *, s: float, alpha: float = 0.1, **kwargs: Any
+) -> None:
     if xy.shape[0] > RASTER_POINTS:
         _image(ax, xy, rgba)
         return
-    ax.scatter(xy[:, 0], xy[:, 1], c=rgba, s=s, alpha=alpha, linewidths=0,
-               edgecolors="none", rasterized=True, plotnonfinite=True,
-               **{"zorder": 1, **kwargs})
+    ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        c=rgba,
+        s=s,
+        alpha=alpha,
+        linewidths=0,
+        edgecolors="none",
+        rasterized=True,
+        plotnonfinite=True,
+        **{"zorder": 1, **kwargs},
+    )
 
 
 def _image(ax: Axes, xy: np.ndarray, rgba: np.ndarray) -> None:
@@ -155,5 +209,11 @@ def _image(ax: Axes, xy: np.ndarray, rgba: np.ndarray) -> None:
     np.maximum.at(last, iy[idx] * nx + ix[idx], idx)
     img = np.zeros((nx * ny, 4))
     img[last >= 0] = rgba[last[last >= 0]]
-    ax.imshow(img.reshape(ny, nx, 4), extent=(x0, x1, y0, y1), origin="lower",
-              interpolation="nearest", aspect="auto", zorder=1)
+    ax.imshow(
+        img.reshape(ny, nx, 4),
+        extent=(x0, x1, y0, y1),
+        origin="lower",
+        interpolation="nearest",
+        aspect="auto",
+        zorder=1,
+    )

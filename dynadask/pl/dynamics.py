@@ -23,15 +23,20 @@ def _phase_layers(adata: ad.AnnData, use_smoothed: bool) -> tuple[str, str]:
     KeyError
         If none of the candidate pairs is present.
     """
-    pairs = [("M_s", "M_u")] if use_smoothed else [("X_spliced", "X_unspliced"),
-                                                   ("spliced", "unspliced")]
+    pairs = (
+        [("M_s", "M_u")]
+        if use_smoothed
+        else [("X_spliced", "X_unspliced"), ("spliced", "unspliced")]
+    )
     for s, u in pairs:
         if s in adata.layers and u in adata.layers:
             return s, u
     if use_smoothed:
         raise _data.missing("layers", "M_s/M_u", _data.MAKERS["M_"])
-    raise KeyError("layers X_spliced/X_unspliced (or spliced/unspliced) are missing: "
-                   "use_smoothed=False draws the normalised layers")
+    raise KeyError(
+        "layers X_spliced/X_unspliced (or spliced/unspliced) are missing: "
+        "use_smoothed=False draws the normalised layers"
+    )
 
 
 def steady_state(var: Any, gene: str) -> tuple[float, float] | None:
@@ -52,28 +57,51 @@ def steady_state(var: Any, gene: str) -> tuple[float, float] | None:
     return (gamma / beta, offset) if np.isfinite(gamma) else None
 
 
-def _fetch(adata: ad.AnnData, genes: list[str], layers: dict[str, str], basis: str,
-           dims: list[int], color: str) -> dict[str, Any]:
-    items: dict[str, Any] = {"emb": _data.obsm_columns(adata, _data.basis_key(adata, basis),
-                                                       dims),
-                             "color": _data.color_vector(adata, color, layers["s"])}
+def _fetch(
+    adata: ad.AnnData,
+    genes: list[str],
+    layers: dict[str, str],
+    basis: str,
+    dims: list[int],
+    color: str,
+) -> dict[str, Any]:
+    items: dict[str, Any] = {
+        "emb": _data.obsm_columns(adata, _data.basis_key(adata, basis), dims),
+        "color": _data.color_vector(adata, color, layers["s"]),
+    }
     for g in genes:
         for role, layer in layers.items():
             items[f"{role}:{g}"] = _data.gene_column(adata, g, layer)
     return _data.gather(items)
 
 
-def _draw_cells(ax: Axes, xy: np.ndarray, colour: Any, style: dict[str, Any],
-                stored: Any = None, **kwargs: Any) -> None:
+def _draw_cells(
+    ax: Axes, xy: np.ndarray, colour: Any, style: dict[str, Any], stored: Any = None, **kwargs: Any
+) -> None:
     if _data.is_categorical(colour):
-        _points.draw_labels(ax, xy, colour, stored_colors=stored, highlights=style["highlights"],
-                            show_legend=style["legend"], **kwargs)
+        _points.draw_labels(
+            ax,
+            xy,
+            colour,
+            stored_colors=stored,
+            highlights=style["highlights"],
+            show_legend=style["legend"],
+            **kwargs,
+        )
     else:
         _points.draw_values(ax, xy, np.asarray(colour, dtype=np.float64), **kwargs)
 
 
-def _phase_panel(ax: Axes, s: np.ndarray, u: np.ndarray, colour: Any, line: Any,
-                 names: tuple[str, str], style: dict[str, Any], stored: Any) -> None:
+def _phase_panel(
+    ax: Axes,
+    s: np.ndarray,
+    u: np.ndarray,
+    colour: Any,
+    line: Any,
+    names: tuple[str, str],
+    style: dict[str, Any],
+    stored: Any,
+) -> None:
     _draw_cells(ax, np.column_stack([s, u]), colour, style, stored, **style["scatter"])
     if line is not None:
         grid = np.linspace(0.0, np.nanmax(s) if np.isfinite(s).any() else 1.0, 50)
@@ -176,9 +204,17 @@ def phase_portraits(
     style = {"highlights": highlights, "legend": legend, "scatter": draw}
     stored = adata.uns.get(f"{color}_colors")
     for i, g in enumerate(genes):
-        ax_phase, ax_e, ax_v = axes[PER_GENE * i: PER_GENE * (i + 1)]
-        _phase_panel(ax_phase, data[f"s:{g}"], data[f"u:{g}"], data["color"], lines[g],
-                     (s_layer, u_layer), style, stored)
+        ax_phase, ax_e, ax_v = axes[PER_GENE * i : PER_GENE * (i + 1)]
+        _phase_panel(
+            ax_phase,
+            data[f"s:{g}"],
+            data[f"u:{g}"],
+            data["color"],
+            lines[g],
+            (s_layer, u_layer),
+            style,
+            stored,
+        )
         ax_phase.set_title(g)
         e = np.log1p(np.clip(data[f"e:{g}"], 0, None)) if log1p else data[f"e:{g}"]
         _points.draw_values(ax_e, data["emb"], e, **draw)

@@ -47,9 +47,14 @@ def _as_list(v: Any) -> list:
     return list(v) if isinstance(v, list | tuple) else [v]
 
 
-def point_panels(adata: ad.AnnData, bases: list[str], colors: list[Any], dims: list[int],
-                 style: Style, extra: dict[str, Any] | None = None
-                 ) -> tuple[Figure, list[Axes], list[_points.Palette], dict[str, Any]]:
+def point_panels(
+    adata: ad.AnnData,
+    bases: list[str],
+    colors: list[Any],
+    dims: list[int],
+    style: Style,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Figure, list[Axes], list[_points.Palette], dict[str, Any]]:
     """Draw one panel per (basis, color) and return the figure, axes, palettes and data.
 
     Everything the panels need, plus ``extra`` (e.g. velocities for arrows), is fetched in
@@ -63,15 +68,18 @@ def point_panels(adata: ad.AnnData, bases: list[str], colors: list[Any], dims: l
     """
     if style.labels is not None and style.values is not None:
         raise ValueError("labels and values colour the cells in two ways: give only one")
-    items = {f"emb:{b}": _data.obsm_columns(adata, _data.basis_key(adata, b), dims)
-             for b in bases}
+    items = {f"emb:{b}": _data.obsm_columns(adata, _data.basis_key(adata, b), dims) for b in bases}
     given = style.labels if style.labels is not None else style.values
     for c in colors:
-        items[f"c:{c}"] = (np.asarray(given) if given is not None
-                           else _data.color_vector(adata, c, style.read_layer))
+        items[f"c:{c}"] = (
+            np.asarray(given)
+            if given is not None
+            else _data.color_vector(adata, c, style.read_layer)
+        )
     data = _data.gather({**items, **(extra or {})})
-    fig, axes = panels(len(bases) * len(colors), style.ncols, style.figsize, style.ax,
-                       style.background)
+    fig, axes = panels(
+        len(bases) * len(colors), style.ncols, style.figsize, style.ax, style.background
+    )
     palettes = [
         _draw_panel(ax, adata, data[f"emb:{b}"], data[f"c:{c}"], str(c), style)
         for ax, (b, c) in zip(axes, product(bases, colors), strict=True)
@@ -79,20 +87,38 @@ def point_panels(adata: ad.AnnData, bases: list[str], colors: list[Any], dims: l
     return fig, axes, palettes, data
 
 
-def _draw_panel(ax: Axes, adata: ad.AnnData, xy: np.ndarray, colour: Any, name: str,
-                style: Style) -> _points.Palette:
-    kwargs = {"s": _points.point_size(xy.shape[0], style.pointsize), "alpha": style.alpha,
-              **style.scatter_kwargs}
+def _draw_panel(
+    ax: Axes, adata: ad.AnnData, xy: np.ndarray, colour: Any, name: str, style: Style
+) -> _points.Palette:
+    kwargs = {
+        "s": _points.point_size(xy.shape[0], style.pointsize),
+        "alpha": style.alpha,
+        **style.scatter_kwargs,
+    }
     if style.labels is not None or (style.values is None and _data.is_categorical(colour)):
         palette = _points.draw_labels(
-            ax, xy, colour, highlights=style.highlights,
-            stored_colors=adata.uns.get(f"{name}_colors"), color_key=style.color_key,
-            show_legend=style.show_legend, **kwargs)
+            ax,
+            xy,
+            colour,
+            highlights=style.highlights,
+            stored_colors=adata.uns.get(f"{name}_colors"),
+            color_key=style.color_key,
+            show_legend=style.show_legend,
+            **kwargs,
+        )
     else:
-        signed = style.sym_c or (name in adata.var_names
-                                 and style.read_layer.startswith(_data.SIGNED_PREFIXES))
-        palette = _points.draw_values(ax, xy, np.asarray(colour, dtype=np.float64),
-                                      cmap=style.cmap, sort=style.sort, sym_c=signed, **kwargs)
+        signed = style.sym_c or (
+            name in adata.var_names and style.read_layer.startswith(_data.SIGNED_PREFIXES)
+        )
+        palette = _points.draw_values(
+            ax,
+            xy,
+            np.asarray(colour, dtype=np.float64),
+            cmap=style.cmap,
+            sort=style.sort,
+            sym_c=signed,
+            **kwargs,
+        )
     ax.set_title(name)
     clean_axes(ax, style.background)
     return palette
@@ -195,10 +221,25 @@ def scatters(
     ------
     Nothing in ``adata``; a file when saving.
     """
-    style = Style(layer=layer, use_smoothed=use_smoothed, highlights=highlights, labels=labels,
-                  values=values, cmap=cmap, color_key=color_key, background=background,
-                  ncols=ncols, pointsize=pointsize, figsize=figsize, show_legend=show_legend,
-                  sort=sort, alpha=alpha, sym_c=sym_c, ax=ax, scatter_kwargs=kwargs)
+    style = Style(
+        layer=layer,
+        use_smoothed=use_smoothed,
+        highlights=highlights,
+        labels=labels,
+        values=values,
+        cmap=cmap,
+        color_key=color_key,
+        background=background,
+        ncols=ncols,
+        pointsize=pointsize,
+        figsize=figsize,
+        show_legend=show_legend,
+        sort=sort,
+        alpha=alpha,
+        sym_c=sym_c,
+        ax=ax,
+        scatter_kwargs=kwargs,
+    )
     fig, axes, _, _ = point_panels(adata, _as_list(basis), _as_list(color), [x, y], style)
     ret = axes[0] if len(axes) == 1 else axes
     return save_show_ret("scatters", save_show_or_return, save_kwargs, ret, fig)

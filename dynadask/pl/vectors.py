@@ -32,15 +32,29 @@ def arrow_factor(xy: np.ndarray, v: np.ndarray) -> float:
     return span / (1.2 * np.sqrt(n) * mean) if mean > 0 else 0.0
 
 
-def quiver_kwargs(quiver_size: float | None, quiver_length: float | None,
-                  edgecolor: str, **overrides: Any) -> dict[str, Any]:
+def quiver_kwargs(
+    quiver_size: float | None, quiver_length: float | None, edgecolor: str, **overrides: Any
+) -> dict[str, Any]:
     """Arrow style as in dynamo: heads 10/12/8 x ``quiver_size``, length x ``quiver_length``."""
     size = 1.0 if quiver_size is None else float(quiver_size)
     length = size if quiver_length is None else float(quiver_length)
-    return {"angles": "xy", "scale_units": "xy", "scale": 1.0 / length, "width": 0.0005,
-            "headwidth": 10 * size, "headlength": 12 * size, "headaxislength": 8 * size,
-            "minshaft": 1, "minlength": 1, "pivot": "tail", "linewidth": 0.1,
-            "edgecolors": edgecolor, "alpha": 1, "zorder": 10, **overrides}
+    return {
+        "angles": "xy",
+        "scale_units": "xy",
+        "scale": 1.0 / length,
+        "width": 0.0005,
+        "headwidth": 10 * size,
+        "headlength": 12 * size,
+        "headaxislength": 8 * size,
+        "minshaft": 1,
+        "minlength": 1,
+        "pivot": "tail",
+        "linewidth": 0.1,
+        "edgecolors": edgecolor,
+        "alpha": 1,
+        "zorder": 10,
+        **overrides,
+    }
 
 
 def _edge(background: str | None) -> str:
@@ -123,16 +137,29 @@ figsize, show_legend, use_smoothed, ax, sort
     Nothing in ``adata``; a file when saving.
     """
     key = _grid.velocity_key(adata, vector, basis)
-    cells = _data.pick_cells(adata.n_obs, cell_inds, MAX_CELL_ARROWS, random_state,
-                             adata.obs_names)
+    cells = _data.pick_cells(adata.n_obs, cell_inds, MAX_CELL_ARROWS, random_state, adata.obs_names)
     vel = _data.obsm_columns(adata, key, [x, y])
-    style = _style(adata, s_kwargs_dict, layer=layer, use_smoothed=use_smoothed,
-                   highlights=highlights, labels=labels, values=values, cmap=cmap,
-                   color_key=color_key, background=background, ncols=ncols,
-                   pointsize=pointsize, figsize=figsize, show_legend=show_legend, sort=sort,
-                   ax=ax)
-    fig, axes, palettes, data = point_panels(adata, [basis], _as_list(color), [x, y], style,
-                                             extra={"arrows": vel[cells]})
+    style = _style(
+        adata,
+        s_kwargs_dict,
+        layer=layer,
+        use_smoothed=use_smoothed,
+        highlights=highlights,
+        labels=labels,
+        values=values,
+        cmap=cmap,
+        color_key=color_key,
+        background=background,
+        ncols=ncols,
+        pointsize=pointsize,
+        figsize=figsize,
+        show_legend=show_legend,
+        sort=sort,
+        ax=ax,
+    )
+    fig, axes, palettes, data = point_panels(
+        adata, [basis], _as_list(color), [x, y], style, extra={"arrows": vel[cells]}
+    )
     xy, v = data[f"emb:{basis}"][cells], np.asarray(data["arrows"], dtype=np.float64)
     v = v * arrow_factor(data[f"emb:{basis}"], v) * (-1 if inverse else 1)
     ok = np.isfinite(v).all(axis=1) & np.isfinite(xy).all(axis=1)
@@ -226,38 +253,87 @@ figsize, show_legend, use_smoothed, ax, sort
     ------
     Nothing in ``adata``; a file when saving.
     """
-    style = _style(adata, s_kwargs_dict, layer=layer, use_smoothed=use_smoothed,
-                   highlights=highlights, labels=labels, values=values, cmap=cmap,
-                   color_key=color_key, background=background, ncols=ncols,
-                   pointsize=pointsize, figsize=figsize, show_legend=show_legend, sort=sort,
-                   ax=ax)
+    style = _style(
+        adata,
+        s_kwargs_dict,
+        layer=layer,
+        use_smoothed=use_smoothed,
+        highlights=highlights,
+        labels=labels,
+        values=values,
+        cmap=cmap,
+        color_key=color_key,
+        background=background,
+        ncols=ncols,
+        pointsize=pointsize,
+        figsize=figsize,
+        show_legend=show_legend,
+        sort=sort,
+        ax=ax,
+    )
     fig, axes, (axes_xy, v_grid) = _grid_figure(
-        adata, basis, [x, y], color, style, vector=vector, cell_inds=cell_inds, method=method,
-        xy_grid_nums=xy_grid_nums, cut_off_velocity=cut_off_velocity, grid_kwargs=grid_kwargs)
+        adata,
+        basis,
+        [x, y],
+        color,
+        style,
+        vector=vector,
+        cell_inds=cell_inds,
+        method=method,
+        xy_grid_nums=xy_grid_nums,
+        cut_off_velocity=cut_off_velocity,
+        grid_kwargs=grid_kwargs,
+    )
     gx, gy = (g.ravel() for g in np.meshgrid(axes_xy[0], axes_xy[1]))
     u, v = v_grid[0].ravel(), v_grid[1].ravel()
     ok = np.isfinite(u) & np.isfinite(v)
     factor = arrow_factor(np.column_stack([gx[ok], gy[ok]]), np.column_stack([u[ok], v[ok]]))
     sign = -1 if inverse else 1
     edge = _edge(background)
-    kwargs = quiver_kwargs(quiver_size, quiver_length, edge, linewidth=0.2, facecolors=edge,
-                           color=edge, zorder=3, **(q_kwargs_dict or {}))
+    kwargs = quiver_kwargs(
+        quiver_size,
+        quiver_length,
+        edge,
+        linewidth=0.2,
+        facecolors=edge,
+        color=edge,
+        zorder=3,
+        **(q_kwargs_dict or {}),
+    )
     for panel in axes:
         panel.quiver(gx[ok], gy[ok], sign * factor * u[ok], sign * factor * v[ok], **kwargs)
     ret = axes[0] if len(axes) == 1 else axes
     return save_show_ret("grid_velocity", save_show_or_return, save_kwargs, ret, fig)
 
 
-def _grid_figure(adata: ad.AnnData, basis: str, dims: list[int], color: Any, style: Style, *,
-                 vector: str, cell_inds: Any, xy_grid_nums: tuple[int, int],
-                 cut_off_velocity: bool, grid_kwargs: dict[str, Any], method: str) -> tuple:
+def _grid_figure(
+    adata: ad.AnnData,
+    basis: str,
+    dims: list[int],
+    color: Any,
+    style: Style,
+    *,
+    vector: str,
+    cell_inds: Any,
+    xy_grid_nums: tuple[int, int],
+    cut_off_velocity: bool,
+    grid_kwargs: dict[str, Any],
+    method: str,
+) -> tuple:
     """Scatter panels plus the grid ``(axes, V_grid)`` they are overlaid with."""
     every = isinstance(cell_inds, str) and cell_inds == "all"
-    cells = None if every else _data.pick_cells(adata.n_obs, cell_inds, None, 0,
-                                                adata.obs_names)
-    grid = _grid.reusable_grid(adata, basis=basis, dims=dims, vector=vector, cells=cells,
-                               method=method, xy_grid_nums=xy_grid_nums,
-                               cut_off_velocity=cut_off_velocity, grid_kwargs=grid_kwargs)
+    cells = None if every else _data.pick_cells(adata.n_obs, cell_inds, None, 0, adata.obs_names)
+    grid = _grid.reusable_grid(
+        adata,
+        basis=basis,
+        dims=dims,
+        vector=vector,
+        cells=cells,
+        method=method,
+        xy_grid_nums=xy_grid_nums,
+        cut_off_velocity=cut_off_velocity,
+        grid_kwargs=grid_kwargs,
+    )
     if grid is None:  # raise on a missing key before anything is drawn
         vel = _data.obsm_columns(adata, _grid.velocity_key(adata, vector, basis), dims)
     fig, axes, _, data = point_panels(adata, [basis], _as_list(color), dims, style)
@@ -265,8 +341,9 @@ def _grid_figure(adata: ad.AnnData, basis: str, dims: list[int], color: Any, sty
         emb = data[f"emb:{basis}"]
         if cells is not None:
             emb, vel = emb[cells], vel[cells]
-        grid = _grid.gaussian_grid(emb, vel, xy_grid_nums, cut_off_velocity=cut_off_velocity,
-                                   **grid_kwargs)
+        grid = _grid.gaussian_grid(
+            emb, vel, xy_grid_nums, cut_off_velocity=cut_off_velocity, **grid_kwargs
+        )
     return fig, axes, grid
 
 
@@ -346,25 +423,56 @@ figsize, show_legend, use_smoothed, ax, sort
     ------
     Nothing in ``adata``; a file when saving.
     """
-    grid_kwargs = {k: streamline_kwargs.pop(k) for k in _grid.GRID_OPTIONS
-                   if k in streamline_kwargs}
-    style = _style(adata, s_kwargs_dict, layer=layer, use_smoothed=use_smoothed,
-                   highlights=highlights, labels=labels, values=values, cmap=cmap,
-                   color_key=color_key, background=background, ncols=ncols,
-                   pointsize=pointsize, figsize=figsize, show_legend=show_legend, sort=sort,
-                   ax=ax)
+    grid_kwargs = {
+        k: streamline_kwargs.pop(k) for k in _grid.GRID_OPTIONS if k in streamline_kwargs
+    }
+    style = _style(
+        adata,
+        s_kwargs_dict,
+        layer=layer,
+        use_smoothed=use_smoothed,
+        highlights=highlights,
+        labels=labels,
+        values=values,
+        cmap=cmap,
+        color_key=color_key,
+        background=background,
+        ncols=ncols,
+        pointsize=pointsize,
+        figsize=figsize,
+        show_legend=show_legend,
+        sort=sort,
+        ax=ax,
+    )
     fig, axes, (axes_xy, v_grid) = _grid_figure(
-        adata, basis, [x, y], color, style, vector=vector, cell_inds=cell_inds, method=method,
-        xy_grid_nums=xy_grid_nums, cut_off_velocity=cut_off_velocity, grid_kwargs=grid_kwargs)
+        adata,
+        basis,
+        [x, y],
+        color,
+        style,
+        vector=vector,
+        cell_inds=cell_inds,
+        method=method,
+        xy_grid_nums=xy_grid_nums,
+        cut_off_velocity=cut_off_velocity,
+        grid_kwargs=grid_kwargs,
+    )
     v_grid = -v_grid if inverse else v_grid
     speed = np.sqrt((v_grid**2).sum(0))
     top = np.nanmax(speed) if np.isfinite(speed).any() else 0.0
     width = linewidth * 2 * speed / top if top > 0 else linewidth
-    kwargs = {"density": density * 2, "linewidth": width, "arrowsize": 1,
-              "arrowstyle": "fancy", "minlength": 0.1, "maxlength": 4.0,
-              "integration_direction": "both", "zorder": 3,
-              "color": "red" if background in ("black", "#000000") else "black",
-              **streamline_kwargs}
+    kwargs = {
+        "density": density * 2,
+        "linewidth": width,
+        "arrowsize": 1,
+        "arrowstyle": "fancy",
+        "minlength": 0.1,
+        "maxlength": 4.0,
+        "integration_direction": "both",
+        "zorder": 3,
+        "color": "red" if background in ("black", "#000000") else "black",
+        **streamline_kwargs,
+    }
     bad = ~np.isfinite(v_grid).all(axis=0)  # dynamo masks only the first component
     u, v = (np.ma.masked_array(np.nan_to_num(c), mask=bad) for c in v_grid)
     for panel in axes:

@@ -83,8 +83,16 @@ _DESIGNS: dict[str, Callable] = {
 }  # fmt: skip
 
 
-def schedule(experiment_type: str, n_cells: int, t_span: tuple[float, float], *,
-             label_time=None, chase_time=None, pulse_time=None, seed: int = 0) -> pd.DataFrame:
+def schedule(
+    experiment_type: str,
+    n_cells: int,
+    t_span: tuple[float, float],
+    *,
+    label_time=None,
+    chase_time=None,
+    pulse_time=None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Return each cell's timing: state, label window, harvest, and dynamo's ``time``.
 
     Returns

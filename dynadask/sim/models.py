@@ -17,13 +17,23 @@ import numpy as np
 from ..kernels.sim_network import ACT, CONST, INH, PROD_ACT, SUM_ACT, is_coupled
 
 bifur2genes_params = {
-    "gamma": [0.2, 0.2], "a": [0.5, 0.5], "b": [0.5, 0.5], "S": [2.5, 2.5],
-    "K": [2.5, 2.5], "m": [5, 5], "n": [5, 5],
+    "gamma": [0.2, 0.2],
+    "a": [0.5, 0.5],
+    "b": [0.5, 0.5],
+    "S": [2.5, 2.5],
+    "K": [2.5, 2.5],
+    "m": [5, 5],
+    "n": [5, 5],
 }
 bifur2genes_splicing_params = {"beta": [1.0, 1.0], **bifur2genes_params}
 osc2genes_params = {
-    "gamma": [0.5, 0.5], "a": [1.5, 0.5], "b": [1.0, 2.5], "S": [2.5, 2.5],
-    "K": [2.5, 2.5], "m": [5, 5], "n": [10, 10],
+    "gamma": [0.5, 0.5],
+    "a": [1.5, 0.5],
+    "b": [1.0, 2.5],
+    "S": [2.5, 2.5],
+    "K": [2.5, 2.5],
+    "m": [5, 5],
+    "n": [10, 10],
 }
 osc2genes_splicing_params = {"beta": [1.0, 1.0], **osc2genes_params}
 neurongenesis_params = {
@@ -143,8 +153,14 @@ def _random_kinetics(n_genes: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def independent(params: Mapping | None = None, *, n_genes: int = 20, start: str = "zero",
-                seed: int = 0, **_: object) -> Network:
+def independent(
+    params: Mapping | None = None,
+    *,
+    n_genes: int = 20,
+    start: str = "zero",
+    seed: int = 0,
+    **_: object,
+) -> Network:
     """Genes with constant transcription ``alpha``, splicing ``beta`` and degradation ``gamma``.
 
     Missing parameters are drawn log-uniformly (alpha 2-50, beta 0.5-2, gamma 0.1-1) from
@@ -164,12 +180,20 @@ def independent(params: Mapping | None = None, *, n_genes: int = 20, start: str 
     span = (0.0, float(4.0 / np.median(gamma)))
     names = tuple(f"gene_{i}" for i in range(n_genes))
     truth = {"true_alpha": alpha, "true_beta": beta, "true_gamma": gamma}
-    return Network("independent", names, beta, gamma, **terms.arrays(), x0=x0, t_span=span,
-                   var=truth)
+    return Network(
+        "independent", names, beta, gamma, **terms.arrays(), x0=x0, t_span=span, var=truth
+    )
 
 
-def _scaled(params: Mapping, names: tuple[str, ...], n_genes: int, r_aug: float, tau: float,
-            molecular: tuple[str, ...], kinetic: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _scaled(
+    params: Mapping,
+    names: tuple[str, ...],
+    n_genes: int,
+    r_aug: float,
+    tau: float,
+    molecular: tuple[str, ...],
+    kinetic: tuple[str, ...],
+) -> dict[str, np.ndarray]:
     p = {k: _per_gene(params, k, n_genes) for k in names}
     p["beta"] = _per_gene(params, "beta", n_genes, default=1.0)
     for k in molecular:
@@ -180,19 +204,34 @@ def _scaled(params: Mapping, names: tuple[str, ...], n_genes: int, r_aug: float,
     return p
 
 
-def _trajectories(s0: np.ndarray, beta: np.ndarray, gamma: np.ndarray, n_traj: int,
-                  seed: int, sigma: float = 5.0) -> np.ndarray:
+def _trajectories(
+    s0: np.ndarray, beta: np.ndarray, gamma: np.ndarray, n_traj: int, seed: int, sigma: float = 5.0
+) -> np.ndarray:
     rng = np.random.default_rng([seed, 11])
     s = np.vstack([s0, np.clip(s0 + rng.normal(0, sigma, (n_traj - 1, s0.size)), 0, None)])
     return np.stack([s * gamma / beta, s], axis=2)
 
 
 def _two_gene(name: str, second_kind: int, defaults: Mapping):
-    def build(params: Mapping | None = None, *, r_aug: float = 20.0, tau: float = 3.0,
-              n_traj: int = 10, seed: int = 0, **_: object) -> Network:
+    def build(
+        params: Mapping | None = None,
+        *,
+        r_aug: float = 20.0,
+        tau: float = 3.0,
+        n_traj: int = 10,
+        seed: int = 0,
+        **_: object,
+    ) -> Network:
         given = {**defaults, **dict(params or {})}
-        p = _scaled(given, ("a", "b", "S", "K", "m", "n", "gamma"), 2, r_aug, tau,
-                    ("a", "b", "S", "K"), ("a", "b"))
+        p = _scaled(
+            given,
+            ("a", "b", "S", "K", "m", "n", "gamma"),
+            2,
+            r_aug,
+            tau,
+            ("a", "b", "S", "K"),
+            ("a", "b"),
+        )
         terms = _Terms()
         for g, other in ((0, 1), (1, 0)):
             terms.add(g, ACT, (g,), p["a"][g], p["S"][g], p["m"][g])
@@ -201,14 +240,29 @@ def _two_gene(name: str, second_kind: int, defaults: Mapping):
         s0 = (p["a"] + p["b"]) / p["gamma"] if second_kind == INH else np.full(2, 70.0)
         x0 = _trajectories(s0, p["beta"], p["gamma"], n_traj, seed)
         truth = {f"true_{k}": p[k] for k in ("a", "b", "S", "K", "m", "n", "beta", "gamma")}
-        return Network(name, ("gene_1", "gene_2"), p["beta"], p["gamma"], **terms.arrays(),
-                       x0=x0, t_span=(0.0, 50.0 * tau), var=truth)
+        return Network(
+            name,
+            ("gene_1", "gene_2"),
+            p["beta"],
+            p["gamma"],
+            **terms.arrays(),
+            x0=x0,
+            t_span=(0.0, 50.0 * tau),
+            var=truth,
+        )
 
     return build
 
 
-def neurogenesis(params: Mapping | None = None, *, r_aug: float = 20.0, tau: float = 3.0,
-                 n_traj: int = 10, seed: int = 0, **_: object) -> Network:
+def neurogenesis(
+    params: Mapping | None = None,
+    *,
+    r_aug: float = 20.0,
+    tau: float = 3.0,
+    n_traj: int = 10,
+    seed: int = 0,
+    **_: object,
+) -> Network:
     """The 12-gene neurogenesis motif (Pax6 → neuron / astrocyte / oligodendrocyte fates)."""
     given = {**neurongenesis_params, **dict(params or {})}
     p = _scaled(given, ("a", "K", "n", "gamma"), 12, r_aug, tau, ("a", "K"), ("a",))
@@ -219,8 +273,16 @@ def neurogenesis(params: Mapping | None = None, *, r_aug: float = 20.0, tau: flo
     s0[0] = 2.0 * r_aug
     x0 = _trajectories(s0, p["beta"], p["gamma"], n_traj, seed)
     truth = {f"true_{k}": p[k] for k in ("a", "K", "n", "beta", "gamma")}
-    return Network("neurogenesis", NEUROGENESIS_GENES, p["beta"], p["gamma"], **terms.arrays(),
-                   x0=x0, t_span=(0.0, 15.0 * tau), var=truth)
+    return Network(
+        "neurogenesis",
+        NEUROGENESIS_GENES,
+        p["beta"],
+        p["gamma"],
+        **terms.arrays(),
+        x0=x0,
+        t_span=(0.0, 15.0 * tau),
+        var=truth,
+    )
 
 
 MODELS: dict[str, Callable[..., Network]] = {

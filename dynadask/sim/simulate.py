@@ -45,8 +45,9 @@ class _Plan:
     typed_by: tuple[str, ...]  # layers whose sum places cells at their nearest fixed point
 
     def lazy(self) -> dict:
-        return simulation_layers(self.blocks, self.sizes, len(self.var), layers=self.layers,
-                                 truth=self.truth)
+        return simulation_layers(
+            self.blocks, self.sizes, len(self.var), layers=self.layers, truth=self.truth
+        )
 
 
 def _check_counts(n_cells: int, seed: int, method: str, layers: Sequence[str]) -> None:
@@ -107,31 +108,69 @@ def _default_rows(n_cells: int, n_cols: int) -> int:
     return max(rows, min(policy.min_rows, n_cells))
 
 
-def _plan(model, n_cells, params, *, experiment_type="conventional", label_time=None,
-          chase_time=None, pulse_time=None, method="ssa", t_span=None, n_genes=20,
-          start="zero", n_traj=10, r_aug=20.0, tau=3.0, dt=None, layers=None,
-          true_velocity=True, seed=0, chunk_cells=None) -> _Plan:
+def _plan(
+    model,
+    n_cells,
+    params,
+    *,
+    experiment_type="conventional",
+    label_time=None,
+    chase_time=None,
+    pulse_time=None,
+    method="ssa",
+    t_span=None,
+    n_genes=20,
+    start="zero",
+    n_traj=10,
+    r_aug=20.0,
+    tau=3.0,
+    dt=None,
+    layers=None,
+    true_velocity=True,
+    seed=0,
+    chunk_cells=None,
+) -> _Plan:
     exp = experiment_name(experiment_type)
-    layers = tuple(layers or DEFAULT_LAYERS["conventional" if exp == "conventional"
-                                            else "labelling"])
+    layers = tuple(
+        layers or DEFAULT_LAYERS["conventional" if exp == "conventional" else "labelling"]
+    )
     _check_counts(n_cells, seed, method, layers)
-    net = build_network(model, params, n_genes=n_genes, start=start, n_traj=n_traj,
-                        r_aug=r_aug, tau=tau, seed=seed)
+    net = build_network(
+        model, params, n_genes=n_genes, start=start, n_traj=n_traj, r_aug=r_aug, tau=tau, seed=seed
+    )
     span = tuple(t_span) if t_span is not None else net.t_span
-    sched = schedule(exp, int(n_cells), span, label_time=label_time, chase_time=chase_time,
-                     pulse_time=pulse_time, seed=seed)
+    sched = schedule(
+        exp,
+        int(n_cells),
+        span,
+        label_time=label_time,
+        chase_time=chase_time,
+        pulse_time=pulse_time,
+        seed=seed,
+    )
     traj = np.random.default_rng([seed, 5]).integers(0, net.x0.shape[0], int(n_cells))
     on = sched["state_time"].to_numpy()
-    cells = {"traj": traj, "t_end": sched["sim_time"].to_numpy(),
-             "windows": np.stack([on, on + sched["label_time"].to_numpy()], axis=1)}
+    cells = {
+        "traj": traj,
+        "t_end": sched["sim_time"].to_numpy(),
+        "windows": np.stack([on, on + sched["label_time"].to_numpy()], axis=1),
+    }
     dt = dt or 0.05 / float(max(net.beta.max(), net.gamma.max()))
     truth = ("velocity_U_true", "velocity_S_true") * bool(true_velocity)
     truth += ("alpha_true",) if true_velocity and net.coupled else ()
     n_cols = net.n_genes * (len(layers) + len(truth))
     rows = int(chunk_cells or _default_rows(int(n_cells), n_cols))
     kernel_net = {**net.as_dict(), "x0": net.x0, "coupled": net.coupled}
-    blocks = simulation_blocks(kernel_net, cells, rows=rows, seed=int(seed), method=method,
-                               dt=float(dt), layers=layers, truth=truth)
+    blocks = simulation_blocks(
+        kernel_net,
+        cells,
+        rows=rows,
+        seed=int(seed),
+        method=method,
+        dt=float(dt),
+        layers=layers,
+        truth=truth,
+    )
     sizes = [min(rows, n_cells - i) for i in range(0, int(n_cells), rows)]
     rec = _record(net, exp, method, seed, span, sched)
     obs, var = _frames(net, sched, traj)
@@ -140,8 +179,12 @@ def _plan(model, n_cells, params, *, experiment_type="conventional", label_time=
     return _Plan(obs, var, {"sim": rec}, blocks, sizes, layers, truth, x_layer, typed)
 
 
-def simulate(model: str | Network = "independent", n_cells: int = 1000,
-             params: Mapping | None = None, **options: Any) -> ad.AnnData:
+def simulate(
+    model: str | Network = "independent",
+    n_cells: int = 1000,
+    params: Mapping | None = None,
+    **options: Any,
+) -> ad.AnnData:
     """Simulate a splicing or metabolic-labelling experiment with known truth, in memory.
 
     Parameters
@@ -205,8 +248,9 @@ def simulate(model: str | Network = "independent", n_cells: int = 1000,
         else np.vstack([r[k] for r in results])
         for k in (*plan.layers, *plan.truth)
     }  # fmt: skip
-    adata = ad.AnnData(X=data[plan.x_layer].copy(), obs=plan.obs, var=plan.var, layers=data,
-                       uns=plan.uns)
+    adata = ad.AnnData(
+        X=data[plan.x_layer].copy(), obs=plan.obs, var=plan.var, layers=data, uns=plan.uns
+    )
     if plan.typed_by:
         rec = plan.uns["sim"]
         codes = nearest_point(*(data[k] for k in plan.typed_by), **_nearest_kwargs(rec))
@@ -214,9 +258,15 @@ def simulate(model: str | Network = "independent", n_cells: int = 1000,
     return adata
 
 
-def simulate_store(path: str | Path, model: str | Network = "independent",
-                   n_cells: int = 1000, *, params: Mapping | None = None,
-                   overwrite: bool = False, **options: Any) -> Path:
+def simulate_store(
+    path: str | Path,
+    model: str | Network = "independent",
+    n_cells: int = 1000,
+    *,
+    params: Mapping | None = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
     """Simulate an experiment straight into a Zarr store, block by block on the workers.
 
     Takes the options of :func:`simulate`; for the same options and seed the store holds
@@ -249,13 +299,25 @@ def simulate_store(path: str | Path, model: str | Network = "independent",
     # without low-level fusion every layer's writer shares its block's one simulation task
     # (fused, each layer would carry, and run, its own copy of the simulation)
     with dask.config.set({"optimization.fuse.active": False}):
-        path = create_store(path, plan.obs, plan.var, lazy, X=lazy[plan.x_layer],
-                            uns=plan.uns, chunk_cells=plan.sizes[0], overwrite=overwrite)
+        path = create_store(
+            path,
+            plan.obs,
+            plan.var,
+            lazy,
+            X=lazy[plan.x_layer],
+            uns=plan.uns,
+            chunk_cells=plan.sizes[0],
+            overwrite=overwrite,
+        )
     if plan.typed_by:
         adata = open_store(path)
         rec = plan.uns["sim"]
-        lazy_codes = map_rows(nearest_point, *(adata.layers[k] for k in plan.typed_by),
-                              dtype=np.int64, **_nearest_kwargs(rec))
+        lazy_codes = map_rows(
+            nearest_point,
+            *(adata.layers[k] for k in plan.typed_by),
+            dtype=np.int64,
+            **_nearest_kwargs(rec),
+        )
         (codes,) = compute(lazy_codes, desc="cell types")
         commit(adata, "sim_cell_type", obs={"cell_type": _cell_type(rec, codes)})
     return path

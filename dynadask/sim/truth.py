@@ -15,13 +15,17 @@ NetLike = Network | Mapping | str
 def _net_dict(model: NetLike, params: Mapping | None = None) -> dict[str, np.ndarray]:
     if isinstance(model, Mapping):
         model = model.get("network", model)
-        return {k: np.asarray(model[k]) for k in ("beta", "gamma", "gene", "kind", "inputs",
-                                                  "par")}
+        return {k: np.asarray(model[k]) for k in ("beta", "gamma", "gene", "kind", "inputs", "par")}
     return build_network(model, params).as_dict()
 
 
-def vector_field(x: np.ndarray, model: NetLike = "bifurcation", params: Mapping | None = None,
-                 *, splicing: bool = False) -> np.ndarray:
+def vector_field(
+    x: np.ndarray,
+    model: NetLike = "bifurcation",
+    params: Mapping | None = None,
+    *,
+    splicing: bool = False,
+) -> np.ndarray:
     """Return the true velocity of a simulated network at the states ``x``.
 
     Parameters
@@ -106,9 +110,14 @@ def upper_levels(model: NetLike) -> np.ndarray:
     return top / net["gamma"]
 
 
-def fixed_points(model: NetLike = "bifurcation", params: Mapping | None = None, *,
-                 n_starts: int = 400, seed: int = 0, tol: float = 1e-6
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def fixed_points(
+    model: NetLike = "bifurcation",
+    params: Mapping | None = None,
+    *,
+    n_starts: int = 400,
+    seed: int = 0,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the fixed points of a simulated network in spliced space and their stability.
 
     With constant transcription the only fixed point is ``alpha / gamma`` (stable).
@@ -137,8 +146,9 @@ def fixed_points(model: NetLike = "bifurcation", params: Mapping | None = None, 
         if all(np.max(np.abs(p - q) / scale) > 1e-4 for q in points):
             points.append(p)
     pts = np.array(sorted(points, key=tuple)).reshape(-1, net["beta"].size)
-    stable = np.array([np.all(np.linalg.eigvals(full_jacobian(p, net)).real < 0) for p in pts],
-                      dtype=bool)
+    stable = np.array(
+        [np.all(np.linalg.eigvals(full_jacobian(p, net)).real < 0) for p in pts], dtype=bool
+    )
     return pts, stable
 
 

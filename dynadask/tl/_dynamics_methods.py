@@ -54,20 +54,24 @@ def _widen(params: dict[str, np.ndarray], valid: np.ndarray, fill: float) -> dic
 
 def run_steady_state(job: Job) -> tuple[dict, dict]:
     """Conventional data: steady-state fit of ``u`` on ``s``; ``velocity_S = beta u - gamma s``."""
-    opts = {k: job.options[k] for k in ("perc_left", "perc_right", "intercept")
-            if k in job.options}
+    opts = {k: job.options[k] for k in ("perc_left", "perc_right", "intercept") if k in job.options}
     est = SteadyState(job.model, job.est_method, **opts)
     cols = {k: job.columns(v) for k, v in (job.layers | job.second).items()}
-    est.fit(cols["u"], cols["s"], cols.get("us"), cols.get("ss"), codes=job.codes,
-            n_strata=job.n_groups)
+    est.fit(
+        cols["u"], cols["s"], cols.get("us"), cols.get("ss"), codes=job.codes, n_strata=job.n_groups
+    )
     params = est.params
     return params, {"velocity_S": _splicing_velocity(job, params)}
 
 
 def run_dynamical(job: Job) -> tuple[dict, dict]:
     """Conventional data: the splicing ODE's trajectory fitted per gene (``beta = 1``)."""
-    est = Dynamical().fit(job.columns(job.layers["u"]), job.columns(job.layers["s"]),
-                          codes=job.codes, n_strata=job.n_groups)
+    est = Dynamical().fit(
+        job.columns(job.layers["u"]),
+        job.columns(job.layers["s"]),
+        codes=job.codes,
+        n_strata=job.n_groups,
+    )
     return est.params, {"velocity_S": _splicing_velocity(job, est.params)}
 
 
@@ -79,16 +83,22 @@ def _splicing_velocity(job: Job, params: dict[str, np.ndarray]) -> Any:
 
 def run_labelling(experiment_type: str) -> Runner:
     """A runner for one labelling experiment type."""
+
     def run(job: Job) -> tuple[dict, dict]:
-        opts = {"perc_right": job.options["perc_right"]} \
-            if job.options.get("perc_right_given") else {}
+        opts = (
+            {"perc_right": job.options["perc_right"]} if job.options.get("perc_right_given") else {}
+        )
         est = Labelling(experiment_type, job.est_method, **opts)
         cols = {k: job.columns(v) for k, v in job.layers.items()}
         sec = {k: job.columns(v) for k, v in job.second.items()}
         est.fit(cols, job.t, second=sec, group_codes=job.codes, n_groups=job.n_groups)
         params = est.params
-        wide = Labelling(experiment_type, job.est_method, splicing=est.splicing,
-                         params=_widen(params, job.valid, 0.0))
+        wide = Labelling(
+            experiment_type,
+            job.est_method,
+            splicing=est.splicing,
+            params=_widen(params, job.valid, 0.0),
+        )
         return params, wide.velocities(job.layers, job.t, job.codes, job.n_groups)
 
     return run
@@ -107,13 +117,23 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("mix_std_stm", "deterministic", "direct"): run_labelling("mix_std_stm"),
 }
 # model 'auto' and est_method 'auto' per experiment type
-AUTO_MODEL = {"conventional": "stochastic", "one-shot": "deterministic", "kin": "deterministic",
-              "deg": "deterministic", "mix_std_stm": "deterministic"}
-AUTO_METHOD = {("conventional", "stochastic"): "gmm", ("conventional", "deterministic"): "ols",
-               ("conventional", "dynamical"): "em",
-               ("one-shot", "deterministic"): "ols", ("one-shot", "stochastic"): "gmm",
-               ("kin", "deterministic"): "direct", ("deg", "deterministic"): "direct",
-               ("mix_std_stm", "deterministic"): "direct"}
+AUTO_MODEL = {
+    "conventional": "stochastic",
+    "one-shot": "deterministic",
+    "kin": "deterministic",
+    "deg": "deterministic",
+    "mix_std_stm": "deterministic",
+}
+AUTO_METHOD = {
+    ("conventional", "stochastic"): "gmm",
+    ("conventional", "deterministic"): "ols",
+    ("conventional", "dynamical"): "em",
+    ("one-shot", "deterministic"): "ols",
+    ("one-shot", "stochastic"): "gmm",
+    ("kin", "deterministic"): "direct",
+    ("deg", "deterministic"): "direct",
+    ("mix_std_stm", "deterministic"): "direct",
+}
 
 
 def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str, Runner]:
@@ -125,9 +145,11 @@ def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str
     runner = REGISTRY.get((experiment_type, model, est_method))
     if runner is None:
         known = [f"{m}/{e}" for (x, m, e) in REGISTRY if x == experiment_type]
-        raise ValueError(f"no estimator for experiment_type={experiment_type!r}, "
-                         f"model={model!r}, est_method={est_method!r}: for this experiment use "
-                         f"model/est_method one of {known}")
+        raise ValueError(
+            f"no estimator for experiment_type={experiment_type!r}, "
+            f"model={model!r}, est_method={est_method!r}: for this experiment use "
+            f"model/est_method one of {known}"
+        )
     return model, est_method, runner
 
 

@@ -19,13 +19,23 @@ EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm")
 ALIASES = {"one_shot": "one-shot", "kinetics": "kin", "degradation": "deg"}
 SPLICED_LABELLED = ("uu", "ul", "su", "sl")
 # data each experiment reads: smoothed layer names, normalised layer names
-FIRST = {"conventional": {"u": "M_u", "s": "M_s"},
-         "new/total": {"new": "M_n", "total": "M_t"},
-         "uu/ul/su/sl": {k: f"M_{k}" for k in SPLICED_LABELLED}}
-SECOND = {"conventional": {"us": "M_us", "ss": "M_ss"},
-          "new/total": {"tn": "M_tn", "tt": "M_tt"}, "uu/ul/su/sl": {}}
-NORMALISED = {"M_u": "X_unspliced", "M_s": "X_spliced", "M_n": "X_new", "M_t": "X_total",
-              **{f"M_{k}": f"X_{k}" for k in SPLICED_LABELLED}}
+FIRST = {
+    "conventional": {"u": "M_u", "s": "M_s"},
+    "new/total": {"new": "M_n", "total": "M_t"},
+    "uu/ul/su/sl": {k: f"M_{k}" for k in SPLICED_LABELLED},
+}
+SECOND = {
+    "conventional": {"us": "M_us", "ss": "M_ss"},
+    "new/total": {"tn": "M_tn", "tt": "M_tt"},
+    "uu/ul/su/sl": {},
+}
+NORMALISED = {
+    "M_u": "X_unspliced",
+    "M_s": "X_spliced",
+    "M_n": "X_new",
+    "M_t": "X_total",
+    **{f"M_{k}": f"X_{k}" for k in SPLICED_LABELLED},
+}
 
 
 @dataclass
@@ -44,24 +54,26 @@ def valid_genes(adata: ad.AnnData, filter_gene_mode: str) -> tuple[np.ndarray, s
     """Genes used for dynamics (dynamo's ``filter_gene_mode``) and the mode actually used."""
     modes = {"final": keys.USE_FOR_PCA, "basic": keys.PASS_BASIC_FILTER, "no": None}
     if filter_gene_mode not in modes:
-        raise ValueError(f"filter_gene_mode must be one of {list(modes)}, "
-                         f"got {filter_gene_mode!r}")
+        raise ValueError(f"filter_gene_mode must be one of {list(modes)}, got {filter_gene_mode!r}")
     order = list(modes)
-    for mode in order[order.index(filter_gene_mode):]:
+    for mode in order[order.index(filter_gene_mode) :]:
         col = modes[mode]
         if col is None:
             return np.ones(adata.n_vars, dtype=bool), mode
         if col in adata.var:
             mask = np.asarray(adata.var[col], dtype=bool)
             if not mask.any():
-                raise ValueError(f"no gene has var[{col!r}] True: run the preprocessing again "
-                                 "or use filter_gene_mode='no'")
+                raise ValueError(
+                    f"no gene has var[{col!r}] True: run the preprocessing again "
+                    "or use filter_gene_mode='no'"
+                )
             return mask, mode
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def detect_experiment(adata: ad.AnnData, tkey: str | None,
-                      experiment_type: str | None) -> Experiment:
+def detect_experiment(
+    adata: ad.AnnData, tkey: str | None, experiment_type: str | None
+) -> Experiment:
     """Experiment type from the argument, ``uns['pp']`` or the layers present.
 
     Splicing layers alone -> ``conventional``. Labelling layers (``new/total`` or
@@ -75,23 +87,28 @@ def detect_experiment(adata: ad.AnnData, tkey: str | None,
     labelled = spl_lab or {"new", "total"} <= present or {"n", "t"} <= present
     splicing = spl_lab or {"spliced", "unspliced"} <= present or {"s", "u"} <= present
     if not labelled and not splicing:
-        raise ValueError("no expression layers for dynamics: need spliced/unspliced (or their "
-                         "moments M_s/M_u), new/total or uu/ul/su/sl layers")
+        raise ValueError(
+            "no expression layers for dynamics: need spliced/unspliced (or their "
+            "moments M_s/M_u), new/total or uu/ul/su/sl layers"
+        )
     family = "uu/ul/su/sl" if spl_lab else "new/total" if labelled else "conventional"
     pp = adata.uns.get("pp", {}) if isinstance(adata.uns.get("pp"), Mapping) else {}
     tkey = tkey if tkey is not None else _none(pp.get("tkey"))
     given = experiment_type or _none(pp.get("experiment_type"))
     given = ALIASES.get(given, given)
     if given is not None and given not in EXPERIMENT_TYPES:
-        raise ValueError(f"experiment_type {given!r} is not supported: use one of "
-                         f"{EXPERIMENT_TYPES}")
+        raise ValueError(
+            f"experiment_type {given!r} is not supported: use one of {EXPERIMENT_TYPES}"
+        )
     if labelled:
         tkey = _check_time(adata, tkey)
     if given is None:
         given = "conventional" if not labelled else _infer_labelling(adata, tkey, family)
     if given != "conventional" and not labelled:
-        raise ValueError(f"experiment_type {given!r} needs labelling layers (new/total or "
-                         "uu/ul/su/sl) but the AnnData has only splicing layers")
+        raise ValueError(
+            f"experiment_type {given!r} needs labelling layers (new/total or "
+            "uu/ul/su/sl) but the AnnData has only splicing layers"
+        )
     if given == "conventional" and family != "conventional":
         family = "conventional" if {"spliced", "unspliced"} <= present else family
     return Experiment(given, family, tkey, splicing, labelled, spl_lab)
@@ -105,9 +122,11 @@ def _check_time(adata: ad.AnnData, tkey: str | None) -> str:
     if tkey is None and "time" in adata.obs:
         tkey = "time"
     if tkey is None or tkey not in adata.obs:
-        raise ValueError(f"labelling layers are present but the time column tkey={tkey!r} is "
-                         "not in adata.obs: pass tkey=<obs column with each cell's labelling "
-                         "time>")
+        raise ValueError(
+            f"labelling layers are present but the time column tkey={tkey!r} is "
+            "not in adata.obs: pass tkey=<obs column with each cell's labelling "
+            "time>"
+        )
     t = np.asarray(adata.obs[tkey], dtype=np.float64)
     if not np.all(np.isfinite(t)):
         raise ValueError(f"obs[{tkey!r}] has missing or infinite labelling times")
@@ -141,14 +160,16 @@ def group_codes(adata: ad.AnnData, group: str | None) -> tuple[np.ndarray, list[
     if group is None:
         return np.zeros(adata.n_obs, dtype=np.int64), ["_all_cells"]
     if group not in adata.obs:
-        raise ValueError(f"group {group!r} is not a column of adata.obs "
-                         f"(have {list(adata.obs.columns)})")
+        raise ValueError(
+            f"group {group!r} is not a column of adata.obs (have {list(adata.obs.columns)})"
+        )
     values = adata.obs[group].astype(str).to_numpy()
     names, codes = np.unique(values, return_inverse=True)
     small = [n for n, c in zip(names, np.bincount(codes), strict=True) if c < 50]
     if small:
-        warnings.warn(f"groups with fewer than 50 cells give noisy parameters: {small[:5]}",
-                      stacklevel=3)
+        warnings.warn(
+            f"groups with fewer than 50 cells give noisy parameters: {small[:5]}", stacklevel=3
+        )
     return codes.astype(np.int64), [str(n) for n in names]
 
 
@@ -172,8 +193,9 @@ def check_time_mixing(adata: ad.AnnData, tkey: str) -> bool:
     return bool(np.any(t[coo.row] != t[coo.col]))
 
 
-def data_layers(adata: ad.AnnData, exp: Experiment, use_smoothed: bool,
-                second: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def data_layers(
+    adata: ad.AnnData, exp: Experiment, use_smoothed: bool, second: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The first-moment (or normalised) layers and second moments the estimation reads."""
     first, out = FIRST[exp.family], {}
     for name, layer in first.items():
@@ -186,7 +208,9 @@ def data_layers(adata: ad.AnnData, exp: Experiment, use_smoothed: bool,
     if second:
         for name, layer in SECOND[exp.family].items():
             if layer not in adata.layers:
-                raise ValueError(f"layer {layer!r} (second moments) is missing: run "
-                                 "dyn.tl.moments(adata) or use model='deterministic'")
+                raise ValueError(
+                    f"layer {layer!r} (second moments) is missing: run "
+                    "dyn.tl.moments(adata) or use model='deterministic'"
+                )
             sec[name] = adata.layers[layer]
     return out, sec

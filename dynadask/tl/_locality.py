@@ -80,8 +80,10 @@ def _graph_order(adata: ad.AnnData) -> np.ndarray:
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
     if keys.CONNECTIVITIES not in adata.obsp:
-        raise ValueError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata) "
-                         "first or use method='kdtree'")
+        raise ValueError(
+            "obsp['connectivities'] is missing: run dyn.tl.neighbors(adata) "
+            "first or use method='kdtree'"
+        )
     g = adata.obsp[keys.CONNECTIVITIES]
     if isinstance(g, da.Array):
         g = compute(g, desc="read kNN graph")[0]

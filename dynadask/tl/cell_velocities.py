@@ -22,10 +22,13 @@ from ..graph.blocks import as_rows, take_columns
 from ..io import commit
 
 _CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
-_KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True,
-               "tol": 1e-7}
-_KERNEL_DEFAULTS = {"pearson": _CORR_KWARGS, "cosine": _CORR_KWARGS, "kmc": _KMC_KWARGS,
-                    "transform": {}}
+_KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True, "tol": 1e-7}
+_KERNEL_DEFAULTS = {
+    "pearson": _CORR_KWARGS,
+    "cosine": _CORR_KWARGS,
+    "kmc": _KMC_KWARGS,
+    "transform": {},
+}
 _PARAMS = {"S": "gamma", "T": "gamma", "U": "alpha", "P": "delta"}
 
 
@@ -148,11 +151,21 @@ def cell_velocities(
         kNN graph (run ``dyn.tl.neighbors``), unknown kernel option.
     """
     opts = _kernel_options(method, kernel_kwargs)
-    args = {"transition_genes": transition_genes, "enforce": enforce, "min_r2": min_r2,
-            "min_alpha": min_alpha, "min_gamma": min_gamma, "min_delta": min_delta,
-            "n_pca_components": n_pca_components, "neighbor_key_prefix": neighbor_key_prefix,
-            "adj_key": adj_key, "n_neighbors": n_neighbors, "scale": scale,
-            "correct_density": correct_density, "neg_cells_trick": neg_cells_trick}
+    args = {
+        "transition_genes": transition_genes,
+        "enforce": enforce,
+        "min_r2": min_r2,
+        "min_alpha": min_alpha,
+        "min_gamma": min_gamma,
+        "min_delta": min_delta,
+        "n_pca_components": n_pca_components,
+        "neighbor_key_prefix": neighbor_key_prefix,
+        "adj_key": adj_key,
+        "n_neighbors": n_neighbors,
+        "scale": scale,
+        "correct_density": correct_density,
+        "neg_cells_trick": neg_cells_trick,
+    }
     basis_name = keys.basis_key(basis)
     emb = X_embedding if X_embedding is not None else _embedding(adata, basis_name)
     out: dict[str, dict[str, Any]] = {"obsp": {}, "obsm": {}, "var": {}, "uns": {}}
@@ -176,13 +189,13 @@ def cell_velocities(
 
 def _kernel_options(method: str, kernel_kwargs: dict[str, Any]) -> dict[str, Any]:
     if method not in _KERNEL_DEFAULTS:
-        raise ValueError(
-            f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
+        raise ValueError(f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
     allowed = _KERNEL_DEFAULTS[method]
     unknown = sorted(set(kernel_kwargs) - set(allowed))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for method {method!r}; "
-                        f"it accepts {sorted(allowed)}")
+        raise TypeError(
+            f"unknown option(s) {unknown} for method {method!r}; it accepts {sorted(allowed)}"
+        )
     return {**allowed, **kernel_kwargs}
 
 
@@ -191,7 +204,8 @@ def _embedding(adata: ad.AnnData, name: str) -> Any:
         have = [k for k in adata.obsm if k.startswith("X_")]
         raise ValueError(
             f"unknown basis: obsm[{name!r}] is missing (have {have}); run "
-            "dyn.tl.reduceDimension(adata) for 'umap' or give an existing basis")
+            "dyn.tl.reduceDimension(adata) for 'umap' or give an existing basis"
+        )
     return adata.obsm[name]
 
 
@@ -200,16 +214,22 @@ def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tup
     if vkey is None:
         vkey = next((k for k in ("velocity_S", "velocity_T") if k in adata.layers), None)
         if vkey is None:
-            raise ValueError("no velocity layer (velocity_S / velocity_T) in adata.layers: "
-                             "run dyn.tl.dynamics(adata) first")
+            raise ValueError(
+                "no velocity layer (velocity_S / velocity_T) in adata.layers: "
+                "run dyn.tl.dynamics(adata) first"
+            )
     elif vkey not in adata.layers:
-        raise ValueError(f"velocity layer {vkey!r} is missing: run dyn.tl.dynamics(adata) "
-                         "first (or give an existing vkey)")
+        raise ValueError(
+            f"velocity layer {vkey!r} is missing: run dyn.tl.dynamics(adata) "
+            "first (or give an existing vkey)"
+        )
     if ekey is None:
         ekey = {"velocity_T": "M_t"}.get(vkey, "M_s")
     if ekey not in adata.layers:
-        raise ValueError(f"expression layer {ekey!r} is missing: run dyn.tl.moments(adata) "
-                         "first (or give an existing ekey)")
+        raise ValueError(
+            f"expression layer {ekey!r} is missing: run dyn.tl.moments(adata) "
+            "first (or give an existing ekey)"
+        )
     return ekey, vkey
 
 
@@ -222,16 +242,21 @@ def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> n
         if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
             return idx[:, :k].astype(np.int64)
     if adj_key not in adata.obsp:
-        raise ValueError(f"no kNN graph: obsp[{adj_key!r}] is missing; run "
-                         "dyn.tl.neighbors(adata) first")
+        raise ValueError(
+            f"no kNN graph: obsp[{adj_key!r}] is missing; run dyn.tl.neighbors(adata) first"
+        )
     return gt.knn_from_graph(adata.obsp[adj_key], k)
 
 
-def select_transition_genes(adata: ad.AnnData, vkey: str, thresholds: dict[str, Any],
-                            genes: Any, enforce: bool) -> np.ndarray:
+def select_transition_genes(
+    adata: ad.AnnData, vkey: str, thresholds: dict[str, Any], genes: Any, enforce: bool
+) -> np.ndarray:
     """Boolean mask over ``var`` of the genes whose velocities drive the kernel."""
-    dyn_genes = (adata.var[keys.USE_FOR_DYNAMICS].to_numpy(bool)
-                 if keys.USE_FOR_DYNAMICS in adata.var else np.ones(adata.n_vars, bool))
+    dyn_genes = (
+        adata.var[keys.USE_FOR_DYNAMICS].to_numpy(bool)
+        if keys.USE_FOR_DYNAMICS in adata.var
+        else np.ones(adata.n_vars, bool)
+    )
     if genes is None:
         if keys.USE_FOR_TRANSITION in adata.var and not enforce:
             return adata.var[keys.USE_FOR_TRANSITION].to_numpy(bool)
@@ -248,8 +273,9 @@ def select_transition_genes(adata: ad.AnnData, vkey: str, thresholds: dict[str, 
     return mask
 
 
-def _by_parameters(adata: ad.AnnData, vkey: str, thresholds: dict[str, Any],
-                   dyn_genes: np.ndarray) -> np.ndarray:
+def _by_parameters(
+    adata: ad.AnnData, vkey: str, thresholds: dict[str, Any], dyn_genes: np.ndarray
+) -> np.ndarray:
     param = _PARAMS.get(vkey.rsplit("_", 1)[-1], "gamma")
     if param not in adata.var:
         raise ValueError(f"var[{param!r}] is missing: run dyn.tl.dynamics(adata) first")
@@ -261,8 +287,11 @@ def _by_parameters(adata: ad.AnnData, vkey: str, thresholds: dict[str, Any],
     with np.errstate(invalid="ignore"):
         mask = (value > min_value) & (r2 > min_r2) & dyn_genes
     if mask.sum() < 5 and adata.n_vars > 5:
-        warnings.warn("fewer than 5 genes pass the transition-gene thresholds: using the 50 "
-                      f"with the best {param}_r2", stacklevel=3)
+        warnings.warn(
+            "fewer than 5 genes pass the transition-gene thresholds: using the 50 "
+            f"with the best {param}_r2",
+            stacklevel=3,
+        )
         order = np.argsort(np.where(dyn_genes, r2, -np.inf))[::-1][:50]
         mask = np.zeros(adata.n_vars, bool)
         mask[order] = True
@@ -276,8 +305,9 @@ def _gene_data(adata, ekey, vkey, X, V, args, out) -> tuple[Any, Any]:
         return X, V
     ekey, vkey = resolve_layers(adata, ekey, vkey)
     thresholds = {k: args[k] for k in ("min_r2", "min_alpha", "min_gamma", "min_delta")}
-    mask = select_transition_genes(adata, vkey, thresholds, args["transition_genes"],
-                                   args["enforce"])
+    mask = select_transition_genes(
+        adata, vkey, thresholds, args["transition_genes"], args["enforce"]
+    )
     idx = np.flatnonzero(mask)
     v = take_columns(adata.layers[vkey], idx)
     finite = _finite_columns(v)
@@ -305,8 +335,11 @@ def _col_sums(v: Any) -> np.ndarray:
 
 def _log1p_wanted(adata: ad.AnnData) -> bool:
     pp = adata.uns.get("pp", {})
-    return isinstance(pp, dict) and "layers_norm_method" in pp and \
-        pp["layers_norm_method"] in (None, "None")
+    return (
+        isinstance(pp, dict)
+        and "layers_norm_method" in pp
+        and pp["layers_norm_method"] in (None, "None")
+    )
 
 
 def _velocity_pca(adata, x, v, n_pcs, out) -> tuple[Any, Any]:
@@ -333,20 +366,33 @@ def _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args):
     n_pcs = args["n_pca_components"] or (30 if method == "kmc" else None)
     if n_pcs:
         x, v = _velocity_pca(adata, x, v, n_pcs, out)
-    knn = neighbour_indices(adata, args["neighbor_key_prefix"], args["adj_key"],
-                            args["n_neighbors"])
+    knn = neighbour_indices(
+        adata, args["neighbor_key_prefix"], args["adj_key"], args["n_neighbors"]
+    )
     inp = gt.KernelInputs(x, v, knn, emb, _block_rows(x, x.shape[1]))
     depth = opts["n_recurse_neighbors"]
     if method == "kmc":
         trans, velocity = gt.ito_transitions(
-            inp, depth=depth, m_diff=opts["M_diff"], adaptive=opts["adaptive_local_kernel"],
-            tol=opts["tol"], correct_density=args["correct_density"], scale=args["scale"])
+            inp,
+            depth=depth,
+            m_diff=opts["M_diff"],
+            adaptive=opts["adaptive_local_kernel"],
+            tol=opts["tol"],
+            correct_density=args["correct_density"],
+            scale=args["scale"],
+        )
         return velocity, trans, v
-    negatives = ("subtract" if opts["use_neg_vals"] else "add") if args["neg_cells_trick"] \
-        else "drop"
+    negatives = (
+        ("subtract" if opts["use_neg_vals"] else "add") if args["neg_cells_trick"] else "drop"
+    )
     trans, velocity = gt.correlation_transitions(
-        inp, centred=method == "pearson", transform=opts["transform"], depth=depth,
-        negatives=negatives, correct_density=args["correct_density"])
+        inp,
+        centred=method == "pearson",
+        transform=opts["transform"],
+        depth=depth,
+        negatives=negatives,
+        correct_density=args["correct_density"],
+    )
     return velocity, trans, v
 
 

@@ -73,8 +73,9 @@ def cell_wise_confidence(
         Unknown method, missing layer (run ``dyn.tl.dynamics``) or missing kNN graph.
     """
     if method not in (*_PAIRWISE, "jaccard"):
-        raise ValueError(f"unknown method {method!r}: use 'jaccard', 'cosine', "
-                         "'correlation' or 'consensus'")
+        raise ValueError(
+            f"unknown method {method!r}: use 'jaccard', 'cosine', 'correlation' or 'consensus'"
+        )
     x, v = _layers(adata, X_data, V_data, ekey, vkey)
     if method == "jaccard":
         score = _jaccard(adata, x, v, neighbors_from_basis)
@@ -111,8 +112,9 @@ def _dense(x: Any) -> np.ndarray:
 def _pairwise(v: Any, knn: np.ndarray, method: str) -> np.ndarray:
     blocks = gt.plan_blocks(knn, as_rows(v).chunks[0][0], depth=1)
     vr = as_rows(v)
-    parts = [dask.delayed(_pairwise_block)(vr[b.union], b, knn[b.start:b.stop], method)
-             for b in blocks]
+    parts = [
+        dask.delayed(_pairwise_block)(vr[b.union], b, knn[b.start : b.stop], method) for b in blocks
+    ]
     return np.concatenate(compute(*parts, desc=f"{method} confidence"))
 
 
@@ -137,9 +139,12 @@ def _future_pcs(x: Any, v: Any, n_components: int) -> np.ndarray:
     vals, vecs = np.linalg.eigh(stats)
     comps = vecs[:, np.argsort(vals)[::-1][: n_components + 1]]
     xr, vr = as_rows(x), as_rows(v)
-    parts = [dask.delayed(_svd_block)(a, b, comps) for a, b in
-             zip(xr.to_delayed().ravel(), vr.rechunk({0: xr.chunks[0]}).to_delayed().ravel(),
-                 strict=True)]
+    parts = [
+        dask.delayed(_svd_block)(a, b, comps)
+        for a, b in zip(
+            xr.to_delayed().ravel(), vr.rechunk({0: xr.chunks[0]}).to_delayed().ravel(), strict=True
+        )
+    ]
     return np.vstack(compute(*parts, desc="future-state coordinates"))[:, 1:]
 
 
@@ -160,11 +165,15 @@ def _knn_graph(coords: np.ndarray, k: int) -> sparse.csr_matrix:
     """Symmetric 0/1 graph of the ``k``-nearest neighbours (self excluded)."""
     from sklearn.neighbors import NearestNeighbors
 
-    idx = NearestNeighbors(n_neighbors=min(k, len(coords))).fit(coords).kneighbors(
-        coords, return_distance=False)
+    idx = (
+        NearestNeighbors(n_neighbors=min(k, len(coords)))
+        .fit(coords)
+        .kneighbors(coords, return_distance=False)
+    )
     n = len(coords)
-    g = sparse.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), idx.shape[1]),
-                                               idx.ravel())), shape=(n, n))
+    g = sparse.csr_matrix(
+        (np.ones(idx.size), (np.repeat(np.arange(n), idx.shape[1]), idx.ravel())), shape=(n, n)
+    )
     g.setdiag(0)
     g.eliminate_zeros()
     return ((g + g.T) > 0).astype(np.float64).tocsr()
@@ -183,8 +192,10 @@ def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
     a_d = dask.delayed(_binary)(present)
     f_d = dask.delayed(future, traverse=False)
     starts = np.cumsum((0,) + pr.chunks[0][:-1])
-    parts = [dask.delayed(_jaccard_block)(a_d, f_d, int(s), int(c))
-             for s, c in zip(starts, pr.chunks[0], strict=True)]
+    parts = [
+        dask.delayed(_jaccard_block)(a_d, f_d, int(s), int(c))
+        for s, c in zip(starts, pr.chunks[0], strict=True)
+    ]
     return np.concatenate(compute(*parts, desc="jaccard confidence"))
 
 
@@ -193,10 +204,11 @@ def _binary(g: Any) -> sparse.csr_matrix:
     return (g != 0).astype(np.float64).tocsr()
 
 
-def _jaccard_block(a: sparse.csr_matrix, b: sparse.csr_matrix, start: int,
-                   count: int) -> np.ndarray:
-    a2 = (a[start:start + count] @ a) > 0
-    b2 = (b[start:start + count] @ b) > 0
+def _jaccard_block(
+    a: sparse.csr_matrix, b: sparse.csr_matrix, start: int, count: int
+) -> np.ndarray:
+    a2 = (a[start : start + count] @ a) > 0
+    b2 = (b[start : start + count] @ b) > 0
     inter = np.asarray(a2.multiply(b2).sum(1)).ravel()
     union = np.asarray((a2 + b2).sum(1)).ravel()
     return np.divide(inter, union, out=np.zeros(count), where=union > 0)
@@ -241,8 +253,9 @@ def cross_boundary_direction(
     vname = vkey or keys.velocity_key(name[2:])
     for k in (name, vname):
         if k not in adata.obsm:
-            raise ValueError(f"obsm[{k!r}] is missing: run dyn.tl.cell_velocities(adata, "
-                             f"basis={basis!r}) first")
+            raise ValueError(
+                f"obsm[{k!r}] is missing: run dyn.tl.cell_velocities(adata, basis={basis!r}) first"
+            )
     labels = np.asarray(adata.obs[cluster_key].astype(str))
     knn = neighbour_indices(adata, "", keys.DISTANCES, n_neighbors)[:, 1:]
     emb = ge.take_rows(adata.obsm[name], None)

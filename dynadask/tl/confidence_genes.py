@@ -74,8 +74,9 @@ def gene_wise_confidence(
     v = take_columns(adata.layers[vkey], idx)
     medians = _quantile(x, codes, len(names), 50.0)
     thr = _quantile(abs(v), np.zeros(adata.n_obs, np.int64), 1, V_threshold)[0]
-    (counts,) = compute(sum_rows(_counts, v, codes, n_strata=len(names), threshold=thr),
-                        desc="gene-wise confidence")
+    (counts,) = compute(
+        sum_rows(_counts, v, codes, n_strata=len(names), threshold=thr), desc="gene-wise confidence"
+    )
     thr_nan = counts["nan"].sum(0) > 0
     table = _table(adata.var_names[idx], pairs, names, medians, counts, thr_nan)
     _write(adata, idx, table)
@@ -119,8 +120,7 @@ def _genes(adata, genes) -> np.ndarray:
 
 
 def _table(gene_names, pairs, names, medians, counts, thr_nan) -> dict[str, np.ndarray]:
-    rows = {k: [] for k in ("gene", "progenitor", "mature", "prog_confidence",
-                            "mature_confidence")}
+    rows = {k: [] for k in ("gene", "progenitor", "mature", "prog_confidence", "mature_confidence")}
     for prog, mature in pairs:
         p, m = names.index(prog), names.index(mature)
         repressed = medians[p] - medians[m] > 0
@@ -138,8 +138,10 @@ def _table(gene_names, pairs, names, medians, counts, thr_nan) -> dict[str, np.n
 def _write(adata, idx, table) -> None:
     n_pairs = table["gene"].size // max(idx.size, 1)
     var = {}
-    for key, col in (("avg_prog_confidence", "prog_confidence"),
-                     ("avg_mature_confidence", "mature_confidence")):
+    for key, col in (
+        ("avg_prog_confidence", "prog_confidence"),
+        ("avg_mature_confidence", "mature_confidence"),
+    ):
         full = np.full(adata.n_vars, np.nan)
         full[idx] = table[col].reshape(n_pairs, idx.size).mean(axis=0)
         var[key] = full

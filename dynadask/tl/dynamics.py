@@ -12,13 +12,40 @@ from ..io import commit
 from . import _dynamics_methods as dm
 from . import _dynamics_setup as ds
 
-VEL_PARAMS = ("alpha", "beta", "gamma", "half_life", "alpha_b", "alpha_r2", "gamma_b",
-              "gamma_r2", "gamma_logLL", "delta_b", "delta_r2", "bs", "bf", "uu0", "ul0",
-              "su0", "sl0", "U0", "S0", "total0")
-_IGNORED = {"assumption_protein": "ss", "NTR_vel": False, "protein_names": None,
-            "concat_data": False, "one_shot_method": "combined", "fraction_for_deg": False,
-            "sanity_check": False, "del_2nd_moments": None, "assumption_mRNA": "auto",
-            "log_unnormalized": True}
+VEL_PARAMS = (
+    "alpha",
+    "beta",
+    "gamma",
+    "half_life",
+    "alpha_b",
+    "alpha_r2",
+    "gamma_b",
+    "gamma_r2",
+    "gamma_logLL",
+    "delta_b",
+    "delta_r2",
+    "bs",
+    "bf",
+    "uu0",
+    "ul0",
+    "su0",
+    "sl0",
+    "U0",
+    "S0",
+    "total0",
+)
+_IGNORED = {
+    "assumption_protein": "ss",
+    "NTR_vel": False,
+    "protein_names": None,
+    "concat_data": False,
+    "one_shot_method": "combined",
+    "fraction_for_deg": False,
+    "sanity_check": False,
+    "del_2nd_moments": None,
+    "assumption_mRNA": "auto",
+    "log_unnormalized": True,
+}
 
 
 def dynamics(
@@ -118,10 +145,17 @@ def dynamics(
     _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group)
     layers, sec = ds.data_layers(adata, exp, use_smoothed, second)
     codes, names = ds.group_codes(adata, group)
-    t = None if exp.tkey is None or not exp.has_labeling else \
-        np.asarray(adata.obs[exp.tkey], dtype=np.float64)
-    options = {"perc_left": perc_left, "perc_right": 5 if perc_right is None else perc_right,
-               "perc_right_given": perc_right is not None, "intercept": intercept}
+    t = (
+        None
+        if exp.tkey is None or not exp.has_labeling
+        else np.asarray(adata.obs[exp.tkey], dtype=np.float64)
+    )
+    options = {
+        "perc_left": perc_left,
+        "perc_right": 5 if perc_right is None else perc_right,
+        "perc_right_given": perc_right is not None,
+        "intercept": intercept,
+    }
     job = dm.Job(layers, sec, valid, codes, len(names), t, model, est_method, options)
     _check_genes(adata, layers, valid)
     params, velocities = runner(job)
@@ -138,8 +172,9 @@ def _check_legacy(legacy: dict, cores: int) -> None:
         if v != _IGNORED[k]:
             warnings.warn(f"{k}={v!r} is not supported by dynadask and is ignored", stacklevel=3)
     if cores != 1:
-        warnings.warn("cores is ignored: the active Dask scheduler decides the parallelism",
-                      stacklevel=3)
+        warnings.warn(
+            "cores is ignored: the active Dask scheduler decides the parallelism", stacklevel=3
+        )
 
 
 def _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group) -> None:
@@ -147,8 +182,11 @@ def _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group) -
         return
     mixing = exp.tkey is not None and exp.has_labeling and ds.check_time_mixing(adata, exp.tkey)
     if mixing:
-        warnings.warn("the smoothing graph moments_con links cells of different labelling "
-                      "times: recomputing the moments within each labelling time", stacklevel=3)
+        warnings.warn(
+            "the smoothing graph moments_con links cells of different labelling "
+            "times: recomputing the moments within each labelling time",
+            stacklevel=3,
+        )
     if ds.moments_present(adata, exp, second) and not (re_smooth or mixing):
         return
     from .moments import moments

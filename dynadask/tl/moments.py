@@ -20,10 +20,17 @@ from ..kernels import moments as km
 from .neighbors import embedding, search
 
 # dynamo's layer families: second moments only within a family, never among uu/ul/su/sl
-_FAMILIES = (("X_spliced", "X_unspliced"), ("X_new", "X_total"),
-             ("X_uu", "X_ul", "X_su", "X_sl"))
-_FIRST = {"X_spliced": "M_s", "X_unspliced": "M_u", "X_new": "M_n", "X_total": "M_t",
-          "X_uu": "M_uu", "X_ul": "M_ul", "X_su": "M_su", "X_sl": "M_sl"}
+_FAMILIES = (("X_spliced", "X_unspliced"), ("X_new", "X_total"), ("X_uu", "X_ul", "X_su", "X_sl"))
+_FIRST = {
+    "X_spliced": "M_s",
+    "X_unspliced": "M_u",
+    "X_new": "M_n",
+    "X_total": "M_t",
+    "X_uu": "M_uu",
+    "X_ul": "M_ul",
+    "X_su": "M_su",
+    "X_sl": "M_sl",
+}
 _PROTEIN = "X_protein"
 
 
@@ -104,13 +111,16 @@ def moments(
         ``use_mnn``.
     """
     if use_mnn:
-        raise ValueError("use_mnn=True is not available in dynadask: use the default kNN graph "
-                         "or pass your own graph as conn")
+        raise ValueError(
+            "use_mnn=True is not available in dynadask: use the default kNN graph "
+            "or pass your own graph as conn"
+        )
     adata = adata.copy() if copy else adata
     names = _layer_names(adata, layers)
     cols = _gene_columns(adata, genes)
-    w = _smoothing_graph(adata, X_data, conn, group, use_gaussian_kernel, normalize,
-                         n_pca_components, n_neighbors)
+    w = _smoothing_graph(
+        adata, X_data, conn, group, use_gaussian_kernel, normalize, n_pca_components, n_neighbors
+    )
     inputs = {n: gm.Input(adata.layers[n], cols, adata.n_vars) for n in names}
     jobs = moment_jobs(names)
     if _PROTEIN in adata.obsm:
@@ -146,23 +156,27 @@ def _family(name: str) -> int:
 
 
 def _layer_names(adata: ad.AnnData, layers: str | list[str]) -> list[str]:
-    present = [k for k in adata.layers if k.startswith("X_")
-               and not k.endswith(("matrix", "ambiguous"))]
+    present = [
+        k for k in adata.layers if k.startswith("X_") and not k.endswith(("matrix", "ambiguous"))
+    ]
     if layers == "all":
         wanted = present
     else:
         wanted = [k if k.startswith("X_") else f"X_{k}" for k in np.atleast_1d(layers)]
         missing = [k for k in wanted if k not in adata.layers]
         if missing:
-            raise ValueError(f"layer(s) {missing} missing (have {present}): run "
-                             "dyn.pp.recipe_monocle(adata) or dyn.pp.normalize(adata) first")
+            raise ValueError(
+                f"layer(s) {missing} missing (have {present}): run "
+                "dyn.pp.recipe_monocle(adata) or dyn.pp.normalize(adata) first"
+            )
     known = [k for k in wanted if k in _FIRST]
     for k in sorted(set(wanted) - set(known)):
-        warnings.warn(f"layer {k} is not an expression layer dynamo smooths: skipped",
-                      stacklevel=3)
+        warnings.warn(f"layer {k} is not an expression layer dynamo smooths: skipped", stacklevel=3)
     if not known:
-        raise ValueError("no normalised expression layers (X_spliced, X_unspliced, X_new, "
-                         "X_total, …) in adata.layers: run dyn.pp.recipe_monocle(adata) first")
+        raise ValueError(
+            "no normalised expression layers (X_spliced, X_unspliced, X_new, "
+            "X_total, …) in adata.layers: run dyn.pp.recipe_monocle(adata) first"
+        )
     return known
 
 
@@ -187,14 +201,16 @@ def _gene_columns(adata: ad.AnnData, genes: Any) -> np.ndarray | None:
 def resolve_groups(adata: ad.AnnData, group: str | bool | None) -> list[np.ndarray]:
     """Index arrays of the cells of each group (one group of all cells when not grouping)."""
     if group is None:
-        tkey = adata.uns.get("pp", {}).get("tkey") if isinstance(adata.uns.get("pp"), dict) \
-            else None
+        tkey = (
+            adata.uns.get("pp", {}).get("tkey") if isinstance(adata.uns.get("pp"), dict) else None
+        )
         group = tkey if tkey not in (None, "None") else False
     if group is False:
         return [np.arange(adata.n_obs)]
     if group not in adata.obs:
-        raise ValueError(f"group {group!r} is not a column of adata.obs "
-                         f"(have {list(adata.obs.columns)})")
+        raise ValueError(
+            f"group {group!r} is not a column of adata.obs (have {list(adata.obs.columns)})"
+        )
     codes = np.unique(adata.obs[group].astype(str).to_numpy(), return_inverse=True)[1]
     order = np.argsort(codes, kind="stable")
     return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
@@ -214,8 +230,9 @@ def _smoothing_graph(adata, X_data, conn, group, gaussian, normalize, n_pcs, k):
     return compute(task, desc="smoothing graph")[0]
 
 
-def _weighted_graph(knn_lists, k_cell, groups, gaussian: bool,
-                    normalize: bool) -> sparse.csr_matrix:
+def _weighted_graph(
+    knn_lists, k_cell, groups, gaussian: bool, normalize: bool
+) -> sparse.csr_matrix:
     g = gn.group_graph(knn_lists, k_cell, groups, kind="gaussian" if gaussian else "umap")
     if gaussian:
         return km.row_normalise(g) if normalize else g.astype(np.float32)
@@ -224,8 +241,10 @@ def _weighted_graph(knn_lists, k_cell, groups, gaussian: bool,
 
 def _given_graph(adata: ad.AnnData, conn: Any) -> sparse.csr_matrix:
     if conn.shape != (adata.n_obs, adata.n_obs):
-        raise ValueError(f"conn has shape {conn.shape}: it must be a square "
-                         f"({adata.n_obs}, {adata.n_obs}) cells x cells graph")
+        raise ValueError(
+            f"conn has shape {conn.shape}: it must be a square "
+            f"({adata.n_obs}, {adata.n_obs}) cells x cells graph"
+        )
     if isinstance(conn, da.Array):
         conn = compute(conn, desc="read conn")[0]
     return sparse.csr_matrix(conn)
@@ -238,8 +257,9 @@ def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
         lists = gn.knn_from_graph(adata.obsp[keys.DISTANCES], k)
         return lists, np.full(n, k)
     if X_data is not None:
-        x = np.asarray(X_data.compute() if isinstance(X_data, da.Array) else X_data,
-                       dtype=np.float32)
+        x = np.asarray(
+            X_data.compute() if isinstance(X_data, da.Array) else X_data, dtype=np.float32
+        )
         if x.shape[0] != n:
             raise ValueError(f"X_data has {x.shape[0]} rows but adata has {n} cells")
     else:
@@ -255,5 +275,9 @@ def _stored_graph_fits(adata: ad.AnnData, n_pcs: int, k: int) -> bool:
     if keys.DISTANCES not in adata.obsp or not params:
         return False
     n_dims = adata.obsm[keys.X_PCA].shape[1] if keys.X_PCA in adata.obsm else -1
-    return (int(params.get("n_neighbors", -1)) == k and params.get("metric") == "euclidean"
-            and str(params.get("basis", "pca")) in ("pca", "X_pca") and 0 < n_dims <= n_pcs)
+    return (
+        int(params.get("n_neighbors", -1)) == k
+        and params.get("metric") == "euclidean"
+        and str(params.get("basis", "pca")) in ("pca", "X_pca")
+        and 0 < n_dims <= n_pcs
+    )

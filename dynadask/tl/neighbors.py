@@ -33,12 +33,17 @@ def embedding(adata: ad.AnnData, basis: str | None, n_dims: int | None = None) -
         When the embedding is missing (with the step that makes it) or not 2-D.
     """
     if basis is None or basis == "X":
-        raise ValueError("dynadask searches neighbours in an embedding: give basis='pca' "
-                         "(or another obsm['X_<basis>']) or pass X_data")
+        raise ValueError(
+            "dynadask searches neighbours in an embedding: give basis='pca' "
+            "(or another obsm['X_<basis>']) or pass X_data"
+        )
     name = keys.basis_key(basis)
     if name not in adata.obsm:
-        fix = "run dyn.pp.pca(adata) (or dyn.pp.recipe_monocle)" if name == keys.X_PCA \
+        fix = (
+            "run dyn.pp.pca(adata) (or dyn.pp.recipe_monocle)"
+            if name == keys.X_PCA
             else "compute that embedding first or give an existing basis"
+        )
         raise ValueError(f"obsm[{name!r}] is missing: {fix}")
     x = adata.obsm[name]
     x = x[:, :n_dims] if n_dims is not None else x
@@ -56,12 +61,19 @@ def _as_matrix(x: Any, name: str) -> np.ndarray:
     return x
 
 
-def search(x: np.ndarray, n_neighbors: int, method: str | None, *, metric: str = "euclidean",
-           metric_kwds: dict | None = None, seed: int = 19491001, **kwargs: Any) -> gn.Knn:
+def search(
+    x: np.ndarray,
+    n_neighbors: int,
+    method: str | None,
+    *,
+    metric: str = "euclidean",
+    metric_kwds: dict | None = None,
+    seed: int = 19491001,
+    **kwargs: Any,
+) -> gn.Knn:
     """The ``n_neighbors`` nearest cells (self first) of every cell of ``x``."""
     how = gn.choose_method(x.shape[0], x.shape[1], method)
-    return gn.knn(x, n_neighbors, how, metric=metric, metric_kwds=metric_kwds, seed=seed,
-                  **kwargs)
+    return gn.knn(x, n_neighbors, how, metric=metric, metric_kwds=metric_kwds, seed=seed, **kwargs)
 
 
 def neighbors(
@@ -139,23 +151,35 @@ def neighbors(
         than 2 cells, ``n_neighbors < 2``.
     """
     if cores not in (1, None):
-        warnings.warn("cores is ignored: dynadask computes on the active Dask scheduler",
-                      stacklevel=2)
+        warnings.warn(
+            "cores is ignored: dynadask computes on the active Dask scheduler", stacklevel=2
+        )
     if layer is not None and X_data is None and basis is None:
         embedding(adata, None)
     x = _search_space(adata, X_data, basis)
     _check_counts(x.shape[0], n_neighbors)
-    idx, dist = search(x, n_neighbors, method, metric=metric, metric_kwds=metric_kwads,
-                       seed=seed, **kwargs)
+    idx, dist = search(
+        x, n_neighbors, method, metric=metric, metric_kwds=metric_kwads, seed=seed, **kwargs
+    )
     conn_key, dist_key, nbr_key = neighbor_keys(result_prefix)
     distances, connectivities = kn.distance_graphs(idx, dist, x.shape[0])
-    record: dict[str, Any] = {"params": {"n_neighbors": n_neighbors, "method": str(method),
-                                         "metric": str(metric), "n_pcs": n_pca_components,
-                                         "basis": str(basis)}}
+    record: dict[str, Any] = {
+        "params": {
+            "n_neighbors": n_neighbors,
+            "method": str(method),
+            "metric": str(metric),
+            "n_pcs": n_pca_components,
+            "basis": str(basis),
+        }
+    }
     if store_path(adata) is None:
         record["indices"] = idx
-    commit(adata, "neighbors", obsp={dist_key: distances, conn_key: connectivities},
-           uns={nbr_key: record})
+    commit(
+        adata,
+        "neighbors",
+        obsp={dist_key: distances, conn_key: connectivities},
+        uns={nbr_key: record},
+    )
     return adata
 
 

@@ -15,12 +15,24 @@ from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
 
 UMAP_DEFAULTS: dict[str, Any] = {
-    "metric": "euclidean", "min_dist": 0.5, "spread": 1.0, "max_iter": None, "alpha": 1.0,
-    "gamma": 1.0, "negative_sample_rate": 5, "init_pos": "spectral", "random_state": 0,
-    "transform_seed": 42, "verbose": False,
+    "metric": "euclidean",
+    "min_dist": 0.5,
+    "spread": 1.0,
+    "max_iter": None,
+    "alpha": 1.0,
+    "gamma": 1.0,
+    "negative_sample_rate": 5,
+    "init_pos": "spectral",
+    "random_state": 0,
+    "transform_seed": 42,
+    "verbose": False,
 }
-_UMAP_NAMES = {"max_iter": "n_epochs", "alpha": "learning_rate", "gamma": "repulsion_strength",
-               "init_pos": "init"}
+_UMAP_NAMES = {
+    "max_iter": "n_epochs",
+    "alpha": "learning_rate",
+    "gamma": "repulsion_strength",
+    "init_pos": "init",
+}
 
 
 def reduceDimension(  # noqa: N802 - dynamo's name
@@ -104,19 +116,19 @@ def reduceDimension(  # noqa: N802 - dynamo's name
         UMAP option.
     """
     if cores not in (None, 1):
-        warnings.warn("cores is ignored: dynadask computes on the active Dask scheduler",
-                      stacklevel=2)
+        warnings.warn(
+            "cores is ignored: dynadask computes on the active Dask scheduler", stacklevel=2
+        )
     adata = adata.copy() if copy else adata
     if reduction_method != "umap":
-        raise ValueError(f"reduction_method {reduction_method!r} is not available: "
-                         "dynadask embeds with 'umap'")
+        raise ValueError(
+            f"reduction_method {reduction_method!r} is not available: dynadask embeds with 'umap'"
+        )
     key = embedding_key or (f"{layer}_umap" if layer else "X_umap")
     if key in adata.obsm and not enforce:
-        warnings.warn(f"obsm[{key!r}] exists: skipped (enforce=True recomputes it)",
-                      stacklevel=2)
+        warnings.warn(f"obsm[{key!r}] exists: skipped (enforce=True recomputes it)", stacklevel=2)
         return adata if copy else None
-    x = X_data if X_data is not None else _input(adata, genes, layer, basis, dims,
-                                                 n_pca_components)
+    x = X_data if X_data is not None else _input(adata, genes, layer, basis, dims, n_pca_components)
     umap_kwargs = umap_options(n_components, n_neighbors, kwargs)
     emb, fit = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
     fit["n_pca_components"] = int(x.shape[1])
@@ -129,8 +141,7 @@ def umap_options(n_components: int, n_neighbors: int, kwargs: dict[str, Any]) ->
     unknown = sorted(set(kwargs) - set(UMAP_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown UMAP option(s) {unknown}: use {sorted(UMAP_DEFAULTS)}")
-    return {**UMAP_DEFAULTS, **kwargs, "n_components": n_components,
-            "n_neighbors": n_neighbors}
+    return {**UMAP_DEFAULTS, **kwargs, "n_components": n_components, "n_neighbors": n_neighbors}
 
 
 def _umap_args(umap_kwargs: dict[str, Any], n_fit: int) -> dict[str, Any]:
@@ -148,13 +159,16 @@ def _input(adata, genes, layer, basis, dims, n_pcs) -> Any:
     if name != prefix + "pca":
         raise ValueError(f"unknown basis {basis!r}: reduceDimension embeds from 'pca'")
     if name not in adata.obsm:
-        raise ValueError(f"obsm[{name!r}] is missing: run dyn.pp.pca(adata) (or "
-                         "dyn.pp.recipe_monocle) first")
+        raise ValueError(
+            f"obsm[{name!r}] is missing: run dyn.pp.pca(adata) (or dyn.pp.recipe_monocle) first"
+        )
     x = adata.obsm[name]
     need = max(max(dims) + 1, n_pcs) if dims is not None else n_pcs
     if x.shape[1] < need:
-        raise ValueError(f"obsm[{name!r}] has {x.shape[1]} components, {need} needed: rerun "
-                         f"dyn.pp.pca with n_pca_components={need}")
+        raise ValueError(
+            f"obsm[{name!r}] has {x.shape[1]} components, {need} needed: rerun "
+            f"dyn.pp.pca with n_pca_components={need}"
+        )
     return x[:, list(dims)] if dims is not None else x[:, :n_pcs]
 
 
@@ -177,21 +191,32 @@ def _embed(x: Any, umap_kwargs: dict, max_fit: int | None, n_fit: int) -> tuple[
         idx = np.arange(n)
     else:
         emb = ge.transform_rows(x, model, idx)
-    record = {"umap_kwargs": {k: ("None" if v is None else v) for k, v in umap_kwargs.items()},
-              "fit_idx": idx.astype(np.int64), "X_fit": x_fit}
+    record = {
+        "umap_kwargs": {k: ("None" if v is None else v) for k, v in umap_kwargs.items()},
+        "fit_idx": idx.astype(np.int64),
+        "X_fit": x_fit,
+    }
     return emb, record
 
 
 def rebuild_umap(adata: ad.AnnData) -> tuple[Any, Any]:
     """Refit the UMAP model recorded in ``uns['umap_fit']`` (deterministic: same seed)."""
     if "umap_fit" not in adata.uns or "X_fit" not in adata.uns["umap_fit"]:
-        raise ValueError("uns['umap_fit'] is missing: run dyn.tl.reduceDimension(adata, "
-                         "enforce=True) first")
+        raise ValueError(
+            "uns['umap_fit'] is missing: run dyn.tl.reduceDimension(adata, enforce=True) first"
+        )
     fit = adata.uns["umap_fit"]
-    kw = {k: (None if isinstance(v, str) and v == "None" else v)
-          for k, v in dict(fit["umap_kwargs"]).items()}
-    for k in ("n_components", "n_neighbors", "negative_sample_rate", "random_state",
-              "transform_seed"):
+    kw = {
+        k: (None if isinstance(v, str) and v == "None" else v)
+        for k, v in dict(fit["umap_kwargs"]).items()
+    }
+    for k in (
+        "n_components",
+        "n_neighbors",
+        "negative_sample_rate",
+        "random_state",
+        "transform_seed",
+    ):
         kw[k] = int(kw[k])
     x_fit = np.asarray(fit["X_fit"], dtype=np.float32)
     return ge.fit_umap(x_fit, _umap_args(kw, x_fit.shape[0])), fit
@@ -206,8 +231,9 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
     model, fit = rebuild_umap(adata)
     vkey = vkey or "velocity_S"
     if vkey not in adata.layers or "PCs" not in adata.uns:
-        raise ValueError(f"layers[{vkey!r}] and uns['PCs'] are needed: run dyn.pp.pca and "
-                         "dyn.tl.dynamics first")
+        raise ValueError(
+            f"layers[{vkey!r}] and uns['PCs'] are needed: run dyn.pp.pca and dyn.tl.dynamics first"
+        )
     genes = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(bool))
     pcs = np.asarray(adata.uns["PCs"], dtype=np.float64)[:, : int(fit["n_pca_components"])]
     x, v = take_columns(adata.X, genes), take_columns(adata.layers[vkey], genes)
@@ -229,4 +255,3 @@ def _sum_xv(x: Any, v: Any) -> np.ndarray:
 
 def _project_xv(x: Any, v: Any, pcs: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return (_dense(x) + np.nan_to_num(_dense(v)) - mean) @ pcs
-

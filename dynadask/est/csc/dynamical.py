@@ -56,8 +56,9 @@ class Dynamical:
     random_state: int = 0
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def fit(self, u: Any, s: Any, *, codes: np.ndarray | None = None,
-            n_strata: int | None = None) -> Dynamical:
+    def fit(
+        self, u: Any, s: Any, *, codes: np.ndarray | None = None, n_strata: int | None = None
+    ) -> Dynamical:
         """Fit every gene (in every stratum).
 
         Parameters
@@ -80,19 +81,27 @@ class Dynamical:
         picks = [self._sample(np.flatnonzero(codes == k)) for k in range(n_strata)]
         rows = np.unique(np.concatenate(picks))
         lazy_u, lazy_s = as_rows(u)[rows], as_rows(s)[rows]
-        got_u, got_s = (dense_rows(x, 0, x.shape[0])
-                        for x in compute(lazy_u, lazy_s, desc="dynamics: sample cells"))
+        got_u, got_s = (
+            dense_rows(x, 0, x.shape[0])
+            for x in compute(lazy_u, lazy_s, desc="dynamics: sample cells")
+        )
         at = [np.searchsorted(rows, p) for p in picks]
         fits = [self._fit_stratum(got_u[i], got_s[i]) for i in at]
         out = compute(*fits, desc="dynamics: trajectory fits")
         table = np.stack(out)  # strata x 4 x genes
-        self.params = {"alpha": table[:, 0], "beta": np.ones_like(table[:, 0]),
-                       "gamma": table[:, 1], "t_switch": table[:, 2],
-                       "gamma_r2": table[:, 3], "gamma_b": np.zeros_like(table[:, 0])}
+        self.params = {
+            "alpha": table[:, 0],
+            "beta": np.ones_like(table[:, 0]),
+            "gamma": table[:, 1],
+            "t_switch": table[:, 2],
+            "gamma_r2": table[:, 3],
+            "gamma_b": np.zeros_like(table[:, 0]),
+        }
         return self
 
-    def velocity(self, u: Any, s: Any, codes: np.ndarray | None = None,
-                 n_strata: int | None = None) -> Any:
+    def velocity(
+        self, u: Any, s: Any, codes: np.ndarray | None = None, n_strata: int | None = None
+    ) -> Any:
         """Lazy ``beta u - gamma s`` per cell with its stratum's parameters (float32)."""
         return splicing_velocity(self.params, u, s, codes, n_strata)
 
@@ -103,5 +112,6 @@ class Dynamical:
         return np.sort(rng.choice(cells, self.n_fit_cells, replace=False))
 
     def _fit_stratum(self, u: np.ndarray, s: np.ndarray) -> Any:
-        return gk.column_blocks(kd.fit_genes, [u, s], [kd.start_gamma(u, s)],
-                                self.genes_per_task, n_grid=self.n_grid)
+        return gk.column_blocks(
+            kd.fit_genes, [u, s], [kd.start_gamma(u, s)], self.genes_per_task, n_grid=self.n_grid
+        )

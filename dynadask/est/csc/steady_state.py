@@ -95,13 +95,23 @@ class SteadyState:
     def __post_init__(self) -> None:
         if (self.model, self.est_method) not in METHODS:
             known = ", ".join(f"{m}/{e}" for m, e in METHODS)
-            raise ValueError(f"unknown steady-state fit model={self.model!r}, "
-                             f"est_method={self.est_method!r}: use one of {known}")
+            raise ValueError(
+                f"unknown steady-state fit model={self.model!r}, "
+                f"est_method={self.est_method!r}: use one of {known}"
+            )
         if self.est_method != "ols" and self.intercept:
             raise ValueError("intercept=True is only available with est_method='ols'")
 
-    def fit(self, u: Any, s: Any, us: Any = None, ss: Any = None, *,
-            codes: np.ndarray | None = None, n_strata: int | None = None) -> SteadyState:
+    def fit(
+        self,
+        u: Any,
+        s: Any,
+        us: Any = None,
+        ss: Any = None,
+        *,
+        codes: np.ndarray | None = None,
+        n_strata: int | None = None,
+    ) -> SteadyState:
         """Estimate the slope of every gene (in every stratum).
 
         Parameters
@@ -122,14 +132,18 @@ class SteadyState:
         """
         extra, finish, second = METHODS[(self.model, self.est_method)]
         if second and (us is None or ss is None):
-            raise ValueError(f"est_method={self.est_method!r} needs the second moments us and "
-                             "ss (layers M_us, M_ss: run dyn.tl.moments)")
+            raise ValueError(
+                f"est_method={self.est_method!r} needs the second moments us and "
+                "ss (layers M_us, M_ss: run dyn.tl.moments)"
+            )
         codes, n_strata = _strata(codes, n_strata, u.shape[0])
         layers = {"s": s, "u": u} | ({"us": us, "v": ss} if second else {})
         extreme = self._extreme(s, u, codes, n_strata)
         terms = ke.STEADY_TERMS | extra
-        (st,) = compute(gk.product_sums(layers, codes, n_strata, terms, extreme=extreme,
-                                        derived=ke.DERIVED), desc="dynamics: sums")
+        (st,) = compute(
+            gk.product_sums(layers, codes, n_strata, terms, extreme=extreme, derived=ke.DERIVED),
+            desc="dynamics: sums",
+        )
         out = finish(st, self)
         out["gamma_r2"], out["gamma_logLL"] = ke.goodness(st, out["gamma"], out["gamma_b"])
         out["beta"] = np.ones_like(out["gamma"])
@@ -143,17 +157,28 @@ class SteadyState:
             return None
         qs = [100 - right] + ([left] if left is not None else [])
         q = extreme_thresholds(s, u, codes, n_strata, qs, self.n_bins)
-        return {"s": "s", "u": "u", "scale": q["grid"]["scale"], "right": q["values"][0],
-                "left": q["values"][1] if left is not None else None}
+        return {
+            "s": "s",
+            "u": "u",
+            "scale": q["grid"]["scale"],
+            "right": q["values"][0],
+            "left": q["values"][1] if left is not None else None,
+        }
 
-    def velocity(self, u: Any, s: Any, codes: np.ndarray | None = None,
-                 n_strata: int | None = None) -> Any:
+    def velocity(
+        self, u: Any, s: Any, codes: np.ndarray | None = None, n_strata: int | None = None
+    ) -> Any:
         """Lazy ``beta u - gamma s`` per cell with its stratum's parameters (float32)."""
         return splicing_velocity(self.params, u, s, codes, n_strata)
 
 
-def splicing_velocity(params: dict[str, np.ndarray], u: Any, s: Any,
-                      codes: np.ndarray | None = None, n_strata: int | None = None) -> Any:
+def splicing_velocity(
+    params: dict[str, np.ndarray],
+    u: Any,
+    s: Any,
+    codes: np.ndarray | None = None,
+    n_strata: int | None = None,
+) -> Any:
     """Lazy ``beta u - gamma s`` per cell with its stratum's ``beta``/``gamma`` (float32)."""
     codes, _ = _strata(codes, n_strata, u.shape[0])
     coefs = np.stack([params["beta"], -params["gamma"]])

@@ -57,8 +57,10 @@ def layer_kind(layers: Mapping[str, Any]) -> bool:
         return True
     if all(k in layers for k in TOTAL):
         return False
-    raise ValueError(f"labelling estimation needs layers {TOTAL} or {SPLICED}, got "
-                     f"{sorted(layers)}: give the new/total (or uu/ul/su/sl) layers")
+    raise ValueError(
+        f"labelling estimation needs layers {TOTAL} or {SPLICED}, got "
+        f"{sorted(layers)}: give the new/total (or uu/ul/su/sl) layers"
+    )
 
 
 @dataclass
@@ -71,8 +73,9 @@ class Strata:
     n_groups: int
 
     @classmethod
-    def make(cls, t: Any, group_codes: np.ndarray | None = None,
-             n_groups: int | None = None) -> Strata:
+    def make(
+        cls, t: Any, group_codes: np.ndarray | None = None, n_groups: int | None = None
+    ) -> Strata:
         """Strata of the cells from their labelling times and (optional) group codes."""
         t = np.asarray(t, dtype=np.float64).ravel()
         if not np.all(np.isfinite(t)):
@@ -129,16 +132,28 @@ class Labelling:
     splicing: bool = False
 
     def __post_init__(self) -> None:
-        self.est_method = DEFAULT_METHOD.get(self.experiment_type, self.est_method) \
-            if self.est_method == "auto" else self.est_method
+        self.est_method = (
+            DEFAULT_METHOD.get(self.experiment_type, self.est_method)
+            if self.est_method == "auto"
+            else self.est_method
+        )
         if (self.experiment_type, self.est_method) not in FITTERS:
             known = ", ".join(f"{e}/{m}" for e, m in FITTERS)
-            raise ValueError(f"no labelling estimator for experiment_type="
-                             f"{self.experiment_type!r}, est_method={self.est_method!r}: "
-                             f"use one of {known}")
+            raise ValueError(
+                f"no labelling estimator for experiment_type="
+                f"{self.experiment_type!r}, est_method={self.est_method!r}: "
+                f"use one of {known}"
+            )
 
-    def fit(self, layers: Mapping[str, Any], t: Any, *, second: Mapping[str, Any] | None = None,
-            group_codes: np.ndarray | None = None, n_groups: int | None = None) -> Labelling:
+    def fit(
+        self,
+        layers: Mapping[str, Any],
+        t: Any,
+        *,
+        second: Mapping[str, Any] | None = None,
+        group_codes: np.ndarray | None = None,
+        n_groups: int | None = None,
+    ) -> Labelling:
         """Estimate the parameters.
 
         Parameters
@@ -161,20 +176,30 @@ class Labelling:
         strata = Strata.make(t, group_codes, n_groups)
         _check_times(self.experiment_type, strata.times)
         self.params = FITTERS[(self.experiment_type, self.est_method)](
-            self, dict(layers), strata, dict(second or {}))
+            self, dict(layers), strata, dict(second or {})
+        )
         return self
 
     def time_sums(self, layers: dict, strata: Strata) -> dict[str, np.ndarray]:
         """Per (group, time) sums of the labelled layers (one pass), ``groups x times x genes``."""
         names = list(SPLICED if self.splicing else TOTAL)
-        lazy = gk.product_sums({k: layers[k] for k in names}, strata.codes, strata.n_strata,
-                               TERMS[self.splicing], derived=DERIVED if self.splicing else None)
+        lazy = gk.product_sums(
+            {k: layers[k] for k in names},
+            strata.codes,
+            strata.n_strata,
+            TERMS[self.splicing],
+            derived=DERIVED if self.splicing else None,
+        )
         (st,) = compute(lazy, desc="dynamics: labelling sums")
         return {k: strata.per_time(v) for k, v in st.items()}
 
-    def velocities(self, layers: Mapping[str, Any], t: Any,
-                   group_codes: np.ndarray | None = None,
-                   n_groups: int | None = None) -> dict[str, Any]:
+    def velocities(
+        self,
+        layers: Mapping[str, Any],
+        t: Any,
+        group_codes: np.ndarray | None = None,
+        n_groups: int | None = None,
+    ) -> dict[str, Any]:
         """Lazy velocities (float32) with each cell's group and labelling time.
 
         ``velocity_S = beta U - gamma S`` and ``velocity_U = alpha_cell - beta U`` with
@@ -195,8 +220,10 @@ class Labelling:
         ratio = (p["gamma"] / -np.expm1(-p["gamma"] * tau)).reshape(strata.n_strata, -1)
         g = flat["gamma"]
         new, total = layers["new"], layers["total"]
-        return {"velocity_N": gk.linear_combination([new], strata.codes, [ratio - g]),
-                "velocity_T": gk.linear_combination([new, total], strata.codes, [ratio, -g])}
+        return {
+            "velocity_N": gk.linear_combination([new], strata.codes, [ratio - g]),
+            "velocity_T": gk.linear_combination([new, total], strata.codes, [ratio, -g]),
+        }
 
 
 def _spliced_velocities(layers, strata, flat, tau, experiment_type):
@@ -206,18 +233,23 @@ def _spliced_velocities(layers, strata, flat, tau, experiment_type):
     if experiment_type != "deg":
         bt = b.reshape(strata.n_groups, strata.times.size, -1)
         ratio = (bt / -np.expm1(-bt * tau)).reshape(strata.n_strata, -1)
-        out["velocity_U"] = gk.linear_combination([layers["uu"], layers["ul"]], strata.codes,
-                                                  [-b, ratio - b])
+        out["velocity_U"] = gk.linear_combination(
+            [layers["uu"], layers["ul"]], strata.codes, [-b, ratio - b]
+        )
     return out
 
 
 def _check_times(experiment_type: str, times: np.ndarray) -> None:
     if experiment_type == "one-shot" and times.size != 1:
-        raise ValueError(f"a one-shot experiment has one labelling time, found {times.size} "
-                         f"({times[:5]}): use experiment_type='kin' for several")
+        raise ValueError(
+            f"a one-shot experiment has one labelling time, found {times.size} "
+            f"({times[:5]}): use experiment_type='kin' for several"
+        )
     if experiment_type in ("kin", "deg", "mix_std_stm") and times.size < 2:
-        raise ValueError(f"a {experiment_type} experiment needs at least 2 distinct labelling "
-                         f"times in the time column, found {times.size}: use 'one-shot' for one")
+        raise ValueError(
+            f"a {experiment_type} experiment needs at least 2 distinct labelling "
+            f"times in the time column, found {times.size}: use 'one-shot' for one"
+        )
     if experiment_type in ("one-shot", "kin") and np.any(times <= 0):
         raise ValueError("labelling durations must be positive for one-shot/kin experiments")
     if experiment_type == "mix_std_stm" and np.any(times < 0):
@@ -231,8 +263,17 @@ def _mean(st: dict, name: str) -> np.ndarray:
 
 def _per_group(fn: Callable, tau: np.ndarray, y: np.ndarray, **kwargs) -> tuple:
     """Apply a per-gene curve fit to each group (``y``: groups x times x genes)."""
-    outs = [fn(tau, y[g].T, **{k: v[g] if isinstance(v, np.ndarray) and v.ndim > 1 else v
-                               for k, v in kwargs.items()}) for g in range(y.shape[0])]
+    outs = [
+        fn(
+            tau,
+            y[g].T,
+            **{
+                k: v[g] if isinstance(v, np.ndarray) and v.ndim > 1 else v
+                for k, v in kwargs.items()
+            },
+        )
+        for g in range(y.shape[0])
+    ]
     return tuple(np.stack(parts) for parts in zip(*outs, strict=True))
 
 
@@ -246,20 +287,26 @@ def _fit_kin_direct(est: Labelling, layers: dict, strata: Strata, second: dict) 
     alpha = amp_u * beta
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = _mean(st, "sl") / alpha[:, None, :]  # sl / alpha = k_s(tau; gamma) / gamma
-    gamma, _, r2 = _per_group(_curve, tau, scaled, shape="spliced_per_rate", beta=beta,
-                              amplitude=1.0)
+    gamma, _, r2 = _per_group(
+        _curve, tau, scaled, shape="spliced_per_rate", beta=beta, amplitude=1.0
+    )
     return {"alpha": alpha, "beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2}
 
 
-def _curve(tau: np.ndarray, y: np.ndarray, shape: str, beta: np.ndarray | None = None,
-           ul0: np.ndarray | None = None, amplitude: float | None = None) -> tuple:
+def _curve(
+    tau: np.ndarray,
+    y: np.ndarray,
+    shape: str,
+    beta: np.ndarray | None = None,
+    ul0: np.ndarray | None = None,
+    amplitude: float | None = None,
+) -> tuple:
     if shape == "synthesis":
         return el.profile_fit(tau, y, el.synthesis, amplitude=amplitude)
     if shape == "decay":
         return el.profile_fit(tau, y, el.decay)
     if shape == "spliced":
-        return el.profile_fit(tau, y, el.spliced_labelled(beta[:, None, None]),
-                              amplitude=amplitude)
+        return el.profile_fit(tau, y, el.spliced_labelled(beta[:, None, None]), amplitude=amplitude)
     if shape == "spliced_per_rate":
         ks = el.spliced_labelled(beta[:, None, None])
         return el.profile_fit(tau, y, lambda x, g: ks(x, g) / g, amplitude=amplitude)
@@ -272,16 +319,18 @@ def _fit_kin_twostep(est: Labelling, layers: dict, strata: Strata, second: dict)
     tau = strata.times
     if not est.splicing:
         k = st["nt"] / st["tt"]
-        gamma, r2 = el.slope_through_origin(tau, np.moveaxis(-np.log1p(-np.clip(k, 0, 1 - 1e-3)),
-                                                             1, -1))
+        gamma, r2 = el.slope_through_origin(
+            tau, np.moveaxis(-np.log1p(-np.clip(k, 0, 1 - 1e-3)), 1, -1)
+        )
         ratio = gamma[:, None, :] / -np.expm1(-gamma[:, None, :] * tau[None, :, None])
         alpha = (ratio * st["new"]).sum(1) / st["n"].sum(1)
         return {"alpha": alpha, "gamma": gamma, "gamma_r2": r2}
     k_u = np.moveaxis(st["ulU"] / st["UU"], 1, -1)
     beta, beta_r2 = el.slope_through_origin(tau, -np.log1p(-np.clip(k_u, 0, 1 - 1e-3)))
     k_s = np.moveaxis(st["slS"] / st["SS"], 1, -1)
-    gamma, _, r2 = _per_group(_curve, tau, np.moveaxis(k_s, -1, 1), shape="spliced",
-                              beta=beta, amplitude=1.0)
+    gamma, _, r2 = _per_group(
+        _curve, tau, np.moveaxis(k_s, -1, 1), shape="spliced", beta=beta, amplitude=1.0
+    )
     alpha = beta * _mean(st, "U").mean(1)
     return {"alpha": alpha, "beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2}
 
@@ -293,10 +342,15 @@ def _fit_deg(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict
         gamma, l0, r2 = _per_group(_curve, tau, _mean(st, "new"), shape="decay")
         return {"gamma": gamma, "gamma_r2": r2, "total0": l0}
     beta, ul0, beta_r2 = _per_group(_curve, tau, _mean(st, "ul"), shape="decay")
-    gamma, sl0, r2 = _per_group(_curve, tau, _mean(st, "sl"), shape="chase", beta=beta,
-                                ul0=ul0)
-    return {"beta": beta, "gamma": gamma, "gamma_r2": r2, "beta_r2": beta_r2, "ul0": ul0,
-            "sl0": sl0}
+    gamma, sl0, r2 = _per_group(_curve, tau, _mean(st, "sl"), shape="chase", beta=beta, ul0=ul0)
+    return {
+        "beta": beta,
+        "gamma": gamma,
+        "gamma_r2": r2,
+        "beta_r2": beta_r2,
+        "ul0": ul0,
+        "sl0": sl0,
+    }
 
 
 def _fit_one_shot(est: Labelling, layers: dict, strata: Strata, second: dict) -> dict:
@@ -305,26 +359,49 @@ def _fit_one_shot(est: Labelling, layers: dict, strata: Strata, second: dict) ->
     fit = SteadyState(model, est.est_method, perc_right=est.perc_right)
     codes, n = strata.group, strata.n_groups
     if not est.splicing:
-        got = fit.fit(layers["new"], layers["total"], second.get("tn"), second.get("tt"),
-                      codes=codes, n_strata=n).params
+        got = fit.fit(
+            layers["new"],
+            layers["total"],
+            second.get("tn"),
+            second.get("tt"),
+            codes=codes,
+            n_strata=n,
+        ).params
         k = got["gamma"]
         gamma = el.rate_from_fraction(k, tau)
         mean_new = _mean(est.time_sums(layers, strata), "new")[:, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = gamma / k * mean_new
-        return {"alpha": alpha, "gamma": gamma, "gamma_k": k, "gamma_r2": got["gamma_r2"],
-                "gamma_logLL": got["gamma_logLL"]}
+        return {
+            "alpha": alpha,
+            "gamma": gamma,
+            "gamma_k": k,
+            "gamma_r2": got["gamma_r2"],
+            "gamma_logLL": got["gamma_logLL"],
+        }
     u_tot = _lazy_sum(layers["uu"], layers["ul"])
     s_tot = _lazy_sum(layers["su"], layers["sl"])
     k_u = fit.fit(layers["ul"], u_tot, codes=codes, n_strata=n).params["gamma"]
     k_s_fit = fit.fit(layers["sl"], s_tot, codes=codes, n_strata=n).params
     beta = el.rate_from_fraction(k_u, tau)
-    gamma = _per_group(_curve, np.array([tau]), k_s_fit["gamma"][:, None, :], shape="spliced",
-                       beta=beta, amplitude=1.0)[0]
+    gamma = _per_group(
+        _curve,
+        np.array([tau]),
+        k_s_fit["gamma"][:, None, :],
+        shape="spliced",
+        beta=beta,
+        amplitude=1.0,
+    )[0]
     alpha = beta * _mean(est.time_sums(layers, strata), "ul")[:, 0] / -np.expm1(-beta * tau)
-    return {"alpha": alpha, "beta": beta, "gamma": gamma, "beta_k": k_u,
-            "gamma_k": k_s_fit["gamma"], "gamma_r2": k_s_fit["gamma_r2"],
-            "gamma_logLL": k_s_fit["gamma_logLL"]}
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "gamma": gamma,
+        "beta_k": k_u,
+        "gamma_k": k_s_fit["gamma"],
+        "gamma_r2": k_s_fit["gamma_r2"],
+        "gamma_logLL": k_s_fit["gamma_logLL"],
+    }
 
 
 def _lazy_sum(a: Any, b: Any) -> Any:
@@ -357,19 +434,22 @@ def _fit_mixed(est: Labelling, layers: dict, strata: Strata, second: dict) -> di
     alpha_std = rate * (old_mean + ref)
     params = {"alpha_std": alpha_std}
     for k, tau in enumerate(strata.times):
-        params[stimulation_key(tau)] = _stimulated_rate(labelled[:, k], alpha_std, rate,
-                                                        duration, tau)
+        params[stimulation_key(tau)] = _stimulated_rate(
+            labelled[:, k], alpha_std, rate, duration, tau
+        )
     if not est.splicing:
         return params | {"alpha": alpha_std, "gamma": rate, "gamma_r2": _ref_r2(st)}
     sl_ref = _mean(st, "sl")[:, 0]
     k_s = (sl_ref / (old_s + sl_ref))[:, None, :]
-    gamma, _, r2 = _per_group(_curve, np.array([duration]), k_s, shape="spliced", beta=rate,
-                              amplitude=1.0)
+    gamma, _, r2 = _per_group(
+        _curve, np.array([duration]), k_s, shape="spliced", beta=rate, amplitude=1.0
+    )
     return params | {"alpha": alpha_std, "beta": rate, "gamma": gamma, "gamma_r2": r2}
 
 
-def _stimulated_rate(labelled: np.ndarray, alpha_std: np.ndarray, rate: np.ndarray,
-                     duration: float, tau: float) -> np.ndarray:
+def _stimulated_rate(
+    labelled: np.ndarray, alpha_std: np.ndarray, rate: np.ndarray, duration: float, tau: float
+) -> np.ndarray:
     """``alpha_stm`` from the mean labelled RNA ``l`` of cells stimulated for ``tau``.
 
     ``l = (a_std/r)(1 - e^{-r(T - tau)}) e^{-r tau} + (a_stm/r)(1 - e^{-r tau})``: labelled
@@ -391,8 +471,9 @@ def _ref_r2(st: dict) -> np.ndarray:
         return 1 - (nn - 2 * k * nt + k**2 * tt) / (nn - n * mean_new**2)
 
 
-def _mixed_velocities(layers: Mapping[str, Any], strata: Strata, params: dict,
-                      splicing: bool) -> dict[str, Any]:
+def _mixed_velocities(
+    layers: Mapping[str, Any], strata: Strata, params: dict, splicing: bool
+) -> dict[str, Any]:
     """Lazy velocities with each cell's stimulated transcription rate ``alpha_stm(t)``.
 
     ``velocity_U = alpha_stm(t) - beta U``, ``velocity_S = beta U - gamma S`` (splicing);
@@ -406,14 +487,18 @@ def _mixed_velocities(layers: Mapping[str, Any], strata: Strata, params: dict,
 
     g = per_stratum(params["gamma"])
     if not splicing:
-        return {"velocity_N": gk.linear_combination([layers["new"]], strata.codes, [-g], const),
-                "velocity_T": gk.linear_combination([layers["total"]], strata.codes, [-g],
-                                                    const)}
+        return {
+            "velocity_N": gk.linear_combination([layers["new"]], strata.codes, [-g], const),
+            "velocity_T": gk.linear_combination([layers["total"]], strata.codes, [-g], const),
+        }
     b = per_stratum(params["beta"])
     u = [layers["uu"], layers["ul"]]
-    return {"velocity_U": gk.linear_combination(u, strata.codes, [-b, -b], const),
-            "velocity_S": gk.linear_combination([*u, layers["su"], layers["sl"]], strata.codes,
-                                                [b, b, -g, -g])}
+    return {
+        "velocity_U": gk.linear_combination(u, strata.codes, [-b, -b], const),
+        "velocity_S": gk.linear_combination(
+            [*u, layers["su"], layers["sl"]], strata.codes, [b, b, -g, -g]
+        ),
+    }
 
 
 FITTERS: dict[tuple[str, str], Fitter] = {
