@@ -276,8 +276,20 @@ def test_errors(small):
     with pytest.raises(ValueError, match="dyn.tl.dynamics"):
         dyn.tl.cell_velocities(b, enforce=True)
     c = small.copy()
-    del c.obsp["distances"]
-    with pytest.raises(ValueError, match="dyn.tl.neighbors"):
-        dyn.tl.cell_velocities(c, enforce=True)
+    with pytest.raises(ValueError, match="obsp\\['my_graph'\\] is missing"):
+        dyn.tl.cell_velocities(c, adj_key="my_graph", enforce=True)
+
+
+def test_knn_graph_made_on_demand(small):
+    """Without a kNN graph, cell_velocities makes dynamo's (30 neighbours on X_pca) first."""
+    c = small.copy()
+    del c.obsp["distances"], c.obsp["connectivities"], c.uns["neighbors"]
+    dyn.tl.cell_velocities(c, enforce=True)
+    d = c.obsp["distances"]
+    assert d.shape == (c.n_obs, c.n_obs)
+    np.testing.assert_array_equal(np.diff(d.indptr), 29)
+    assert c.uns["neighbors"]["params"]["n_neighbors"] == 30
+    v = np.asarray(c.obsm["velocity_umap"])
+    assert np.isfinite(v).all() and np.median(np.linalg.norm(v, axis=1)) > 0
     with pytest.raises(ValueError, match="unknown method"):
         dyn.tl.cell_wise_confidence(small.copy(), method="magic")

@@ -20,6 +20,7 @@ from ..graph import embedding as ge
 from ..graph import transition as gt
 from ..graph.blocks import as_rows, take_columns
 from ..io import commit
+from .neighbors import neighbor_keys, neighbors
 
 _CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
 _KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True, "tol": 1e-7}
@@ -241,10 +242,14 @@ def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> n
         idx = np.asarray(record["indices"])
         if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
             return idx[:, :k].astype(np.int64)
-    if adj_key not in adata.obsp:
-        raise ValueError(
-            f"no kNN graph: obsp[{adj_key!r}] is missing; run dyn.tl.neighbors(adata) first"
-        )
+    if adj_key not in adata.obsp:  # made on demand, as dynamo does
+        neighbors(adata, result_prefix=prefix)
+        if adj_key not in adata.obsp:
+            raise ValueError(
+                f"no kNN graph: obsp[{adj_key!r}] is missing and dyn.tl.neighbors(adata, "
+                f"result_prefix={prefix!r}) does not write it: give adj_key="
+                f"'{neighbor_keys(prefix)[1]}' or compute that graph first"
+            )
     return gt.knn_from_graph(adata.obsp[adj_key], k)
 
 

@@ -17,7 +17,7 @@ from ..graph import moments as gm
 from ..graph import neighbors as gn
 from ..io import commit
 from ..kernels import moments as km
-from .neighbors import embedding, search
+from .neighbors import embedding, neighbors, search
 
 # dynamo's layer families: second moments only within a family, never among uu/ul/su/sl
 _FAMILIES = (("X_spliced", "X_unspliced"), ("X_new", "X_total"), ("X_uu", "X_ul", "X_su", "X_sl"))
@@ -57,7 +57,9 @@ def moments(
     layer ``X_x`` (size-factor normalised, not log-transformed), and ``M_xy = W @ (X_x * X_y)``
     within each layer family (spliced/unspliced -> ``M_ss, M_us, M_uu``; new/total ->
     ``M_nn, M_tn, M_tt``). Each output row block gathers only the rows its neighbourhoods
-    use. A kNN graph already in ``obsp['distances']`` with the same settings is reused.
+    use. A kNN graph already in ``obsp['distances']`` with the same settings is reused; when
+    there is none (and the graph is the default one: all cells, ``X_pca``), it is made with
+    :func:`dynadask.tl.neighbors` and stored, so later steps (``cell_velocities``) find it.
 
     Parameters
     ----------
@@ -102,6 +104,8 @@ def moments(
         Smoothed ``obsm['X_protein']`` when present.
     obsp['moments_con']
         The smoothing graph (float32 CSR).
+    obsp['distances'], obsp['connectivities'], uns['neighbors']
+        The kNN graph, when none was stored (see above).
 
     Raises
     ------
@@ -253,6 +257,9 @@ def _given_graph(adata: ad.AnnData, conn: Any) -> sparse.csr_matrix:
 def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
     n = adata.n_obs
     k = min(k, n - 1) if n > 1 else 1
+    if len(groups) == 1 and X_data is None and _may_store_graph(adata, n_pcs):
+        # the graph later steps use (dynamo leaves it after reduceDimension): one search
+        neighbors(adata, n_pca_components=n_pcs, n_neighbors=k)
     if len(groups) == 1 and X_data is None and _stored_graph_fits(adata, n_pcs, k):
         lists = gn.knn_from_graph(adata.obsp[keys.DISTANCES], k)
         return lists, np.full(n, k)
@@ -267,6 +274,13 @@ def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
     if len(groups) == 1:
         return search(x, k, None), np.full(n, k)
     return gn.knn_in_groups(x, k, groups, None)
+
+
+def _may_store_graph(adata: ad.AnnData, n_pcs: int) -> bool:
+    """True when no kNN graph is stored and the default one (all of X_pca) is the one to use."""
+    if keys.DISTANCES in adata.obsp or "neighbors" in adata.uns or keys.X_PCA not in adata.obsm:
+        return False
+    return adata.n_obs > 2 and 0 < adata.obsm[keys.X_PCA].shape[1] <= n_pcs
 
 
 def _stored_graph_fits(adata: ad.AnnData, n_pcs: int, k: int) -> bool:

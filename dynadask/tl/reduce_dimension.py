@@ -13,6 +13,7 @@ from .._core.compute import compute
 from ..graph import embedding as ge
 from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
+from .neighbors import neighbors
 
 UMAP_DEFAULTS: dict[str, Any] = {
     "metric": "euclidean",
@@ -105,6 +106,9 @@ def reduceDimension(  # noqa: N802 - dynamo's name
     ------
     obsm['X_umap']
         The embedding (float32).
+    obsp['distances'], obsp['connectivities'], uns['neighbors']
+        The kNN graph of ``obsm['X_pca']`` (:func:`dynadask.tl.neighbors`, default settings)
+        when ``uns['neighbors']`` is missing, as dynamo leaves it for ``cell_velocities``.
     uns['umap_fit']
         ``umap_kwargs``, ``n_pca_components``, ``fit_idx`` (cells the model was fitted on)
         and ``X_fit`` (their input coordinates), from which the model can be rebuilt.
@@ -127,12 +131,18 @@ def reduceDimension(  # noqa: N802 - dynamo's name
     key = embedding_key or (f"{layer}_umap" if layer else "X_umap")
     if key in adata.obsm and not enforce:
         warnings.warn(f"obsm[{key!r}] exists: skipped (enforce=True recomputes it)", stacklevel=2)
-        return adata if copy else None
-    x = X_data if X_data is not None else _input(adata, genes, layer, basis, dims, n_pca_components)
-    umap_kwargs = umap_options(n_components, n_neighbors, kwargs)
-    emb, fit = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
-    fit["n_pca_components"] = int(x.shape[1])
-    commit(adata, "reduceDimension", obsm={key: emb}, uns={"umap_fit": fit})
+    else:
+        x = (
+            X_data
+            if X_data is not None
+            else _input(adata, genes, layer, basis, dims, n_pca_components)
+        )
+        umap_kwargs = umap_options(n_components, n_neighbors, kwargs)
+        emb, fit = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
+        fit["n_pca_components"] = int(x.shape[1])
+        commit(adata, "reduceDimension", obsm={key: emb}, uns={"umap_fit": fit})
+    if "neighbors" not in adata.uns:  # dynamo leaves the kNN graph here for later steps
+        neighbors(adata)
     return adata if copy else None
 
 

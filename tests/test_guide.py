@@ -1,0 +1,146 @@
+"""The "10 minutes to dynamo" calls exactly as the guide writes them, in memory and on a store.
+
+No call is added between the guide's calls: whatever a step needs (the kNN graph, moments)
+it makes on demand, as dynamo does. After each call the keys that dynamo 1.5.3 leaves for
+that step (checked against its reference outputs) must be there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import dynadask as dyn
+
+# what each of the guide's calls leaves, by slot; every key is in dynamo's reference file
+AFTER = {
+    "preprocess": {
+        "obs": [
+            "nGenes",
+            "nCounts",
+            "pass_basic_filter",
+            "Size_Factor",
+            "initial_cell_size",
+            "spliced_Size_Factor",
+            "unspliced_Size_Factor",
+            "ntr",
+        ],
+        "var": ["nCells", "nCounts", "pass_basic_filter", "frac", "use_for_pca", "ntr"],
+        "obsm": ["X_pca"],
+        "uns": ["pp", "PCs", "pca_mean", "explained_variance_ratio_"],
+    },
+    "dynamics": {
+        "var": [
+            "use_for_dynamics",
+            "beta",
+            "gamma",
+            "half_life",
+            "gamma_b",
+            "gamma_r2",
+            "gamma_logLL",
+        ],
+        "layers": ["M_s", "M_u", "velocity_S"],
+        "obsp": ["moments_con"],
+        "uns": ["dynamics", "vel_params_names"],
+    },
+    "reduceDimension": {
+        "obsm": ["X_umap"],
+        "obsp": ["connectivities", "distances"],
+        "uns": ["neighbors"],
+    },
+    "cell_velocities": {
+        "obsm": ["velocity_umap"],
+        "var": ["use_for_transition"],
+        "uns": ["grid_velocity_umap"],
+    },
+}
+
+
+def _keys(adata, slot: str) -> set[str]:
+    return set(getattr(adata, slot).keys())
+
+
+def _check_step(adata, step: str) -> None:
+    for slot, wanted in AFTER[step].items():
+        missing = sorted(set(wanted) - _keys(adata, slot))
+        assert not missing, f"after {step}: {slot} lacks {missing}"
+
+
+def test_expected_keys_are_dynamos(reference):
+    for step, slots in AFTER.items():
+        for slot, wanted in slots.items():
+            assert set(wanted) <= _keys(reference, slot), (step, slot)
+
+
+def _guide(adata, preprocess) -> None:
+    """The guide's calls, in its order, with a check of dynamo's keys after each."""
+    preprocess(adata)
+    _check_step(adata, "preprocess")
+    dyn.tl.dynamics(adata)
+    _check_step(adata, "dynamics")
+    dyn.tl.reduceDimension(adata)
+    _check_step(adata, "reduceDimension")
+    dyn.tl.cell_velocities(adata)
+    _check_step(adata, "cell_velocities")
+
+
+def _recipe(adata) -> None:
+    dyn.pp.recipe_monocle(adata)
+
+
+def _preprocessor(adata) -> None:
+    dyn.pp.Preprocessor().preprocess_adata(adata, recipe="monocle")
+
+
+def _check_parity(adata, reference) -> None:
+    gamma = adata.var["gamma"].to_numpy(float)
+    ref = reference.var["gamma"].to_numpy(float)
+    both = np.isfinite(gamma) & np.isfinite(ref)
+    assert both.sum() == np.isfinite(ref).sum() == 1456
+    assert stats.spearmanr(gamma[both], ref[both])[0] > 0.9999
+    v = np.asarray(adata.obsm["velocity_umap"])
+    assert v.shape == (adata.n_obs, 2) and np.isfinite(v).all()
+    assert np.median(np.linalg.norm(v, axis=1)) > 0
+
+
+def test_guide_in_memory(reference):
+    adata = dyn.sample_data.pancreas()
+    _guide(adata, _recipe)
+    _check_parity(adata, reference)
+
+
+def test_guide_on_a_store(local_client, pancreas_path, reference, tmp_path):
+    dyn.io.convert(pancreas_path, tmp_path / "pancreas.zarr")
+    adata = dyn.io.open(tmp_path / "pancreas.zarr")
+    _guide(adata, _preprocessor)
+    _check_parity(adata, reference)
+    stages = dyn.io.open(tmp_path / "pancreas.zarr").uns["dynadask"]["stages"]
+    assert {
+        "preprocess",
+        "neighbors",
+        "moments",
+        "dynamics",
+        "reduceDimension",
+        "cell_velocities",
+    } <= set(stages)
+
+
+@pytest.mark.parametrize("where", ["memory", "store"])
+def test_both_preprocessing_forms_agree(where, pancreas_path, tmp_path):
+    """``recipe_monocle(adata)`` and ``Preprocessor().preprocess_adata`` leave the same data."""
+    made = []
+    for i, form in enumerate((_recipe, _preprocessor)):
+        if where == "memory":
+            adata = dyn.sample_data.pancreas()
+        else:
+            dyn.io.convert(pancreas_path, tmp_path / f"p{i}.zarr")
+            adata = dyn.io.open(tmp_path / f"p{i}.zarr")
+        form(adata)
+        _check_step(adata, "preprocess")
+        made.append(adata)
+    a, b = made
+    np.testing.assert_array_equal(a.var["use_for_pca"], b.var["use_for_pca"])
+    np.testing.assert_allclose(
+        np.asarray(a.obsm["X_pca"]), np.asarray(b.obsm["X_pca"]), rtol=1e-5, atol=1e-5
+    )
