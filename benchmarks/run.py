@@ -4,9 +4,11 @@
     python -m benchmarks.run --sizes 100000 --stages dynamics --scheduler tcp://host:8786
     python -m benchmarks.run --sizes 10000 --compare-dynamo /path/to/dynamo-venv/bin/python
 
-For each size it makes (once, cached in --data-dir) a store of Poisson-resampled pancreas cells,
-copies it, runs the stages on the copy and prints one row a stage: wall seconds, peak memory of
-the client, of the largest worker and of all processes, cells per second. With
+For each size it makes (once, cached in --data-dir) an atlas store with benchmarks.make_atlas
+(--kind continuous or copies, --order locality, by-cluster or random), converts it into a
+working store with dyn.io.convert (as `dynadask run` does with its input), runs the stages on
+it and prints one row a stage: wall seconds, peak memory of the client, of the largest worker
+and of all processes, cells per second. With
 --compare-dynamo, dynamo runs the same stages on the same cells (exported to .h5ad) in that
 interpreter; its time, peak memory and the time ratio are put in the table, and a failure
 (error, time-out or memory kill) is marked. Results go to --results as CSV/JSON and a PNG of
@@ -27,25 +29,31 @@ from dynadask import pipeline
 
 from .common import MemoryMonitor, Row, format_rows, machine, save
 from .convert import export_h5ad
-from .make_atlas import atlas_arrays
+from .make_atlas import KINDS, ORDERS, make_atlas
 
 HERE = Path(__file__).parent
 
 
-def atlas(n_cells: int, data_dir: Path, chunk_cells: int, client, order: str) -> Path:
+def atlas(
+    n_cells: int, data_dir: Path, chunk_cells: int, client, order: str, kind: str = "continuous"
+) -> Path:
     """Return the cached atlas store of ``n_cells`` cells, making it the first time."""
-    path = data_dir / f"atlas_{n_cells}_{chunk_cells}_{order}.zarr"
+    path = data_dir / f"atlas_{n_cells}_{chunk_cells}_{kind}_{order}.zarr"
     if not path.exists():
-        obs, var, layers = atlas_arrays(n_cells, chunk_cells, seed=0, client=client, order=order)
-        dyn.io.create_store(path, obs, var, layers, chunk_cells=chunk_cells)
+        tmp = path.with_name(path.name + ".making")
+        opts = {"kind": kind, "order": order, "chunk_cells": chunk_cells, "client": client}
+        make_atlas(tmp, n_cells, overwrite=True, **opts)
+        tmp.rename(path)
     return path
 
 
-def run_ours(store: Path, stages: list[str], n: int, mon: MemoryMonitor) -> list[Row]:
-    """Run our stages on a fresh copy of ``store``; one row a stage."""
+def run_ours(
+    store: Path, stages: list[str], n: int, mon: MemoryMonitor, chunk_cells: int
+) -> list[Row]:
+    """Run our stages on a fresh conversion of ``store``; one row a stage."""
     work = store.with_name(store.name.replace(".zarr", ".work.zarr"))
     shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(store, work)
+    dyn.io.convert(store, work, chunk_cells=chunk_cells)
     rows: list[Row] = []
     adata = dyn.io.open(work)
     context = pipeline.Context(figures=work.with_name(work.stem + "_figures"))
@@ -132,8 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--chunk-cells", type=int, default=20_000)
     parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="continuous",
+        help="atlas cells: continuous mixtures or resampled copies (see benchmarks.make_atlas)",
+    )
+    parser.add_argument(
         "--order",
-        choices=("locality", "random"),
+        choices=ORDERS,
         default="locality",
         help="row order of the atlas (see benchmarks.make_atlas)",
     )
@@ -149,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     kwargs = {"n_workers": args.workers} if args.workers else {}
     with dyn.parallel.client(args.scheduler, **kwargs) as client, MemoryMonitor() as mon:
         for n in args.sizes:
-            store = atlas(n, args.data_dir, min(args.chunk_cells, n), client, args.order)
-            ours = run_ours(store, args.stages, n, mon)
+            rows_per_chunk = min(args.chunk_cells, n)
+            store = atlas(n, args.data_dir, rows_per_chunk, client, args.order, args.kind)
+            ours = run_ours(store, args.stages, n, mon, rows_per_chunk)
             if args.compare_dynamo:
                 theirs = run_dynamo(
                     args.compare_dynamo, store, args.stages, n, args.dynamo_timeout, args.results
@@ -158,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
                 merge(ours, theirs)
             rows += ours
     print(format_rows(rows))
-    save(rows, args.results, {"sizes": args.sizes, "stages": args.stages, "order": args.order})
+    meta = {"sizes": args.sizes, "stages": args.stages, "kind": args.kind, "order": args.order}
+    save(rows, args.results, meta)
     plot(rows, args.results)
     print(f"results in {args.results}/ (results.csv, results.json, scaling.png)", file=sys.stderr)
 
