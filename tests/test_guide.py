@@ -144,3 +144,22 @@ def test_both_preprocessing_forms_agree(where, pancreas_path, tmp_path):
     np.testing.assert_allclose(
         np.asarray(a.obsm["X_pca"]), np.asarray(b.obsm["X_pca"]), rtol=1e-5, atol=1e-5
     )
+
+
+def test_notebook_follows_the_guide():
+    """The 10-minute notebook makes the guide's calls, not a longer version of them."""
+    import json
+    import re
+    from pathlib import Path
+
+    book = Path(__file__).parent.parent / "notebooks" / "10_minutes_to_dynadask.ipynb"
+    cells = json.loads(book.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    steps = re.findall(r"dyn\.(?:pp|tl)\.(\w+)\(", code)
+    assert steps == [
+        "Preprocessor",
+        "dynamics",
+        "reduceDimension",
+        "cell_velocities",
+        "cell_velocities",
+    ]
