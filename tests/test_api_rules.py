@@ -1,4 +1,4 @@
-"""Rules every public analysis function keeps (DESIGN.md §5a): checked across the package."""
+"""Rules every public analysis function keeps (docs/architecture.md §2): checked package-wide."""
 
 from __future__ import annotations
 
