@@ -5,7 +5,9 @@ computed (all in one Dask compute) and assigned. For a store-backed AnnData (ope
 :func:`dynadask.io.open`), large results are written by the workers into a staging folder
 beside the store; only when everything succeeded are they moved under their final keys (a
 rename each), the metadata consolidated and the stage recorded as complete in
-``uns['dynadask']['stages']``. An exception at any point leaves the store as it was.
+``uns['dynadask']['stages']``. An exception while the results are computed and staged leaves
+the store as it was; the publish phase (one rename per key) is not yet rolled back when it
+fails midway (docs/architecture.md, section 4).
 """
 
 from __future__ import annotations
