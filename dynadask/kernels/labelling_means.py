@@ -65,7 +65,8 @@ def labelled_means(
     t
         Each cell's time (label, chase or stimulation duration), shape (cells,).
     splicing
-        Return ``uu, ul, su, sl`` (else ``new, total`` of one species).
+        Return ``uu, ul, su, sl`` (else ``new, old``: labelled and unlabelled RNA of one
+        species).
     pulse
         Pulse length of ``deg`` (``inf``: every molecule labelled when the chase starts).
     big_t
@@ -74,7 +75,8 @@ def labelled_means(
     Returns
     -------
     dict
-        ``{'uu', 'ul', 'su', 'sl'}`` or ``{'new', 'total'}`` means.
+        ``{'uu', 'ul', 'su', 'sl'}`` or ``{'new', 'old'}`` means: independent species
+        (their counts are drawn apart, and ``total = new + old``).
     """
     alpha, beta, gamma = rates["alpha"], rates["beta"], rates["gamma"]
     t = np.asarray(t, dtype=np.float64)[:, None]
@@ -107,4 +109,4 @@ def labelled_means(
         raise ValueError(f"unknown design {design!r}: use one-shot, kin, deg or mix_std_stm")
     if splicing:
         return {"uu": old[0], "ul": lab[0], "su": old[1], "sl": lab[1]}
-    return {"new": lab[0], "total": lab[0] + old[0]}
+    return {"new": lab[0], "old": old[0]}

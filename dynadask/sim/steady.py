@@ -112,6 +112,8 @@ def simulate_steady_labelling(
         k: sparse.csr_matrix(rng.poisson(np.maximum(m, 0) * size[:, None]).astype(np.float32))
         for k, m in means.items()
     }
+    if not splicing:  # labelled and unlabelled molecules are drawn apart; total is their sum
+        layers["total"] = layers.pop("old") + layers["new"]
     x = layers["total"] if "total" in layers else sum(layers.values())
     obs = pd.DataFrame(
         {"time": t, "library_size": size}, index=pd.Index([f"cell_{i}" for i in range(n_cells)])
