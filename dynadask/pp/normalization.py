@@ -5,6 +5,26 @@ log-transformed X that dynamo keeps in ``adata.X`` is described by ``uns['pp']``
 ``X_normalized`` (divided by ``obs['Size_Factor']``) and ``X_norm_method`` (``'log1p'``);
 gene selection and PCA apply that transform block by block when they read X.
 Every other layer is written normalised under dynamo's names (``X_spliced``, …), sparse.
+
+Which size factor divides which layer
+-------------------------------------
+Conventional data (spliced / unspliced, no labelling layers): every layer is divided by its
+own size factor (``obs['<layer>_Size_Factor']``), as dynamo does.
+
+Labelling data (``new`` and ``total``, or ``uu, ul, su, sl``): every layer that is a part of
+the total RNA (``new``, ``total``, ``uu``, ``ul``, ``su``, ``sl``, and ``spliced`` /
+``unspliced`` when present) is divided by the cell's **total-RNA** size factor
+(``obs['total_Size_Factor']``, from the summed total layers). One factor per cell keeps every
+ratio between the layers (new / total, labelled / unlabelled) what it was in the counts. A
+layer's own size factor would not: the new RNA's library size grows with the labelling time
+(and shrinks with the chase), so dividing ``new`` by it removes the very trend in time that
+the kinetic rates are fitted on (on kin data labelled for 1 to 8 hours, gamma came out about
+20 times too large). ``X`` keeps ``obs['Size_Factor']`` (it is only used for gene selection
+and PCA) unless ``X_total_layers``.
+
+``size_factor_per_layer=True`` restores dynamo 1.5.3's rule (each layer by its own factor, a
+total factor only when ``total_szfactor`` is named) for parity checks; it is not the default
+because it biases the labelling rates.
 """
 
 from __future__ import annotations
@@ -27,7 +47,9 @@ _LOCATIONS: dict[str, Callable[[np.ndarray, Callable], float]] = {
     "mean-geometric-mean-total": lambda t, f: float(np.exp(f(np.log(t)))),
     "geometric": lambda t, f: float(np.exp(f(np.log(t)))),
 }
-_OWN_FACTOR_LAYERS = ("X", "spliced", "unspliced")
+TOTAL_SIZE_FACTOR = "total_Size_Factor"
+# layers that are parts of the total RNA: with labelling layers present they share its factor
+TOTAL_RNA_PARTS = ("new", "total", "uu", "ul", "su", "sl", "spliced", "unspliced")
 
 
 def initial_size_key(layer: str) -> str:
@@ -133,35 +155,96 @@ def factor_key_for(
     total_szfactor: str | None,
     obs_keys,
     *,
-    splicing_total_layers=False,
-    X_total_layers=False,
-) -> str:  # noqa: N803 - dynamo's name
-    """The obs column whose size factors normalise ``layer``."""
-    excluded = [] if X_total_layers else ["X"]
-    excluded += [] if splicing_total_layers else ["spliced", "unspliced"]
-    if total_szfactor is not None and layer not in excluded and total_szfactor in obs_keys:
-        return total_szfactor
-    return keys.size_factor_key(layer)
+    labelling: bool = False,
+    size_factor_per_layer: bool = False,
+    splicing_total_layers: bool = False,
+    X_total_layers: bool = False,  # noqa: N803 - dynamo's name
+) -> str:
+    """Return the obs column whose size factors normalise ``layer``.
+
+    Parameters
+    ----------
+    layer
+        The layer (``'X'`` for X).
+    total_szfactor
+        obs column of the total-RNA size factors (``None``: ``'total_Size_Factor'`` for
+        labelling data, no total factor otherwise).
+    obs_keys
+        The obs columns available (a total factor that is absent is not used).
+    labelling
+        Whether the data have labelling layers (``new``/``total`` or ``uu, ul, su, sl``).
+    size_factor_per_layer
+        dynamo's rule: each layer its own factor; ``total_szfactor`` only when named, and
+        then not for X, spliced, unspliced unless ``X_total_layers`` /
+        ``splicing_total_layers``.
+    splicing_total_layers, X_total_layers
+        Also use the total factor for spliced/unspliced, for X.
+
+    Returns
+    -------
+    str
+        ``total_szfactor`` (or ``'total_Size_Factor'``) or ``'<layer>_Size_Factor'``.
+    """
+    own = keys.size_factor_key(layer)
+    shared = total_szfactor
+    if labelling and not size_factor_per_layer:
+        shared = total_szfactor or TOTAL_SIZE_FACTOR
+        splicing_total_layers = True
+    if shared is None or shared not in obs_keys:
+        return own
+    if layer == "X":
+        return shared if X_total_layers else own
+    if layer in ("spliced", "unspliced") and not splicing_total_layers:
+        return own
+    if labelling and not size_factor_per_layer and layer not in TOTAL_RNA_PARTS:
+        return own
+    return shared
 
 
-def normalized_layers(adata: ad.AnnData, pending: Pending, names: list[str], **how: Any) -> None:
-    """Add the lazy normalised layers ``X_<layer>`` (CSR blocks) and mark X as normalised."""
+def normalized_layers(
+    adata: ad.AnnData,
+    pending: Pending,
+    names: list[str],
+    *,
+    total_szfactor: str | None = None,
+    size_factor_per_layer: bool = False,
+    splicing_total_layers: bool = False,
+    X_total_layers: bool = False,  # noqa: N803 - dynamo's name
+) -> dict[str, str]:
+    """Add the lazy normalised layers ``X_<layer>`` (CSR blocks) and mark X as normalised.
+
+    Each layer is divided by the obs column :func:`factor_key_for` names (the total-RNA size
+    factor for the parts of total RNA in labelling data, else the layer's own).
+
+    Returns
+    -------
+    dict
+        The obs column used for each layer, by layer name (recorded in
+        ``uns['pp']['size_factors']``).
+    """
     obs_keys = set(adata.obs) | set(pending.obs)
     layers = raw_layers(adata, names)
+    labelling = total_layers(adata) is not None
+    used = {}
     for name, counts in layers.items():
         key = factor_key_for(
             name,
-            how.get("total_szfactor"),
+            total_szfactor,
             obs_keys,
-            splicing_total_layers=how.get("splicing_total_layers", False),
-            X_total_layers=how.get("X_total_layers", False),
+            labelling=labelling,
+            size_factor_per_layer=size_factor_per_layer,
+            splicing_total_layers=splicing_total_layers,
+            X_total_layers=X_total_layers,
         )
+        used[name] = key
         sf = pending.column(adata, "obs", key)
         if name == "X":
             continue
         pending.layers[f"X_{name}"] = scaled(counts, sf)
     pp = pending.uns.setdefault("pp", dict(adata.uns.get("pp", {})))
     pp["X_normalized"] = "X" in layers
+    pp["size_factors"] = dict(used)
+    return used
 
 
 def normalize(
@@ -169,13 +252,23 @@ def normalize(
     layers: str | list[str] = "all",
     total_szfactor: str | None = None,
     *,
+    size_factor_per_layer: bool = False,
     splicing_total_layers: bool = False,
     X_total_layers: bool = False,  # noqa: N803 - dynamo's name
     recalc_sz: bool = False,
     sz_method: str = "median",
     scale_to: float | None = None,
 ) -> ad.AnnData:
-    """Divide each count layer by its cells' size factors (dynamo's monocle normalisation).
+    """Divide each count layer by its cells' size factors (monocle's normalisation).
+
+    Conventional data: each layer by its own size factor (``obs['<layer>_Size_Factor']``),
+    as dynamo does. Labelling data (``new``/``total`` or ``uu, ul, su, sl`` present): every
+    part of the total RNA (``new, total, uu, ul, su, sl``, ``spliced``, ``unspliced``) by
+    the cell's total-RNA size factor (``obs['total_Size_Factor']``), so that new / total
+    and the other ratios between layers survive normalisation. The new RNA's own library
+    size grows with the labelling time; dividing ``new`` by it would remove the signal the
+    labelling rates are fitted on (see the module docstring). ``X`` keeps
+    ``obs['Size_Factor']`` unless ``X_total_layers``.
 
     Size factors missing from ``obs`` (or all, with ``recalc_sz``) are computed first (one
     extra pass). The normalised layers are written sparse, under dynamo's names.
@@ -187,9 +280,15 @@ def normalize(
     layers
         ``'all'`` or the layers to normalise (``'X'`` included).
     total_szfactor
-        obs column of total-RNA size factors used for the labelling layers (None: own).
+        obs column of the total-RNA size factors (default ``'total_Size_Factor'`` for
+        labelling data; with ``size_factor_per_layer`` none unless named, as in dynamo).
+    size_factor_per_layer
+        Restore dynamo 1.5.3's per-layer factors for labelling data too (each layer by its
+        own size factor): for parity checks with dynamo only, since it biases labelling
+        rates (gamma many times too large on kin data).
     splicing_total_layers, X_total_layers
-        Also use ``total_szfactor`` for spliced/unspliced, for X.
+        Also use the total factor for spliced/unspliced (implied for labelling data unless
+        ``size_factor_per_layer``), for X.
     recalc_sz
         Recompute the size factors.
     sz_method, scale_to
@@ -204,17 +303,24 @@ def normalize(
     ------
     layers['X_<layer>'] for each raw layer (spliced, unspliced, new, total, uu, ul, su, sl);
     obs size factors when computed; uns['pp']['X_normalized'] (X itself stays raw counts:
-    gene selection and PCA divide it by obs['Size_Factor'] as they read it)
+    gene selection and PCA divide it by obs['Size_Factor'] as they read it);
+    uns['pp']['size_factors'] (the obs column that divided each layer)
     """
     names = list(raw_layers(adata, layers))
     pending = Pending()
+    totals = total_layers(adata)
     missing = [n for n in names if keys.size_factor_key(n) not in adata.obs]
-    if recalc_sz or missing:
+    shared = total_szfactor or (
+        None if totals is None or size_factor_per_layer else TOTAL_SIZE_FACTOR
+    )
+    if shared not in (None, TOTAL_SIZE_FACTOR) and shared not in adata.obs:
+        raise KeyError(f"total_szfactor {shared!r} is not an obs column")
+    if recalc_sz or missing or (shared == TOTAL_SIZE_FACTOR and shared not in adata.obs):
         pending.obs.update(
             size_factor_columns(
                 qc_pass(adata, fit_cells(adata)),
-                names,
-                total_layers(adata),
+                names if recalc_sz or missing else [],
+                totals,
                 method=sz_method,
                 scale_to=scale_to,
             )
@@ -224,6 +330,7 @@ def normalize(
         pending,
         names,
         total_szfactor=total_szfactor,
+        size_factor_per_layer=size_factor_per_layer,
         splicing_total_layers=splicing_total_layers,
         X_total_layers=X_total_layers,
     )

@@ -87,6 +87,12 @@ class Preprocessor:
         Genes added to / removed from the feature genes, or used instead of them.
     keep_filtered_cells
         Keep cells failing the filter (only flagged); stores always keep them.
+    size_factor_per_layer
+        Normalise every layer by its own size factor, as dynamo 1.5.3 does, also in
+        labelling data (for parity checks only). Default ``False``: in labelling data every
+        part of the total RNA is divided by the cell's total-RNA size factor, which keeps
+        the new / total ratios the labelling rates are fitted on (see
+        :func:`~dynadask.pp.normalize`).
     **ignored
         dynamo's function-valued options (custom step functions) are not supported and
         are ignored with a warning.
@@ -104,6 +110,7 @@ class Preprocessor:
         gene_exclude_list: list[str] | None = None,
         force_gene_list: list[str] | None = None,
         keep_filtered_cells: bool = False,
+        size_factor_per_layer: bool = False,
         **ignored: Any,
     ) -> None:
         if ignored:
@@ -116,6 +123,7 @@ class Preprocessor:
         self.gene_append_list = list(gene_append_list or [])
         self.gene_exclude_list = list(gene_exclude_list or [])
         self.force_gene_list = force_gene_list
+        self.size_factor_per_layer = bool(size_factor_per_layer)
         self.keep_filtered_cells = bool(
             self.filter_cells_by_outliers_kwargs.pop("keep_filtered", keep_filtered_cells)
         )
@@ -199,7 +207,7 @@ class Preprocessor:
                 qc, names, pending.uns["pp"]["experiment_total_layers"], **self.size_factor_kwargs
             )
         )
-        normalized_layers(adata, pending, names)
+        normalized_layers(adata, pending, names, size_factor_per_layer=self.size_factor_per_layer)
         moments = self._select_genes(adata, pending)
         pending.uns["pp"]["X_norm_method"] = "log1p"
         self._pca(adata, pending, moments)
@@ -349,6 +357,7 @@ def recipe_monocle(
     sz_method: str = "median",
     scale_to: float | None = None,
     keep_filtered_cells: bool | None = None,
+    size_factor_per_layer: bool = False,
     fc_kwargs: dict | None = None,
     fg_kwargs: dict | None = None,
     exprs_frac_for_gene_exclusion: float = 1,
@@ -359,8 +368,19 @@ def recipe_monocle(
 
     QC statistics; basic cell filter (failing cells dropped in memory, flagged in a store)
     and gene filter; per-layer size factors (cell total / median total) for X and every raw
-    layer; normalised layers ``X_<layer>`` (sparse); monocle feature genes (all genes when
-    there are at most ``n_top_genes``, else dispersion-versus-mean SVR); log1p; exact PCA.
+    layer, and the total-RNA size factor for labelling data; normalised layers
+    ``X_<layer>`` (sparse); monocle feature genes (all genes when there are at most
+    ``n_top_genes``, else dispersion-versus-mean SVR); log1p; exact PCA.
+
+    Which factor divides which layer: conventional data (spliced / unspliced only) divide
+    each layer by its own size factor, as dynamo does. Labelling data divide every part of
+    the total RNA (``new, total, uu, ul, su, sl``, and ``spliced`` / ``unspliced`` when
+    present) by the cell's total-RNA size factor ``obs['total_Size_Factor']``: one factor
+    per cell keeps new / total as it was in the counts, so ``dyn.tl.dynamics`` gets the
+    labelling rates in absolute units. The new RNA's own size factor grows with the
+    labelling time, and dividing by it removes that trend (dynamo 1.5.3 does so, and its
+    gamma on kin data comes out many times too large). ``size_factor_per_layer=True``
+    restores dynamo's rule for parity checks.
 
     Parameters
     ----------
@@ -382,6 +402,9 @@ def recipe_monocle(
         Size-factor location (``'median'``, ``'mean'``, ``'mean-geometric-mean-total'``).
     keep_filtered_cells
         Keep failing cells (flagged only).
+    size_factor_per_layer
+        Divide every layer by its own size factor also in labelling data (dynamo 1.5.3's
+        rule; for parity checks, not for estimating labelling rates). Default ``False``.
     fc_kwargs, fg_kwargs
         Extra thresholds of the cell and gene filters.
     exprs_frac_for_gene_exclusion
@@ -401,9 +424,11 @@ def recipe_monocle(
     Writes
     ------
     obs: nGenes, nCounts, pMito, pass_basic_filter, Size_Factor, initial_cell_size,
-    <layer>_Size_Factor, initial_<layer>_cell_size, ntr; var: nCells, nCounts,
+    <layer>_Size_Factor, initial_<layer>_cell_size, total_Size_Factor and
+    initial_total_cell_size (labelling data), ntr; var: nCells, nCounts,
     pass_basic_filter, frac, use_for_pca, ntr; layers: X_<layer> per raw layer;
-    obsm: X_pca; uns: pp, PCs, pca_mean, explained_variance_ratio_, feature_selection
+    obsm: X_pca; uns: pp (with ``size_factors``: the obs column that divided each layer),
+    PCs, pca_mean, explained_variance_ratio_, feature_selection
     """
     _check_legacy_options(legacy)
     adata = adata.copy() if copy else adata
@@ -420,6 +445,7 @@ def recipe_monocle(
         gene_exclude_list=genes_to_exclude,
         force_gene_list=genes_to_use,
         keep_filtered_cells=bool(keep_filtered_cells),
+        size_factor_per_layer=size_factor_per_layer,
     )
     pre.preprocess_adata(adata, recipe="monocle", tkey=tkey, experiment_type=experiment_type)
     return adata if copy else None

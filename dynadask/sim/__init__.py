@@ -1,7 +1,9 @@
 """Simulations of splicing and metabolic-labelling experiments with known truth.
 
 ``simulate`` returns an in-memory AnnData; ``simulate_store`` writes the same cells straight
-into a Zarr store, block by block on the active Dask scheduler. Models: independent genes,
+into a Zarr store, block by block on the active Dask scheduler. ``simulate_steady_labelling``
+gives labelling designs (one-shot, kin, deg, mix_std_stm) on steady-state cells in closed
+form, with a library size that varies from cell to cell. Models: independent genes,
 the two-gene bifurcation (toggle switch) and oscillator, and the neurogenesis motif.
 """
 
@@ -17,6 +19,7 @@ from .models import (
     osc2genes_splicing_params,
 )
 from .simulate import simulate, simulate_store
+from .steady import simulate_steady_labelling
 from .truth import fixed_points, vector_field
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "osc2genes_params",
     "osc2genes_splicing_params",
     "simulate",
+    "simulate_steady_labelling",
     "simulate_store",
     "vector_field",
 ]
