@@ -39,7 +39,14 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
             if desc:
                 print(desc, file=sys.stderr)
             progress(futures)
-        values = tuple(client.gather(futures))
+        try:
+            values = tuple(client.gather(futures))
+        except BaseException:
+            # let the tasks still running finish before the caller cleans up after them
+            from distributed import wait
+
+            wait(futures)
+            raise
     else:
         with _local_progress():
             values = dask.compute(*collections)
