@@ -165,3 +165,14 @@ def test_large_numpy_arrays_are_shared_not_embedded(local_client, monkeypatch):
     assert carries_data(embedded) and not carries_data(shared)
     np.testing.assert_array_equal(shared.compute(), x)
     np.testing.assert_allclose(sum_rows(lambda b: b.sum(0), shared).compute(), x.sum(0))
+
+
+def test_compute_keeps_the_order_of_mixed_collections():
+    # dask 2026.8 groups the results of mixed kinds (arrays, delayed) by optimizer
+    from dynadask._core.compute import compute
+
+    x, y = da.arange(3, chunks=3), da.arange(5, chunks=2)
+    a, b = dask.delayed(str)("a"), dask.delayed(str)("b")
+    got = compute(a, x, b, 7, y)
+    assert got[0] == "a" and got[2] == "b" and got[3] == 7
+    assert got[1].tolist() == [0, 1, 2] and got[4].tolist() == list(range(5))

@@ -20,9 +20,10 @@ def small_store(tmp_path_factory, pancreas_path):
 
 def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     names = [s.name for s in pipeline.STAGES]
-    assert names[:6] == [
+    assert names[:7] == [
         "preprocess",
         "neighbors",
+        "reorder",
         "moments",
         "dynamics",
         "reduceDimension",

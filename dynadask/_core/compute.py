@@ -28,6 +28,8 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
         The computed values, in order.
     """
     _state["computes"] += 1
+    order = grouped_by_kind(collections)
+    collections = tuple(collections[i] for i in order)
     client = _distributed_client()
     if client is not None:
         futures = client.compute(list(collections))
@@ -37,9 +39,42 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
             if desc:
                 print(desc, file=sys.stderr)
             progress(futures)
-        return tuple(client.gather(futures))
-    with _local_progress():
-        return dask.compute(*collections)
+        try:
+            values = tuple(client.gather(futures))
+        except BaseException:
+            # let the tasks still running finish before the caller cleans up after them
+            from distributed import wait
+
+            wait(futures)
+            raise
+    else:
+        with _local_progress():
+            values = dask.compute(*collections)
+    out: list[Any] = [None] * len(values)
+    for position, value in zip(order, values, strict=True):
+        out[position] = value
+    return tuple(out)
+
+
+def grouped_by_kind(collections: tuple[Any, ...]) -> list[int]:
+    """Positions of ``collections`` with each kind of collection together (stable).
+
+    dask 2026.8 (``dask.compute`` and ``Client.compute``) hands back the results of a
+    compute that mixes kinds (Dask arrays and delayed values) grouped by each kind's graph
+    optimizer, in the order the kinds first appear, instead of in the order given:
+    ``compute(delayed_a, array_x, delayed_b)`` returns ``(a, b, x)``. Computing the
+    collections already grouped makes that regrouping do nothing, whichever way dask
+    orders them; :func:`compute` then puts the values back in place.
+    """
+    kinds: dict[Any, int] = {}
+    rank = [kinds.setdefault(_kind(c), len(kinds)) for c in collections]
+    return sorted(range(len(collections)), key=rank.__getitem__)
+
+
+def _kind(x: Any) -> Any:
+    if not dask.is_dask_collection(x):
+        return None
+    return getattr(type(x), "__dask_optimize__", type(x))
 
 
 def share(values: list[Any]) -> list[Any]:

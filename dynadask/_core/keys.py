@@ -6,6 +6,13 @@ from __future__ import annotations
 DYNADASK = "dynadask"
 STORE = "store"
 STAGES = "stages"
+# row order: each cell's row in the user's original order (int64 obs column, kept by every
+# reorder, so it composes), the reorder record in uns['dynadask'], and the store's order id
+# (root attrs 'dynadask'), which changes at every reorder so that AnnData opened before it
+# can no longer commit into the store
+ORIGINAL_ROW = "dynadask_original_row"
+REORDER = "reorder"
+ORDER_ID = "order_id"
 
 # expression layers of a splicing experiment
 SPLICED = "spliced"

@@ -29,17 +29,18 @@ from .._core import keys
 from .._core.compute import compute
 from .format import consolidate, open_group, write_elem
 from .open import _lazy
-from .writers import quiet_zarr, remove, write_arrays
+from .writers import quiet_zarr, remove, remove_settled, write_arrays
 
 _MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
-_N = {"layers": (0, 1), "obsm": (0,), "varm": (1,), "obsp": (0, 0), "varp": (1, 1)}
+_N = {"layers": (0, 1), "obsm": (0,), "varm": (1,), "obsp": (0, 0), "varp": (1, 1), "X": (0, 1)}
 
 
 def store_path(adata: ad.AnnData) -> Path | None:
     """Return the store ``adata`` was opened from, or ``None`` for an in-memory AnnData.
 
-    An AnnData whose shape no longer matches its store (a subset or a concatenation) is
-    treated as in-memory, so that results never go into the wrong store.
+    An AnnData whose shape no longer matches its store (a subset or a concatenation), or
+    that was opened before the store's rows were reordered (:func:`dynadask.io.reorder`),
+    is treated as in-memory, so that results never go into the wrong store or the wrong rows.
     """
     record = adata.uns.get(keys.DYNADASK, {})
     path = record.get(keys.STORE) if isinstance(record, Mapping) else None
@@ -49,20 +50,28 @@ def store_path(adata: ad.AnnData) -> Path | None:
     shape = tuple(root[s][root[s].attrs["_index"]].shape[0] for s in ("obs", "var"))
     if shape != adata.shape:
         return None
+    if record.get(keys.ORDER_ID) != store_order_id(root):
+        return None
     return Path(path)
+
+
+def store_order_id(root: Any) -> str | None:
+    """The id of the store's row order (changed by every reorder; ``None`` before any)."""
+    return root.attrs.get(keys.DYNADASK, {}).get(keys.ORDER_ID)
 
 
 def commit(
     adata: ad.AnnData,
     stage: str,
     *,
+    X: Any = None,  # noqa: N803 - AnnData's name
     layers: Mapping[str, Any] | None = None,
     obsm: Mapping[str, Any] | None = None,
     varm: Mapping[str, Any] | None = None,
     obsp: Mapping[str, Any] | None = None,
     varp: Mapping[str, Any] | None = None,
-    obs: Mapping[str, Any] | None = None,
-    var: Mapping[str, Any] | None = None,
+    obs: Mapping[str, Any] | pd.DataFrame | None = None,
+    var: Mapping[str, Any] | pd.DataFrame | None = None,
     uns: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the results of ``stage`` into ``adata`` (and its store) in one step.
@@ -73,10 +82,14 @@ def commit(
         In-memory or store-backed AnnData.
     stage
         Name of the stage (``'moments'``, ``'dynamics'``, …), recorded when it completes.
+    X
+        A new main matrix (cells x genes), as the layers.
     layers, obsm, varm, obsp, varp
         Matrices by key: numpy, scipy sparse or Dask arrays (sparse Dask blocks allowed).
     obs, var
-        Columns by name: 1-D arrays (numpy or Dask) or pandas Series of matching length.
+        Columns by name: 1-D arrays (numpy or Dask) or pandas Series of matching length;
+        or a whole data frame, which replaces the annotations, index included (for a
+        reorder of the rows).
     uns
         Small entries (arrays, scalars, dicts of them) set at ``adata.uns[key]``.
 
@@ -89,13 +102,16 @@ def commit(
         s: dict(v or {})
         for s, v in zip(_MATRIX_SLOTS, (layers, obsm, varm, obsp, varp), strict=True)
     }
-    columns = {"obs": dict(obs or {}), "var": dict(var or {})}
-    _check_shapes(adata, matrices, columns)
+    if X is not None:
+        matrices["X"] = {"": X}
+    frames = {s: f for s, f in (("obs", obs), ("var", var)) if isinstance(f, pd.DataFrame)}
+    columns = {s: ({} if s in frames else dict(c or {})) for s, c in (("obs", obs), ("var", var))}
+    _check_shapes(adata, matrices, columns, frames)
     path = store_path(adata)
     if path is None:
-        _assign_in_memory(adata, matrices, columns, dict(uns or {}))
+        _assign_in_memory(adata, matrices, columns, frames, dict(uns or {}))
     else:
-        _commit_to_store(adata, path, stage, matrices, columns, dict(uns or {}))
+        _commit_to_store(adata, path, stage, matrices, columns, frames, dict(uns or {}))
     record = adata.uns.setdefault(keys.DYNADASK, {})
     record.setdefault(keys.STAGES, {})[stage] = _now()
     if path is not None:
@@ -106,7 +122,11 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict) -> None:
+def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict, frames: dict) -> None:
+    for slot, frame in frames.items():
+        n = adata.n_obs if slot == "obs" else adata.n_vars
+        if len(frame) != n:
+            raise ValueError(f"the new {slot} frame has {len(frame)} rows, expected {n}")
     for slot, items in matrices.items():
         for key, x in items.items():
             want = tuple(adata.shape[a] for a in _N[slot])
@@ -122,12 +142,18 @@ def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict) -> None:
                 raise ValueError(f"{slot}[{key!r}] has {len(x)} values, expected {n}")
 
 
-def _assign_in_memory(adata: ad.AnnData, matrices: dict, columns: dict, uns: dict) -> None:
+def _assign_in_memory(
+    adata: ad.AnnData, matrices: dict, columns: dict, frames: dict, uns: dict
+) -> None:
     flat = [(s, k, x) for s, items in matrices.items() for k, x in items.items()]
     flat += [(s, k, x) for s, items in columns.items() for k, x in items.items()]
     values = compute(*[x for _, _, x in flat])
+    for slot, frame in frames.items():
+        setattr(adata, slot, frame)
     for (slot, key, _), value in zip(flat, values, strict=True):
-        if slot in ("obs", "var"):
+        if slot == "X":
+            adata.X = value
+        elif slot in ("obs", "var"):
             getattr(adata, slot)[key] = (
                 np.asarray(value) if not isinstance(value, pd.Series) else value.values
             )
@@ -137,18 +163,32 @@ def _assign_in_memory(adata: ad.AnnData, matrices: dict, columns: dict, uns: dic
 
 
 def _commit_to_store(
-    adata: ad.AnnData, path: Path, stage: str, matrices: dict, columns: dict, uns: dict
+    adata: ad.AnnData,
+    path: Path,
+    stage: str,
+    matrices: dict,
+    columns: dict,
+    frames: dict,
+    uns: dict,
 ) -> None:
     staging = path.with_name(f"{path.name}.staging-{stage}-{uuid.uuid4().hex[:8]}")
     try:
-        moved, columns = _stage_everything(adata, staging, matrices, columns, uns)
+        moved, columns = _stage_everything(adata, staging, matrices, columns, frames, uns)
         _publish(path, staging, moved)
-    finally:
-        remove(staging)
+    except BaseException:
+        remove_settled(staging)
+        raise
+    remove(staging)
     root = open_group(path)
+    rows = _block_rows(adata)
+    for slot, frame in frames.items():
+        setattr(adata, slot, frame)
     for slot, items in matrices.items():
         for key in items:
-            getattr(adata, slot)[key] = _lazy(root[f"{slot}/{key}"], _block_rows(adata))
+            if slot == "X":
+                adata.X = _lazy(root["X"], rows)
+            else:
+                getattr(adata, slot)[key] = _lazy(root[f"{slot}/{key}"], rows)
     for slot, items in columns.items():
         frame = getattr(adata, slot)
         for key, value in items.items():
@@ -166,7 +206,7 @@ def _block_rows(adata: ad.AnnData) -> int:
 
 
 def _stage_everything(
-    adata: ad.AnnData, staging: Path, matrices: dict, columns: dict, uns: dict
+    adata: ad.AnnData, staging: Path, matrices: dict, columns: dict, frames: dict, uns: dict
 ) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     """Write every result under ``staging`` (same keys as in the store).
 
@@ -176,11 +216,12 @@ def _stage_everything(
     lazy, small, moved = {}, [], []
     for slot, items in matrices.items():
         for key, x in items.items():
-            moved.append(f"{slot}/{key}")
+            name = "X" if slot == "X" else f"{slot}/{key}"
+            moved.append(name)
             if isinstance(x, da.Array):
-                lazy[f"{slot}/{key}"] = x
+                lazy[name] = x
             else:
-                small.append((f"{slot}/{key}", x))
+                small.append((name, x))
     flat = [(s, k, x) for s, items in columns.items() for k, x in items.items()]
     values = write_arrays(root, lazy, [x for _, _, x in flat])
     column_values: dict[str, dict[str, Any]] = {"obs": {}, "var": {}}
@@ -188,7 +229,11 @@ def _stage_everything(
         column_values[slot][key] = np.asarray(value)
     for name, x in small:
         with quiet_zarr():
-            write_elem(root, name, sparse.csr_matrix(x) if sparse.issparse(x) else np.asarray(x))
+            write_elem(root, name, _storable(x))
+    for slot, frame in frames.items():
+        with quiet_zarr():
+            write_elem(root, slot, frame)
+        moved.append(slot)
     for slot, values in column_values.items():
         if values:
             frame = getattr(adata, slot).copy()
@@ -202,6 +247,13 @@ def _stage_everything(
             write_elem(root, f"uns/{key}", value)
         moved.append(f"uns/{key}")
     return moved, column_values
+
+
+def _storable(x: Any) -> Any:
+    """An in-memory result as it is written: CSR, a data frame, or a numpy array."""
+    if sparse.issparse(x):
+        return sparse.csr_matrix(x)
+    return x if isinstance(x, pd.DataFrame) else np.asarray(x)
 
 
 def _publish(path: Path, staging: Path, moved: list[str]) -> None:
@@ -223,7 +275,7 @@ def _publish(path: Path, staging: Path, moved: list[str]) -> None:
 def _write_record(path: Path, record: Mapping[str, Any]) -> None:
     """Write ``uns['dynadask']`` (without the store path, which moves with the folder)."""
     root = open_group(path, mode="a")
-    stored = {k: v for k, v in record.items() if k != keys.STORE}
+    stored = {k: v for k, v in record.items() if k not in (keys.STORE, keys.ORDER_ID)}
     with quiet_zarr():
         write_elem(
             root["uns"] if "uns" in root else root.require_group("uns"), keys.DYNADASK, stored

@@ -25,8 +25,9 @@ def store_info(store: str | Path) -> dict[str, Any]:
     -------
     dict
         ``path``, ``n_obs``, ``n_vars``, ``chunk_cells``, ``matrices`` (key -> encoding, dtype,
-        shape, stored values, chunk), ``obs``/``var`` column names and ``stages`` (name ->
-        completion time).
+        shape, stored values, chunk), ``obs``/``var`` column names, ``stages`` (name ->
+        completion time) and ``reorder`` (the last :func:`dynadask.io.reorder`'s record:
+        method and neighbourhood chunk spread before/after; empty if never reordered).
     """
     path = check_store(store)
     root = open_group(path)
@@ -40,6 +41,7 @@ def store_info(store: str | Path) -> dict[str, Any]:
         "var": list(var.attrs.get("column-order", [])),
         "matrices": {},
         "stages": {},
+        "reorder": {},
     }
     for slot in _SLOTS:
         if slot not in root:
@@ -53,6 +55,7 @@ def store_info(store: str | Path) -> dict[str, Any]:
     if "uns" in root and keys.DYNADASK in root["uns"]:
         record = ad.io.read_elem(root["uns"][keys.DYNADASK])
         info["stages"] = dict(record.get(keys.STAGES, {}))
+        info["reorder"] = dict(record.get(keys.REORDER, {}))
     return info
 
 
@@ -94,7 +97,20 @@ def format_info(info: dict[str, Any]) -> str:
         )
     lines.append("obs columns " + (", ".join(info["obs"]) or "-"))
     lines.append("var columns " + (", ".join(info["var"]) or "-"))
+    lines.append("row order   " + _row_order(info.get("reorder", {})))
     lines.append("stages      " + ("" if info["stages"] else "none complete"))
     for stage, when in info["stages"].items():
         lines.append(f"  {stage:<20} complete {when}")
     return "\n".join(lines)
+
+
+def _row_order(record: dict[str, Any]) -> str:
+    if not record:
+        return "as written"
+    spread = (
+        f"kNN neighbourhoods span {record.get('spread_before', float('nan')):.2f} -> "
+        f"{record.get('spread_after', float('nan')):.2f} of {record.get('n_chunks', '?')} chunks"
+    )
+    if record.get("reordered", True):
+        return f"locality ({record.get('method', '?')}); {spread}"
+    return f"as written (local enough); {spread}"

@@ -18,7 +18,9 @@ from .format import check_store, open_group
 _LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
 
 
-def open(store: str | Path, *, chunk_cells: int | None = None) -> ad.AnnData:  # noqa: A001
+def open(  # noqa: A001
+    store: str | Path, *, chunk_cells: int | None = None, order: str = "store"
+) -> ad.AnnData:
     """Open an AnnData Zarr store lazily.
 
     ``X``, ``layers``, ``obsm``, ``obsp`` and the other matrices become Dask arrays over the
@@ -32,6 +34,12 @@ def open(store: str | Path, *, chunk_cells: int | None = None) -> ad.AnnData:  #
     chunk_cells
         Cells per Dask block. By default the store's own chunking (recorded at conversion)
         or the chunk policy.
+    order
+        ``'store'``: the rows as stored (the AnnData is store-backed). ``'original'``: the
+        cells in the user's order from before :func:`dynadask.io.reorder` (lazy fancy
+        indexing; see :func:`dynadask.io.original_order`): that AnnData is not
+        store-backed, results computed on it stay in memory. The two are the same for a
+        store that was never reordered.
 
     Returns
     -------
@@ -43,8 +51,10 @@ def open(store: str | Path, *, chunk_cells: int | None = None) -> ad.AnnData:  #
     FileNotFoundError
         If there is no store at ``store``.
     ValueError
-        If ``store`` is not an AnnData Zarr store.
+        If ``store`` is not an AnnData Zarr store, or ``order`` is unknown.
     """
+    if order not in ("store", "original"):
+        raise ValueError(f"order must be 'store' or 'original', got {order!r}")
     path = check_store(store).resolve()
     root = open_group(path)
     obs = ad.io.read_elem(root["obs"])
@@ -60,7 +70,12 @@ def open(store: str | Path, *, chunk_cells: int | None = None) -> ad.AnnData:  #
     adata = ad.AnnData(X=X, obs=obs, var=var, uns=uns, **slots)
     record = adata.uns.setdefault(keys.DYNADASK, {})
     record[keys.STORE] = str(path)
+    record[keys.ORDER_ID] = root.attrs.get(keys.DYNADASK, {}).get(keys.ORDER_ID)
     record.setdefault(keys.STAGES, {})
+    if order == "original":
+        from .order import original_order
+
+        return original_order(adata)
     return adata
 
 
@@ -77,7 +92,13 @@ def _lazy(elem: zarr.Array | zarr.Group, rows: int) -> Any:
     return ad.io.read_elem(elem)
 
 
-def read_zarr(store: str | Path, *, lazy: bool = False, chunk_cells: int | None = None):
+def read_zarr(
+    store: str | Path,
+    *,
+    lazy: bool = False,
+    chunk_cells: int | None = None,
+    order: str = "store",
+) -> ad.AnnData:
     """Read an AnnData Zarr store, into memory or lazily.
 
     Parameters
@@ -89,6 +110,9 @@ def read_zarr(store: str | Path, *, lazy: bool = False, chunk_cells: int | None 
         everything into memory.
     chunk_cells
         Cells per Dask block when ``lazy``.
+    order
+        ``'store'`` (the rows as stored) or ``'original'`` (the order from before
+        :func:`dynadask.io.reorder`; see :func:`open`).
 
     Returns
     -------
@@ -96,8 +120,15 @@ def read_zarr(store: str | Path, *, lazy: bool = False, chunk_cells: int | None 
         The data.
     """
     if lazy:
-        return open(store, chunk_cells=chunk_cells)
-    return ad.read_zarr(check_store(store))
+        return open(store, chunk_cells=chunk_cells, order=order)
+    if order not in ("store", "original"):
+        raise ValueError(f"order must be 'store' or 'original', got {order!r}")
+    adata = ad.read_zarr(check_store(store))
+    if order == "original":
+        from .order import original_order
+
+        adata = original_order(adata)
+    return adata
 
 
 def read_h5ad(filename: str | Path, backed: str | None = None) -> ad.AnnData:

@@ -9,6 +9,7 @@ global ``indptr`` is assembled from the pieces' row pointers (one vector of n_ce
 from __future__ import annotations
 
 import shutil
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,3 +206,20 @@ def remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
+
+
+def remove_settled(path: Path, quiet: float = 1.0, limit: float = 60.0) -> None:
+    """Remove a folder that tasks of a failed compute may still be writing into.
+
+    When a task fails, the local scheduler raises at once while other tasks of the same
+    compute are still running; their writes can bring the folder back. Remove it, and
+    again, until it has stayed away for ``quiet`` seconds (at most ``limit`` seconds).
+    """
+    start = time.monotonic()
+    remove(path)
+    gone_since = time.monotonic()
+    while time.monotonic() - gone_since < quiet and time.monotonic() - start < limit:
+        time.sleep(0.05)
+        if path.exists():
+            remove(path)
+            gone_since = time.monotonic()
