@@ -60,7 +60,7 @@ def run_ours(
     for stage in pipeline.STAGES:
         if stage.name in stages:
             with mon.stage(stage.name, n, rows):
-                stage.run(adata, context)
+                adata = stage.run(adata, context) or adata  # reorder reopens the store
     shutil.rmtree(work, ignore_errors=True)
     return rows
 
