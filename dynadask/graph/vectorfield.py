@@ -87,7 +87,7 @@ def fit_em(
         tecr = abs((E - E_old) / E)
         E_traj.append(float(E))
         tecr_traj.append(float(tecr))
-        C = kv.solve_coefficients(s["G"] + lambda_ * sigma2 * K, s["R"], lstsq_method)
+        C = _solve(s["G"] + lambda_ * sigma2 * K, s["R"], lstsq_method)
         sigma2 = kv.weighted_residual(s["Pc"], s["Pcyy"], s["R"], s["G"], C) / (D * s["Pc"])
         gamma = float(np.clip(s["inliers"] / N, 0.05, 0.95))
         i += 1
@@ -104,6 +104,20 @@ def fit_em(
         "E_traj": np.array(E_traj),
         "post": post,
     }
+
+
+def _solve(A: np.ndarray, B: np.ndarray, method: str) -> np.ndarray:
+    """The M-step solve on the client; one BLAS thread for small systems.
+
+    A few-hundred-row factorisation is latency-bound: with several BLAS threads on a busy
+    machine it was measured 20-50 times slower than with one.
+    """
+    if A.shape[0] > 600:
+        return kv.solve_coefficients(A, B, method)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return kv.solve_coefficients(A, B, method)
 
 
 def _sum_squares(y: np.ndarray) -> np.ndarray:
