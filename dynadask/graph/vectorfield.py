@@ -151,13 +151,6 @@ def fitted(X: Any, Y: Any, ctrl: np.ndarray, beta: float, fit: dict, **params: A
     )
 
 
-def mean_cosine(fitted_rows: da.Array) -> float:
-    """Restart score (dynamo's): the mean cosine of input and fitted velocity over finite rows."""
-    cos = fitted_rows[:, -1]
-    total, count = compute(da.nansum(cos), da.sum(da.isfinite(cos)), desc="vector field score")
-    return float(total) / max(int(count), 1)
-
-
 def quantities(
     X: Any,
     ctrl: np.ndarray,

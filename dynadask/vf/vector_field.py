@@ -136,28 +136,25 @@ def VectorField(
     X_all, V_all = _inputs(adata, basis, dims)
     X, V = (np.asarray(v) for v in compute(X_all, V_all, desc="vector field inputs"))
     valid = np.flatnonzero(np.isfinite(V.sum(axis=1)))
-    seeds = list(restart_seed)
-    if len(seeds) != restart_num:
-        seeds = list(np.arange(max(restart_num, 1)) * 100)
-    best = None
-    for s in seeds[: max(restart_num, 1)]:
-        fit = _fit_once(X, V, valid, opts, seed=int(s))
-        rows = gv.fitted(
-            X_all, V_all, fit["X_ctrl"], fit["beta"], fit, a=opts["a"], minP=opts["minP"]
-        )
-        score = gv.mean_cosine(rows)
-        if best is None or score > best[0]:
-            best = (score, fit, rows)
-        if score >= min_vel_corr:
-            break
-        log.warning("mean cosine %.3f < min_vel_corr %.3f: refitting", score, min_vel_corr)
-    score, fit, rows = best
+    seeds = _seeds(restart_num, restart_seed, opts["seed"])
+    fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
     d = X.shape[1]
     grid = kv.grid(X[valid], grid_num) if d < 4 or grid_velocity else None
-    out = _results(adata, basis, fit, rows, valid, opts, d)
-    out["uns"] = {f"{result_key or 'VecFld'}_{basis}": _uns(fit, valid, grid, score, dims, opts)}
-    out["uns"][f"{result_key or 'VecFld'}_{basis}"]["VFCIndex"] = out.pop("vfc_index")
-    commit(adata, "vector_field", **out)
+    vf = _uns(fit, valid, grid, score, dims, opts)
+    vf["VFCIndex"] = np.flatnonzero(P[valid][fit["fit_idx"]] > opts["theta"])
+    control = np.zeros(adata.n_obs, dtype=bool)
+    control[vf["ctrl_cells"]] = True
+    commit(
+        adata,
+        "vector_field",
+        obsm={f"velocity_{basis}_SparseVFC": rows[:, :d]},
+        obs={
+            f"control_point_{basis}": control,
+            f"inlier_prob_{basis}": P,
+            f"obs_vf_angle_{basis}": rows[:, d + 1],
+        },
+        uns={f"{result_key or 'VecFld'}_{basis}": vf},
+    )
     return adata if copy else None
 
 
@@ -221,21 +218,40 @@ def _fit_once(X: np.ndarray, V: np.ndarray, valid: np.ndarray, opts: dict, seed:
     )
 
 
-def _results(adata, basis, fit, rows: da.Array, valid, opts, d) -> dict[str, Any]:
-    (P,) = compute(rows[:, d], desc="inlier posterior")
-    P = np.asarray(P)
-    control = np.zeros(adata.n_obs, dtype=bool)
-    control[valid[fit["ctrl_rows"]]] = True
-    fit_p = P[valid][fit["fit_idx"]]
-    return {
-        "obsm": {f"velocity_{basis}_SparseVFC": rows[:, :d]},
-        "obs": {
-            f"control_point_{basis}": control,
-            f"inlier_prob_{basis}": P,
-            f"obs_vf_angle_{basis}": rows[:, d + 1],
-        },
-        "vfc_index": np.flatnonzero(fit_p > opts["theta"]),
-    }
+def _seeds(restart_num: int, restart_seed: Any, seed: int) -> list[int]:
+    """The seeds of the successive fits (dynamo: the restart seeds replace ``seed``)."""
+    if restart_num <= 0:
+        return [int(seed)]
+    seeds = list(restart_seed)
+    if len(seeds) != restart_num:
+        seeds = list(np.arange(restart_num) * 100)
+    return [int(s) for s in seeds]
+
+
+def _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr):
+    """Fit with each seed until the mean cosine reaches ``min_vel_corr``; keep the best.
+
+    Returns the fit, the lazy per-cell rows ``[V, P, angle, cosine]``, the posterior of every
+    cell and the score (one pass over the cells per fit gives both).
+    """
+    best = None
+    for seed in seeds:
+        fit = _fit_once(X, V, valid, opts, seed=seed)
+        fit["seed"] = seed
+        rows = gv.fitted(
+            X_all, V_all, fit["X_ctrl"], fit["beta"], fit, a=opts["a"], minP=opts["minP"]
+        )
+        cos = rows[:, -1]
+        P, total, count = compute(
+            rows[:, -3], da.nansum(cos), da.sum(da.isfinite(cos)), desc="vector field score"
+        )
+        score = float(total) / max(int(count), 1)
+        if best is None or score > best[3]:
+            best = (fit, rows, np.asarray(P), score)
+        if score >= min_vel_corr:
+            break
+        log.warning("mean cosine %.3f < min_vel_corr %.3f: refitting", score, min_vel_corr)
+    return best
 
 
 def _uns(fit: dict, valid: np.ndarray, grid: Any, score: float, dims: Any, opts: dict) -> dict:
@@ -255,7 +271,7 @@ def _uns(fit: dict, valid: np.ndarray, grid: Any, score: float, dims: Any, opts:
         "normalize": False,
         "mean_cosine": float(score),
         "parameters": {k: v for k, v in opts.items() if v is not None and k not in ("sigma", "eta")}
-        | {"M": int(fit["M"])},
+        | {"M": int(fit["M"]), "seed": int(fit["seed"])},
     }
     if fit["fit_idx"].size < n_valid:
         vf["fit_idx"] = fit["fit_idx"]
