@@ -281,3 +281,43 @@ def test_clear_errors(reference):
         dyn.vf.speed(adata, basis="umap")
     with pytest.raises(ValueError, match="formula"):
         dyn.vf.curvature(adata, basis="umap", formula=3)
+
+
+def test_divergence_on_chosen_cells_and_other_options(reference):
+    adata = _inputs(reference, vecfld=True)
+    full = dyn.vf.divergence(adata, basis="pca", store_in_adata=False)
+    np.testing.assert_allclose(full, reference.obs["divergence_pca"], rtol=1e-5, atol=1e-6)
+    dyn.vf.divergence(adata, [3, 10, 20], basis="pca")
+    div = adata.obs["divergence_pca"].to_numpy()
+    assert np.isnan(div).sum() == adata.n_obs - 3
+    np.testing.assert_allclose(div[[3, 10, 20]], full[[3, 10, 20]], rtol=1e-12)
+    picked = dyn.vf.divergence(
+        adata, sampling="velocity", sample_ncells=50, basis="pca", store_in_adata=False
+    )
+    assert picked.shape == (50,)
+    with pytest.raises(ValueError, match="sampling"):
+        dyn.vf.divergence(adata, sampling="trn", basis="pca")
+    dyn.vf.speed(adata, basis="umap", method="numeric")
+    np.testing.assert_allclose(
+        adata.obs["speed_umap"], np.linalg.norm(reference.obsm["velocity_umap"], axis=1)
+    )
+    dyn.vf.curvature(adata, basis="umap", formula=1)
+    assert adata.obs["curvature_umap"].notna().all()
+
+
+def test_curl_in_3d_and_in_30d(reference):
+    adata = _inputs(reference, vecfld=True)
+    dyn.vf.curl(adata, basis="pca")  # dynamo fails here; ours is the rotation magnitude
+    assert adata.obs["curl_pca"].notna().all() and (adata.obs["curl_pca"] >= 0).all()
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(400, 3))
+    V = np.column_stack([-X[:, 1], X[:, 0], -X[:, 2]]) + rng.normal(0, 0.05, X.shape)
+    a3 = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(400)]))
+    a3.obsm["X_u3"], a3.obsm["velocity_u3"] = X, V
+    dyn.vf.VectorField(a3, basis="u3", MaxIter=10, grid_num=10)
+    dyn.vf.curl(a3, basis="u3")
+    assert a3.obsm["curl_u3"].shape == (400, 3)
+    assert a3.uns["VecFld_u3"]["grid"].shape == (1000, 3)
+    np.testing.assert_allclose(a3.obs["curl_u3"], np.linalg.norm(a3.obsm["curl_u3"], axis=1))
+    core = np.linalg.norm(X, axis=1) < 1
+    assert np.median(a3.obsm["curl_u3"][core, 2]) == pytest.approx(2.0, rel=0.25)
