@@ -52,9 +52,10 @@ def test_reference_fit_reproduces_dynamos_field_and_calculus(reference, basis):
     ref_V = reference.obsm[f"velocity_{basis}_SparseVFC"]
     assert np.max(np.abs(V - ref_V)) <= 1e-6 * np.max(np.abs(ref_V))
     _calculus(adata, basis)
-    # dynamo differences float32 coordinates (x - c in float32) inside its Jacobian, and the
-    # 2-D fit has |C| up to 1e4, so its derivatives carry ~1e-5 relative rounding; ours are
-    # float64 throughout
+    # measured: max difference / max value 1.5e-5 (umap) and 6e-7 (pca). dynamo's analytic
+    # Jacobian forms x - c and the kernel in the inputs' float32, and the 2-D fit has |C| up
+    # to 1e4; a float32 emulation of it differs from the reference by the same order (3e-5).
+    # Ours is float64 throughout.
     tol = 1e-4 if basis == "umap" else 1e-6
     for q in QUANTITIES:
         key = f"{q}_{basis}"
