@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dynadask._core.compute import compute_count
 from dynadask.graph import vectorfield as gv
 from dynadask.kernels import vectorfield as kv
 
@@ -169,7 +170,10 @@ def test_chunked_em_equals_one_block(monkeypatch):
     one = gv.fit_em(X, Y, ctrl, 1.0, MaxIter=8)
     monkeypatch.setattr(gv, "BLOCK_BYTES", 30 * 8 * 100)  # 256-row blocks
     assert gv.block_rows(30) == 256
+    before = compute_count()
     many = gv.fit_em(X, Y, ctrl, 1.0, MaxIter=8)
+    # one pass over the blocks per EM iteration, plus one for the initial sigma2
+    assert compute_count() - before == many["iteration"] + 2
     # the M x M system is ill-conditioned: compare the fields, not the coefficients
     f_one, f_many = (kv.evaluate(X, ctrl, r["C"], 1.0) for r in (one, many))
     np.testing.assert_allclose(f_many, f_one, rtol=1e-6, atol=1e-8)

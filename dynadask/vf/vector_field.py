@@ -122,7 +122,8 @@ def VectorField(
         fit sample, the same posterior under the fitted noise model.
     obs['obs_vf_angle_<basis>']
         Signed angle (radians) between input and fitted velocity; NaN where either is zero
-        or the velocity is not finite.
+        or the velocity is not finite. (dynamo's ``obsm['X_<basis>_SparseVFC']``, a copy of
+        the coordinates, is not written.)
 
     Raises
     ------
