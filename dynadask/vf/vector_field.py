@@ -108,7 +108,9 @@ def VectorField(
     ------
     uns['VecFld_<basis>']
         ``X_ctrl``, ``ctrl_idx``, ``ctrl_cells`` (obs positions of the control points), ``C``,
-        ``beta``, ``sigma2``, ``VFCIndex``, ``iteration``, ``tecr_traj``, ``E_traj``,
+        ``beta``, ``sigma2``, ``VFCIndex`` (inliers, as positions among the fit rows
+        ``valid_ind[fit_idx]``, i.e. among ``valid_ind`` without a sample), ``iteration``,
+        ``tecr_traj``, ``E_traj``,
         ``valid_ind``, ``fit_idx`` (only when the EM ran on a sample), ``method``,
         ``normalize``, ``dims`` (when given), ``grid``/``grid_V`` (d < 4 or
         ``grid_velocity``), ``mean_cosine`` and ``parameters``. No per-cell copies of X, Y,
