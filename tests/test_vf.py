@@ -322,3 +322,21 @@ def test_curl_in_3d_and_in_30d(reference):
     np.testing.assert_allclose(a3.obs["curl_u3"], np.linalg.norm(a3.obsm["curl_u3"], axis=1))
     core = np.linalg.norm(X, axis=1) < 1
     assert np.median(a3.obsm["curl_u3"][core, 2]) == pytest.approx(2.0, rel=0.25)
+
+
+def test_pca_acceleration_and_curvature_back_in_genes(reference):
+    adata = ad.AnnData(
+        obs=pd.DataFrame(index=reference.obs_names),
+        var=reference.var[["use_for_pca"]].copy(),
+        obsm={"X_pca": reference.obsm["X_pca"]},
+        uns={"VecFld_pca": reference.uns["VecFld_pca"], "PCs": reference.uns["PCs"]},
+    )
+    dyn.vf.acceleration(adata, basis="pca")
+    dyn.vf.curvature(adata, basis="pca")
+    genes = reference.var["use_for_pca"].to_numpy()
+    for name in ("acceleration", "curvature"):
+        layer = np.asarray(adata.layers[name])
+        assert layer.shape == adata.shape and layer.dtype == np.float32
+        assert np.isnan(layer[:, ~genes]).all()
+        want = adata.obsm[f"{name}_pca"] @ reference.uns["PCs"].T
+        np.testing.assert_allclose(layer[:, genes], want, rtol=1e-4, atol=1e-7)

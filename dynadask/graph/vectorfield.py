@@ -200,3 +200,13 @@ def _width(name: str, d: int, formula: int) -> int:
 def _packed(x: np.ndarray, **kwargs: Any) -> np.ndarray:
     res = kv.field_quantities(np.asarray(x), **kwargs)
     return np.column_stack([v for v in res.values()])
+
+
+def gene_vectors(vectors: Any, Q: np.ndarray, genes: np.ndarray, n_genes: int) -> da.Array:
+    """Lazy ``vectors Q^T`` placed on columns ``genes`` of ``n_genes`` (NaN elsewhere, float32).
+
+    One row block at a time, so the cells x genes result is never whole in memory.
+    """
+    return map_rows(
+        kv.to_genes, vectors, n_cols=n_genes, dtype=np.float32, Q=Q, genes=genes, n_genes=n_genes
+    )

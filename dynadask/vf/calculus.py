@@ -225,8 +225,8 @@ def acceleration(
     basis
         The embedding the field was learned in.
     Qkey
-        dynamo's PCA loadings key for a gene-space layer; dynadask does not write that dense
-        cells x genes layer (``obsm['acceleration_pca'] @ uns['PCs'].T`` gives it).
+        PCA loadings (``uns`` or ``varm``, genes ``var['use_for_pca']`` x components) that
+        take the pca acceleration back to genes.
     method
         ``'analytical'``.
 
@@ -236,11 +236,32 @@ def acceleration(
         ``||a||``.
     obsm['acceleration_<basis>']
         ``a`` (n x d).
+    layers['acceleration']
+        basis pca with loadings ``Qkey`` present: ``a Q^T`` on the ``use_for_pca`` genes, NaN
+        on the others (float32, built one row block at a time).
     """
     X, fit = _field(adata, basis, method)
     a = _quantities(X, fit, ["acceleration"])["acceleration"]
     key = f"acceleration_{basis}"
-    commit(adata, "acceleration", obs={key: _row_norms(a)}, obsm={key: a})
+    layers = _gene_layer(adata, basis, a, Qkey, "acceleration")
+    commit(adata, "acceleration", obs={key: _row_norms(a)}, obsm={key: a}, layers=layers)
+
+
+def _gene_layer(adata: ad.AnnData, basis: str, vectors: Any, Qkey: str, name: str) -> dict:
+    """``{name: vectors Q^T}`` in gene space for basis pca when the loadings are there."""
+    if basis != "pca" or keys.USE_FOR_PCA not in adata.var:
+        return {}
+    Q = adata.uns.get(Qkey) if Qkey in adata.uns else adata.varm.get(Qkey)
+    genes = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(dtype=bool))
+    if Q is None:
+        return {}
+    Q = np.asarray(Q, dtype=np.float64)
+    if Q.shape[0] == adata.n_vars and genes.size != adata.n_vars:
+        Q = Q[genes]  # loadings stored over all genes (varm)
+    d = vectors.shape[1]
+    if Q.shape[0] != genes.size or Q.shape[1] < d:
+        return {}
+    return {name: gv.gene_vectors(vectors, Q[:, :d], genes, adata.n_vars)}
 
 
 def curvature(
@@ -266,7 +287,8 @@ def curvature(
     formula
         1 or 2.
     Qkey
-        dynamo's PCA loadings key for a gene-space layer (not written by dynadask).
+        PCA loadings that take the pca curvature vectors back to genes (as for
+        :func:`acceleration`).
     method
         ``'analytical'``.
 
@@ -276,6 +298,9 @@ def curvature(
         ``||kappa||`` (formula 2) or kappa (formula 1).
     obsm['curvature_<basis>']
         The curvature vectors (formula 2 only).
+    layers['curvature']
+        basis pca, formula 2, loadings present: ``kappa Q^T`` on the ``use_for_pca`` genes,
+        NaN elsewhere (float32).
     """
     if formula not in (1, 2):
         raise ValueError(f"curvature formula must be 1 or 2, not {formula!r}")
@@ -285,4 +310,5 @@ def curvature(
     if formula == 1:
         commit(adata, "curvature", obs={key: k})
     else:
-        commit(adata, "curvature", obs={key: _row_norms(k)}, obsm={key: k})
+        layers = _gene_layer(adata, basis, k, Qkey, "curvature")
+        commit(adata, "curvature", obs={key: _row_norms(k)}, obsm={key: k}, layers=layers)
