@@ -142,7 +142,7 @@ def VectorField(
     seeds = _seeds(restart_num, restart_seed, opts["seed"])
     fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
     d = X.shape[1]
-    grid = kv.grid(X[valid], grid_num) if d < 4 or grid_velocity else None
+    grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
     vf = _uns(fit, valid, grid, score, dims, opts)
     vf["VFCIndex"] = np.flatnonzero(P[valid][fit["fit_idx"]] > opts["theta"])
     control = np.zeros(adata.n_obs, dtype=bool)
