@@ -1,0 +1,314 @@
+"""Vector calculus on a learned field: speed, divergence, curl, acceleration, curvature.
+
+Every function reads the fit in ``uns['VecFld_<basis>']`` (``X_ctrl``, ``C``, ``beta`` and
+``dims``) and the cells' coordinates ``obsm['X_<basis>']``, and evaluates its quantity from
+the field's closed-form derivatives, one row block of cells per task (see
+:func:`dynadask.graph.vectorfield.quantities`). The defaults of ``basis`` are dynamo's:
+``'umap'`` for speed, curl and acceleration, ``'pca'`` for divergence and curvature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph import vectorfield as gv
+from ..graph.blocks import take_columns
+from ..io import commit
+from ..kernels import vectorfield as kv
+
+_METHODS = ("analytical",)
+
+
+def _field(adata: ad.AnnData, basis: str | None, method: str) -> tuple[Any, dict[str, Any]]:
+    """The cells' coordinates (a lazy or in-memory array) and the fit of ``basis``."""
+    if method not in _METHODS:
+        raise ValueError(
+            f"unknown method {method!r}: derivatives are computed analytically ('analytical')"
+        )
+    if basis is None:
+        raise ValueError("pass the basis the field was learned in (e.g. basis='umap')")
+    vf_key = f"VecFld_{basis}"
+    if vf_key not in adata.uns:
+        raise ValueError(
+            f"no uns[{vf_key!r}]: learn the field first with dyn.vf.VectorField(adata, "
+            f"basis={basis!r})"
+        )
+    vf = adata.uns[vf_key]
+    X = adata.obsm[keys.basis_key(basis)]
+    dims = vf.get("dims")
+    if dims is not None:
+        cols = np.arange(int(dims)) if np.ndim(dims) == 0 else np.asarray(dims)
+        X = take_columns(X, cols)
+    fit = {"X_ctrl": np.asarray(vf["X_ctrl"]), "C": np.asarray(vf["C"])}
+    fit["beta"] = float(vf["beta"])
+    if X.shape[1] != fit["X_ctrl"].shape[1]:
+        raise ValueError(
+            f"obsm['X_{basis}'] has {X.shape[1]} columns but the field has "
+            f"{fit['X_ctrl'].shape[1]}: refit with dyn.vf.VectorField(adata, basis={basis!r})"
+        )
+    return X, fit
+
+
+def _quantities(X: Any, fit: dict, names: list[str], formula: int = 2) -> dict[str, Any]:
+    return gv.quantities(X, fit["X_ctrl"], fit["C"], fit["beta"], names, formula)
+
+
+def speed(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical") -> None:
+    """Speed ``||f(x)||`` of the learned field at every cell.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']`` (from :func:`dynadask.vf.VectorField`).
+    basis
+        The embedding the field was learned in.
+    method
+        ``'analytical'``: the field itself; ``'numeric'``: the input velocities
+        ``obsm['velocity_<basis>']``.
+
+    Writes
+    ------
+    obs['speed_<basis>']
+        The speed.
+    """
+    if method == "numeric":
+        V = adata.obsm[keys.velocity_key(basis)]
+        commit(adata, "speed", obs={f"speed_{basis}": _row_norms(V)})
+        return
+    X, fit = _field(adata, basis, method)
+    q = _quantities(X, fit, ["speed"])
+    commit(adata, "speed", obs={f"speed_{basis}": q["speed"]})
+
+
+def _row_norms(V: Any) -> Any:
+    import dask.array as da
+
+    if isinstance(V, da.Array):
+        return da.sqrt((V.astype(np.float64) ** 2).sum(axis=1))
+    return np.linalg.norm(np.asarray(V, dtype=np.float64), axis=1)
+
+
+def divergence(
+    adata: ad.AnnData,
+    cell_idx: Sequence[int] | np.ndarray | None = None,
+    sampling: str | None = None,
+    *,
+    sample_ncells: int = 1000,
+    basis: str = "pca",
+    method: str = "analytical",
+    store_in_adata: bool = True,
+) -> np.ndarray | None:
+    """Divergence ``tr J(x)`` of the learned field at every cell (or at chosen cells).
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']``.
+    cell_idx
+        Positions (or a boolean mask) of the cells to evaluate; default all of them.
+    sampling
+        Instead of ``cell_idx``: ``'random'`` or ``'velocity'`` (by speed) picks
+        ``sample_ncells`` cells (seed 19491001, as dynamo); ``None`` or ``'all'``: all cells.
+    sample_ncells
+        Cells to sample.
+    basis
+        The embedding the field was learned in. As in dynamo, ``'umap'`` always uses all
+        cells.
+    method
+        ``'analytical'``.
+    store_in_adata
+        Write the values (else return them).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The divergences at the chosen cells when not ``store_in_adata``.
+
+    Writes
+    ------
+    obs['divergence_<basis>']
+        The divergence (NaN at cells not evaluated, unless an earlier value is there).
+    """
+    X, fit = _field(adata, basis, method)
+    idx = None if basis == "umap" else _cells(adata, cell_idx, sampling, sample_ncells, basis)
+    if idx is None:
+        div = _quantities(X, fit, ["divergence"])["divergence"]
+        if not store_in_adata:
+            return np.asarray(compute(div)[0])
+        commit(adata, "divergence", obs={f"divergence_{basis}": div})
+        return None
+    (x,) = compute(X[idx])
+    div = kv.field_quantities(np.asarray(x), fit["X_ctrl"], fit["C"], fit["beta"], ["divergence"])
+    if not store_in_adata:
+        return div["divergence"]
+    key = f"divergence_{basis}"
+    out = (
+        np.asarray(adata.obs[key], dtype=float)
+        if key in adata.obs
+        else np.full(adata.n_obs, np.nan)
+    )
+    out[idx] = div["divergence"]
+    commit(adata, "divergence", obs={key: out})
+    return None
+
+
+def _cells(adata, cell_idx, sampling, n, basis) -> np.ndarray | None:
+    if cell_idx is not None:
+        idx = np.asarray(cell_idx)
+        return np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+    if sampling in (None, "all"):
+        return None
+    n = min(int(n), adata.n_obs)
+    if sampling == "random":
+        return np.random.default_rng(19491001).choice(adata.n_obs, size=n, replace=False)
+    if sampling == "velocity":
+        (V,) = compute(adata.obsm[keys.velocity_key(basis)])
+        speed = np.linalg.norm(np.asarray(V, dtype=np.float64), axis=1)
+        rng = np.random.default_rng(19491001)
+        return rng.choice(adata.n_obs, size=n, p=speed / speed.sum(), replace=False)
+    raise ValueError(f"unknown sampling {sampling!r}: use None, 'all', 'random' or 'velocity'")
+
+
+def curl(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical") -> None:
+    """Curl of the learned field at every cell.
+
+    In 2-D the scalar ``J_10 - J_01``; in 3-D the curl vector; in other dimensions (where
+    dynamo fails) the rotation magnitude ``||J - J^T||_F / sqrt(2)``, which is ``|curl|`` in
+    2-D and ``||curl||`` in 3-D.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']``.
+    basis
+        The embedding the field was learned in.
+    method
+        ``'analytical'``.
+
+    Writes
+    ------
+    obs['curl_<basis>']
+        2-D: the curl; 3-D: its norm (dynamo stores sqrt(3) times it, the norm of a 3 x 3
+        array holding the vector in each row); other d: the rotation magnitude.
+    obsm['curl_<basis>']
+        3-D only: the curl vectors (n x 3; dynamo's is n x 3 x 3 with the vector repeated).
+    """
+    X, fit = _field(adata, basis, method)
+    d = fit["X_ctrl"].shape[1]
+    q = _quantities(X, fit, ["curl", "rotation"])
+    if d == 3:
+        commit(
+            adata,
+            "curl",
+            obs={f"curl_{basis}": q["rotation"]},
+            obsm={f"curl_{basis}": q["curl"]},
+        )
+    else:
+        commit(adata, "curl", obs={f"curl_{basis}": q["curl"]})
+
+
+def acceleration(
+    adata: ad.AnnData, basis: str = "umap", *, Qkey: str = "PCs", method: str = "analytical"
+) -> None:
+    """Acceleration ``a = J(x) f(x)`` of the learned field at every cell.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']``.
+    basis
+        The embedding the field was learned in.
+    Qkey
+        PCA loadings (``uns`` or ``varm``, genes ``var['use_for_pca']`` x components) that
+        take the pca acceleration back to genes.
+    method
+        ``'analytical'``.
+
+    Writes
+    ------
+    obs['acceleration_<basis>']
+        ``||a||``.
+    obsm['acceleration_<basis>']
+        ``a`` (n x d).
+    layers['acceleration']
+        basis pca with loadings ``Qkey`` present: ``a Q^T`` on the ``use_for_pca`` genes, NaN
+        on the others (float32, built one row block at a time).
+    """
+    X, fit = _field(adata, basis, method)
+    a = _quantities(X, fit, ["acceleration"])["acceleration"]
+    key = f"acceleration_{basis}"
+    layers = _gene_layer(adata, basis, a, Qkey, "acceleration")
+    commit(adata, "acceleration", obs={key: _row_norms(a)}, obsm={key: a}, layers=layers)
+
+
+def _gene_layer(adata: ad.AnnData, basis: str, vectors: Any, Qkey: str, name: str) -> dict:
+    """``{name: vectors Q^T}`` in gene space for basis pca when the loadings are there."""
+    if basis != "pca" or keys.USE_FOR_PCA not in adata.var:
+        return {}
+    Q = adata.uns.get(Qkey) if Qkey in adata.uns else adata.varm.get(Qkey)
+    genes = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(dtype=bool))
+    if Q is None:
+        return {}
+    Q = np.asarray(Q, dtype=np.float64)
+    if Q.shape[0] == adata.n_vars and genes.size != adata.n_vars:
+        Q = Q[genes]  # loadings stored over all genes (varm)
+    d = vectors.shape[1]
+    if Q.shape[0] != genes.size or Q.shape[1] < d:
+        return {}
+    return {name: gv.gene_vectors(vectors, Q[:, :d], genes, adata.n_vars)}
+
+
+def curvature(
+    adata: ad.AnnData,
+    basis: str = "pca",
+    *,
+    formula: int = 2,
+    Qkey: str = "PCs",
+    method: str = "analytical",
+) -> None:
+    """Curvature of the learned field's trajectories at every cell.
+
+    Formula 2 (default): ``kappa = (a |v|^2 - v (v . a)) / |v|^4`` with ``v = f(x)`` and
+    ``a = J v``, a vector; formula 1: ``||v x a|| / |v|^3 = ||a|| / |v|^2`` as dynamo
+    computes it (the norm of the outer product).
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']``.
+    basis
+        The embedding the field was learned in.
+    formula
+        1 or 2.
+    Qkey
+        PCA loadings that take the pca curvature vectors back to genes (as for
+        :func:`acceleration`).
+    method
+        ``'analytical'``.
+
+    Writes
+    ------
+    obs['curvature_<basis>']
+        ``||kappa||`` (formula 2) or kappa (formula 1).
+    obsm['curvature_<basis>']
+        The curvature vectors (formula 2 only).
+    layers['curvature']
+        basis pca, formula 2, loadings present: ``kappa Q^T`` on the ``use_for_pca`` genes,
+        NaN elsewhere (float32).
+    """
+    if formula not in (1, 2):
+        raise ValueError(f"curvature formula must be 1 or 2, not {formula!r}")
+    X, fit = _field(adata, basis, method)
+    k = _quantities(X, fit, ["curvature"], formula)["curvature"]
+    key = f"curvature_{basis}"
+    if formula == 1:
+        commit(adata, "curvature", obs={key: k})
+    else:
+        layers = _gene_layer(adata, basis, k, Qkey, "curvature")
+        commit(adata, "curvature", obs={key: _row_norms(k)}, obsm={key: k}, layers=layers)

@@ -1,0 +1,285 @@
+"""``dyn.vf.VectorField``: learn the vector field of an embedding's velocities."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anndata as ad
+import dask.array as da
+import numpy as np
+
+from .._core import keys
+from .._core.compute import compute
+from ..graph import vectorfield as gv
+from ..graph.blocks import take_columns
+from ..io import commit
+from ..kernels import vectorfield as kv
+from .sparsevfc import M_MAX, N_FIT, fit_field, grid_values
+
+log = logging.getLogger(__name__)
+
+_SVC_DEFAULTS: dict[str, Any] = {
+    "M": None,
+    "a": 5,
+    "beta": None,
+    "ecr": 1e-5,
+    "gamma": 0.9,
+    "lambda_": 3,
+    "minP": 1e-5,
+    "MaxIter": 30,
+    "theta": 0.75,
+    "velocity_based_sampling": True,
+    "sigma": 0.8,
+    "eta": 0.5,
+    "seed": 0,
+    "lstsq_method": "cholesky",
+    "M_max": M_MAX,
+    "n_fit": N_FIT,
+}
+_EM_KEYS = ("a", "ecr", "gamma", "lambda_", "minP", "MaxIter", "theta", "lstsq_method")
+
+
+def VectorField(
+    adata: ad.AnnData,
+    basis: str | None = None,
+    layer: str | None = None,
+    *,
+    dims: int | list[int] | None = None,
+    genes: list[str] | None = None,
+    normalize: bool = False,
+    grid_velocity: bool = False,
+    grid_num: int = 50,
+    velocity_key: str = "velocity_S",
+    method: str = "SparseVFC",
+    min_vel_corr: float = 0.6,
+    restart_num: int = 5,
+    restart_seed: list[int] | tuple[int, ...] = (0, 100, 200, 300, 400),
+    result_key: str | None = None,
+    copy: bool = False,
+    **kwargs: Any,
+) -> ad.AnnData | None:
+    """Learn a continuous vector field from the cells' embedding velocities (SparseVFC).
+
+    The field is fitted with :func:`dynadask.vf.SparseVFC` on ``obsm['X_<basis>']`` and
+    ``obsm['velocity_<basis>']`` under dynamo's ``VectorField`` defaults (``MaxIter=30``,
+    ``M = max(min(50, N), int(0.05 N) + 1)`` control points, here capped at ``M_max=1000``,
+    and the EM run on a seeded sample of ``n_fit=100,000`` cells above that many). If the
+    mean cosine between the input and fitted velocities is below ``min_vel_corr`` the fit
+    is repeated with the next seed of ``restart_seed`` (at most ``restart_num`` fits; the
+    best is kept). The field is then evaluated at every cell, one row block at a time.
+
+    Parameters
+    ----------
+    adata
+        AnnData (in memory or store-backed) with the embedding and its velocities.
+    basis
+        Embedding: any ``obsm['X_<basis>']`` with ``obsm['velocity_<basis>']``. The gene
+        space (``None``) is not offered: pass a basis.
+    layer, genes, velocity_key
+        dynamo's gene-space inputs; only meaningful with ``basis=None``, which raises.
+    dims
+        Keep the first ``dims`` coordinates (an int) or these columns (a list).
+    normalize
+        Must be False (dynamo 1.5.3's normalisation fails with ``KeyError: 'X_ctrl'``).
+    grid_velocity
+        Evaluate the field on a grid also in 4 or more dimensions (``grid_num ** d`` points).
+    grid_num
+        Grid points per dimension.
+    method
+        ``'SparseVFC'``.
+    min_vel_corr, restart_num, restart_seed
+        Restart rule (see above).
+    result_key
+        Prefix of the uns key instead of ``'VecFld'``.
+    copy
+        Work on (and return) a copy.
+    **kwargs
+        SparseVFC parameters: ``M``, ``a``, ``beta``, ``ecr``, ``gamma``, ``lambda_``,
+        ``minP``, ``MaxIter``, ``theta``, ``velocity_based_sampling``, ``sigma``, ``eta``,
+        ``seed``, ``lstsq_method``, ``M_max``, ``n_fit``.
+
+    Returns
+    -------
+    anndata.AnnData or None
+        The copy when ``copy``.
+
+    Writes
+    ------
+    uns['VecFld_<basis>']
+        ``X_ctrl``, ``ctrl_idx``, ``ctrl_cells`` (obs positions of the control points), ``C``,
+        ``beta``, ``sigma2``, ``VFCIndex`` (inliers, as positions among the fit rows
+        ``valid_ind[fit_idx]``, i.e. among ``valid_ind`` without a sample), ``iteration``,
+        ``tecr_traj``, ``E_traj``,
+        ``valid_ind``, ``fit_idx`` (only when the EM ran on a sample), ``method``,
+        ``normalize``, ``dims`` (when given), ``grid``/``grid_V`` (d < 4 or
+        ``grid_velocity``), ``mean_cosine`` and ``parameters``. No per-cell copies of X, Y,
+        V or P (they are the obsm/obs entries).
+    obsm['velocity_<basis>_SparseVFC']
+        The field at every cell.
+    obs['control_point_<basis>']
+        True for the control cells (the cells themselves; dynamo 1.5.3 flags other ones).
+    obs['inlier_prob_<basis>']
+        Posterior of being an inlier (NaN where the velocity is not finite); outside the
+        fit sample, the same posterior under the fitted noise model.
+    obs['obs_vf_angle_<basis>']
+        Signed angle (radians) between input and fitted velocity; NaN where either is zero
+        or the velocity is not finite. (dynamo's ``obsm['X_<basis>_SparseVFC']``, a copy of
+        the coordinates, is not written.)
+
+    Raises
+    ------
+    ValueError
+        Gene space, unknown basis or missing velocities, ``normalize=True``, an unknown
+        method. TypeError for an unknown SparseVFC option.
+    """
+    basis = _check_call(adata, basis, normalize, method)
+    opts = _options(kwargs)
+    adata = adata.copy() if copy else adata
+    X_all, V_all = _inputs(adata, basis, dims)
+    X, V = (np.asarray(v) for v in compute(X_all, V_all, desc="vector field inputs"))
+    valid = np.flatnonzero(np.isfinite(V.sum(axis=1)))
+    seeds = _seeds(restart_num, restart_seed, opts["seed"])
+    fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
+    d = X.shape[1]
+    grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
+    vf = _uns(fit, valid, grid, score, dims, opts)
+    vf["VFCIndex"] = np.flatnonzero(P[valid][fit["fit_idx"]] > opts["theta"])
+    control = np.zeros(adata.n_obs, dtype=bool)
+    control[vf["ctrl_cells"]] = True
+    commit(
+        adata,
+        "vector_field",
+        obsm={f"velocity_{basis}_SparseVFC": rows[:, :d]},
+        obs={
+            f"control_point_{basis}": control,
+            f"inlier_prob_{basis}": P,
+            f"obs_vf_angle_{basis}": rows[:, d + 1],
+        },
+        uns={f"{result_key or 'VecFld'}_{basis}": vf},
+    )
+    return adata if copy else None
+
+
+def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: str) -> str:
+    bases = sorted(
+        k[2:] for k in adata.obsm if k.startswith("X_") and keys.velocity_key(k[2:]) in adata.obsm
+    )
+    if basis is None:
+        raise ValueError(
+            "VectorField learns the field in an embedding: pass basis= one of "
+            f"{bases or ['umap', 'pca']} (the gene-space field, basis=None, is not offered)"
+        )
+    if method.lower() != "sparsevfc":
+        raise ValueError(f"unknown method {method!r}: dynadask fits 'SparseVFC'")
+    if normalize:
+        raise ValueError(
+            "normalize=True is not supported (dynamo 1.5.3's fails with KeyError 'X_ctrl'); "
+            "fit on the coordinates as they are"
+        )
+    basis = basis[2:] if basis.startswith("X_") else basis
+    if keys.basis_key(basis) not in adata.obsm:
+        raise ValueError(
+            f"no obsm['X_{basis}']: run dyn.tl.reduceDimension (umap) or dyn.pp.pca first, "
+            f"or pass one of the bases with velocities: {bases}"
+        )
+    if keys.velocity_key(basis) not in adata.obsm:
+        raise ValueError(
+            f"no obsm['velocity_{basis}']: run dyn.tl.cell_velocities(adata, basis={basis!r}) first"
+        )
+    return basis
+
+
+def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(kwargs) - set(_SVC_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown SparseVFC option(s) {unknown}: use {sorted(_SVC_DEFAULTS)}")
+    opts = _SVC_DEFAULTS | kwargs
+    kv.solve_coefficients(np.eye(1), np.ones((1, 1)), opts["lstsq_method"])  # validate early
+    return opts
+
+
+def _inputs(adata: ad.AnnData, basis: str, dims: Any) -> tuple[Any, Any]:
+    X, V = adata.obsm[keys.basis_key(basis)], adata.obsm[keys.velocity_key(basis)]
+    if dims is None:
+        return X, V
+    cols = np.arange(int(dims)) if np.isscalar(dims) else np.asarray(dims)
+    return take_columns(X, cols), take_columns(V, cols)
+
+
+def _fit_once(X: np.ndarray, V: np.ndarray, valid: np.ndarray, opts: dict, seed: int) -> dict:
+    M = opts["M"] if opts["M"] is not None else kv.default_m(valid.size, opts["M_max"])
+    return fit_field(
+        X[valid],
+        V[valid],
+        M=M,
+        beta=opts["beta"],
+        seed=seed,
+        velocity_based=opts["velocity_based_sampling"],
+        n_fit=opts["n_fit"],
+        params={k: opts[k] for k in _EM_KEYS},
+    )
+
+
+def _seeds(restart_num: int, restart_seed: Any, seed: int) -> list[int]:
+    """The seeds of the successive fits (dynamo: the restart seeds replace ``seed``)."""
+    if restart_num <= 0:
+        return [int(seed)]
+    seeds = list(restart_seed)
+    if len(seeds) != restart_num:
+        seeds = list(np.arange(restart_num) * 100)
+    return [int(s) for s in seeds]
+
+
+def _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr):
+    """Fit with each seed until the mean cosine reaches ``min_vel_corr``; keep the best.
+
+    Returns the fit, the lazy per-cell rows ``[V, P, angle, cosine]``, the posterior of every
+    cell and the score (one pass over the cells per fit gives both).
+    """
+    best = None
+    for seed in seeds:
+        fit = _fit_once(X, V, valid, opts, seed=seed)
+        fit["seed"] = seed
+        rows = gv.fitted(
+            X_all, V_all, fit["X_ctrl"], fit["beta"], fit, a=opts["a"], minP=opts["minP"]
+        )
+        cos = rows[:, -1]
+        P, total, count = compute(
+            rows[:, -3], da.nansum(cos), da.sum(da.isfinite(cos)), desc="vector field score"
+        )
+        score = float(total) / max(int(count), 1)
+        if best is None or score > best[3]:
+            best = (fit, rows, np.asarray(P), score)
+        if score >= min_vel_corr:
+            break
+        log.warning("mean cosine %.3f < min_vel_corr %.3f: refitting", score, min_vel_corr)
+    return best
+
+
+def _uns(fit: dict, valid: np.ndarray, grid: Any, score: float, dims: Any, opts: dict) -> dict:
+    n_valid = valid.size
+    vf = {
+        "X_ctrl": np.asarray(fit["X_ctrl"]),
+        "ctrl_idx": np.asarray(fit["ctrl_idx"]),
+        "ctrl_cells": valid[fit["ctrl_rows"]],
+        "C": fit["C"],
+        "beta": float(fit["beta"]),
+        "sigma2": float(fit["sigma2"]),
+        "iteration": int(fit["iteration"]),
+        "tecr_traj": fit["tecr_traj"],
+        "E_traj": fit["E_traj"],
+        "valid_ind": valid,
+        "method": "SparseVFC",
+        "normalize": False,
+        "mean_cosine": float(score),
+        "parameters": {k: v for k, v in opts.items() if v is not None and k not in ("sigma", "eta")}
+        | {"M": int(fit["M"]), "seed": int(fit["seed"])},
+    }
+    if fit["fit_idx"].size < n_valid:
+        vf["fit_idx"] = fit["fit_idx"]
+    if dims is not None:
+        vf["dims"] = dims if np.isscalar(dims) else np.asarray(dims)
+    if grid is not None:
+        vf["grid"], vf["grid_V"] = grid, grid_values(grid, fit)
+    return vf
