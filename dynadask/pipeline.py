@@ -18,6 +18,7 @@ import anndata as ad
 
 from . import io
 from ._core import keys
+from ._core.compute import scratch_beside
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def run(
             log(f"{stage.name:<20} already complete, skipped")
             continue
         start = time.perf_counter()
-        stage.run(adata, context)
+        # large task inputs go to the workers as files beside the store (recomputable)
+        with scratch_beside(Path(store).resolve()):
+            stage.run(adata, context)
         log(f"{stage.name:<20} done in {time.perf_counter() - start:.1f} s")
     return adata
 
