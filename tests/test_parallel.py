@@ -165,3 +165,27 @@ def test_large_numpy_arrays_are_shared_not_embedded(local_client, monkeypatch):
     assert carries_data(embedded) and not carries_data(shared)
     np.testing.assert_array_equal(shared.compute(), x)
     np.testing.assert_allclose(sum_rows(lambda b: b.sum(0), shared).compute(), x.sum(0))
+
+
+def test_share_writes_files_any_worker_can_load_and_removes_them(cluster, tmp_path):
+    from dynadask._core.compute import scratch_beside, scratch_files, share
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(300, 200))
+    csr = sparse.random(3000, 400, density=0.05, random_state=1, format="csr")
+    obj = {"a": dense, "b": "x"}
+    tiny = np.arange(5)
+    with Client(cluster), scratch_beside(tmp_path / "s.zarr"):
+        shared = share([dense, csr, obj, tiny])
+        files = scratch_files()
+        assert len(files) == 3 and all(
+            f.startswith(str(tmp_path / "s.zarr.scratch")) for f in files
+        )
+        got = dask.compute(*shared)
+        assert np.array_equal(got[0], dense) and got[0].flags.writeable
+        assert (got[1] != csr).nnz == 0
+        assert np.array_equal(got[2]["a"], dense) and got[2]["b"] == "x"
+        assert np.array_equal(got[3], tiny)
+        del shared
+        assert not scratch_files()
+    assert not (tmp_path / "s.zarr.scratch").exists()
