@@ -48,6 +48,7 @@ import pandas as pd
 from scipy import sparse
 
 import dynadask as dyn
+from dynadask._core.compute import share
 from dynadask.io.writers import quiet_zarr
 
 from .common import MemoryMonitor, format_rows, machine, save
@@ -318,8 +319,9 @@ def atlas_arrays(n_cells: int, rows: int, seed: int, client=None, order: str = "
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     src = dyn.sample_data.pancreas()
     template = {k: sparse.csr_matrix(src.layers[k], dtype=np.float32) for k in LAYERS}
-    # the template goes to each worker once, not into every task
-    shared = client.scatter(template, broadcast=True) if client else dask.delayed(template)
+    # the template goes to the workers as a file any of them can load again (a scattered
+    # copy would be lost for good with a worker that dies), not into every task
+    (shared,) = share([template])
     key = {
         "locality": template_rank(src) if order == "locality" else None,
         "by-cluster": src.obs["clusters"].cat.codes.to_numpy(),

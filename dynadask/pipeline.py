@@ -20,6 +20,7 @@ import anndata as ad
 
 from . import io
 from ._core import keys
+from ._core.compute import scratch_beside
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ def run(
             log(f"{stage.name:<20} already complete, skipped")
             continue
         start = time.perf_counter()
-        reopened = stage.run(adata, context)
+        # large task inputs go to the workers as files beside the store (recomputable)
+        with scratch_beside(Path(store).resolve()):
+            reopened = stage.run(adata, context)
         if reopened is not None:
             adata = reopened
         log(f"{stage.name:<20} done in {time.perf_counter() - start:.1f} s")

@@ -176,3 +176,27 @@ def test_compute_keeps_the_order_of_mixed_collections():
     got = compute(a, x, b, 7, y)
     assert got[0] == "a" and got[2] == "b" and got[3] == 7
     assert got[1].tolist() == [0, 1, 2] and got[4].tolist() == list(range(5))
+
+
+def test_share_writes_files_any_worker_can_load_and_removes_them(cluster, tmp_path):
+    from dynadask._core.compute import scratch_beside, scratch_files, share
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(300, 200))
+    csr = sparse.random(3000, 400, density=0.05, random_state=1, format="csr")
+    obj = {"a": dense, "b": "x"}
+    tiny = np.arange(5)
+    with Client(cluster), scratch_beside(tmp_path / "s.zarr"):
+        shared = share([dense, csr, obj, tiny])
+        files = scratch_files()
+        assert len(files) == 3 and all(
+            f.startswith(str(tmp_path / "s.zarr.scratch")) for f in files
+        )
+        got = dask.compute(*shared)
+        assert np.array_equal(got[0], dense) and got[0].flags.writeable
+        assert (got[1] != csr).nnz == 0
+        assert np.array_equal(got[2]["a"], dense) and got[2]["b"] == "x"
+        assert np.array_equal(got[3], tiny)
+        del shared
+        assert not scratch_files()
+    assert not (tmp_path / "s.zarr.scratch").exists()

@@ -1,13 +1,29 @@
-"""The one place where the library computes Dask collections: progress and a compute counter."""
+"""The one place where the library computes Dask collections.
+
+Progress bars, a compute counter, and the hand-over of large in-memory task inputs to the
+workers (:func:`share`).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import pickle
+import shutil
+import socket
 import sys
-from contextlib import nullcontext
+import tempfile
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dask
+import numpy as np
+from scipy import sparse
 
 _state = {"computes": 0, "progress": os.environ.get("DYNADASK_PROGRESS", "") == "1"}
 
@@ -77,24 +93,214 @@ def _kind(x: Any) -> Any:
     return getattr(type(x), "__dask_optimize__", type(x))
 
 
+SCRATCH_ENV = "DYNADASK_SCRATCH"
+"""Environment variable naming a folder every worker can read, for :func:`share`'s files."""
+
+INLINE_BYTES = 2**18
+"""numpy/scipy values up to this size go inside the task graph instead of into a file."""
+
+_scratch: dict[str, Any] = {"near": None, "local": {}, "live": {}, "atexit": set()}
+_SESSION = uuid.uuid4().hex[:8]
+
+
 def share(values: list[Any]) -> list[Any]:
     """Hand large in-memory values to the tasks that use them, without the task graph.
 
-    With a ``distributed`` client the values are scattered to the workers once (the graph
-    then refers to their futures, so neither the graph nor the scheduler holds the bytes);
-    without one they are wrapped as they are. Either way the results are delayed values,
-    for arguments of delayed calls or ``da.from_delayed``. Share large values one at a time
-    so that the caller never holds them all.
+    Without a ``distributed`` client the values are wrapped as they are (the in-process
+    scheduler shares memory with the caller). With one, each value is written once to a
+    file in a scratch folder that every worker can read, and the graph gets a small task
+    that loads it: neither the graph nor the scheduler holds the bytes, and when a worker
+    dies (killed, or restarted by its nanny past its memory limit) Dask re-runs the load on
+    another worker like any other lost task. ``client.scatter`` cannot offer that: scattered
+    data is gone for good with its worker, and every task depending on it is cancelled.
+
+    Files: dense numpy arrays as ``.npy`` (loaded memory-mapped, copy-on-write, so a task
+    reads only the pages it touches and never writes back), scipy sparse matrices as
+    uncompressed ``.npz``, anything else pickled. numpy/scipy values of at most
+    :data:`INLINE_BYTES` go inside the graph instead (recomputable as well). Each file is
+    removed as soon as the client no longer holds a graph that loads it (a finaliser on the
+    handle in the client's graph, so a lazy result kept for a later compute keeps its
+    files), and whatever is left, e.g. after an exception, when the process exits.
+
+    The folder is, in order: ``$DYNADASK_SCRATCH``; ``<store>.scratch/`` beside the store
+    of the running stage (see :func:`scratch_beside`; the workers read the store, so they
+    can read beside it); the system's temporary folder when every worker runs on this
+    machine. With remote workers and no such folder the values are scattered as before
+    (fast, but not recoverable when a worker is lost).
+
+    Share large values one at a time so that the caller never holds them all.
+
+    Parameters
+    ----------
+    values
+        The values to hand over.
+
+    Returns
+    -------
+    list
+        One delayed value each, for arguments of delayed calls or ``da.from_delayed``.
     """
     client = _distributed_client()
     if client is None:
         return [dask.delayed(v, traverse=False) for v in values]
-    # the graph must hold the futures themselves, or their data is released at once
-    return [dask.delayed(_same, pure=True)(f) for f in client.scatter(values, hash=False)]
+    out = []
+    for v in values:
+        if _nbytes(v) <= INLINE_BYTES:
+            out.append(dask.delayed(v, traverse=False))
+            continue
+        root = _scratch_root(client)
+        if root is None:
+            # the graph must hold the future itself, or its data is released at once
+            (future,) = client.scatter([v], hash=False)
+            out.append(dask.delayed(_same, pure=True)(future))
+            continue
+        out.append(dask.delayed(_load, pure=True)(ScratchFile.write(v, root)))
+    return out
 
 
 def _same(x: Any) -> Any:
     return x
+
+
+def _nbytes(v: Any) -> float:
+    if isinstance(v, np.ndarray) and v.dtype != object:
+        return v.nbytes
+    if sparse.issparse(v):
+        return sum(a.nbytes for a in _sparse_arrays(v).values())
+    return float("inf")
+
+
+def _sparse_arrays(v: Any) -> dict[str, np.ndarray]:
+    v = v.tocsr()
+    return {"data": v.data, "indices": v.indices, "indptr": v.indptr}
+
+
+class ScratchFile:
+    """A value written to a scratch file; tasks load it with :func:`_load`.
+
+    The client's instance removes the file when it is garbage-collected; copies made by
+    pickling (the scheduler's and the workers' copies of the graph) only name the path.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def write(cls, value: Any, folder: Path) -> ScratchFile:
+        """Write ``value`` into a new file under ``folder`` and return its owning handle."""
+        name = uuid.uuid4().hex
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            path = folder / f"{name}.npy"
+            np.save(path, value, allow_pickle=False)
+        elif sparse.issparse(value):
+            path = folder / f"{name}.npz"
+            sparse.save_npz(path, value, compressed=False)
+        else:
+            path = folder / f"{name}.pkl"
+            with open(path, "wb") as f:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        handle = cls(str(path))
+        _scratch["live"][handle.path] = weakref.finalize(handle, _remove, handle.path)
+        return handle
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return ScratchFile, (self.path,)
+
+    def __dask_tokenize__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"ScratchFile({self.path!r})"
+
+
+def _load(handle: ScratchFile) -> Any:
+    path = handle.path
+    if path.endswith(".npy"):
+        return np.asarray(np.load(path, mmap_mode="c", allow_pickle=False))
+    if path.endswith(".npz"):
+        return sparse.load_npz(path)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _remove(path: str) -> None:
+    _scratch["live"].pop(path, None)
+    with suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def scratch_files() -> list[str]:
+    """Return the scratch files this process has written and not yet removed."""
+    return sorted(_scratch["live"])
+
+
+@contextmanager
+def scratch_beside(store: str | Path | None) -> Iterator[None]:
+    """Write :func:`share`'s files under ``<store>.scratch/`` while the block runs.
+
+    On leaving the block, this process's folder there is removed unless a file in it is
+    still in use (then at exit), and ``<store>.scratch/`` too when nothing else is in it.
+    """
+    if store is None:
+        yield
+        return
+    base = Path(f"{store}.scratch")
+    before = _scratch["near"]
+    _scratch["near"] = base
+    try:
+        yield
+    finally:
+        _scratch["near"] = before
+        own = _own_folder(base)
+        if own.is_dir() and not any(str(p) in _scratch["live"] for p in own.iterdir()):
+            _remove_folder(own)
+
+
+def _own_folder(base: Path) -> Path:
+    return base / f"dynadask-{os.getpid()}-{_SESSION}"
+
+
+def _scratch_root(client: Any) -> Path | None:
+    env = os.environ.get(SCRATCH_ENV)
+    if env:
+        base = Path(env)
+    elif _scratch["near"] is not None:
+        base = _scratch["near"]
+    elif _workers_are_local(client):
+        base = Path(tempfile.gettempdir())
+    else:
+        return None
+    folder = _own_folder(base)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in _scratch["atexit"]:
+            _scratch["atexit"].add(folder)
+            atexit.register(_remove_folder, folder)
+    return folder
+
+
+def _remove_folder(folder: Path) -> None:
+    """Remove this process's scratch ``folder``, and its ``*.scratch`` parent once empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.parent.name.endswith(".scratch"):
+        with suppress(OSError):
+            folder.parent.rmdir()  # only when empty: other processes may use it
+
+
+def _workers_are_local(client: Any) -> bool:
+    key = id(client)
+    if key not in _scratch["local"]:
+        here = {"127.0.0.1", "localhost", "::1", socket.gethostname()}
+        with suppress(OSError):
+            here.add(socket.gethostbyname(socket.gethostname()))
+        with suppress(Exception):
+            from distributed.utils import get_ip
+
+            here.add(get_ip())
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        hosts = {urlsplit(a).hostname for a in workers if not a.startswith("inproc")}
+        _scratch["local"][key] = bool(workers) and hosts <= here
+    return _scratch["local"][key]
 
 
 def _distributed_client() -> Any:

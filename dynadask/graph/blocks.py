@@ -130,7 +130,7 @@ def map_rows(
     dtype
         Output dtype.
     **kwargs
-        Passed to ``fn`` (small objects only: large shared objects should be scattered).
+        Passed to ``fn`` (small objects only: large objects go through ``share``).
 
     Returns
     -------
