@@ -53,8 +53,9 @@ def run_ours(
     """Run our stages on a fresh conversion of ``store``; one row a stage."""
     work = store.with_name(store.name.replace(".zarr", ".work.zarr"))
     shutil.rmtree(work, ignore_errors=True)
-    dyn.io.convert(store, work, chunk_cells=chunk_cells)
     rows: list[Row] = []
+    with mon.stage("convert", n, rows):  # as dynadask run does with its input
+        dyn.io.convert(store, work, chunk_cells=chunk_cells)
     adata = dyn.io.open(work)
     context = pipeline.Context(figures=work.with_name(work.stem + "_figures"))
     for stage in pipeline.STAGES:
