@@ -17,6 +17,7 @@ from .._core import keys
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
 from ..graph import embedding as ge
+from ..graph import grid as gg
 from ..graph import transition as gt
 from ..graph.blocks import as_rows, take_columns
 from ..io import commit
@@ -183,7 +184,7 @@ def cell_velocities(
     if trans is not None:
         out["obsp"][tkey] = trans
     out["obsm"][vel_key] = velocity
-    out["uns"][f"grid_{vel_key}"] = ge.grid_velocity(emb, velocity, tuple(xy_grid_nums))
+    out["uns"][f"grid_{vel_key}"] = gg.grid_velocity(emb, velocity, tuple(xy_grid_nums))
     commit(adata, "cell_velocities", **out)
     return adata
 
