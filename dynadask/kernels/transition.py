@@ -11,49 +11,6 @@ import numba
 import numpy as np
 
 
-def knn_from_adjacency(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row0: int, k: int
-) -> np.ndarray:
-    """Return the ``k`` nearest neighbours of each row of a CSR distance block, self first.
-
-    Parameters
-    ----------
-    indptr, indices, data
-        CSR arrays of a block of rows of the distance matrix (self not stored).
-    row0
-        Global index of the block's first row.
-    k
-        Neighbours per row, counting the cell itself; rows with fewer stored neighbours are
-        padded with the cell itself.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_rows, k)`` int64 global indices; column 0 is the cell.
-    """
-    return _knn_from_adjacency(indptr, indices, data.astype(np.float64), row0, k)
-
-
-@numba.njit(cache=True)
-def _knn_from_adjacency(indptr, indices, data, row0, k):
-    n = indptr.shape[0] - 1
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        cell = row0 + i
-        out[i, :] = cell
-        a, b = indptr[i], indptr[i + 1]
-        order = np.argsort(data[a:b], kind="mergesort")
-        m = 1
-        for t in order:
-            if m >= k:
-                break
-            j = indices[a + t]
-            if j != cell:
-                out[i, m] = j
-                m += 1
-    return out
-
-
 def recursive_neighbours(
     knn: np.ndarray, rows: np.ndarray, depth: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:

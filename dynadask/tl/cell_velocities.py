@@ -21,7 +21,7 @@ from ..graph import grid as gg
 from ..graph import transition as gt
 from ..graph.blocks import as_rows, take_columns
 from ..io import commit
-from .neighbors import neighbor_keys, neighbors
+from .neighbors import neighbour_indices
 
 _CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
 _KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True, "tol": 1e-7}
@@ -233,25 +233,6 @@ def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tup
             "first (or give an existing ekey)"
         )
     return ekey, vkey
-
-
-def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> np.ndarray:
-    """The ``(n_cells, k)`` kNN indices (self first) used by the transition kernels."""
-    nkey = (f"{prefix.rstrip('_')}_" if prefix else "") + "neighbors"
-    record = adata.uns.get(nkey, {})
-    if isinstance(record, dict) and "indices" in record:
-        idx = np.asarray(record["indices"])
-        if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
-            return idx[:, :k].astype(np.int64)
-    if adj_key not in adata.obsp:  # made on demand, as dynamo does
-        neighbors(adata, result_prefix=prefix)
-        if adj_key not in adata.obsp:
-            raise ValueError(
-                f"no kNN graph: obsp[{adj_key!r}] is missing and dyn.tl.neighbors(adata, "
-                f"result_prefix={prefix!r}) does not write it: give adj_key="
-                f"'{neighbor_keys(prefix)[1]}' or compute that graph first"
-            )
-    return gt.knn_from_graph(adata.obsp[adj_key], k)
 
 
 def select_transition_genes(
