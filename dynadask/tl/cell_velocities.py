@@ -16,8 +16,8 @@ from scipy import sparse
 from .._core import keys
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
-from ..graph import embedding as ge
 from ..graph import grid as gg
+from ..graph import pca as gpca
 from ..graph import transition as gt
 from ..graph.blocks import as_rows, take_columns
 from ..io import commit
@@ -331,8 +331,9 @@ def _log1p_wanted(adata: ad.AnnData) -> bool:
 
 def _velocity_pca(adata, x, v, n_pcs, out) -> tuple[Any, Any]:
     log = _log1p_wanted(adata)
-    comps, mean = ge.pca_fit(x, min(n_pcs, x.shape[1] - 1), log=log)
-    xp, vp = ge.pca_project(x, v, comps, mean, log=log)
+    mean, comps, _, _ = gpca.fit(x, min(n_pcs, x.shape[1] - 1), log=log)
+    xp = gpca.project(x, None, None, mean, comps, log=log, dtype=np.float64)
+    vp = gpca.displacement(x, v, mean, comps, log=log)
     out["obsm"].update({"X_velocity_pca": xp, "velocity_pca_raw": vp})
     out["uns"]["velocity_PCs"] = comps
     return xp, vp
