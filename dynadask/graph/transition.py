@@ -212,8 +212,76 @@ def _project_block(block: Any, row0: int, emb: np.ndarray, correct_density: bool
     )
 
 
-KERNELS: dict[str, Callable[..., tuple[da.Array, np.ndarray]]] = {
-    "pearson": lambda inp, **kw: correlation_transitions(inp, centred=True, **kw),
-    "cosine": lambda inp, **kw: correlation_transitions(inp, centred=False, **kw),
-    "kmc": ito_transitions,
+@dataclass(frozen=True)
+class KernelOptions:
+    """Options of the transition kernels (each kernel reads the fields it uses).
+
+    ``depth`` hops of neighbourhood and ``correct_density`` for all; ``transform`` and
+    ``negatives`` (``'subtract'``, ``'add'`` or ``'drop'``) for the correlation kernels;
+    ``m_diff``, ``adaptive``, ``tol`` and ``scale`` for the Itô kernel.
+    """
+
+    depth: int = 2
+    correct_density: bool = True
+    transform: str = "sqrt"
+    negatives: str = "subtract"
+    m_diff: float = 2.0
+    adaptive: bool = True
+    tol: float = 1e-7
+    scale: bool = True
+
+
+def _correlation(centred: bool) -> Callable[[KernelInputs, KernelOptions], Any]:
+    def build(inp: KernelInputs, o: KernelOptions) -> tuple[da.Array, np.ndarray]:
+        return correlation_transitions(
+            inp,
+            centred=centred,
+            transform=o.transform,
+            depth=o.depth,
+            negatives=o.negatives,
+            correct_density=o.correct_density,
+        )
+
+    return build
+
+
+def _ito(inp: KernelInputs, o: KernelOptions) -> tuple[da.Array, np.ndarray]:
+    return ito_transitions(
+        inp,
+        depth=o.depth,
+        m_diff=o.m_diff,
+        adaptive=o.adaptive,
+        tol=o.tol,
+        correct_density=o.correct_density,
+        scale=o.scale,
+    )
+
+
+KERNELS: dict[str, Callable[[KernelInputs, KernelOptions], tuple[da.Array, np.ndarray]]] = {
+    "pearson": _correlation(centred=True),
+    "cosine": _correlation(centred=False),
+    "kmc": _ito,
 }
+"""Kernel name -> builder ``(inputs, options) -> (lazy CSR transitions, embedding velocity)``."""
+
+REPROJECTABLE = ("pearson", "cosine")
+"""Kernels whose embedding velocity follows from a stored transition matrix alone."""
+
+
+def preserve_length(velocity: np.ndarray, transitions: Any, v: Any) -> np.ndarray:
+    """Rescale each embedding velocity to the transition-weighted gene-space speed.
+
+    The speed of cell ``i`` is ``sum_j T_ij |v_j|`` (``|v_j|`` the gene-space norm, NaN
+    counted as 0), times the ratio of the median embedding speed to the median gene-space
+    speed. Two computes: the norms, then the weighted speeds per row block of ``T``.
+    """
+    norms = as_rows(v).map_blocks(tk.row_norms, drop_axis=1, dtype=np.float64)
+    high = compute(norms, desc="velocity norms")[0]
+    t = as_rows(transitions)
+    high_d = dask.delayed(high, traverse=False)
+    parts = [dask.delayed(tk.weighted_speed)(b, high_d) for b in t.to_delayed().ravel()]
+    speed = np.concatenate(compute(*parts, desc="weighted speed"))
+    low = np.linalg.norm(velocity, axis=1)
+    scaler = np.nanmedian(low) / np.nanmedian(high)
+    factor = np.divide(speed * scaler, low, out=np.zeros_like(low), where=low > 0)
+    return velocity * factor[:, None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from scipy import sparse
 
 
 def recursive_neighbours(
@@ -319,3 +320,15 @@ def _ito(x_nbr, x_self, v, ptr, nbr, inv_s, adaptive, tol):
                 p[j] = 0.0
         out[a:b] = p / p.sum()
     return out
+
+
+def row_norms(v) -> np.ndarray:
+    """Euclidean norm of each row of a block (NaN entries count as 0), float64."""
+    v = np.asarray(v.toarray() if sparse.issparse(v) else v, dtype=np.float64)
+    return np.sqrt(np.nansum(v * v, axis=1))
+
+
+def weighted_speed(block, speeds: np.ndarray) -> np.ndarray:
+    """``T @ speeds`` for a row block ``T`` of a transition matrix (any sparse or dense)."""
+    block = sparse.csr_matrix(block)
+    return np.asarray(block @ speeds).ravel()
