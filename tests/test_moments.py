@@ -10,6 +10,7 @@ from scipy import sparse
 
 import dynadask as dyn
 from dynadask.graph import moments as gm
+from dynadask.graph import neighbourhood as nb
 from dynadask.kernels import moments as km
 from dynadask.tl.moments import moment_jobs
 
@@ -96,7 +97,7 @@ def test_smooth_places_gene_columns():
 
 def test_chunks_touched():
     band = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(40, 40), format="csr")
-    assert gm.chunks_touched(band, (10,) * 4).tolist() == [2, 3, 3, 2]
+    assert nb.chunks_touched(band, (10,) * 4).tolist() == [2, 3, 3, 2]
 
 
 @pytest.mark.parametrize("kind", ["numpy", "scipy", "dask", "dask-sparse"])
@@ -256,7 +257,7 @@ def test_locality_order_reduces_chunks_touched():
     touched = {}
     for name, b in (("random", a), ("kdtree", a[kd].copy()), ("graph", a[rcm].copy())):
         dyn.tl.moments(b, group=False)
-        touched[name] = gm.chunks_touched(b.obsp["moments_con"], chunks).mean()
+        touched[name] = nb.chunks_touched(b.obsp["moments_con"], chunks).mean()
     assert touched["random"] == 10 and touched["kdtree"] <= 5 and touched["graph"] <= 3
     with pytest.raises(ValueError, match=r"dyn\.pp\.pca"):
         dyn.tl.locality_order(ad.AnnData(obs=a.obs))

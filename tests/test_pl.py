@@ -177,7 +177,7 @@ def _small(reference, grid=None):
 
 
 def test_grid_vectors_use_a_stored_velocity_grid(reference):
-    axes, v_grid = _grid.gaussian_grid(
+    axes, v_grid = _grid.cell_grid(
         reference.obsm["X_umap"], reference.obsm["velocity_umap"], (50, 50)
     )
     v_grid[:, :, :10] = np.nan  # a stored grid recognisable by its masked columns
@@ -189,13 +189,12 @@ def test_grid_vectors_use_a_stored_velocity_grid(reference):
 
 
 def test_local_grid_equals_the_all_pairs_grid(reference):
-    from dynadask.kernels import embedding as ek
     from dynadask.kernels import grid as kg
 
     emb, vel = reference.obsm["X_umap"], reference.obsm["velocity_umap"]
-    axes, local = _grid.gaussian_grid(emb, vel, (50, 50))
+    axes, local = _grid.cell_grid(emb, vel, (50, 50))
     scale = np.mean([a[1] - a[0] for a in axes]) * 0.5
-    full = kg.grid_velocity(ek.grid_sums(emb, vel, ek.grid_points(axes), scale), (50, 50))
+    full = kg.finish_grid(kg.grid_sums(emb, vel, axes, scale), axes, mask="both")["V_grid"]
     assert (np.isfinite(full) == np.isfinite(local)).mean() > 0.98
     both = np.isfinite(full) & np.isfinite(local)
     np.testing.assert_allclose(local[both], full[both], atol=1e-4)
@@ -208,7 +207,7 @@ def test_dynamos_position_grid_is_recomputed(reference):
     with pytest.warns(UserWarning, match="mean positions"):
         ax = dyn.pl.grid_vectors(reference, color="clusters", save_show_or_return="return")
     (q,) = _quivers(ax)
-    axes, v_grid = _grid.gaussian_grid(
+    axes, v_grid = _grid.cell_grid(
         reference.obsm["X_umap"], reference.obsm["velocity_umap"], (50, 50)
     )
     assert not _grid.holds_positions(axes, v_grid)
@@ -226,7 +225,7 @@ def test_grid_vectors_recomputed_grid(reference):
 def test_gaussian_grid_reproduces_dynamos_grid(reference):
     """Fed what dynamo averaged (x + dx), the grid equals dynamo's stored one."""
     emb, vel = reference.obsm["X_umap"], reference.obsm["velocity_umap"]
-    axes, v_grid = _grid.gaussian_grid(emb, emb + vel, (50, 50))
+    axes, v_grid = _grid.cell_grid(emb, emb + vel, (50, 50))
     ref = reference.uns["grid_velocity_umap"]
     np.testing.assert_allclose(axes[0], ref["X_grid"][0], atol=5e-3)
     np.testing.assert_allclose(axes[1], ref["X_grid"][1], atol=5e-3)
@@ -253,7 +252,7 @@ def test_streamline_plot(reference):
 def test_flow_runs_from_ductal_towards_endocrine_cells(reference):
     """The grid flow at Ductal / Ngn3 cells points towards the Pre-endocrine cells."""
     emb = reference.obsm["X_umap"]
-    axes, v_grid = _grid.gaussian_grid(emb, reference.obsm["velocity_umap"], (50, 50))
+    axes, v_grid = _grid.cell_grid(emb, reference.obsm["velocity_umap"], (50, 50))
     target = np.median(emb[reference.obs.clusters == "Pre-endocrine"], axis=0)
     start = np.median(emb[reference.obs.clusters == "Ngn3 high EP"], axis=0)
     i = np.abs(axes[0] - start[0]).argmin()
@@ -441,62 +440,60 @@ def _slow_grid_sums(x, v, points, scale, radius=np.inf):
 
 
 def test_grid_kernel_matches_a_loop_and_sums_over_blocks():
-    from dynadask.kernels import embedding as ek
+    from dynadask.kernels import grid as kg
 
     rng = np.random.default_rng(3)
     x, v = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
     v[5] = np.nan
-    axes = ek.grid_axes(x.min(0), x.max(0), (6, 5))
-    points = ek.grid_points(axes)
-    whole = ek.grid_sums(x, v, points, 0.4)
+    axes = kg.grid_axes(x.min(0), x.max(0), (6, 5))
+    points = kg.grid_points(axes)
+    whole = kg.grid_sums(x, v, axes, 0.4)
     np.testing.assert_allclose(whole, _slow_grid_sums(x, v, points, 0.4), rtol=1e-10)
-    parts = sum(ek.grid_sums(x[i : i + 17], v[i : i + 17], points, 0.4) for i in range(0, 60, 17))
+    parts = sum(kg.grid_sums(x[i : i + 17], v[i : i + 17], axes, 0.4) for i in range(0, 60, 17))
     np.testing.assert_allclose(parts, whole, rtol=1e-12)
 
 
 @pytest.mark.parametrize("scale", [0.15, 0.4])
 def test_local_grid_kernel_matches_a_truncated_loop_and_sums_over_blocks(scale):
-    from dynadask.kernels import embedding as ek
     from dynadask.kernels import grid as kg
 
     rng = np.random.default_rng(5)
     x, v = rng.normal(size=(80, 2)), rng.normal(size=(80, 2))
     x[7] = np.nan
-    axes = ek.grid_axes(x[np.isfinite(x).all(1)].min(0), x[np.isfinite(x).all(1)].max(0), (9, 7))
-    points = ek.grid_points(axes)
-    local = kg.grid_sums_local(x, v, axes, scale, radius=2.0)
+    axes = kg.grid_axes(x[np.isfinite(x).all(1)].min(0), x[np.isfinite(x).all(1)].max(0), (9, 7))
+    points = kg.grid_points(axes)
+    local = kg.grid_sums(x, v, axes, scale, radius=2.0)
     np.testing.assert_allclose(
         local, _slow_grid_sums(x, v, points, scale, radius=2.0), rtol=1e-10, atol=1e-14
     )
     parts = sum(
-        kg.grid_sums_local(x[i : i + 23], v[i : i + 23], axes, scale, radius=2.0)
+        kg.grid_sums(x[i : i + 23], v[i : i + 23], axes, scale, radius=2.0)
         for i in range(0, 80, 23)
     )
     np.testing.assert_allclose(parts, local, rtol=1e-12, atol=1e-15)
     # with the default 5-width cut-off it is the full Gaussian sum up to exp(-12.5)
-    full = ek.grid_sums(x, v, points, scale)
+    full = kg.grid_sums(x, v, axes, scale)
     np.testing.assert_allclose(
-        kg.grid_sums_local(x, v, axes, scale), full, atol=4e-4 * np.abs(full).max()
+        kg.grid_sums(x, v, axes, scale, radius=5.0), full, atol=4e-4 * np.abs(full).max()
     )
 
 
-def test_grid_velocity_finish_matches_the_embedding_kernel():
-    from dynadask.kernels import embedding as ek
+def test_grid_velocity_finish_masks_one_or_both_components():
     from dynadask.kernels import grid as kg
 
     rng = np.random.default_rng(4)
     x, v = rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) + [1.0, 0.0]
-    axes = ek.grid_axes(x.min(0), x.max(0), (12, 12))
-    sums = ek.grid_sums(x, v, ek.grid_points(axes), 0.3)
-    ours = kg.grid_velocity(sums, (12, 12))
-    theirs = ek.finish_grid(sums, axes)["V_grid"]
+    axes = kg.grid_axes(x.min(0), x.max(0), (12, 12))
+    sums = kg.grid_sums(x, v, axes, 0.3)
+    ours = kg.finish_grid(sums, axes, mask="both")["V_grid"]
+    theirs = kg.finish_grid(sums, axes)["V_grid"]
     np.testing.assert_array_equal(np.isnan(ours[0]), np.isnan(theirs[0]))
     np.testing.assert_allclose(ours[1][~np.isnan(ours[0])], theirs[1][~np.isnan(theirs[0])])
     assert np.isnan(ours[1][np.isnan(ours[0])]).all()  # both components are masked
     # any grid shape; no cut-offs keeps every point
-    axes = ek.grid_axes(x.min(0), x.max(0), (9, 5))
-    sums = ek.grid_sums(x, v, ek.grid_points(axes), 0.3)
-    full = kg.grid_velocity(sums, (9, 5), min_mass=0.0, cut_percentile=0.0)
+    axes = kg.grid_axes(x.min(0), x.max(0), (9, 5))
+    sums = kg.grid_sums(x, v, axes, 0.3)
+    full = kg.finish_grid(sums, axes, min_mass=0.0, cut_percentile=0.0, mask="both")["V_grid"]
     assert full.shape == (2, 5, 9) and np.isfinite(full).all()
     np.testing.assert_allclose(full[:, 2, 3], sums[2 * 9 + 3, 1:3] / max(1, sums[2 * 9 + 3, 0]))
 

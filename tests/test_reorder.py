@@ -110,7 +110,7 @@ def test_chunk_spread_drops(data, reordered):
     assert dyn.io.chunk_spread(dyn.io.open(data["store"])) == 8.0
     band = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(40, 40), format="csr")
     codes = gr.spread_codes(band, gr.chunk_bounds(40, 10)).compute()
-    assert kr.spread_of(codes, 4) == 2.5  # as graph.moments.chunks_touched: 2, 3, 3, 2
+    assert kr.spread_of(codes, 4) == 2.5  # as graph.neighbourhood.chunks_touched: 2, 3, 3, 2
 
 
 def test_open_in_original_order_gives_the_data_back(data, reordered):

@@ -1,4 +1,4 @@
-"""Dask graphs for embeddings: UMAP fitted once and applied per row block, grid velocities.
+"""Dask graphs for embeddings: UMAP fitted once and applied per row block.
 
 The fitted UMAP model is one object in the graph, shared by every transform task (one key,
 so a distributed scheduler ships it to each worker once).
@@ -14,8 +14,7 @@ import dask.array as da
 import numpy as np
 
 from .._core.compute import compute, share
-from ..kernels import embedding as ek
-from .blocks import align_rows, as_rows, sum_rows
+from .blocks import as_rows
 
 
 def fit_cells(
@@ -95,101 +94,3 @@ def _transform_block(x: Any, pos: np.ndarray, model: Any, emb_fit: np.ndarray) -
             warnings.simplefilter("ignore")
             out[~fitted] = model.transform(x[~fitted])
     return out
-
-
-def grid_velocity(
-    emb: Any,
-    velocity: Any,
-    xy_grid_nums: tuple[int, int] = (50, 50),
-    smooth: float = 0.5,
-    min_mass: float | None = None,
-) -> dict[str, np.ndarray]:
-    """Velocities on a regular grid over the first two embedding dimensions.
-
-    Each grid point averages the cells' velocities with Gaussian weights of width ``smooth``
-    times the grid step (a sum over row blocks of all cells, so it is exact in any chunking);
-    see :func:`dynadask.kernels.embedding.finish_grid` for the masking.
-
-    Returns
-    -------
-    dict
-        ``X_grid``, ``V_grid``, ``D``.
-    """
-    e, v = align_rows(as_rows(_first_two(emb)), as_rows(_first_two(velocity)))
-    # both passes read the blocks through to_delayed, so every key means the same task in
-    # the two computes (a Dask reduction would give the same keys other task specs)
-    ranges = [
-        dask.delayed(ek.finite_range)(eb, vb)
-        for eb, vb in zip(e.to_delayed().ravel(), v.to_delayed().ravel(), strict=True)
-    ]
-    parts = np.array(compute(*ranges, desc="grid range"))
-    lo, hi = np.nanmin(parts[:, 0], axis=0), np.nanmax(parts[:, 1], axis=0)
-    axes = ek.grid_axes(lo, hi, xy_grid_nums)
-    scale = np.mean([ax[1] - ax[0] for ax in axes]) * smooth
-    points = ek.grid_points(axes)
-    sums = compute(sum_rows(ek.grid_sums, e, v, points=points, scale=scale), desc="grid velocity")[
-        0
-    ]
-    return ek.finish_grid(sums, axes, min_mass=min_mass)
-
-
-def _first_two(x: Any) -> Any:
-    return x[:, :2] if isinstance(x, da.Array) else np.asarray(x)[:, :2]
-
-
-def _moments(x: Any, log: bool) -> dict[str, np.ndarray]:
-    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-    x = np.log1p(x) if log else x
-    return {"n": np.array([x.shape[0]], dtype=np.float64), "s": x.sum(0), "ss": x.T @ x}
-
-
-def pca_fit(x: Any, n_components: int, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Exact PCA of (``log1p`` of) ``x`` from one pass over row blocks.
-
-    Returns
-    -------
-    components, mean
-        ``(n_features, n_components)`` orthonormal loadings (sign fixed so that the largest
-        entry of each is positive) and the feature means.
-    """
-    m = compute(sum_rows(_moments, x, log=log), desc="PCA statistics")[0]
-    n = m["n"][0]
-    mean = m["s"] / n
-    cov = (m["ss"] - n * np.outer(mean, mean)) / max(n - 1, 1)
-    vals, vecs = np.linalg.eigh(cov)
-    comps = vecs[:, np.argsort(vals)[::-1][:n_components]]
-    signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(comps.shape[1])])
-    return comps * np.where(signs == 0, 1, signs), mean
-
-
-def _pca_block(
-    x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool, part: str
-) -> np.ndarray:
-    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-    f = np.log1p if log else (lambda a: a)
-    xp = (f(x) - mean) @ comps
-    if part == "x":
-        return xp
-    v = np.asarray(v.toarray() if hasattr(v, "toarray") else v, dtype=np.float64)
-    future = np.maximum(x + v, 0.0) if log else x + v  # expression cannot go below zero
-    return (f(future) - mean) @ comps - xp
-
-
-def pca_project(
-    x: Any, v: Any, comps: np.ndarray, mean: np.ndarray, log: bool = False
-) -> tuple[da.Array, da.Array]:
-    """Lazy PCA coordinates of ``x`` and the displacement of ``x + v`` in that basis.
-
-    With ``log``, ``x + v`` is clipped at 0 before ``log1p`` (a velocity step cannot make
-    expression negative, and ``log1p`` of values below -1 is undefined).
-    """
-    from .blocks import map_rows
-
-    k = comps.shape[1]
-    xp = map_rows(
-        _pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean, log=log, part="x"
-    )
-    vp = map_rows(
-        _pca_block, x, v, n_cols=k, dtype=np.float64, comps=comps, mean=mean, log=log, part="v"
-    )
-    return xp, vp

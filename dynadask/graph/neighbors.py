@@ -17,7 +17,6 @@ from scipy import sparse
 from .._core.compute import compute, share
 from .._core.settings import get_chunk_policy
 from ..kernels import neighbors as kn
-from .blocks import as_rows
 
 Knn = tuple[np.ndarray, np.ndarray]
 
@@ -149,26 +148,6 @@ def knn_in_groups(
         dist[cells, :k] = gd
         k_cell[cells] = k
     return (idx, dist), k_cell
-
-
-def knn_from_graph(adj: Any, k: int) -> Knn:
-    """Neighbour lists read from a stored distance graph (scipy or Dask CSR row blocks)."""
-    if sparse.issparse(adj):
-        adj = sparse.csr_matrix(adj)
-        return kn.knn_from_distances(adj.indptr, adj.indices, adj.data, 0, k)
-    x = as_rows(adj)
-    starts = np.cumsum((0,) + x.chunks[0][:-1])
-    parts = [
-        dask.delayed(_graph_block)(b, int(s), k)
-        for b, s in zip(x.to_delayed().ravel(), starts, strict=True)
-    ]
-    done = compute(*parts, desc="neighbour lists")
-    return np.vstack([p[0] for p in done]), np.vstack([p[1] for p in done])
-
-
-def _graph_block(block: Any, row0: int, k: int) -> Knn:
-    block = sparse.csr_matrix(block)
-    return kn.knn_from_distances(block.indptr, block.indices, block.data, row0, k)
 
 
 def _weights_in_group(idx: np.ndarray, dist: np.ndarray, k: int, kind: str) -> sparse.csr_matrix:

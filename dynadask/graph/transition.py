@@ -2,8 +2,9 @@
 
 Each row block of cells needs the expression of its neighbours (up to ``depth`` hops along
 the kNN graph). The neighbour index array (``n_cells x k``) is computed once and shared by
-all tasks as one object; each block gathers, in one task, only the rows of the expression
-matrix its neighbourhoods touch. No cells x cells matrix is ever dense.
+all tasks as one object; each block (:func:`dynadask.graph.neighbourhood.plan_blocks`)
+gathers, in one task, only the rows of the expression matrix its neighbourhoods touch. No
+cells x cells matrix is ever dense.
 """
 
 from __future__ import annotations
@@ -21,53 +22,7 @@ from .._core.compute import compute, share
 from ..kernels import embedding as ek
 from ..kernels import transition as tk
 from .blocks import as_rows, gather_rows
-
-
-@dataclass(frozen=True)
-class Block:
-    """One row block: global rows ``start:stop`` and the sorted cells its neighbourhoods use."""
-
-    start: int
-    stop: int
-    union: np.ndarray
-
-
-def knn_from_graph(adj: Any, k: int) -> np.ndarray:
-    """Return the ``(n_cells, k)`` nearest neighbours (self first) from a distance graph.
-
-    Parameters
-    ----------
-    adj
-        Sparse ``n x n`` distances (scipy, or a Dask array of CSR row blocks).
-    k
-        Neighbours per cell, counting the cell itself.
-    """
-    if sparse.issparse(adj):
-        adj = sparse.csr_matrix(adj)
-        return tk.knn_from_adjacency(adj.indptr, adj.indices, adj.data, 0, k)
-    x = as_rows(adj)
-    starts = np.cumsum((0,) + x.chunks[0][:-1])
-    parts = [
-        dask.delayed(_knn_block)(b, int(s), k)
-        for b, s in zip(x.to_delayed().ravel(), starts, strict=True)
-    ]
-    return np.vstack(compute(*parts, desc="neighbour indices"))
-
-
-def _knn_block(block: Any, row0: int, k: int) -> np.ndarray:
-    block = sparse.csr_matrix(block)
-    return tk.knn_from_adjacency(block.indptr, block.indices, block.data, row0, k)
-
-
-def plan_blocks(knn: np.ndarray, rows: int, depth: int) -> list[Block]:
-    """Cut the cells in row blocks and list the cells each block's neighbourhoods touch."""
-    n = knn.shape[0]
-    blocks = []
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        _, nbr = tk.recursive_neighbours(knn, np.arange(start, stop), depth)
-        blocks.append(Block(start, stop, np.unique(nbr)))
-    return blocks
+from .neighbourhood import Block, gather, plan_blocks
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -75,11 +30,11 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
-    rows = np.arange(block.start, block.stop)
+    rows = block.rows
     ptr, nbr = tk.recursive_neighbours(knn, rows, depth)
     x_union = _dense(x_union)
-    x_self = x_union[np.searchsorted(block.union, rows)]
-    return rows, ptr, nbr, np.searchsorted(block.union, nbr), x_union, x_self
+    x_self = x_union[block.local(rows)]
+    return rows, ptr, nbr, block.local(nbr), x_union, x_self
 
 
 def _correlation_block(x_union, v, knn, block, depth, centred, transform):
@@ -143,9 +98,7 @@ def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[]
     def gathers() -> list:
         # new keys for every pass: the second pass reaches the scheduler through the CSR
         # writer's optimised graph, where a reused key would stand for another task spec
-        return [
-            (gather_rows(x, b.union), gather_rows(v, np.arange(b.start, b.stop))) for b in blocks
-        ]
+        return [(gather(x, b), gather_rows(v, b.rows)) for b in blocks]
 
     return blocks, gathers, knn_d, emb_d
 
@@ -259,8 +212,76 @@ def _project_block(block: Any, row0: int, emb: np.ndarray, correct_density: bool
     )
 
 
-KERNELS: dict[str, Callable[..., tuple[da.Array, np.ndarray]]] = {
-    "pearson": lambda inp, **kw: correlation_transitions(inp, centred=True, **kw),
-    "cosine": lambda inp, **kw: correlation_transitions(inp, centred=False, **kw),
-    "kmc": ito_transitions,
+@dataclass(frozen=True)
+class KernelOptions:
+    """Options of the transition kernels (each kernel reads the fields it uses).
+
+    ``depth`` hops of neighbourhood and ``correct_density`` for all; ``transform`` and
+    ``negatives`` (``'subtract'``, ``'add'`` or ``'drop'``) for the correlation kernels;
+    ``m_diff``, ``adaptive``, ``tol`` and ``scale`` for the Itô kernel.
+    """
+
+    depth: int = 2
+    correct_density: bool = True
+    transform: str = "sqrt"
+    negatives: str = "subtract"
+    m_diff: float = 2.0
+    adaptive: bool = True
+    tol: float = 1e-7
+    scale: bool = True
+
+
+def _correlation(centred: bool) -> Callable[[KernelInputs, KernelOptions], Any]:
+    def build(inp: KernelInputs, o: KernelOptions) -> tuple[da.Array, np.ndarray]:
+        return correlation_transitions(
+            inp,
+            centred=centred,
+            transform=o.transform,
+            depth=o.depth,
+            negatives=o.negatives,
+            correct_density=o.correct_density,
+        )
+
+    return build
+
+
+def _ito(inp: KernelInputs, o: KernelOptions) -> tuple[da.Array, np.ndarray]:
+    return ito_transitions(
+        inp,
+        depth=o.depth,
+        m_diff=o.m_diff,
+        adaptive=o.adaptive,
+        tol=o.tol,
+        correct_density=o.correct_density,
+        scale=o.scale,
+    )
+
+
+KERNELS: dict[str, Callable[[KernelInputs, KernelOptions], tuple[da.Array, np.ndarray]]] = {
+    "pearson": _correlation(centred=True),
+    "cosine": _correlation(centred=False),
+    "kmc": _ito,
 }
+"""Kernel name -> builder ``(inputs, options) -> (lazy CSR transitions, embedding velocity)``."""
+
+REPROJECTABLE = ("pearson", "cosine")
+"""Kernels whose embedding velocity follows from a stored transition matrix alone."""
+
+
+def preserve_length(velocity: np.ndarray, transitions: Any, v: Any) -> np.ndarray:
+    """Rescale each embedding velocity to the transition-weighted gene-space speed.
+
+    The speed of cell ``i`` is ``sum_j T_ij |v_j|`` (``|v_j|`` the gene-space norm, NaN
+    counted as 0), times the ratio of the median embedding speed to the median gene-space
+    speed. Two computes: the norms, then the weighted speeds per row block of ``T``.
+    """
+    norms = as_rows(v).map_blocks(tk.row_norms, drop_axis=1, dtype=np.float64)
+    high = compute(norms, desc="velocity norms")[0]
+    t = as_rows(transitions)
+    high_d = dask.delayed(high, traverse=False)
+    parts = [dask.delayed(tk.weighted_speed)(b, high_d) for b in t.to_delayed().ravel()]
+    speed = np.concatenate(compute(*parts, desc="weighted speed"))
+    low = np.linalg.norm(velocity, axis=1)
+    scaler = np.nanmedian(low) / np.nanmedian(high)
+    factor = np.divide(speed * scaler, low, out=np.zeros_like(low), where=low > 0)
+    return velocity * factor[:, None]

@@ -1,4 +1,4 @@
-"""Embedding-side kernels for one block of cells: velocity projection, drift, grids, scores.
+"""Embedding-side kernels for one block of cells: velocity projection, drift, scores.
 
 Pure numpy/numba on one block; accumulation in float64.
 """
@@ -121,104 +121,6 @@ def _drift(p, ptr, nbr_global, rows, emb, correct_density):
         for t in range(b - a):
             out[i] += w[t] * d[t]
     return out
-
-
-def finite_range(e: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``[min, max]`` per column of ``e`` over the rows where ``e`` and ``v`` are finite."""
-    e = np.asarray(e, dtype=np.float64)
-    ok = np.isfinite(e).all(axis=1) & np.isfinite(np.asarray(v, dtype=np.float64)).all(axis=1)
-    if not ok.any():
-        return np.full((2, e.shape[1]), np.nan)
-    return np.stack([e[ok].min(axis=0), e[ok].max(axis=0)])
-
-
-def grid_axes(lo: np.ndarray, hi: np.ndarray, n_grid: tuple[int, int]) -> list[np.ndarray]:
-    """Grid coordinates along each axis: the data range widened by 1% on each side."""
-    axes = []
-    for m, big, num in zip(lo, hi, n_grid, strict=True):
-        pad = 0.01 * abs(big - m)
-        axes.append(np.linspace(m - pad, big + pad, num))
-    return axes
-
-
-def grid_points(axes: list[np.ndarray]) -> np.ndarray:
-    """All grid points, x varying fastest: ``(len(axes[1]) * len(axes[0]), 2)``."""
-    gx, gy = np.meshgrid(axes[0], axes[1])
-    return np.column_stack([gx.ravel(), gy.ravel()])
-
-
-def grid_sums(x: np.ndarray, v: np.ndarray, points: np.ndarray, scale: float) -> np.ndarray:
-    """Gaussian-weighted sums of one block's velocities at grid points.
-
-    For each grid point ``g`` and cell ``j`` with weight ``w = N(|x_j - g|; 0, scale)`` (normal
-    density), returns per point: ``sum w``, ``sum w v`` (2), ``sum w |v|`` (mean absolute
-    components summed, 1), ``sum w v v^T`` (3: xx, yy, xy). Rows with non-finite values are
-    skipped.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_points, 7)`` float64 partial sums (add them over blocks).
-    """
-    x = np.asarray(x, dtype=np.float64)[:, :2]
-    v = np.asarray(v, dtype=np.float64)[:, :2]
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(v).all(axis=1)
-    x, v = x[ok], v[ok]
-    out = np.zeros((points.shape[0], 7))
-    step = max(1, 2_000_000 // max(points.shape[0], 1))
-    for s in range(0, x.shape[0], step):
-        xs, vs = x[s : s + step], v[s : s + step]
-        d2 = ((points[:, None, :] - xs[None, :, :]) ** 2).sum(-1)
-        w = np.exp(-0.5 * d2 / scale**2) / (scale * np.sqrt(2 * np.pi))
-        feats = np.column_stack(
-            [
-                np.ones(len(vs)),
-                vs,
-                np.abs(vs).sum(1),
-                vs[:, 0] ** 2,
-                vs[:, 1] ** 2,
-                vs[:, 0] * vs[:, 1],
-            ]
-        )
-        out += w @ feats
-    return out
-
-
-def finish_grid(
-    sums: np.ndarray,
-    axes: list[np.ndarray],
-    min_mass: float | None = None,
-    cut_percentile: float = 5.0,
-) -> dict[str, np.ndarray]:
-    """Grid velocities from the summed Gaussian weights (streamline layout).
-
-    ``V = sum w v / max(1, sum w)``; points whose velocity norm is below ``min_mass`` (default
-    ``min(1e-5, 0.9 max norm)``) or whose weighted mean absolute velocity is in the lowest
-    ``cut_percentile`` percent get NaN in the first component. ``D`` is half the weighted
-    covariance of the velocities around each point.
-
-    Returns
-    -------
-    dict
-        ``X_grid`` ``(2, nx)`` (the axes), ``V_grid`` ``(2, ny, nx)`` and ``D``
-        ``(n_points, 2, 2)``.
-    """
-    mass = sums[:, 0]
-    v_grid = sums[:, 1:3] / np.maximum(1.0, mass)[:, None]
-    safe = np.where(mass > 0, mass, 1.0)
-    mx, my = sums[:, 1] / safe, sums[:, 2] / safe
-    diffusion = np.empty((len(mass), 2, 2))
-    diffusion[:, 0, 0] = (sums[:, 4] / safe - mx**2) / 2
-    diffusion[:, 1, 1] = (sums[:, 5] / safe - my**2) / 2
-    diffusion[:, 0, 1] = diffusion[:, 1, 0] = (sums[:, 6] / safe - mx * my) / 2
-    ny, nx = len(axes[1]), len(axes[0])
-    vg = v_grid.T.reshape(2, ny, nx)
-    norm = np.sqrt((vg**2).sum(0))
-    cutoff = norm < np.clip(1e-5 if min_mass is None else min_mass, None, norm.max() * 0.9)
-    length = (sums[:, 3] / safe).reshape(ny, nx)
-    cutoff |= length < np.percentile(length, cut_percentile)
-    vg[0][cutoff] = np.nan
-    return {"X_grid": np.stack(axes), "V_grid": vg, "D": diffusion}
 
 
 def direction_scores(

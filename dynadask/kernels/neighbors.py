@@ -68,10 +68,11 @@ def knn_from_distances(
     idx, dist
         ``(n_rows, k)`` int64 indices and float32 distances.
     """
+    data = np.asarray(data)  # ordered in its own precision; distances returned as float32
     return _knn_from_distances(
         np.asarray(indptr, np.int64),
         np.asarray(indices, np.int64),
-        np.asarray(data, np.float32),
+        data if np.issubdtype(data.dtype, np.floating) else data.astype(np.float64),
         row0,
         k,
     )
@@ -94,7 +95,7 @@ def _knn_from_distances(indptr, indices, data, row0, k):
                 break
             if indices[a + t] != cell:
                 idx[i, m] = indices[a + t]
-                dist[i, m] = data[a + t]
+                dist[i, m] = np.float32(data[a + t])
                 m += 1
     return idx, dist
 

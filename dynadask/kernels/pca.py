@@ -16,21 +16,27 @@ from .preprocess import as_csr
 DENSE_BYTES = 32 * 2**20  # a dense slice of rows x genes (float64) stays under this size
 
 
-def log_norm(block, size_factors: np.ndarray, genes: np.ndarray | None = None, log: bool = True):
-    """Return ``log1p(x / s)`` (or ``x / s``) of a block as CSR float64, on ``genes`` if given."""
+def log_norm(
+    block, size_factors: np.ndarray | None, genes: np.ndarray | None = None, log: bool = True
+):
+    """Return ``log1p(x / s)`` (or ``x / s``) of a block as CSR float64, on ``genes`` if given.
+
+    ``size_factors=None`` leaves the values undivided (expression that is normalised already).
+    """
     csr = as_csr(block)
     if genes is not None:
         csr = csr[:, genes]
     csr = csr.astype(np.float64)
-    sf = np.asarray(size_factors, dtype=np.float64).ravel()
-    csr.data = csr.data / np.repeat(sf, np.diff(csr.indptr))
+    if size_factors is not None:
+        sf = np.asarray(size_factors, dtype=np.float64).ravel()
+        csr.data = csr.data / np.repeat(sf, np.diff(csr.indptr))
     if log:
         csr.data = np.log1p(csr.data)
     return csr
 
 
 def cross_moments(
-    block, size_factors: np.ndarray, genes: np.ndarray | None = None, log: bool = True
+    block, size_factors: np.ndarray | None, genes: np.ndarray | None = None, log: bool = True
 ) -> dict:
     """Sums and cross-product of ``log1p(x / s)`` over one row block.
 
@@ -39,7 +45,7 @@ def cross_moments(
     block
         Counts, cells x genes (numpy or scipy sparse).
     size_factors
-        One size factor per cell of the block.
+        One size factor per cell of the block (``None``: values used as they are).
     genes
         Integer indices of the genes to keep (all when ``None``).
     log
@@ -99,16 +105,33 @@ def pca_from_moments(
 
 def project(
     block,
-    size_factors: np.ndarray,
-    genes: np.ndarray,
+    size_factors: np.ndarray | None,
+    genes: np.ndarray | None,
     mean: np.ndarray,
     components: np.ndarray,
     log: bool = True,
+    out_dtype: type = np.float32,
 ) -> np.ndarray:
-    """``(log1p(x / s)[:, genes] - mean) @ components`` for one row block, float32.
+    """``(log1p(x / s)[:, genes] - mean) @ components`` for one row block (``out_dtype``).
 
     The product is taken on the sparse values; the mean's projection is subtracted after.
     """
     y = log_norm(block, size_factors, genes, log)
-    out = np.asarray(y @ components) - (mean @ components)[None, :]
-    return out.astype(np.float32)
+    return _scores(y, mean, components).astype(out_dtype)
+
+
+def _scores(y, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    return np.asarray(y @ components) - (mean @ components)[None, :]
+
+
+def displacement(x, v, mean: np.ndarray, components: np.ndarray, log: bool = True) -> np.ndarray:
+    """Scores of ``x + v`` minus scores of ``x`` (float64): a velocity step in the PCA basis.
+
+    With ``log``, ``x + v`` is clipped at 0 before ``log1p`` (a velocity step cannot make
+    expression negative, and ``log1p`` of values below -1 is undefined).
+    """
+    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    v = np.asarray(v.toarray() if hasattr(v, "toarray") else v, dtype=np.float64)
+    future = np.maximum(x + v, 0.0) if log else x + v
+    now = _scores(log_norm(x, None, None, log), mean, components)
+    return _scores(log_norm(future, None, None, log), mean, components) - now

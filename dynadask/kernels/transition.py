@@ -9,49 +9,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-
-
-def knn_from_adjacency(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, row0: int, k: int
-) -> np.ndarray:
-    """Return the ``k`` nearest neighbours of each row of a CSR distance block, self first.
-
-    Parameters
-    ----------
-    indptr, indices, data
-        CSR arrays of a block of rows of the distance matrix (self not stored).
-    row0
-        Global index of the block's first row.
-    k
-        Neighbours per row, counting the cell itself; rows with fewer stored neighbours are
-        padded with the cell itself.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_rows, k)`` int64 global indices; column 0 is the cell.
-    """
-    return _knn_from_adjacency(indptr, indices, data.astype(np.float64), row0, k)
-
-
-@numba.njit(cache=True)
-def _knn_from_adjacency(indptr, indices, data, row0, k):
-    n = indptr.shape[0] - 1
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        cell = row0 + i
-        out[i, :] = cell
-        a, b = indptr[i], indptr[i + 1]
-        order = np.argsort(data[a:b], kind="mergesort")
-        m = 1
-        for t in order:
-            if m >= k:
-                break
-            j = indices[a + t]
-            if j != cell:
-                out[i, m] = j
-                m += 1
-    return out
+from scipy import sparse
 
 
 def recursive_neighbours(
@@ -362,3 +320,15 @@ def _ito(x_nbr, x_self, v, ptr, nbr, inv_s, adaptive, tol):
                 p[j] = 0.0
         out[a:b] = p / p.sum()
     return out
+
+
+def row_norms(v) -> np.ndarray:
+    """Euclidean norm of each row of a block (NaN entries count as 0), float64."""
+    v = np.asarray(v.toarray() if sparse.issparse(v) else v, dtype=np.float64)
+    return np.sqrt(np.nansum(v * v, axis=1))
+
+
+def weighted_speed(block, speeds: np.ndarray) -> np.ndarray:
+    """``T @ speeds`` for a row block ``T`` of a transition matrix (any sparse or dense)."""
+    block = sparse.csr_matrix(block)
+    return np.asarray(block @ speeds).ravel()

@@ -3,9 +3,10 @@
 ``uns['grid_velocity_<basis>']`` (written by ``dyn.tl.cell_velocities``; ``X_grid`` holds the
 two axes, ``V_grid`` is ``(2, ny, nx)``) is used when it matches the request and holds velocities
 (dynamo 1.5.3 stores mean positions ``x + dx`` there; such a grid is recomputed). Otherwise the
-cells' embedding velocities are averaged onto the grid with Gaussian weights: a sum of
-per-block partial sums over row blocks (:func:`dynadask.kernels.grid.grid_sums_local`, each cell
-adding to the grid points within 5 widths), so only the small grid arrays reach the driver.
+cells' embedding velocities are averaged onto the grid by the one grid builder,
+:func:`dynadask.graph.grid.grid_velocity`, with the figures' settings :data:`PLOT_GRID` (each
+cell adds to the grid points within 5 widths; a cut point loses both components; the grid
+spans every cell with finite coordinates), so only the small grid arrays reach the driver.
 """
 
 from __future__ import annotations
@@ -16,13 +17,32 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from .._core.compute import compute
-from ..graph.blocks import sum_rows
-from ..kernels import embedding as ek
-from ..kernels import grid as kg
+from ..graph import grid as gg
 from . import _data
 
 GRID_OPTIONS = ("smooth", "min_mass")
+PLOT_GRID = {"radius": 5.0, "mask": "both", "span": "positions"}
+"""How the figures call :func:`dynadask.graph.grid.grid_velocity`."""
+
+
+def cell_grid(
+    emb: Any,
+    velocity: Any,
+    xy_grid_nums: tuple[int, int],
+    *,
+    cut_off_velocity: bool = True,
+    **grid_kwargs: Any,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """``(axes, V_grid)`` averaged from the cells by the grid builder (figure settings)."""
+    grid = gg.grid_velocity(
+        emb,
+        velocity,
+        tuple(xy_grid_nums),
+        cut_off_velocity=cut_off_velocity,
+        **PLOT_GRID,
+        **grid_kwargs,
+    )
+    return list(grid["X_grid"]), grid["V_grid"]
 
 
 def stored_grid(
@@ -83,34 +103,6 @@ def velocity_key(adata: ad.AnnData, vector: str, basis: str) -> str:
         )
         raise _data.missing("obsm", key, maker)
     return key
-
-
-def gaussian_grid(
-    emb: np.ndarray,
-    velocity: Any,
-    xy_grid_nums: tuple[int, int],
-    *,
-    smooth: float = 0.5,
-    min_mass: float | None = None,
-    cut_off_velocity: bool = True,
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Average velocities onto a grid spanning ``emb`` (numpy, ``(n, 2)``).
-
-    ``velocity`` may be lazy; its row blocks are summed where they live. With
-    ``cut_off_velocity`` grid points with little mass or tiny velocities are NaN.
-    """
-    ok = np.isfinite(emb).all(axis=1)
-    if not ok.any():
-        raise ValueError("the embedding has no finite coordinates to put a grid on")
-    axes = ek.grid_axes(emb[ok].min(axis=0), emb[ok].max(axis=0), tuple(xy_grid_nums))
-    scale = float(np.mean([ax[1] - ax[0] for ax in axes])) * smooth
-    sums = compute(
-        sum_rows(kg.grid_sums_local, emb, velocity, axes=axes, scale=scale), desc="grid velocity"
-    )[0]
-    shape = (len(axes[0]), len(axes[1]))
-    if cut_off_velocity:
-        return axes, kg.grid_velocity(sums, shape, min_mass=min_mass)
-    return axes, kg.grid_velocity(sums, shape, min_mass=0.0, cut_percentile=0.0)
 
 
 def reusable_grid(

@@ -341,7 +341,7 @@ def _grid_figure(
         emb = data[f"emb:{basis}"]
         if cells is not None:
             emb, vel = emb[cells], vel[cells]
-        grid = _grid.gaussian_grid(
+        grid = _grid.cell_grid(
             emb, vel, xy_grid_nums, cut_off_velocity=cut_off_velocity, **grid_kwargs
         )
     return fig, axes, grid

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anndata as ad
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
-from ..graph import embedding as ge
+from ..graph import grid as gg
+from ..graph import pca as gpca
 from ..graph import transition as gt
-from ..graph.blocks import as_rows, take_columns
+from ..graph.blocks import take_columns
 from ..io import commit
-from .neighbors import neighbor_keys, neighbors
+from .neighbors import neighbour_indices
 
 _CORR_KWARGS = {"n_recurse_neighbors": 2, "transform": "sqrt", "use_neg_vals": True}
 _KMC_KWARGS = {"n_recurse_neighbors": 2, "M_diff": 2.0, "adaptive_local_kernel": True, "tol": 1e-7}
@@ -151,44 +151,121 @@ def cell_velocities(
         Unknown method or basis, missing velocity layer (run ``dyn.tl.dynamics``), missing
         kNN graph (run ``dyn.tl.neighbors``), unknown kernel option.
     """
-    opts = _kernel_options(method, kernel_kwargs)
-    args = {
-        "transition_genes": transition_genes,
-        "enforce": enforce,
-        "min_r2": min_r2,
-        "min_alpha": min_alpha,
-        "min_gamma": min_gamma,
-        "min_delta": min_delta,
-        "n_pca_components": n_pca_components,
-        "neighbor_key_prefix": neighbor_key_prefix,
-        "adj_key": adj_key,
-        "n_neighbors": n_neighbors,
-        "scale": scale,
-        "correct_density": correct_density,
-        "neg_cells_trick": neg_cells_trick,
-    }
+    kernel = _kernel_options(method, kernel_kwargs, neg_cells_trick, correct_density, scale)
+    opts = _Options(
+        genes=_GeneChoice(transition_genes, enforce, min_r2, min_alpha, min_gamma, min_delta),
+        n_pca_components=n_pca_components,
+        neighbor_key_prefix=neighbor_key_prefix,
+        adj_key=adj_key,
+        n_neighbors=n_neighbors,
+        kernel=kernel,
+    )
     basis_name = keys.basis_key(basis)
     emb = X_embedding if X_embedding is not None else _embedding(adata, basis_name)
-    out: dict[str, dict[str, Any]] = {"obsp": {}, "obsm": {}, "var": {}, "uns": {}}
     tkey = add_transition_key or f"{method}_transition_matrix"
-    trans = v = None
-    if method in ("pearson", "cosine") and tkey in adata.obsp and not enforce:
+    if method in gt.REPROJECTABLE and tkey in adata.obsp and not enforce:
         velocity = gt.velocity_from_transitions(adata.obsp[tkey], emb, correct_density)
+        result = _Result(velocity)
+    elif method == "transform":
+        from .reduce_dimension import umap_transform_velocity
+
+        result = _Result(umap_transform_velocity(adata, emb, vkey))
     else:
-        velocity, trans, v = _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args)
+        result = _from_kernel(adata, _gene_data(adata, ekey, vkey, X, V, opts), emb, method, opts)
     if preserve_len:
-        v = _gene_data(adata, ekey, vkey, X, V, args, out)[1] if v is None else v
-        velocity = _preserve_length(velocity, adata.obsp[tkey] if trans is None else trans, v)
+        genes = result.genes or _gene_data(adata, ekey, vkey, X, V, opts)
+        trans = adata.obsp[tkey] if result.transitions is None else result.transitions
+        velocity = gt.preserve_length(result.velocity, trans, genes.v)
+        result = replace(result, velocity=velocity, genes=genes)
     vel_key = add_velocity_key or keys.velocity_key(basis_name[2:])
-    if trans is not None:
-        out["obsp"][tkey] = trans
-    out["obsm"][vel_key] = velocity
-    out["uns"][f"grid_{vel_key}"] = ge.grid_velocity(emb, velocity, tuple(xy_grid_nums))
-    commit(adata, "cell_velocities", **out)
+    grid = gg.grid_velocity(emb, result.velocity, tuple(xy_grid_nums))
+    commit(adata, "cell_velocities", **_writes(result, tkey, vel_key, grid))
     return adata
 
 
-def _kernel_options(method: str, kernel_kwargs: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _GeneChoice:
+    """How the transition genes are chosen (see :func:`select_transition_genes`)."""
+
+    genes: Any
+    enforce: bool
+    min_r2: float | None
+    min_alpha: float | None
+    min_gamma: float | None
+    min_delta: float | None
+
+    def thresholds(self) -> dict[str, float | None]:
+        return {
+            "min_r2": self.min_r2,
+            "min_alpha": self.min_alpha,
+            "min_gamma": self.min_gamma,
+            "min_delta": self.min_delta,
+        }
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The resolved options of one ``cell_velocities`` call."""
+
+    genes: _GeneChoice
+    n_pca_components: int | None
+    neighbor_key_prefix: str
+    adj_key: str
+    n_neighbors: int
+    kernel: gt.KernelOptions
+
+
+@dataclass(frozen=True)
+class _GeneData:
+    """Expression and velocity the kernel reads; ``mask`` the genes (``None`` for X/V)."""
+
+    x: Any
+    v: Any
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _VelocityPCA:
+    """Expression and velocity in a PCA basis, and the basis."""
+
+    x: Any
+    v: Any
+    components: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What a ``cell_velocities`` call computed."""
+
+    velocity: np.ndarray
+    transitions: Any = None
+    genes: _GeneData | None = None
+    pca: _VelocityPCA | None = None
+
+
+def _writes(result: _Result, tkey: str, vel_key: str, grid: dict) -> dict[str, dict[str, Any]]:
+    """The commit's keys: dynamo's names for each computed result."""
+    out: dict[str, dict[str, Any]] = {"obsp": {}, "obsm": {}, "var": {}, "uns": {}}
+    if result.genes is not None and result.genes.mask is not None:
+        out["var"][keys.USE_FOR_TRANSITION] = result.genes.mask
+    if result.pca is not None:
+        out["obsm"].update({"X_velocity_pca": result.pca.x, "velocity_pca_raw": result.pca.v})
+        out["uns"]["velocity_PCs"] = result.pca.components
+    if result.transitions is not None:
+        out["obsp"][tkey] = result.transitions
+    out["obsm"][vel_key] = result.velocity
+    out["uns"][f"grid_{vel_key}"] = grid
+    return out
+
+
+def _kernel_options(
+    method: str,
+    kernel_kwargs: dict[str, Any],
+    neg_cells_trick: bool,
+    correct_density: bool,
+    scale: bool,
+) -> gt.KernelOptions:
+    """Dynamo's kernel options (checked against ``method``) as the kernels' own options."""
     if method not in _KERNEL_DEFAULTS:
         raise ValueError(f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
     allowed = _KERNEL_DEFAULTS[method]
@@ -197,7 +274,18 @@ def _kernel_options(method: str, kernel_kwargs: dict[str, Any]) -> dict[str, Any
         raise TypeError(
             f"unknown option(s) {unknown} for method {method!r}; it accepts {sorted(allowed)}"
         )
-    return {**allowed, **kernel_kwargs}
+    o = {**_CORR_KWARGS, **_KMC_KWARGS, **allowed, **kernel_kwargs}
+    negatives = ("subtract" if o["use_neg_vals"] else "add") if neg_cells_trick else "drop"
+    return gt.KernelOptions(
+        depth=o["n_recurse_neighbors"],
+        correct_density=correct_density,
+        transform=o["transform"],
+        negatives=negatives,
+        m_diff=o["M_diff"],
+        adaptive=o["adaptive_local_kernel"],
+        tol=o["tol"],
+        scale=scale,
+    )
 
 
 def _embedding(adata: ad.AnnData, name: str) -> Any:
@@ -232,25 +320,6 @@ def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tup
             "first (or give an existing ekey)"
         )
     return ekey, vkey
-
-
-def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> np.ndarray:
-    """The ``(n_cells, k)`` kNN indices (self first) used by the transition kernels."""
-    nkey = (f"{prefix.rstrip('_')}_" if prefix else "") + "neighbors"
-    record = adata.uns.get(nkey, {})
-    if isinstance(record, dict) and "indices" in record:
-        idx = np.asarray(record["indices"])
-        if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
-            return idx[:, :k].astype(np.int64)
-    if adj_key not in adata.obsp:  # made on demand, as dynamo does
-        neighbors(adata, result_prefix=prefix)
-        if adj_key not in adata.obsp:
-            raise ValueError(
-                f"no kNN graph: obsp[{adj_key!r}] is missing and dyn.tl.neighbors(adata, "
-                f"result_prefix={prefix!r}) does not write it: give adj_key="
-                f"'{neighbor_keys(prefix)[1]}' or compute that graph first"
-            )
-    return gt.knn_from_graph(adata.obsp[adj_key], k)
 
 
 def select_transition_genes(
@@ -303,25 +372,24 @@ def _by_parameters(
     return mask
 
 
-def _gene_data(adata, ekey, vkey, X, V, args, out) -> tuple[Any, Any]:
+def _gene_data(adata, ekey, vkey, X, V, opts: _Options) -> _GeneData:  # noqa: N803
     if X is not None and V is not None:
         if X.shape != V.shape:
             raise ValueError(f"X {X.shape} and V {V.shape} must have the same shape")
-        return X, V
+        return _GeneData(X, V)
     ekey, vkey = resolve_layers(adata, ekey, vkey)
-    thresholds = {k: args[k] for k in ("min_r2", "min_alpha", "min_gamma", "min_delta")}
-    mask = select_transition_genes(
-        adata, vkey, thresholds, args["transition_genes"], args["enforce"]
-    )
+    choice = opts.genes
+    mask = select_transition_genes(adata, vkey, choice.thresholds(), choice.genes, choice.enforce)
     idx = np.flatnonzero(mask)
     v = take_columns(adata.layers[vkey], idx)
     finite = _finite_columns(v)
     mask[idx[~finite]] = False
     if mask.sum() == 0:
         raise ValueError(f"no transition gene has finite {vkey}: check dyn.tl.dynamics")
-    out["var"][keys.USE_FOR_TRANSITION] = mask
     idx = np.flatnonzero(mask)
-    return take_columns(adata.layers[ekey], idx), take_columns(adata.layers[vkey], idx)
+    return _GeneData(
+        take_columns(adata.layers[ekey], idx), take_columns(adata.layers[vkey], idx), mask
+    )
 
 
 def _finite_columns(v: Any) -> np.ndarray:
@@ -347,13 +415,11 @@ def _log1p_wanted(adata: ad.AnnData) -> bool:
     )
 
 
-def _velocity_pca(adata, x, v, n_pcs, out) -> tuple[Any, Any]:
+def _velocity_pca(adata: ad.AnnData, x: Any, v: Any, n_pcs: int) -> _VelocityPCA:
     log = _log1p_wanted(adata)
-    comps, mean = ge.pca_fit(x, min(n_pcs, x.shape[1] - 1), log=log)
-    xp, vp = ge.pca_project(x, v, comps, mean, log=log)
-    out["obsm"].update({"X_velocity_pca": xp, "velocity_pca_raw": vp})
-    out["uns"]["velocity_PCs"] = comps
-    return xp, vp
+    mean, comps, _, _ = gpca.fit(x, min(n_pcs, x.shape[1] - 1), log=log)
+    xp = gpca.project(x, None, None, mean, comps, log=log, dtype=np.float64)
+    return _VelocityPCA(xp, gpca.displacement(x, v, mean, comps, log=log), comps)
 
 
 def _block_rows(x: Any, n_cols: int) -> int:
@@ -362,67 +428,16 @@ def _block_rows(x: Any, n_cols: int) -> int:
     return get_chunk_policy().rows_per_block(n_cols * 32, x.shape[0])
 
 
-def _from_kernel(adata, ekey, vkey, X, V, emb, method, opts, out, args):
-    if method == "transform":
-        from .reduce_dimension import umap_transform_velocity
-
-        return umap_transform_velocity(adata, emb, vkey), None, None
-    x, v = _gene_data(adata, ekey, vkey, X, V, args, out)
-    n_pcs = args["n_pca_components"] or (30 if method == "kmc" else None)
-    if n_pcs:
-        x, v = _velocity_pca(adata, x, v, n_pcs, out)
-    knn = neighbour_indices(
-        adata, args["neighbor_key_prefix"], args["adj_key"], args["n_neighbors"]
-    )
+def _from_kernel(
+    adata: ad.AnnData, genes: _GeneData, emb: Any, method: str, opts: _Options
+) -> _Result:
+    """Transitions and embedding velocity from the kernel ``method`` of ``gt.KERNELS``."""
+    x, v = genes.x, genes.v
+    n_pcs = opts.n_pca_components or (30 if method == "kmc" else None)
+    pca = _velocity_pca(adata, x, v, n_pcs) if n_pcs else None
+    if pca is not None:
+        x, v = pca.x, pca.v
+    knn = neighbour_indices(adata, opts.neighbor_key_prefix, opts.adj_key, opts.n_neighbors)
     inp = gt.KernelInputs(x, v, knn, emb, _block_rows(x, x.shape[1]))
-    depth = opts["n_recurse_neighbors"]
-    if method == "kmc":
-        trans, velocity = gt.ito_transitions(
-            inp,
-            depth=depth,
-            m_diff=opts["M_diff"],
-            adaptive=opts["adaptive_local_kernel"],
-            tol=opts["tol"],
-            correct_density=args["correct_density"],
-            scale=args["scale"],
-        )
-        return velocity, trans, v
-    negatives = (
-        ("subtract" if opts["use_neg_vals"] else "add") if args["neg_cells_trick"] else "drop"
-    )
-    trans, velocity = gt.correlation_transitions(
-        inp,
-        centred=method == "pearson",
-        transform=opts["transform"],
-        depth=depth,
-        negatives=negatives,
-        correct_density=args["correct_density"],
-    )
-    return velocity, trans, v
-
-
-def _row_norms(v: Any) -> Any:
-    return as_rows(v).map_blocks(_norm_block, drop_axis=1, dtype=np.float64)
-
-
-def _norm_block(v: Any) -> np.ndarray:
-    v = np.asarray(v.toarray() if sparse.issparse(v) else v, dtype=np.float64)
-    return np.sqrt(np.nansum(v * v, axis=1))
-
-
-def _preserve_length(velocity: np.ndarray, trans: Any, v: Any) -> np.ndarray:
-    """Rescale each embedding velocity to the transition-weighted gene-space speed."""
-    high = compute(_row_norms(v), desc="velocity norms")[0]
-    t = as_rows(trans)
-    high_d = dask.delayed(high, traverse=False)
-    parts = [dask.delayed(_weighted_speed)(b, high_d) for b in t.to_delayed().ravel()]
-    speed = np.concatenate(compute(*parts, desc="weighted speed"))
-    low = np.linalg.norm(velocity, axis=1)
-    scaler = np.nanmedian(low) / np.nanmedian(high)
-    factor = np.divide(speed * scaler, low, out=np.zeros_like(low), where=low > 0)
-    return velocity * factor[:, None]
-
-
-def _weighted_speed(block: Any, high: np.ndarray) -> np.ndarray:
-    block = sparse.csr_matrix(block)
-    return np.asarray(block @ high).ravel()
+    trans, velocity = gt.KERNELS[method](inp, opts.kernel)
+    return _Result(velocity, trans, replace(genes, x=x, v=v), pca)

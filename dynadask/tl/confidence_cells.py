@@ -7,17 +7,18 @@ from typing import Any
 
 import anndata as ad
 import dask
+import dask.array as da
 import numpy as np
 from scipy import sparse
 
 from .._core import keys
-from .._core.compute import compute
+from .._core.compute import compute, share
 from ..graph import embedding as ge
-from ..graph import transition as gt
+from ..graph import neighbourhood as nb
 from ..graph.blocks import as_rows, sum_rows, take_columns
 from ..io import commit
 from ..kernels import embedding as ek
-from .cell_velocities import neighbour_indices
+from .neighbors import neighbour_indices
 
 _PAIRWISE = ("cosine", "correlation", "consensus")
 
@@ -110,18 +111,19 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _pairwise(v: Any, knn: np.ndarray, method: str) -> np.ndarray:
-    blocks = gt.plan_blocks(knn, as_rows(v).chunks[0][0], depth=1)
     vr = as_rows(v)
+    blocks = nb.plan_blocks(knn, vr.chunks[0][0], depth=1)
     parts = [
-        dask.delayed(_pairwise_block)(vr[b.union], b, knn[b.start : b.stop], method) for b in blocks
+        dask.delayed(_pairwise_block)(nb.gather(vr, b), b, knn[b.start : b.stop], method)
+        for b in blocks
     ]
     return np.concatenate(compute(*parts, desc=f"{method} confidence"))
 
 
-def _pairwise_block(v_union: Any, block: gt.Block, knn: np.ndarray, method: str) -> np.ndarray:
+def _pairwise_block(v_union: Any, block: nb.Block, knn: np.ndarray, method: str) -> np.ndarray:
     v_union = _dense(v_union)
-    vi = v_union[np.searchsorted(block.union, np.arange(block.start, block.stop))]
-    vj = v_union[np.searchsorted(block.union, knn)]
+    vi = v_union[block.local(block.rows)]
+    vj = v_union[block.local(knn)]
     if method == "correlation":
         vi = vi - vi.mean(1, keepdims=True)
         vj = vj - vj.mean(2, keepdims=True)
@@ -188,15 +190,9 @@ def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
         present = adata.obsp[keys.CONNECTIVITIES]
     else:
         raise ValueError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata)")
-    pr = as_rows(present)
-    a_d = dask.delayed(_binary)(present)
-    f_d = dask.delayed(future, traverse=False)
-    starts = np.cumsum((0,) + pr.chunks[0][:-1])
-    parts = [
-        dask.delayed(_jaccard_block)(a_d, f_d, int(s), int(c))
-        for s, c in zip(starts, pr.chunks[0], strict=True)
-    ]
-    return np.concatenate(compute(*parts, desc="jaccard confidence"))
+    if isinstance(present, da.Array):
+        present = compute(present, desc="read connectivities")[0]
+    return _two_step_jaccard(_binary(present), future)
 
 
 def _binary(g: Any) -> sparse.csr_matrix:
@@ -204,14 +200,30 @@ def _binary(g: Any) -> sparse.csr_matrix:
     return (g != 0).astype(np.float64).tocsr()
 
 
+def _two_step_jaccard(a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
+    """Per cell, the Jaccard index of its two-step neighbourhoods in graphs ``a`` and ``b``.
+
+    Each row block gathers the rows of its one-step neighbours in each graph (one plan per
+    graph), so no task holds a whole graph.
+    """
+    ar = as_rows(a)
+    chunks = ar.chunks[0]
+    br = as_rows(b, rows=chunks[0])
+    parts = []
+    for pa, pb in zip(nb.plan_blocks(a, chunks), nb.plan_blocks(b, chunks), strict=True):
+        la, lb = share([nb.local_graph(a, pa), nb.local_graph(b, pb)])
+        parts.append(dask.delayed(_jaccard_block)(la, nb.gather(ar, pa), lb, nb.gather(br, pb)))
+    return np.concatenate(compute(*parts, desc="jaccard confidence"))
+
+
 def _jaccard_block(
-    a: sparse.csr_matrix, b: sparse.csr_matrix, start: int, count: int
+    a_local: sparse.csr_matrix, a_rows: Any, b_local: sparse.csr_matrix, b_rows: Any
 ) -> np.ndarray:
-    a2 = (a[start : start + count] @ a) > 0
-    b2 = (b[start : start + count] @ b) > 0
+    a2 = sparse.csr_matrix(a_local @ a_rows) > 0
+    b2 = sparse.csr_matrix(b_local @ b_rows) > 0
     inter = np.asarray(a2.multiply(b2).sum(1)).ravel()
     union = np.asarray((a2 + b2).sum(1)).ravel()
-    return np.divide(inter, union, out=np.zeros(count), where=union > 0)
+    return np.divide(inter, union, out=np.zeros(a_local.shape[0]), where=union > 0)
 
 
 def cross_boundary_direction(

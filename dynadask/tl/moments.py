@@ -15,6 +15,7 @@ from .._core import keys
 from .._core.compute import compute, share
 from ..graph import moments as gm
 from ..graph import neighbors as gn
+from ..graph import neighbourhood as nb
 from ..io import commit
 from ..kernels import moments as km
 from .neighbors import embedding, neighbors, search
@@ -261,7 +262,7 @@ def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
         # the graph later steps use (dynamo leaves it after reduceDimension): one search
         neighbors(adata, n_pca_components=n_pcs, n_neighbors=k)
     if len(groups) == 1 and X_data is None and _stored_graph_fits(adata, n_pcs, k):
-        lists = gn.knn_from_graph(adata.obsp[keys.DISTANCES], k)
+        lists = nb.knn_from_graph(adata.obsp[keys.DISTANCES], k)
         return lists, np.full(n, k)
     if X_data is not None:
         x = np.asarray(

@@ -12,6 +12,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph import neighbors as gn
+from ..graph import neighbourhood as nb
 from ..io import commit, store_path
 from ..kernels import neighbors as kn
 
@@ -197,3 +198,32 @@ def _check_counts(n_cells: int, n_neighbors: int) -> None:
         raise ValueError(f"a kNN graph needs at least 2 cells, got {n_cells}")
     if n_neighbors < 2:
         raise ValueError(f"n_neighbors counts the cell itself and must be >= 2, got {n_neighbors}")
+
+
+def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> np.ndarray:
+    """The ``(n_cells, k)`` kNN indices (self first) of the neighbourhood steps.
+
+    ``uns['<prefix>neighbors']['indices']`` when stored, else read from ``obsp[adj_key]``
+    (rows with fewer stored neighbours padded with the cell itself); the graph is made on
+    demand, as dynamo does. Used by ``cell_velocities`` and the velocity confidences.
+
+    Raises
+    ------
+    ValueError
+        When ``neighbors`` does not write ``obsp[adj_key]``.
+    """
+    nkey = (f"{prefix.rstrip('_')}_" if prefix else "") + "neighbors"
+    record = adata.uns.get(nkey, {})
+    if isinstance(record, dict) and "indices" in record:
+        idx = np.asarray(record["indices"])
+        if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
+            return idx[:, :k].astype(np.int64)
+    if adj_key not in adata.obsp:  # made on demand, as dynamo does
+        neighbors(adata, result_prefix=prefix)
+        if adj_key not in adata.obsp:
+            raise ValueError(
+                f"no kNN graph: obsp[{adj_key!r}] is missing and dyn.tl.neighbors(adata, "
+                f"result_prefix={prefix!r}) does not write it: give adj_key="
+                f"'{neighbor_keys(prefix)[1]}' or compute that graph first"
+            )
+    return nb.self_padded(nb.knn_from_graph(adata.obsp[adj_key], k)[0])

@@ -11,6 +11,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph import embedding as ge
+from ..graph import pca as gpca
 from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
 from .neighbors import neighbors
@@ -187,8 +188,8 @@ def _gene_pca(adata, genes, layer, n_pcs) -> Any:
     if not mask.any():
         raise ValueError("none of the genes is in adata.var_names")
     x = (adata.X if layer is None else adata.layers[layer])[:, np.flatnonzero(mask)]
-    comps, mean = ge.pca_fit(x, min(n_pcs, int(mask.sum()) - 1))
-    return ge.pca_project(x, x, comps, mean)[0]
+    mean, comps, _, _ = gpca.fit(x, min(n_pcs, int(mask.sum()) - 1), log=False)
+    return gpca.project(x, None, None, mean, comps, log=False, dtype=np.float64)
 
 
 def _embed(x: Any, umap_kwargs: dict, max_fit: int | None, n_fit: int) -> tuple[Any, dict]:
