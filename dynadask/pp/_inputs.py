@@ -14,8 +14,8 @@ from ..graph.preprocess import cell_totals
 from ..io import store_path
 
 # raw count layers, in the order dynamo lists them
-SPLICING = ("spliced", "unspliced")
-LABELLING = ("new", "total")
+SPLICING = (keys.SPLICED, keys.UNSPLICED)
+LABELLING = keys.NEW_TOTAL
 SPLICING_LABELLING = keys.LABELLING_LAYERS
 RAW_LAYERS = SPLICING + LABELLING + SPLICING_LABELLING
 EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm", "mix_pulse_chase")
