@@ -63,6 +63,26 @@ def fit_cells(
     return mask
 
 
+def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) -> bool:
+    """Drop failing cells in memory (dynamo's default); a store's cells are only flagged.
+
+    Returns whether ``adata`` was subset.
+    """
+    if keep_filtered or mask.all():
+        return False
+    if not mask.any():
+        raise ValueError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
+    if store_path(adata) is not None:
+        warnings.warn(
+            f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
+            "so they stay (flagged in obs['pass_basic_filter'])",
+            stacklevel=3,
+        )
+        return False
+    adata._inplace_subset_obs(mask)
+    return True
+
+
 def raw_layers(adata: ad.AnnData, layers: str | list[str] = "all") -> dict[str, Any]:
     """Return the raw count matrices to process by name, ``'X'`` first.
 
