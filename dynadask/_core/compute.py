@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 
 import dask
 import numpy as np
+from dask.diagnostics import ProgressBar
+from distributed import default_client, progress, wait
+from distributed.utils import get_ip
 from scipy import sparse
 
 _state = {"computes": 0, "progress": os.environ.get("DYNADASK_PROGRESS", "") == "1"}
@@ -50,8 +53,6 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     if client is not None:
         futures = client.compute(list(collections))
         if _state["progress"]:
-            from distributed import progress
-
             if desc:
                 print(desc, file=sys.stderr)
             progress(futures)
@@ -59,8 +60,6 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
             values = tuple(client.gather(futures))
         except BaseException:
             # let the tasks still running finish before the caller cleans up after them
-            from distributed import wait
-
             wait(futures)
             raise
     else:
@@ -294,8 +293,6 @@ def _workers_are_local(client: Any) -> bool:
         with suppress(OSError):
             here.add(socket.gethostbyname(socket.gethostname()))
         with suppress(Exception):
-            from distributed.utils import get_ip
-
             here.add(get_ip())
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         hosts = {urlsplit(a).hostname for a in workers if not a.startswith("inproc")}
@@ -305,10 +302,6 @@ def _workers_are_local(client: Any) -> bool:
 
 def _distributed_client() -> Any:
     try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
         return default_client()
     except ValueError:
         return None
@@ -317,8 +310,6 @@ def _distributed_client() -> Any:
 def _local_progress() -> Any:
     if not _state["progress"]:
         return nullcontext()
-    from dask.diagnostics import ProgressBar
-
     return ProgressBar(minimum=2.0)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from ..._core import keys
 from ..._core.compute import compute
 from ...graph import kinetics as gk
+from ...graph.blocks import align_rows
 from ...kernels import estimation_labelling as el
 from ..csc.steady_state import SteadyState
 
@@ -404,8 +405,6 @@ def _fit_one_shot(est: Labelling, layers: dict, strata: Strata, second: dict) ->
 
 
 def _lazy_sum(a: Any, b: Any) -> Any:
-    from ...graph.blocks import align_rows
-
     x, y = align_rows(a, b)
     return x + y
 
