@@ -24,8 +24,6 @@ from urllib.parse import urlsplit
 import dask
 import numpy as np
 from dask.diagnostics import ProgressBar
-from distributed import default_client, progress, wait
-from distributed.utils import get_ip
 from scipy import sparse
 
 _state = {"computes": 0, "progress": os.environ.get("DYNADASK_PROGRESS", "") == "1"}
@@ -55,11 +53,15 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
         if _state["progress"]:
             if desc:
                 print(desc, file=sys.stderr)
+            from distributed import progress  # see _distributed_client
+
             progress(futures)
         try:
             values = tuple(client.gather(futures))
         except BaseException:
             # let the tasks still running finish before the caller cleans up after them
+            from distributed import wait
+
             wait(futures)
             raise
     else:
@@ -293,6 +295,8 @@ def _workers_are_local(client: Any) -> bool:
         with suppress(OSError):
             here.add(socket.gethostbyname(socket.gethostname()))
         with suppress(Exception):
+            from distributed.utils import get_ip
+
             here.add(get_ip())
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         hosts = {urlsplit(a).hostname for a in workers if not a.startswith("inproc")}
@@ -301,6 +305,10 @@ def _workers_are_local(client: Any) -> bool:
 
 
 def _distributed_client() -> Any:
+    # distributed is imported on first compute, not with dynadask: it sets up its logging
+    # when imported (a full test run imported at module level logged to closed streams)
+    from distributed import default_client
+
     try:
         return default_client()
     except ValueError:

@@ -8,7 +8,6 @@ from typing import Any
 
 import dask
 import psutil
-from distributed import Client, LocalCluster, default_client
 
 SCHEDULER_ENV = "DYNADASK_SCHEDULER"
 log = logging.getLogger(__name__)
@@ -34,6 +33,8 @@ def client(address: str | None = None, **cluster_kwargs: Any):
     distributed.Client
         The client; it is also the default scheduler for every Dask computation.
     """
+    from distributed import Client, LocalCluster, default_client  # see _core.compute
+
     if address is None and not cluster_kwargs:
         try:
             return default_client()
