@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from . import pipeline
+from .io import convert
+from .io.info import format_info, store_info
 from .parallel import client, set_progress
+from .sample_data import pancreas_path
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .io import convert
-    from .io.info import format_info, store_info
-
     with client(args.scheduler) if args.scheduler else _local(args):
         path = convert(args.src, args.dst, chunk_cells=args.chunk_cells, overwrite=args.overwrite)
     print(format_info(store_info(path)))
@@ -20,20 +22,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .io.info import format_info, store_info
-
     print(format_info(store_info(args.store)))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from . import pipeline
-    from .io import convert
-    from .io.info import format_info, store_info
-    from .sample_data import pancreas_path
-
     src = Path(args.src) if args.src else pancreas_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

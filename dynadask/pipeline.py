@@ -18,9 +18,14 @@ from pathlib import Path
 
 import anndata as ad
 
-from . import io
+from . import io, pl
 from ._core import keys
 from ._core.compute import scratch_beside
+from .configuration import set_figure_params
+from .graph.reorder import chunk_bounds
+from .io.order import chunk_rows
+from .pp import Preprocessor
+from .tl import cell_velocities, dynamics, moments, neighbors, reduceDimension
 
 
 @dataclass(frozen=True)
@@ -130,15 +135,11 @@ def run(
 
 @register("preprocess")
 def _preprocess(adata: ad.AnnData, context: Context) -> None:
-    from .pp import Preprocessor
-
     Preprocessor().preprocess_adata(adata, recipe="monocle")
 
 
 @register("neighbors")
 def _neighbors(adata: ad.AnnData, context: Context) -> None:
-    from .tl import neighbors
-
     neighbors(adata)
 
 
@@ -182,9 +183,6 @@ def reorder_if_spread(
         ``reordered``, ``spread_before``, ``spread_after``, ``n_chunks``, ``chunk_cells``
         (and ``method`` when reordered); the stage ``reorder`` is recorded as complete.
     """
-    from .graph.reorder import chunk_bounds
-    from .io.order import chunk_rows
-
     rows = chunk_rows(adata)
     n_chunks = len(chunk_bounds(adata.n_obs, rows)) - 1
     spread = io.chunk_spread(adata, rows)
@@ -207,45 +205,32 @@ def reorder_if_spread(
 
 @register("moments")
 def _moments(adata: ad.AnnData, context: Context) -> None:
-    from .tl import moments
-
     moments(adata)
 
 
 @register("dynamics")
 def _dynamics(adata: ad.AnnData, context: Context) -> None:
-    from .tl import dynamics
-
     dynamics(adata)
 
 
 @register("reduceDimension")
 def _umap(adata: ad.AnnData, context: Context) -> None:
-    from .tl import reduceDimension
-
     reduceDimension(adata)
 
 
 @register("cell_velocities")
 def _velocity_umap(adata: ad.AnnData, context: Context) -> None:
-    from .tl import cell_velocities
-
     cell_velocities(adata, basis="umap")
 
 
 @register("cell_velocities_pca", record="cell_velocities_pca")
 def _velocity_pca(adata: ad.AnnData, context: Context) -> None:
-    from .tl import cell_velocities
-
     cell_velocities(adata, basis="pca")
     io.commit(adata, "cell_velocities_pca")
 
 
 @register("figures")
 def _figures(adata: ad.AnnData, context: Context) -> None:
-    from . import pl
-    from .configuration import set_figure_params
-
     set_figure_params("dynamo", background="white")
     color = _label_column(adata)
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import dask
 import numpy as np
+from dask.diagnostics import ProgressBar
 from scipy import sparse
 
 _state = {"computes": 0, "progress": os.environ.get("DYNADASK_PROGRESS", "") == "1"}
@@ -50,10 +51,10 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     if client is not None:
         futures = client.compute(list(collections))
         if _state["progress"]:
-            from distributed import progress
-
             if desc:
                 print(desc, file=sys.stderr)
+            from distributed import progress  # see _distributed_client
+
             progress(futures)
         try:
             values = tuple(client.gather(futures))
@@ -304,10 +305,10 @@ def _workers_are_local(client: Any) -> bool:
 
 
 def _distributed_client() -> Any:
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
+    # distributed is imported on first compute, not with dynadask: it sets up its logging
+    # when imported (a full test run imported at module level logged to closed streams)
+    from distributed import default_client
+
     try:
         return default_client()
     except ValueError:
@@ -317,8 +318,6 @@ def _distributed_client() -> Any:
 def _local_progress() -> Any:
     if not _state["progress"]:
         return nullcontext()
-    from dask.diagnostics import ProgressBar
-
     return ProgressBar(minimum=2.0)
 
 

@@ -21,6 +21,33 @@ UNSPLICED = "unspliced"
 NEW = "new"
 TOTAL = "total"
 LABELLING_LAYERS = ("uu", "ul", "su", "sl")
+NEW_TOTAL = (NEW, TOTAL)
+
+# first moments (``dyn.tl.moments``): the smoothed layer of each normalised layer X_<layer>
+M_S = "M_s"
+M_U = "M_u"
+M_N = "M_n"
+M_T = "M_t"
+FIRST_MOMENTS = {
+    f"X_{SPLICED}": M_S,
+    f"X_{UNSPLICED}": M_U,
+    f"X_{NEW}": M_N,
+    f"X_{TOTAL}": M_T,
+    **{f"X_{k}": f"M_{k}" for k in LABELLING_LAYERS},
+}
+# the normalised layer each first moment smooths (M_s -> X_spliced)
+NORMALISED = {m: x for x, m in FIRST_MOMENTS.items()}
+# second moments ``dyn.tl.dynamics`` reads
+M_US = "M_us"
+M_SS = "M_ss"
+M_TN = "M_tn"
+M_TT = "M_tt"
+
+# velocity layers written by ``dyn.tl.dynamics`` (dynamo's names)
+VELOCITY_S = "velocity_S"
+VELOCITY_U = "velocity_U"
+VELOCITY_N = "velocity_N"
+VELOCITY_T = "velocity_T"
 
 # var flags
 USE_FOR_PCA = "use_for_pca"
@@ -40,12 +67,18 @@ def size_factor_key(layer: str | None) -> str:
     return "Size_Factor" if layer in (None, "X") else f"{layer}_Size_Factor"
 
 
-def moment_key(layer: str) -> str:
-    """Return the first-moment layer name for an expression layer (spliced -> M_s)."""
-    short = {"spliced": "s", "unspliced": "u", "new": "n", "total": "t"}
-    if layer in short:
-        return f"M_{short[layer]}"
-    return f"M_{layer}"
+def normalised_key(layer: str) -> str:
+    """Return the normalised layer of an expression layer (spliced -> X_spliced)."""
+    return layer if layer.startswith("X_") else f"X_{layer}"
+
+
+def moment_key(layer: str) -> str | None:
+    """Return the first-moment layer of a raw or normalised expression layer.
+
+    ``spliced`` and ``X_spliced`` -> ``M_s``, ``uu`` -> ``M_uu``; ``None`` for a layer that is
+    not an expression layer dynamo smooths.
+    """
+    return FIRST_MOMENTS.get(normalised_key(layer))
 
 
 def velocity_key(basis: str) -> str:

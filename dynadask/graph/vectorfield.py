@@ -14,6 +14,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._core.compute import compute
 from ..kernels import vectorfield as kv
@@ -114,8 +115,6 @@ def _solve(A: np.ndarray, B: np.ndarray, method: str) -> np.ndarray:
     """
     if A.shape[0] > 600:
         return kv.solve_coefficients(A, B, method)
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(1):
         return kv.solve_coefficients(A, B, method)
 

@@ -27,6 +27,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.settings import get_chunk_policy
 from .format import consolidate, open_group, write_elem
 from .open import _lazy
 from .writers import quiet_zarr, remove, remove_settled, write_arrays
@@ -200,8 +201,6 @@ def _block_rows(adata: ad.AnnData) -> int:
     for x in [adata.X, *adata.layers.values()]:
         if isinstance(x, da.Array):
             return x.chunks[0][0]
-    from .._core.settings import get_chunk_policy
-
     return get_chunk_policy().rows_per_block(adata.n_vars, adata.n_obs)
 
 

@@ -14,6 +14,7 @@ from anndata.experimental import read_elem_lazy
 from .._core import keys
 from .._core.settings import get_chunk_policy
 from .format import check_store, open_group
+from .tenx import read_10x_h5, read_10x_mtx
 
 _LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
 
@@ -73,7 +74,7 @@ def open(  # noqa: A001
     record[keys.ORDER_ID] = root.attrs.get(keys.DYNADASK, {}).get(keys.ORDER_ID)
     record.setdefault(keys.STAGES, {})
     if order == "original":
-        from .order import original_order
+        from .order import original_order  # io/order imports this module
 
         return original_order(adata)
     return adata
@@ -125,7 +126,7 @@ def read_zarr(
         raise ValueError(f"order must be 'store' or 'original', got {order!r}")
     adata = ad.read_zarr(check_store(store))
     if order == "original":
-        from .order import original_order
+        from .order import original_order  # io/order imports this module
 
         adata = original_order(adata)
     return adata
@@ -179,16 +180,12 @@ def read(filename: str | Path, **kwargs: Any) -> ad.AnnData:
     if path.is_dir() and ((path / "zarr.json").exists() or (path / ".zattrs").exists()):
         return read_zarr(path, **kwargs)
     if path.is_dir():
-        from .tenx import read_10x_mtx
-
         return read_10x_mtx(path, **kwargs)
     suffix = "".join(path.suffixes[-1:]).lower()
     readers = {".h5ad": read_h5ad, ".loom": read_loom}
     if suffix in readers:
         return readers[suffix](path, **kwargs)
     if suffix == ".h5":
-        from .tenx import read_10x_h5
-
         return read_10x_h5(path, **kwargs)
     raise ValueError(
         f"cannot tell the kind of {path}: expected .h5ad, .loom, .h5 (10x), a Zarr store "

@@ -23,6 +23,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute, share
+from .._core.settings import get_chunk_policy
 from ..graph import reorder as gr
 from ..graph.blocks import take_columns
 from ..kernels import reorder as kr
@@ -283,6 +284,7 @@ def _reorder_store(path: Path, order: np.ndarray | None, method: str, basis: str
 def _the_order(adata: ad.AnnData, order: Any, method: str, basis: str) -> tuple[np.ndarray, str]:
     """The order to apply and how it was made (``'given'``, ``'graph'`` or ``'kdtree'``)."""
     if order is None:
+        # tl imports io: a module-level import would be circular (and io sits below tl)
         from ..tl import locality_order
 
         if method == "auto":
@@ -355,8 +357,6 @@ def chunk_rows(adata: ad.AnnData) -> int:
     for x in [adata.X, *adata.layers.values(), *adata.obsm.values(), *adata.obsp.values()]:
         if isinstance(x, da.Array):
             return int(x.chunks[0][0])
-    from .._core.settings import get_chunk_policy
-
     return get_chunk_policy().rows_per_block(adata.n_vars, adata.n_obs)
 
 

@@ -140,7 +140,7 @@ def fuzzy_weights(idx: np.ndarray, dist: np.ndarray, n_neighbors: int) -> np.nda
     numpy.ndarray
         ``(n, k)`` float32 memberships.
     """
-    from umap.umap_ import smooth_knn_dist
+    from umap.umap_ import smooth_knn_dist  # heavy (umap compiles with numba at import)
 
     d = np.where(idx >= 0, dist, np.inf).astype(np.float32)
     sigmas, rhos = smooth_knn_dist(d, float(n_neighbors), local_connectivity=1.0)

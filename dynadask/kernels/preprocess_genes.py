@@ -30,7 +30,7 @@ def svr_scores(
 
     ``svr_gamma`` defaults to ``150 / n_genes``. Returns the scores and the gamma used.
     """
-    from sklearn.svm import SVR
+    from sklearn.svm import SVR  # heavy (about 3 s): only when genes are selected
 
     gamma = 150.0 / len(log_m) if svr_gamma is None else svr_gamma
     fit = SVR(gamma=gamma).fit(np.asarray(log_m)[:, None], log_cv)

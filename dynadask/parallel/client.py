@@ -33,7 +33,7 @@ def client(address: str | None = None, **cluster_kwargs: Any):
     distributed.Client
         The client; it is also the default scheduler for every Dask computation.
     """
-    from distributed import Client, LocalCluster, default_client
+    from distributed import Client, LocalCluster, default_client  # see _core.compute
 
     if address is None and not cluster_kwargs:
         try:

@@ -15,27 +15,9 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
+from .._core import keys
 from .._core.compute import compute
 
-# dynamo's mapping from an expression layer to its smoothed (first-moment) layer
-SMOOTHED = {
-    "X_spliced": "M_s",
-    "X_unspliced": "M_u",
-    "X_new": "M_n",
-    "X_total": "M_t",
-    "spliced": "M_s",
-    "unspliced": "M_u",
-    "new": "M_n",
-    "total": "M_t",
-    "X_uu": "M_uu",
-    "X_ul": "M_ul",
-    "X_su": "M_su",
-    "X_sl": "M_sl",
-    "uu": "M_uu",
-    "ul": "M_ul",
-    "su": "M_su",
-    "sl": "M_sl",
-}
 # layers whose values are signed (drawn with a diverging map, symmetric limits)
 SIGNED_PREFIXES = ("velocity", "acceleration", "curvature", "divergence")
 
@@ -45,7 +27,7 @@ MAKERS = {
     "velocity_": "dyn.tl.cell_velocities(adata, basis={basis!r})",
     "grid_velocity_": "dyn.tl.cell_velocities(adata, basis={basis!r})",
     "M_": "dyn.tl.moments(adata)",
-    "velocity_S": "dyn.tl.dynamics(adata)",
+    keys.VELOCITY_S: "dyn.tl.dynamics(adata)",
     "gamma": "dyn.tl.dynamics(adata)",
 }
 
@@ -92,9 +74,8 @@ def obsm_columns(adata: ad.AnnData, key: str, dims: Sequence[int]) -> Any:
 
 def smoothed_layer(layer: str, use_smoothed: bool) -> str:
     """Return the layer actually read for ``layer`` (its moment layer when smoothed)."""
-    if use_smoothed and layer in SMOOTHED:
-        return SMOOTHED[layer]
-    return layer
+    smoothed = keys.moment_key(layer) if use_smoothed else None
+    return smoothed or layer
 
 
 def layer_array(adata: ad.AnnData, layer: str) -> Any:
@@ -109,12 +90,12 @@ def layer_array(adata: ad.AnnData, layer: str) -> Any:
         if adata.X is None:
             raise KeyError(
                 "adata.X is empty: pass a layer that exists, e.g. layer="
-                f"{next(iter(adata.layers), 'M_s')!r}"
+                f"{next(iter(adata.layers), keys.M_S)!r}"
             )
         return adata.X
     if layer not in adata.layers:
         if layer.startswith(("M_", "velocity")):
-            maker = MAKERS["velocity_S" if layer.startswith("velocity") else "M_"]
+            maker = MAKERS[keys.VELOCITY_S if layer.startswith("velocity") else "M_"]
             raise missing("layer", layer, maker)
         raise KeyError(f"layer {layer!r} is missing: the layers are {sorted(adata.layers)}")
     return adata.layers[layer]

@@ -20,7 +20,6 @@ from matplotlib.colors import Normalize, to_rgba, to_rgba_array
 from matplotlib.lines import Line2D
 
 RASTER_POINTS = 2_000_000
-OTHER = "other"
 OTHER_COLOR = "#d3d3d3"
 NAN_COLOR = "lightgray"
 

@@ -9,6 +9,7 @@ import anndata as ad
 import numpy as np
 from matplotlib.axes import Axes
 
+from .._core import keys
 from . import _data, _points
 from ._figure import clean_axes, panels, save_show_ret
 
@@ -23,16 +24,13 @@ def _phase_layers(adata: ad.AnnData, use_smoothed: bool) -> tuple[str, str]:
     KeyError
         If none of the candidate pairs is present.
     """
-    pairs = (
-        [("M_s", "M_u")]
-        if use_smoothed
-        else [("X_spliced", "X_unspliced"), ("spliced", "unspliced")]
-    )
+    raw = (keys.SPLICED, keys.UNSPLICED)
+    pairs = [(keys.M_S, keys.M_U)] if use_smoothed else [tuple(map(keys.normalised_key, raw)), raw]
     for s, u in pairs:
         if s in adata.layers and u in adata.layers:
             return s, u
     if use_smoothed:
-        raise _data.missing("layers", "M_s/M_u", _data.MAKERS["M_"])
+        raise _data.missing("layers", f"{keys.M_S}/{keys.M_U}", _data.MAKERS["M_"])
     raise KeyError(
         "layers X_spliced/X_unspliced (or spliced/unspliced) are missing: "
         "use_smoothed=False draws the normalised layers"
@@ -195,7 +193,7 @@ def phase_portraits(
     if unknown or not genes:
         raise ValueError(f"genes {unknown or genes} are not in adata.var_names")
     s_layer, u_layer = _phase_layers(adata, use_smoothed)
-    layers = {"s": s_layer, "u": u_layer, "e": ekey or s_layer, "v": vkey or "velocity_S"}
+    layers = {"s": s_layer, "u": u_layer, "e": ekey or s_layer, "v": vkey or keys.VELOCITY_S}
     _data.layer_array(adata, layers["v"])
     lines = {g: steady_state(adata.var, g) for g in genes}
     data = _fetch(adata, genes, layers, basis, [x, y], color)

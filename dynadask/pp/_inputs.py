@@ -14,8 +14,8 @@ from ..graph.preprocess import cell_totals
 from ..io import store_path
 
 # raw count layers, in the order dynamo lists them
-SPLICING = ("spliced", "unspliced")
-LABELLING = ("new", "total")
+SPLICING = (keys.SPLICED, keys.UNSPLICED)
+LABELLING = keys.NEW_TOTAL
 SPLICING_LABELLING = keys.LABELLING_LAYERS
 RAW_LAYERS = SPLICING + LABELLING + SPLICING_LABELLING
 EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm", "mix_pulse_chase")
@@ -61,6 +61,26 @@ def fit_cells(
     if not mask.any():
         raise ValueError("no cell passes the basic filter (obs['pass_basic_filter'] is all False)")
     return mask
+
+
+def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) -> bool:
+    """Drop failing cells in memory (dynamo's default); a store's cells are only flagged.
+
+    Returns whether ``adata`` was subset.
+    """
+    if keep_filtered or mask.all():
+        return False
+    if not mask.any():
+        raise ValueError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
+    if store_path(adata) is not None:
+        warnings.warn(
+            f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
+            "so they stay (flagged in obs['pass_basic_filter'])",
+            stacklevel=3,
+        )
+        return False
+    adata._inplace_subset_obs(mask)
+    return True
 
 
 def raw_layers(adata: ad.AnnData, layers: str | list[str] = "all") -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +34,3 @@ class Pending:
     def commit(self, adata: ad.AnnData, stage: str) -> None:
         """Write everything into ``adata`` (and its store) in one :func:`dynadask.io.commit`."""
         commit(adata, stage, **{s: getattr(self, s) for s in SLOTS})
-
-
-def ignore_cores(cores: Any = None, n_jobs: Any = None) -> None:
-    """Warn that dynamo's parallelism arguments are ignored (the Dask scheduler decides)."""
-    if cores not in (None, 1) or n_jobs not in (None, 1):
-        warnings.warn(
-            "cores/n_jobs are ignored: dynadask computes through the active Dask scheduler",
-            stacklevel=3,
-        )

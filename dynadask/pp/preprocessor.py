@@ -18,8 +18,7 @@ from .._core import keys
 from .._core.compute import compute
 from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
-from ..io import store_path
-from ._inputs import experiment_info, fit_cells
+from ._inputs import experiment_info, fit_cells, subset_cells
 from ._pending import Pending
 from .gene_selection import select_from_moments, x_view
 from .normalization import normalized_layers, size_factor_columns
@@ -28,26 +27,6 @@ from .qc import CellFilter, GeneFilter, QCSums, as_mask, qc_pass, stats_columns
 
 MAX_FUSED_GRAM_GENES = 3000  # cross-product accumulated with the gene moments up to this size
 STAGE = "preprocess"
-
-
-def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) -> bool:
-    """Drop failing cells in memory (dynamo's default); a store's cells are only flagged.
-
-    Returns whether ``adata`` was subset.
-    """
-    if keep_filtered or mask.all():
-        return False
-    if not mask.any():
-        raise ValueError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
-    if store_path(adata) is not None:
-        warnings.warn(
-            f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
-            "so they stay (flagged in obs['pass_basic_filter'])",
-            stacklevel=3,
-        )
-        return False
-    adata._inplace_subset_obs(mask)
-    return True
 
 
 def new_to_total(qc: QCSums) -> tuple[np.ndarray, np.ndarray] | None:

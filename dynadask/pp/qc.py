@@ -10,7 +10,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph.preprocess import qc_sums
-from ._inputs import RAW_LAYERS, fit_cells, raw_layers
+from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
 
 INF = np.inf
@@ -275,8 +275,6 @@ def filter_cells_by_outliers(
     qc = qc_pass(adata)
     mask = rule.mask(qc) & as_mask(filter_bool, qc.n_cells, "cells")
     Pending(obs={obs_store_key: mask}).commit(adata, "filter_cells")
-    from .preprocessor import subset_cells
-
     subset_cells(adata, mask, keep_filtered=keep_filtered)
     return adata
 

@@ -20,7 +20,7 @@ from ..graph.sim import simulation_blocks, simulation_layers
 from ..io.commit import commit
 from ..io.create import create_store
 from ..io.open import open as open_store
-from ..kernels.sim_block import COUNT_LAYERS, METHODS
+from ..kernels.sim_block import COUNT_LAYERS, METHODS, TRUTH_LAYERS
 from ..kernels.sim_network import nearest_point
 from .designs import experiment_name, schedule
 from .models import Network, build_network
@@ -156,8 +156,8 @@ def _plan(
         "windows": np.stack([on, on + sched["label_time"].to_numpy()], axis=1),
     }
     dt = dt or 0.05 / float(max(net.beta.max(), net.gamma.max()))
-    truth = ("velocity_U_true", "velocity_S_true") * bool(true_velocity)
-    truth += ("alpha_true",) if true_velocity and net.coupled else ()
+    truth = TRUTH_LAYERS[:2] * bool(true_velocity)
+    truth += TRUTH_LAYERS[2:] if true_velocity and net.coupled else ()
     n_cols = net.n_genes * (len(layers) + len(truth))
     rows = int(chunk_cells or _default_rows(int(n_cells), n_cols))
     kernel_net = {**net.as_dict(), "x0": net.x0, "coupled": net.coupled}

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core import keys
 from ..est.csc.dynamical import Dynamical
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
@@ -61,7 +62,7 @@ def run_steady_state(job: Job) -> tuple[dict, dict]:
         cols["u"], cols["s"], cols.get("us"), cols.get("ss"), codes=job.codes, n_strata=job.n_groups
     )
     params = est.params
-    return params, {"velocity_S": _splicing_velocity(job, params)}
+    return params, {keys.VELOCITY_S: _splicing_velocity(job, params)}
 
 
 def run_dynamical(job: Job) -> tuple[dict, dict]:
@@ -72,7 +73,7 @@ def run_dynamical(job: Job) -> tuple[dict, dict]:
         codes=job.codes,
         n_strata=job.n_groups,
     )
-    return est.params, {"velocity_S": _splicing_velocity(job, est.params)}
+    return est.params, {keys.VELOCITY_S: _splicing_velocity(job, est.params)}
 
 
 def _splicing_velocity(job: Job, params: dict[str, np.ndarray]) -> Any:

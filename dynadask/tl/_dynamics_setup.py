@@ -17,24 +17,16 @@ from ..graph import kinetics as gk
 
 EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm")
 ALIASES = {"one_shot": "one-shot", "kinetics": "kin", "degradation": "deg"}
-SPLICED_LABELLED = ("uu", "ul", "su", "sl")
-# data each experiment reads: smoothed layer names, normalised layer names
+# data each experiment reads: smoothed layer names (their normalised layers: keys.NORMALISED)
 FIRST = {
-    "conventional": {"u": "M_u", "s": "M_s"},
-    "new/total": {"new": "M_n", "total": "M_t"},
-    "uu/ul/su/sl": {k: f"M_{k}" for k in SPLICED_LABELLED},
+    "conventional": {"u": keys.M_U, "s": keys.M_S},
+    "new/total": {"new": keys.M_N, "total": keys.M_T},
+    "uu/ul/su/sl": {k: keys.moment_key(k) for k in keys.LABELLING_LAYERS},
 }
 SECOND = {
-    "conventional": {"us": "M_us", "ss": "M_ss"},
-    "new/total": {"tn": "M_tn", "tt": "M_tt"},
+    "conventional": {"us": keys.M_US, "ss": keys.M_SS},
+    "new/total": {"tn": keys.M_TN, "tt": keys.M_TT},
     "uu/ul/su/sl": {},
-}
-NORMALISED = {
-    "M_u": "X_unspliced",
-    "M_s": "X_spliced",
-    "M_n": "X_new",
-    "M_t": "X_total",
-    **{f"M_{k}": f"X_{k}" for k in SPLICED_LABELLED},
 }
 
 
@@ -83,7 +75,7 @@ def detect_experiment(
     """
     present = set(adata.layers) | {k[2:] for k in adata.layers if k.startswith(("X_", "M_"))}
     present |= {k[2:] for k in adata.layers if k.startswith("M_")}
-    spl_lab = set(SPLICED_LABELLED) <= present
+    spl_lab = set(keys.LABELLING_LAYERS) <= present
     labelled = spl_lab or {"new", "total"} <= present or {"n", "t"} <= present
     splicing = spl_lab or {"spliced", "unspliced"} <= present or {"s", "u"} <= present
     if not labelled and not splicing:
@@ -141,8 +133,11 @@ def _infer_labelling(adata: ad.AnnData, tkey: str, family: str) -> str:
     times, codes = np.unique(t, return_inverse=True)
     if times.size == 1:
         return "one-shot"
-    names = ("ul", "sl", "uu", "su") if family == "uu/ul/su/sl" else ("new", "total")
-    lays = {n: adata.layers[n] if n in adata.layers else adata.layers[f"X_{n}"] for n in names}
+    names = ("ul", "sl", "uu", "su") if family == "uu/ul/su/sl" else keys.NEW_TOTAL
+    lays = {
+        n: adata.layers[n] if n in adata.layers else adata.layers[keys.normalised_key(n)]
+        for n in names
+    }
     terms = {n: (n,) for n in names}
     (st,) = compute(gk.product_sums(lays, codes, times.size, terms), desc="labelled fraction")
     per_gene = {k: v.sum(axis=1) for k, v in st.items()}
@@ -199,7 +194,7 @@ def data_layers(
     """The first-moment (or normalised) layers and second moments the estimation reads."""
     first, out = FIRST[exp.family], {}
     for name, layer in first.items():
-        key = layer if use_smoothed else NORMALISED[layer]
+        key = layer if use_smoothed else keys.NORMALISED[layer]
         if key not in adata.layers:
             fix = "run dyn.tl.moments(adata)" if use_smoothed else "run dyn.pp.recipe_monocle"
             raise ValueError(f"layer {key!r} is missing: {fix} first")

@@ -6,6 +6,7 @@ import anndata as ad
 import dask.array as da
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from .._core import keys
 from .._core.compute import compute
@@ -69,7 +70,7 @@ def locality_order(
         return _graph_order(adata)
     if method != "kdtree":
         raise ValueError(f"unknown method {method!r}: use 'graph', 'kdtree' or 'auto'")
-    from sklearn.neighbors import KDTree
+    from sklearn.neighbors import KDTree  # heavy (about 2 s): only for this method
 
     x = embedding(adata, basis, n_components)
     tree = KDTree(x, leaf_size=leaf_size)
@@ -77,8 +78,6 @@ def locality_order(
 
 
 def _graph_order(adata: ad.AnnData) -> np.ndarray:
-    from scipy.sparse.csgraph import reverse_cuthill_mckee
-
     if keys.CONNECTIVITIES not in adata.obsp:
         raise ValueError(
             "obsp['connectivities'] is missing: run dyn.tl.neighbors(adata) "

@@ -8,6 +8,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core import keys
 from .._core.compute import compute
 from ..est.quantiles import extreme_thresholds
 from ..graph.blocks import sum_rows, take_columns
@@ -21,8 +22,8 @@ def gene_wise_confidence(
     lineage_dict: Mapping[str, str | Sequence[str]] | None = None,
     *,
     genes: Sequence[str] | None = None,
-    ekey: str = "M_s",
-    vkey: str = "velocity_S",
+    ekey: str = keys.M_S,
+    vkey: str = keys.VELOCITY_S,
     V_threshold: float = 1,  # noqa: N803 - dynamo's name
 ) -> None:
     """Score how well each gene's velocity agrees with progenitor -> terminal priors.

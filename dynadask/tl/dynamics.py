@@ -11,6 +11,7 @@ import numpy as np
 from ..io import commit
 from . import _dynamics_methods as dm
 from . import _dynamics_setup as ds
+from .moments import moments
 
 VEL_PARAMS = (
     "alpha",
@@ -189,8 +190,6 @@ def _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group) -
         )
     if ds.moments_present(adata, exp, second) and not (re_smooth or mixing):
         return
-    from .moments import moments
-
     smooth_group = group if group is not None else (exp.tkey if exp.has_labeling else False)
     moments(adata, genes=valid, group=smooth_group)
 

@@ -21,17 +21,10 @@ from ..kernels import moments as km
 from .neighbors import embedding, neighbors, search
 
 # dynamo's layer families: second moments only within a family, never among uu/ul/su/sl
-_FAMILIES = (("X_spliced", "X_unspliced"), ("X_new", "X_total"), ("X_uu", "X_ul", "X_su", "X_sl"))
-_FIRST = {
-    "X_spliced": "M_s",
-    "X_unspliced": "M_u",
-    "X_new": "M_n",
-    "X_total": "M_t",
-    "X_uu": "M_uu",
-    "X_ul": "M_ul",
-    "X_su": "M_su",
-    "X_sl": "M_sl",
-}
+_FAMILIES = tuple(
+    tuple(keys.normalised_key(k) for k in fam)
+    for fam in ((keys.SPLICED, keys.UNSPLICED), keys.NEW_TOTAL, keys.LABELLING_LAYERS)
+)
 _PROTEIN = "X_protein"
 
 
@@ -146,12 +139,12 @@ def moment_jobs(names: list[str]) -> dict[str, tuple[str, str | None]]:
     names = sorted(names, reverse=True)
     jobs: dict[str, tuple[str, str | None]] = {}
     for i, a in enumerate(names):
-        jobs.setdefault(_FIRST[a], (a, None))
+        jobs.setdefault(keys.FIRST_MOMENTS[a], (a, None))
         fam = _family(a)
         for b in names[i:]:
             if _family(b) != fam or fam == 2:
                 continue
-            jobs.setdefault(_FIRST[b], (b, None))
+            jobs.setdefault(keys.FIRST_MOMENTS[b], (b, None))
             jobs[f"M_{a[2]}{b[2]}"] = (a, b)
     return jobs
 
@@ -167,14 +160,14 @@ def _layer_names(adata: ad.AnnData, layers: str | list[str]) -> list[str]:
     if layers == "all":
         wanted = present
     else:
-        wanted = [k if k.startswith("X_") else f"X_{k}" for k in np.atleast_1d(layers)]
+        wanted = [keys.normalised_key(str(k)) for k in np.atleast_1d(layers)]
         missing = [k for k in wanted if k not in adata.layers]
         if missing:
             raise ValueError(
                 f"layer(s) {missing} missing (have {present}): run "
                 "dyn.pp.recipe_monocle(adata) or dyn.pp.normalize(adata) first"
             )
-    known = [k for k in wanted if k in _FIRST]
+    known = [k for k in wanted if k in keys.FIRST_MOMENTS]
     for k in sorted(set(wanted) - set(known)):
         warnings.warn(f"layer {k} is not an expression layer dynamo smooths: skipped", stacklevel=3)
     if not known:

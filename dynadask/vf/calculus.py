@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anndata as ad
+import dask.array as da
 import numpy as np
 
 from .._core import keys
@@ -87,8 +88,6 @@ def speed(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical")
 
 
 def _row_norms(V: Any) -> Any:
-    import dask.array as da
-
     if isinstance(V, da.Array):
         return da.sqrt((V.astype(np.float64) ** 2).sum(axis=1))
     return np.linalg.norm(np.asarray(V, dtype=np.float64), axis=1)

@@ -50,7 +50,7 @@ def VectorField(
     normalize: bool = False,
     grid_velocity: bool = False,
     grid_num: int = 50,
-    velocity_key: str = "velocity_S",
+    velocity_key: str = keys.VELOCITY_S,
     method: str = "SparseVFC",
     min_vel_corr: float = 0.6,
     restart_num: int = 5,
@@ -150,7 +150,7 @@ def VectorField(
     commit(
         adata,
         "vector_field",
-        obsm={f"velocity_{basis}_SparseVFC": rows[:, :d]},
+        obsm={f"{keys.velocity_key(basis)}_SparseVFC": rows[:, :d]},
         obs={
             f"control_point_{basis}": control,
             f"inlier_prob_{basis}": P,

@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from ..._core import keys
 from ..._core.compute import compute
 from ...graph import kinetics as gk
+from ...graph.blocks import align_rows
 from ...kernels import estimation_labelling as el
 from ..csc.steady_state import SteadyState
 
-SPLICED = ("uu", "ul", "su", "sl")
-TOTAL = ("new", "total")
 DERIVED = {"U": ((1.0, "uu"), (1.0, "ul")), "S": ((1.0, "su"), (1.0, "sl"))}
 TERMS = {
     False: {"n": (), "new": ("new",), "total": ("total",), "nt": ("new", "total"),
@@ -53,12 +53,12 @@ TERMS = {
 
 def layer_kind(layers: Mapping[str, Any]) -> bool:
     """True for splicing-labelling layers (uu/ul/su/sl), False for new/total; else raise."""
-    if all(k in layers for k in SPLICED):
+    if all(k in layers for k in keys.LABELLING_LAYERS):
         return True
-    if all(k in layers for k in TOTAL):
+    if all(k in layers for k in keys.NEW_TOTAL):
         return False
     raise ValueError(
-        f"labelling estimation needs layers {TOTAL} or {SPLICED}, got "
+        f"labelling estimation needs layers {keys.NEW_TOTAL} or {keys.LABELLING_LAYERS}, got "
         f"{sorted(layers)}: give the new/total (or uu/ul/su/sl) layers"
     )
 
@@ -182,7 +182,7 @@ class Labelling:
 
     def time_sums(self, layers: dict, strata: Strata) -> dict[str, np.ndarray]:
         """Per (group, time) sums of the labelled layers (one pass), ``groups x times x genes``."""
-        names = list(SPLICED if self.splicing else TOTAL)
+        names = list(keys.LABELLING_LAYERS if self.splicing else keys.NEW_TOTAL)
         lazy = gk.product_sums(
             {k: layers[k] for k in names},
             strata.codes,
@@ -221,19 +221,19 @@ class Labelling:
         g = flat["gamma"]
         new, total = layers["new"], layers["total"]
         return {
-            "velocity_N": gk.linear_combination([new], strata.codes, [ratio - g]),
-            "velocity_T": gk.linear_combination([new, total], strata.codes, [ratio, -g]),
+            keys.VELOCITY_N: gk.linear_combination([new], strata.codes, [ratio - g]),
+            keys.VELOCITY_T: gk.linear_combination([new, total], strata.codes, [ratio, -g]),
         }
 
 
 def _spliced_velocities(layers, strata, flat, tau, experiment_type):
     b, g = flat["beta"], flat["gamma"]
-    names = [layers[k] for k in SPLICED]
-    out = {"velocity_S": gk.linear_combination(names, strata.codes, [b, b, -g, -g])}
+    names = [layers[k] for k in keys.LABELLING_LAYERS]
+    out = {keys.VELOCITY_S: gk.linear_combination(names, strata.codes, [b, b, -g, -g])}
     if experiment_type != "deg":
         bt = b.reshape(strata.n_groups, strata.times.size, -1)
         ratio = (bt / -np.expm1(-bt * tau)).reshape(strata.n_strata, -1)
-        out["velocity_U"] = gk.linear_combination(
+        out[keys.VELOCITY_U] = gk.linear_combination(
             [layers["uu"], layers["ul"]], strata.codes, [-b, ratio - b]
         )
     return out
@@ -405,8 +405,6 @@ def _fit_one_shot(est: Labelling, layers: dict, strata: Strata, second: dict) ->
 
 
 def _lazy_sum(a: Any, b: Any) -> Any:
-    from ...graph.blocks import align_rows
-
     x, y = align_rows(a, b)
     return x + y
 
@@ -488,14 +486,14 @@ def _mixed_velocities(
     g = per_stratum(params["gamma"])
     if not splicing:
         return {
-            "velocity_N": gk.linear_combination([layers["new"]], strata.codes, [-g], const),
-            "velocity_T": gk.linear_combination([layers["total"]], strata.codes, [-g], const),
+            keys.VELOCITY_N: gk.linear_combination([layers["new"]], strata.codes, [-g], const),
+            keys.VELOCITY_T: gk.linear_combination([layers["total"]], strata.codes, [-g], const),
         }
     b = per_stratum(params["beta"])
     u = [layers["uu"], layers["ul"]]
     return {
-        "velocity_U": gk.linear_combination(u, strata.codes, [-b, -b], const),
-        "velocity_S": gk.linear_combination(
+        keys.VELOCITY_U: gk.linear_combination(u, strata.codes, [-b, -b], const),
+        keys.VELOCITY_S: gk.linear_combination(
             [*u, layers["su"], layers["sl"]], strata.codes, [b, b, -g, -g]
         ),
     }
