@@ -24,7 +24,7 @@ def finish_pca(
     source: tuple[Any, np.ndarray, bool],
     *,
     n_pca_components: int = 30,
-    pca_key: str = "X_pca",
+    pca_key: str = keys.X_PCA,
     pcs_key: str = "PCs",
 ) -> None:
     """PCA from the moments over ``genes``; drops genes without counts from ``use_for_pca``.
@@ -60,7 +60,7 @@ def pca(
     X_data: Any = None,  # noqa: N803 - dynamo's name
     n_pca_components: int = 30,
     *,
-    pca_key: str = "X_pca",
+    pca_key: str = keys.X_PCA,
     pcs_key: str = "PCs",
     genes_to_append: list[str] | None = None,
     layer: str | None = None,
@@ -145,7 +145,7 @@ def pca(
 def _source(adata: ad.AnnData, layer: str | None) -> tuple[Any, np.ndarray, bool]:
     if layer in (None, "X"):
         return x_view(adata)
-    key = layer if layer.startswith("X_") else f"X_{layer}"
+    key = keys.normalised_key(layer)
     if key not in adata.layers:
         raise KeyError(
             f"layer {key!r} not found: run dyn.pp.normalize first (layers: {sorted(adata.layers)})"

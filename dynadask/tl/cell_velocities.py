@@ -49,7 +49,7 @@ def cell_velocities(
     min_delta: float | None = None,
     basis: str = "umap",
     neighbor_key_prefix: str = "",
-    adj_key: str = "distances",
+    adj_key: str = keys.DISTANCES,
     add_transition_key: str | None = None,
     add_velocity_key: str | None = None,
     n_neighbors: int = 30,
@@ -301,7 +301,7 @@ def _embedding(adata: ad.AnnData, name: str) -> Any:
 def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tuple[str, str]:
     """Return the (expression, velocity) layer names, with a clear error when missing."""
     if vkey is None:
-        vkey = next((k for k in ("velocity_S", "velocity_T") if k in adata.layers), None)
+        vkey = next((k for k in (keys.VELOCITY_S, keys.VELOCITY_T) if k in adata.layers), None)
         if vkey is None:
             raise ValueError(
                 "no velocity layer (velocity_S / velocity_T) in adata.layers: "
@@ -313,7 +313,7 @@ def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tup
             "first (or give an existing vkey)"
         )
     if ekey is None:
-        ekey = {"velocity_T": "M_t"}.get(vkey, "M_s")
+        ekey = {keys.VELOCITY_T: keys.M_T}.get(vkey, keys.M_S)
     if ekey not in adata.layers:
         raise ValueError(
             f"expression layer {ekey!r} is missing: run dyn.tl.moments(adata) "

@@ -28,8 +28,8 @@ def cell_wise_confidence(
     X_data: Any = None,
     V_data: Any = None,
     *,
-    ekey: str = "M_s",
-    vkey: str = "velocity_S",
+    ekey: str = keys.M_S,
+    vkey: str = keys.VELOCITY_S,
     neighbors_from_basis: bool = False,
     method: str = "jaccard",
 ) -> ad.AnnData:

@@ -240,7 +240,7 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
     of ``x + v``; NaN velocities count as 0.
     """
     model, fit = rebuild_umap(adata)
-    vkey = vkey or "velocity_S"
+    vkey = vkey or keys.VELOCITY_S
     if vkey not in adata.layers or "PCs" not in adata.uns:
         raise ValueError(
             f"layers[{vkey!r}] and uns['PCs'] are needed: run dyn.pp.pca and dyn.tl.dynamics first"
