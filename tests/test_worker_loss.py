@@ -24,22 +24,11 @@ import pytest
 from scipy import sparse
 
 import dynadask as dyn
+from benchmarks.make_atlas import LAYERS, resample_block
 from dynadask._core.compute import scratch_files, share
 from dynadask.pipeline import completed
 
-LAYERS = ("spliced", "unspliced")
 N_GENES = 500  # the most expressed genes: enough for the workflow, a quarter of the work
-
-
-def _resample(template: dict, cells: np.ndarray, seed: int, block: int) -> dict:
-    rng = np.random.default_rng([seed, block])
-    out = {}
-    for name in LAYERS:
-        rows = template[name][cells]
-        rows.data = rng.poisson(rows.data).astype(np.float32)
-        rows.eliminate_zeros()
-        out[name] = rows
-    return out
 
 
 def _random_order_store(path: Path, n_cells: int, chunk_cells: int, seed: int = 0) -> Path:
@@ -54,7 +43,7 @@ def _random_order_store(path: Path, n_cells: int, chunk_cells: int, seed: int = 
     blocks: dict[str, list] = {k: [] for k in LAYERS}
     for b, start in enumerate(range(0, n_cells, chunk_cells)):
         cells = picks[start : start + chunk_cells]
-        both = dask.delayed(_resample, pure=True, nout=None)(template, cells, seed, b)
+        both = dask.delayed(resample_block, pure=True, nout=None)(template, cells, seed, b)
         for k in LAYERS:
             blocks[k].append(
                 da.from_delayed(
