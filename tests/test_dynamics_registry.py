@@ -10,23 +10,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 from scipy.stats import spearmanr
+from test_dynamics import _labelled  # the same small labelling simulation
 
 import dynadask as dyn
 from dynadask.tl._dynamics_methods import REGISTRY
-
-
-def _sim(exp: str, n: int, seed: int = 0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dyn.sim.simulate(
-            "independent",
-            n,
-            experiment_type=exp,
-            n_genes=12,
-            seed=seed,
-            method="ode",
-            start="steady",
-        )
 
 
 def _dense(x) -> np.ndarray:
@@ -104,7 +91,7 @@ def _mixed(n=2000, g=8, seed=5):
 
 
 def _labelling(exp: str, method: str, family: str, n: int = 1500):
-    sim = _sim(exp, n)
+    sim = _labelled(exp, n)
     names = ("new", "total") if family == "new/total" else ("uu", "ul", "su", "sl")
     a = ad.AnnData(obs=sim.obs[["time"]].copy(), var=sim.var.copy())
     model = "stochastic" if method == "gmm" else "deterministic"
