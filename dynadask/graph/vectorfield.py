@@ -65,7 +65,7 @@ def fit_em(
         posterior).
     """
     ctrl = np.asarray(ctrl, dtype=np.float64)
-    rows = block_rows(ctrl.shape[0])
+    rows = block_rows(max(ctrl.shape[0], np.shape(X)[1]))  # wide gene-space rows too
     Xd, Yd = as_rows(X, rows), as_rows(Y, rows)
     N, D = Yd.shape
     K = kv.gauss_kernel(ctrl, ctrl, beta)
@@ -130,7 +130,7 @@ def fitted(X: Any, Y: Any, ctrl: np.ndarray, beta: float, fit: dict, **params: A
     ``params`` holds ``a`` and ``minP``; ``fit`` is :func:`fit_em`'s result.
     """
     ctrl = np.asarray(ctrl, dtype=np.float64)
-    rows = block_rows(ctrl.shape[0])
+    rows = block_rows(max(ctrl.shape[0], np.shape(X)[1]))
     x, y = as_rows(X, rows), as_rows(Y, rows)
     post = fit["post"]
     return map_rows(

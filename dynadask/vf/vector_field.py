@@ -15,6 +15,7 @@ from ..graph import vectorfield as gv
 from ..graph.blocks import take_columns
 from ..io import commit
 from ..kernels import vectorfield as kv
+from . import gene_space as gs
 from .sparsevfc import M_MAX, N_FIT, fit_field, grid_values
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,15 @@ def VectorField(
     copy: bool = False,
     **kwargs: Any,
 ) -> ad.AnnData | None:
-    """Learn a continuous vector field from the cells' embedding velocities (SparseVFC).
+    """Learn a continuous vector field from the cells' velocities (SparseVFC).
 
-    The field is fitted with :func:`dynadask.vf.SparseVFC` on ``obsm['X_<basis>']`` and
-    ``obsm['velocity_<basis>']`` under dynamo's ``VectorField`` defaults (``MaxIter=30``,
+    With a basis, the field is fitted with :func:`dynadask.vf.SparseVFC` on
+    ``obsm['X_<basis>']`` and ``obsm['velocity_<basis>']``; with ``basis=None`` in gene space,
+    on an expression layer and a velocity layer over the transition genes (see ``layer``).
+    dynamo's ``VectorField`` defaults apply (``MaxIter=30``,
     ``M = max(min(50, N), int(0.05 N) + 1)`` control points, here capped at ``M_max=1000``,
-    and the EM run on a seeded sample of ``n_fit=100,000`` cells above that many). If the
+    and the EM run on a seeded sample of ``n_fit=100,000`` cells above that many; in gene
+    space only the sampled rows are ever read whole). If the
     mean cosine between the input and fitted velocities is below ``min_vel_corr`` the fit
     is repeated with the next seed of ``restart_seed`` (at most ``restart_num`` fits; the
     best is kept). The field is then evaluated at every cell, one row block at a time.
@@ -74,12 +78,25 @@ def VectorField(
     adata
         AnnData (in memory or store-backed) with the embedding and its velocities.
     basis
-        Embedding: any ``obsm['X_<basis>']`` with ``obsm['velocity_<basis>']``. The gene
-        space (``None``) is not offered: pass a basis.
-    layer, genes, velocity_key
-        dynamo's gene-space inputs; only meaningful with ``basis=None``, which raises.
+        Embedding: any ``obsm['X_<basis>']`` with ``obsm['velocity_<basis>']`` (scVelo's
+        ``X_umap``/``velocity_umap`` as well); ``None``: gene space. There SparseVFC's
+        outlier volume ``a`` defaults to the value at which the first E-step calls a cell
+        with the mean residual an inlier (:func:`dynadask.vf.gene_space.outlier_volume`)
+        instead of dynamo's 5: with ``a=5`` the ``(2 pi sigma2)^(D/2)`` term wins in
+        hundreds of dimensions, every posterior is clipped to ``minP`` and the regulariser
+        shrinks the field towards 0 (on pancreas' 364 transition genes to 0.4 % of the
+        velocities' norm). Pass ``a=5`` for dynamo's.
+    layer
+        Gene space: the expression layer. Default: the first moment of the velocity
+        (``velocity_S`` -> ``M_s``, scVelo's ``velocity`` -> ``Ms``; dynamo 1.5.3 has no
+        working default). ``'X'`` is the un-logged normalised X.
+    genes
+        Gene space: the genes (default ``var['use_for_transition']``, else scVelo's
+        ``var['velocity_genes']``). Genes with a non-finite value in any cell are left out.
+    velocity_key
+        Gene space: the velocity layer (``'velocity'`` for scVelo's).
     dims
-        Keep the first ``dims`` coordinates (an int) or these columns (a list).
+        Keep the first ``dims`` coordinates (an int) or these columns (a list); a basis only.
     normalize
         Must be False (dynamo 1.5.3's normalisation fails with ``KeyError: 'X_ctrl'``).
     grid_velocity
@@ -106,6 +123,12 @@ def VectorField(
 
     Writes
     ------
+    With ``basis=None`` the keys have no ``_<basis>`` suffix (``uns['VecFld']``,
+    ``obs['control_point']``, ``obs['inlier_prob']``, ``obs['obs_vf_angle']``), uns also
+    holds ``layer``, ``genes`` (the genes of the field, in its column order) and
+    ``velocity_key``, ``valid_ind`` is every cell and ``fit_idx`` the sampled rows (cells),
+    and the field at the cells is ``layers['<velocity_key>_SparseVFC']`` (float32, 0 off the
+    field's genes, written block by block) instead of the obsm entry.
     uns['VecFld_<basis>']
         ``X_ctrl``, ``ctrl_idx``, ``ctrl_cells`` (obs positions of the control points), ``C``,
         ``beta``, ``sigma2``, ``VFCIndex`` (inliers, as positions among the fit rows
@@ -130,16 +153,23 @@ def VectorField(
     Raises
     ------
     ValueError
-        Gene space, unknown basis or missing velocities, ``normalize=True``, an unknown
-        method. TypeError for an unknown SparseVFC option.
+        Unknown basis or missing velocities (or, in gene space, missing layers, unknown
+        genes, no transition genes, ``dims``), ``normalize=True``, an unknown method.
+        TypeError for an unknown SparseVFC option.
     """
     basis = _check_call(adata, basis, normalize, method)
     opts = _options(kwargs)
     adata = adata.copy() if copy else adata
+    seeds = _seeds(restart_num, restart_seed, opts["seed"])
+    if basis is None:
+        space = gs.resolve(adata, layer, genes, velocity_key, _bases(adata))
+        grid = (grid_velocity, grid_num)
+        opts["a"] = None if "a" not in kwargs else opts["a"]  # None: the velocities' volume
+        _gene_field(adata, space, dims, grid, opts, seeds, min_vel_corr, result_key)
+        return adata if copy else None
     X_all, V_all = _inputs(adata, basis, dims)
     X, V = (np.asarray(v) for v in compute(X_all, V_all, desc="vector field inputs"))
     valid = np.flatnonzero(np.isfinite(V.sum(axis=1)))
-    seeds = _seeds(restart_num, restart_seed, opts["seed"])
     fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
     d = X.shape[1]
     grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
@@ -161,15 +191,15 @@ def VectorField(
     return adata if copy else None
 
 
-def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: str) -> str:
-    bases = sorted(
+def _bases(adata: ad.AnnData) -> list[str]:
+    """The embeddings that have velocities."""
+    return sorted(
         k[2:] for k in adata.obsm if k.startswith("X_") and keys.velocity_key(k[2:]) in adata.obsm
     )
-    if basis is None:
-        raise ValueError(
-            "VectorField learns the field in an embedding: pass basis= one of "
-            f"{bases or ['umap', 'pca']} (the gene-space field, basis=None, is not offered)"
-        )
+
+
+def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: str) -> str | None:
+    bases = _bases(adata)
     if method.lower() != "sparsevfc":
         raise ValueError(f"unknown method {method!r}: dynadask fits 'SparseVFC'")
     if normalize:
@@ -177,6 +207,8 @@ def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: s
             "normalize=True is not supported (dynamo 1.5.3's fails with KeyError 'X_ctrl'); "
             "fit on the coordinates as they are"
         )
+    if basis is None:
+        return None
     basis = basis[2:] if basis.startswith("X_") else basis
     if keys.basis_key(basis) not in adata.obsm:
         raise ValueError(
@@ -283,3 +315,41 @@ def _uns(fit: dict, valid: np.ndarray, grid: Any, score: float, dims: Any, opts:
     if grid is not None:
         vf["grid"], vf["grid_V"] = grid, grid_values(grid, fit)
     return vf
+
+
+def _gene_field(adata, space, dims, grid_opts, opts, seeds, min_vel_corr, result_key):
+    """Fit and write a gene-space field: the EM reads a seeded sample of rows only."""
+    grid_velocity, grid_num = grid_opts
+    if dims is not None:
+        raise ValueError("dims selects columns of an embedding; in gene space pass genes=")
+    n, d = adata.n_obs, space.genes.size
+    if grid_velocity and float(grid_num) ** d > 1e6:
+        raise ValueError(
+            f"a grid of {grid_num}^{d} points in gene space is too large: leave "
+            "grid_velocity=False, or fit on fewer genes (genes=)"
+        )
+    sample = gs.sample_rows(n, opts["n_fit"], opts["seed"])
+    X, V = gs.take_rows(space.X, space.V, rows=sample)
+    if opts["a"] is None:
+        opts = opts | {"a": gs.outlier_volume(V, opts["gamma"])}
+    valid = np.arange(sample.size)
+    fit, rows, P, score = _fit_with_restarts(
+        X, V, space.X, space.V, valid, opts, seeds, min_vel_corr
+    )
+    grid = kv.grid(gs.bounds(space.X), grid_num) if d < 4 or grid_velocity else None
+    vf = _uns(fit, valid, grid, score, None, opts)
+    vf["ctrl_cells"] = sample[fit["ctrl_rows"]]
+    vf["valid_ind"] = np.arange(n)
+    if sample.size < n:
+        vf["fit_idx"] = sample[fit["fit_idx"]]
+    vf["VFCIndex"] = np.flatnonzero(P[sample][fit["fit_idx"]] > opts["theta"])
+    vf |= {"layer": space.layer, "genes": space.genes, "velocity_key": space.velocity_key}
+    control = np.zeros(n, dtype=bool)
+    control[vf["ctrl_cells"]] = True
+    commit(
+        adata,
+        "vector_field",
+        layers={f"{space.velocity_key}_SparseVFC": gs.place(rows[:, :d], space.cols, adata.n_vars)},
+        obs={"control_point": control, "inlier_prob": P, "obs_vf_angle": rows[:, d + 1]},
+        uns={result_key or "VecFld": vf},
+    )
