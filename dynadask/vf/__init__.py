@@ -5,6 +5,11 @@ from .calculus import curl as curl
 from .calculus import curvature as curvature
 from .calculus import divergence as divergence
 from .calculus import speed as speed
+from .rank import rank_acceleration_genes as rank_acceleration_genes
+from .rank import rank_curvature_genes as rank_curvature_genes
+from .rank import rank_divergence_genes as rank_divergence_genes
+from .rank import rank_genes as rank_genes
+from .rank import rank_velocity_genes as rank_velocity_genes
 from .sparsevfc import SparseVFC as SparseVFC
 from .sparsevfc import vector_field_function as vector_field_function
 from .vector_field import VectorField as VectorField
