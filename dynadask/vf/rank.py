@@ -50,6 +50,7 @@ def rank_genes(
     adata: ad.AnnData,
     arr_key: str | np.ndarray | da.Array,
     groups: str | Sequence | np.ndarray | None = None,
+    *,
     genes: str | Sequence[str] | np.ndarray | None = None,
     abs: bool = False,  # noqa: A002 - dynamo's name
     normalize: bool = False,
@@ -208,8 +209,8 @@ def rank_divergence_genes(
     adata: ad.AnnData,
     jkey: str = "jacobian_pca",
     genes: Sequence[str] | None = None,
-    prefix_store: str = "rank_div_gene",
     *,
+    prefix_store: str = "rank_div_gene",
     Qkey: str = "PCs",  # noqa: N803 - dynamo's name
     **kwargs: Any,
 ) -> pd.DataFrame:
