@@ -5,6 +5,12 @@ from .calculus import curl as curl
 from .calculus import curvature as curvature
 from .calculus import divergence as divergence
 from .calculus import speed as speed
+from .calculus import torsion as torsion
+from .hessian import hessian as hessian
+from .hessian import laplacian as laplacian
+from .jacobian import jacobian as jacobian
+from .jacobian import jacobian_array as jacobian_array
+from .jacobian import sensitivity as sensitivity
 from .sparsevfc import SparseVFC as SparseVFC
 from .sparsevfc import vector_field_function as vector_field_function
 from .vector_field import VectorField as VectorField
