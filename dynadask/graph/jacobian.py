@@ -47,7 +47,8 @@ def per_cell(
     cells
         Sorted positions of the chosen cells, or ``None`` for every cell.
     work_per_row
-        float64 values a kernel holds per row (sets the block size).
+        float64 values a kernel holds per row (sets the block size; a Dask ``X`` with
+        smaller row blocks keeps them).
 
     Returns
     -------
@@ -58,7 +59,10 @@ def per_cell(
     n = X.shape[0]
     widths = {k: int(np.prod(s, dtype=np.int64)) for k, s in shapes.items()}
     chosen = np.ones(n, dtype=bool) if cells is None else np.isin(np.arange(n), cells)
-    x = as_rows(X, rows_for(work_per_row + sum(widths.values())))
+    rows = rows_for(work_per_row + sum(widths.values()))
+    if isinstance(X, da.Array):  # never larger blocks than the store's
+        rows = min(rows, int(X.chunks[0][0]))
+    x = as_rows(X, rows)
     packed = map_rows(
         _packed_block,
         x,

@@ -11,6 +11,7 @@ from .hessian import laplacian as laplacian
 from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_array as jacobian_array
 from .jacobian import sensitivity as sensitivity
+from .rank import rank_jacobian_genes as rank_jacobian_genes
 from .sparsevfc import SparseVFC as SparseVFC
 from .sparsevfc import vector_field_function as vector_field_function
 from .vector_field import VectorField as VectorField
