@@ -9,10 +9,11 @@ The field is ``f(x) = sum_m C_m exp(-beta ||x - c_m||^2)`` (see
 
 Gene-space quantities of a field learned on PCA scores ``x = Q^T g`` (loadings ``Q``,
 genes x components) are the chain rule through ``Q``: the gene Jacobian between effector
-genes (rows ``Q_e`` of ``Q``) and regulator genes (rows ``Q_r``) is ``Q_e J Q_r^T``, and a
-gene Hessian is ``sum_ijk q_e,i Q_r,aj Q_c,bk H_ijk``. Both are formed here without the
-``d x d`` (or ``d x d x d``) arrays of each point: they are contractions of the kernel matrix
-with per-control-point products of the projected coefficients and centres, one GEMM each.
+genes (rows ``Q_e`` of ``Q``) and regulator genes (rows ``Q_r``) is ``Q_e J Q_r^T``
+(:func:`project`, from the block's Jacobians, which the determinant needs anyway), and a gene
+Hessian is ``sum_ijk q_e,i Q_r,aj Q_c,bk H_ijk``, formed without the ``d x d x d`` array of
+each point as a contraction of the kernel matrix with per-control-point products of the
+projected coefficients and centres.
 """
 
 from __future__ import annotations
@@ -27,26 +28,13 @@ def _kernel(x: np.ndarray, ctrl: np.ndarray, beta: float):
     return np.exp(-beta * sq_distances(x, c)), x, c
 
 
-def projected_jacobian(
-    x: np.ndarray,
-    ctrl: np.ndarray,
-    C: np.ndarray,
-    beta: float,
-    Q_eff: np.ndarray,
-    Q_reg: np.ndarray,
-) -> np.ndarray:
-    """``Q_eff J(x) Q_reg^T`` at every row of ``x`` (n x n_eff x n_reg), float64.
+def project(J: np.ndarray, Q_left: np.ndarray, Q_right: np.ndarray) -> np.ndarray:
+    """``Q_left J Q_right^T`` for each matrix of ``J`` (n x k x k -> n x a x b), two GEMMs.
 
-    Uses ``Q_e J Q_r^T = -2 beta ((Q_e f)(Q_r x)^T - sum_m K_m (Q_e C_m)(Q_r c_m)^T)`` on
-    coordinates centred at the control points' mean (the Jacobian does not change).
+    Cheaper than a contraction of the kernel matrix once the ``J`` of a block exist
+    (``a k^2 + a b k`` against ``M a b`` operations per point).
     """
-    K, x, c = _kernel(x, ctrl, beta)
-    f = K @ C
-    ce, cr = C @ Q_eff.T, c @ Q_reg.T  # M x n_eff, M x n_reg
-    B = (ce[:, :, None] * cr[:, None, :]).reshape(c.shape[0], -1)
-    n = x.shape[0]
-    outer = (f @ Q_eff.T)[:, :, None] * (x @ Q_reg.T)[:, None, :]
-    return -2.0 * beta * (outer - (K @ B).reshape(n, Q_eff.shape[0], Q_reg.shape[0]))
+    return np.matmul(np.matmul(Q_left, J), Q_right.T)
 
 
 def jacobians(x: np.ndarray, ctrl: np.ndarray, C: np.ndarray, beta: float) -> np.ndarray:

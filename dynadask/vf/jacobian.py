@@ -33,7 +33,7 @@ def _jacobian_kernel(x, *, ctrl, C, beta, Q_eff, Q_reg, full):
     J = kj.jacobians(x, ctrl, C, beta)
     out = {"det": np.linalg.det(J)}
     if Q_eff is not None:
-        out["gene"] = kj.projected_jacobian(x, ctrl, C, beta, Q_eff, Q_reg)
+        out["gene"] = kj.project(J, Q_eff, Q_reg)
     if full:
         out["full"] = J
     return out
@@ -192,9 +192,9 @@ def _sensitivity_kernel(x, *, ctrl, C, beta, Q_eff, Q_reg, Q_all, full):
     S = kj.sensitivity(J)
     out = {"det": np.linalg.det(S)}
     if Q_all is not None:  # from_jacobian: the square gene Jacobian over all the genes
-        out["gene"] = kj.sensitivity(kj.projected_jacobian(x, ctrl, C, beta, Q_all, Q_all))
+        out["gene"] = kj.sensitivity(kj.project(J, Q_all, Q_all))
     elif Q_eff is not None:  # direct: S back-projected
-        out["gene"] = np.einsum("ai,nij,bj->nab", Q_eff, S, Q_reg)
+        out["gene"] = kj.project(S, Q_eff, Q_reg)
     if full:
         out["full"] = S
     return out
