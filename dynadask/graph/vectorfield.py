@@ -189,7 +189,9 @@ def quantities(
 
 def _width(name: str, d: int, formula: int) -> int:
     """Columns of a quantity (0 for a scalar per point)."""
-    if name in ("velocity", "acceleration") or (name == "curvature" and formula == 2):
+    if name in ("velocity", "acceleration", "torsion", "laplacian") or (
+        name == "curvature" and formula == 2
+    ):
         return d
     if name == "curl" and d == 3:
         return 3

@@ -29,7 +29,7 @@ from .._core import keys
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
 from .format import consolidate, open_group, write_elem
-from .open import _lazy
+from .open import LAZY_ATTR, _lazy, lazy_array
 from .writers import quiet_zarr, remove, remove_settled, write_arrays
 
 _MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
@@ -92,7 +92,11 @@ def commit(
         or a whole data frame, which replaces the annotations, index included (for a
         reorder of the rows).
     uns
-        Small entries (arrays, scalars, dicts of them) set at ``adata.uns[key]``.
+        Entries (arrays, scalars, dicts of them) set at ``adata.uns[key]``. A Dask array
+        inside an entry (a cell-indexed result such as per-cell Jacobians) is computed with
+        the rest: for a store it is written chunk by chunk by the workers, marked
+        ``dynadask-lazy`` and left in the store, the AnnData's ``uns`` then holding a Dask
+        array over it (also after :func:`dynadask.io.open`); in memory it is computed.
 
     Raises
     ------
@@ -143,24 +147,51 @@ def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict, frames: dict
                 raise ValueError(f"{slot}[{key!r}] has {len(x)} values, expected {n}")
 
 
+def split_lazy(value: Any, path: str) -> tuple[Any, dict[str, da.Array]]:
+    """``value`` without its Dask arrays (nested dicts walked) and those arrays by path."""
+    if isinstance(value, da.Array):
+        return None, {path: value}
+    if not isinstance(value, Mapping):
+        return value, {}
+    plain, lazy = {}, {}
+    for key, item in value.items():
+        rest, found = split_lazy(item, f"{path}/{key}")
+        lazy.update(found)
+        if rest is not None or not found:
+            plain[key] = rest
+    return plain, lazy
+
+
+def _put(uns: dict, path: str, value: Any) -> None:
+    """Set ``uns[a][b]... = value`` for ``path = 'uns/a/b/...'``."""
+    *parents, last = path.split("/")[1:]
+    for key in parents:
+        uns = uns.setdefault(key, {})
+    uns[last] = value
+
+
 def _assign_in_memory(
     adata: ad.AnnData, matrices: dict, columns: dict, frames: dict, uns: dict
 ) -> None:
     flat = [(s, k, x) for s, items in matrices.items() for k, x in items.items()]
     flat += [(s, k, x) for s, items in columns.items() for k, x in items.items()]
+    plain, lazy = split_lazy(uns, "uns")
+    flat += [("uns", path, x) for path, x in lazy.items()]
     values = compute(*[x for _, _, x in flat])
     for slot, frame in frames.items():
         setattr(adata, slot, frame)
     for (slot, key, _), value in zip(flat, values, strict=True):
         if slot == "X":
             adata.X = value
+        elif slot == "uns":
+            _put(plain, key, np.asarray(value))
         elif slot in ("obs", "var"):
             getattr(adata, slot)[key] = (
                 np.asarray(value) if not isinstance(value, pd.Series) else value.values
             )
         else:
             getattr(adata, slot)[key] = value
-    adata.uns.update(uns)
+    adata.uns.update(plain)
 
 
 def _commit_to_store(
@@ -194,7 +225,10 @@ def _commit_to_store(
         frame = getattr(adata, slot)
         for key, value in items.items():
             frame[key] = value
-    adata.uns.update(uns)
+    plain, lazy = split_lazy(uns, "uns")
+    for name in lazy:
+        _put(plain, name, lazy_array(root[name]))
+    adata.uns.update(plain)
 
 
 def _block_rows(adata: ad.AnnData) -> int:
@@ -212,7 +246,9 @@ def _stage_everything(
     Returns the staged keys and the computed obs/var columns.
     """
     root = open_group(staging, mode="w")
-    lazy, small, moved = {}, [], []
+    small: list[tuple[str, Any]] = []
+    uns_lazy, moved = _stage_uns(root, uns)
+    lazy = dict(uns_lazy)
     for slot, items in matrices.items():
         for key, x in items.items():
             name = "X" if slot == "X" else f"{slot}/{key}"
@@ -223,6 +259,8 @@ def _stage_everything(
                 small.append((name, x))
     flat = [(s, k, x) for s, items in columns.items() for k, x in items.items()]
     values = write_arrays(root, lazy, [x for _, _, x in flat])
+    for name in uns_lazy:
+        root[name].attrs[LAZY_ATTR] = True
     column_values: dict[str, dict[str, Any]] = {"obs": {}, "var": {}}
     for (slot, key, _), value in zip(flat, values, strict=True):
         column_values[slot][key] = np.asarray(value)
@@ -241,11 +279,20 @@ def _stage_everything(
             with quiet_zarr():
                 write_elem(root, slot, frame)
             moved.append(slot)
-    for key, value in uns.items():
-        with quiet_zarr():
-            write_elem(root, f"uns/{key}", value)
-        moved.append(f"uns/{key}")
     return moved, column_values
+
+
+def _stage_uns(root: Any, uns: dict) -> tuple[dict[str, da.Array], list[str]]:
+    """Write the in-memory part of each uns entry; return its Dask arrays by path."""
+    lazy, moved = {}, []
+    for key, value in uns.items():
+        plain, found = split_lazy(value, f"uns/{key}")
+        if plain is not None:
+            with quiet_zarr():
+                write_elem(root, f"uns/{key}", plain)
+        lazy.update(found)
+        moved.append(f"uns/{key}")
+    return lazy, moved
 
 
 def _storable(x: Any) -> Any:

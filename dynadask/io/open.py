@@ -9,7 +9,7 @@ from typing import Any
 import anndata as ad
 import dask.array as da
 import zarr
-from anndata.experimental import read_elem_lazy
+from anndata.experimental import read_dispatched, read_elem_lazy
 
 from .._core import keys
 from .._core.settings import get_chunk_policy
@@ -60,7 +60,7 @@ def open(  # noqa: A001
     root = open_group(path)
     obs = ad.io.read_elem(root["obs"])
     var = ad.io.read_elem(root["var"])
-    uns = ad.io.read_elem(root["uns"]) if "uns" in root else {}
+    uns = read_uns(root["uns"]) if "uns" in root else {}
     rows = chunk_cells or root.attrs.get("dynadask", {}).get("chunk_cells")
     rows = rows or get_chunk_policy().rows_per_block(len(var), len(obs))
     slots: dict[str, Any] = {}
@@ -78,6 +78,30 @@ def open(  # noqa: A001
 
         return original_order(adata)
     return adata
+
+
+LAZY_ATTR = "dynadask-lazy"
+"""Attribute of a cell-indexed array in ``uns`` that is read lazily (set by ``commit``)."""
+
+
+def read_uns(group: zarr.Group) -> dict[str, Any]:
+    """Read ``uns`` into memory, except arrays marked :data:`LAZY_ATTR` (Dask arrays).
+
+    Such arrays (e.g. the per-cell gene Jacobians of ``dyn.vf.jacobian``) are written by
+    :func:`dynadask.io.commit` chunked by cells; they stay in the store.
+    """
+
+    def callback(func: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
+        if isinstance(elem, zarr.Array) and elem.attrs.get(LAZY_ATTR):
+            return lazy_array(elem)
+        return func(elem)
+
+    return read_dispatched(group, callback)
+
+
+def lazy_array(elem: zarr.Array) -> da.Array:
+    """A dense array of the store as a Dask array with its Zarr chunks' rows as blocks."""
+    return _lazy(elem, int(elem.chunks[0]))
 
 
 def _lazy(elem: zarr.Array | zarr.Group, rows: int) -> Any:

@@ -29,6 +29,8 @@ QUANTITIES = (
     "acceleration",
     "curvature",
     "jacobian_det",
+    "torsion",
+    "laplacian",
 )
 """What :func:`field_quantities` can compute for every point of a block."""
 
@@ -341,7 +343,10 @@ def field_quantities(
         n x 3; other d: the rotation magnitude), ``rotation`` (``||J - J^T||_F / sqrt 2`` in any
         dimension; equals ``|curl|`` in 2-D and ``||curl||`` in 3-D), ``acceleration``
         (``J f``, n x d), ``curvature`` (formula 2: ``(a |v|^2 - v (v.a)) / |v|^4`` with
-        ``v = f``, ``a = J f``, n x d; formula 1: ``||a|| / ||v||^2``, n), ``jacobian_det``.
+        ``v = f``, ``a = J f``, n x d; formula 1: ``||a|| / ||v||^2``, n), ``jacobian_det``,
+        ``torsion`` (dynamo's vector ``(v a^T)(J a) / ||v a^T||_F^2 = v (a . J a) / (|v|^2
+        |a|^2)``, n x d; the outer product stands where the cross product of the textbook
+        torsion would) and ``laplacian`` (``sum_j d2 f_i / dx_j^2`` per component, n x d).
     formula
         Curvature formula (1 or 2), as dynamo's.
 
@@ -355,9 +360,13 @@ def field_quantities(
         raise ValueError(f"unknown quantities {sorted(unknown)}: choose from {QUANTITIES}")
     x, c = _centred(x, ctrl)
     d = x.shape[1]
-    K = np.exp(-beta * sq_distances(x, c))
+    D2 = sq_distances(x, c)
+    K = np.exp(-beta * D2)
     f = K @ C
     out: dict[str, np.ndarray] = {"velocity": f, "speed": np.linalg.norm(f, axis=1)}
+    if "laplacian" in names:
+        out["laplacian"] = -2.0 * beta * (d * f - 2.0 * beta * ((K * D2) @ C))
+    del D2
     if "divergence" in names:
         s = np.einsum("mi,mi->m", C, c)
         out["divergence"] = -2.0 * beta * (np.einsum("ni,ni->n", f, x) - K @ s)
@@ -368,11 +377,27 @@ def field_quantities(
         out["jacobian_det"] = np.linalg.det(J)
     if {"rotation", "curl"} & set(names):
         out.update(_rotation(K, x, c, C, f, beta, J))
-    if {"acceleration", "curvature"} & set(names):
-        acc = -2.0 * beta * (f * np.einsum("ni,ni->n", x, f)[:, None] - (K * (f @ c.T)) @ C)
+    if {"acceleration", "curvature", "torsion"} & set(names):
+        acc = _j_times(K, x, c, C, f, f, beta)
         out["acceleration"] = acc
         out.update(_curvature(f, acc, formula))
+        if "torsion" in names:
+            out["torsion"] = _torsion(f, acc, _j_times(K, x, c, C, f, acc, beta))
     return {k: out[k] for k in names}
+
+
+def _j_times(K, x, c, C, f, v, beta) -> np.ndarray:
+    """``J v`` at every point: ``-2 beta (f (x . v) - sum_m K_m (c_m . v) C_m)``."""
+    return -2.0 * beta * (f * np.einsum("ni,ni->n", x, v)[:, None] - (K * (v @ c.T)) @ C)
+
+
+def _torsion(v: np.ndarray, a: np.ndarray, ja: np.ndarray) -> np.ndarray:
+    """The torsion vector of dynamo: ``v (a . J a) / (|v|^2 |a|^2)``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.einsum("ni,ni->n", a, ja) / (
+            np.einsum("ni,ni->n", v, v) * np.einsum("ni,ni->n", a, a)
+        )
+    return v * scale[:, None]
 
 
 def _rotation(K, x, c, C, f, beta, J) -> dict[str, np.ndarray]:

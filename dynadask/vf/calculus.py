@@ -212,6 +212,47 @@ def curl(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical") 
         commit(adata, "curl", obs={f"curl_{basis}": q["curl"]})
 
 
+def torsion(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical") -> None:
+    """Torsion of the learned field's trajectories at every cell of a 3-D field.
+
+    dynamo's formula: ``tau = (v a^T)(J a) / ||v a^T||_F^2 = v (a . J a) / (|v|^2 |a|^2)``
+    with ``v = f(x)`` and ``a = J v``, a vector along ``v`` (dynamo's outer product
+    ``v a^T`` stands where the textbook torsion has the cross product ``v x a``).
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``uns['VecFld_<basis>']`` of a 3-D field.
+    basis
+        The embedding the field was learned in.
+    method
+        ``'analytical'``.
+
+    Writes
+    ------
+    obs['torsion_<basis>']
+        ``||tau||`` (dynamo stores sqrt(3) times it, the norm of a 3 x 3 array holding the
+        vector in each row).
+    obsm['torsion_<basis>']
+        The torsion vectors (n x 3; dynamo keeps an n x 3 x 3 array in ``uns``).
+
+    Raises
+    ------
+    ValueError
+        If the field is not 3-D (torsion is defined in 3-D only, as in dynamo).
+    """
+    X, fit = _field(adata, basis, method)
+    d = fit["X_ctrl"].shape[1]
+    if d != 3:
+        raise ValueError(
+            f"torsion is defined for 3-D fields; the {basis} field has {d} dimensions: learn "
+            "a field on a 3-D embedding (e.g. VectorField(adata, basis=..., dims=3))"
+        )
+    tau = _quantities(X, fit, ["torsion"])["torsion"]
+    key = f"torsion_{basis}"
+    commit(adata, "torsion", obs={key: _row_norms(tau)}, obsm={key: tau})
+
+
 def acceleration(
     adata: ad.AnnData, basis: str = "umap", *, Qkey: str = "PCs", method: str = "analytical"
 ) -> None:
