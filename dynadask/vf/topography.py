@@ -272,8 +272,8 @@ def _roots(setup: _Setup, seeds: np.ndarray, signs: np.ndarray, desc: str):
             setup.lo,
             setup.hi,
             xtol=1e-6 * size,
-            ds=size / 200,
-            n_steps=600,
+            ds=size / 100,
+            n_steps=300,
         ),
         desc=desc,
     )
