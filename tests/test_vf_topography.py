@@ -368,3 +368,13 @@ def test_curve_helpers():
     assert kt.distinct(np.array([[0.0, 0], [1e-6, 0], [1, 0]]), 1e-4).tolist() == [0, 2]
     J = np.array([np.diag([-1.0, -2]), np.diag([1.0, -2]), np.diag([1.0, 0.5])])
     assert kt.fixed_point_types(J).tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_on_two_worker_processes(local_client):
+    P = _cycle_cells(600, seed=17)
+    a = _adata(P, _noisy(P, _cycle, seed=18))
+    res = dyn.vf.SparseVFC(P, a.obsm["velocity_toy"], M=60, MaxIter=20)
+    dyn.vf.topography(a, basis="toy", VecFld=res)  # seeds, curves and cells on the workers
+    vf = a.uns["VecFld_toy"]
+    _check(vf, P, {"unstable": [(0.0, 0.0)]}, tol=0.05 * np.max(P.max(0) - P.min(0)))
+    assert len(vf["NCx"]) > 0 and vf["confidence"].shape == (len(vf["Xss"]),)

@@ -13,6 +13,7 @@ from typing import Any
 
 import dask
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..kernels import grid as kg
 from ..kernels import topography as kt
@@ -66,12 +67,27 @@ def roots(
     seeds = np.atleast_2d(np.asarray(seeds, dtype=np.float64))
     signs = np.asarray(signs, dtype=np.float64)
     parts = [
-        dask.delayed(_roots_task, pure=True)(
+        dask.delayed(_one_thread(_roots_task), pure=True)(
             seeds[s : s + per_task], signs[s : s + per_task], field, lo, hi, xtol, ds, n_steps
         )
         for s in range(0, seeds.shape[0], per_task)
     ]
     return dask.delayed(_concat_roots)(seeds.shape[1], *parts)
+
+
+def _one_thread(fn):
+    """``fn`` run with one BLAS thread.
+
+    Its products are tiny (a few points x M): on a busy 2-core machine the test of these
+    tasks on two worker processes took 107 s with the default BLAS threads, 12.5 s with one.
+    """
+
+    def run(*args):
+        with threadpool_limits(1):
+            return fn(*args)
+
+    run.__name__ = fn.__name__
+    return run
 
 
 def _roots_task(seeds, signs, field, lo, hi, xtol, ds, n_steps):
@@ -95,7 +111,9 @@ def nullclines(
     """Lazy ``(NCx, NCy)`` lists of curves through every point, one task per point."""
     ctrl, C, beta = field
     parts = [
-        dask.delayed(kt.trace_nullclines, pure=True)(p[None, :], ctrl, C, beta, lo, hi, ds, n_steps)
+        dask.delayed(_one_thread(kt.trace_nullclines), pure=True)(
+            p[None, :], ctrl, C, beta, lo, hi, ds, n_steps
+        )
         for p in np.atleast_2d(points)
     ]
     return dask.delayed(_concat_curves)(*parts)
@@ -122,7 +140,7 @@ def separatrices(
     """
     ctrl, C, beta = field
     parts = [
-        dask.delayed(kt.trace_manifolds, pure=True)(
+        dask.delayed(_one_thread(kt.trace_manifolds), pure=True)(
             saddles[s : s + 1], ctrl, C, beta, lo, hi, ds, n_steps, targets, own[s : s + 1]
         )
         for s in range(np.atleast_2d(saddles).shape[0])
