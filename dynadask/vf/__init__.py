@@ -19,4 +19,5 @@ from .rank import rank_velocity_genes as rank_velocity_genes
 from .rank_jacobian import rank_jacobian_genes as rank_jacobian_genes
 from .sparsevfc import SparseVFC as SparseVFC
 from .sparsevfc import vector_field_function as vector_field_function
+from .topography import topography as topography
 from .vector_field import VectorField as VectorField
