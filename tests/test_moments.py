@@ -95,6 +95,34 @@ def test_smooth_places_gene_columns():
     assert np.allclose(got[:, cols], (w @ x)[:, cols], rtol=1e-6)
 
 
+def test_smooth_in_steps_equals_one_pass_and_keeps_float32_inputs():
+    # rows done a few at a time, on float32 gathered rows, give the same float32 result
+    w = _graph(40, seed=4)
+    x = sparse.random(40, 5, density=0.5, random_state=5, format="csr", dtype=np.float32)
+    y = sparse.random(40, 5, density=0.5, random_state=6, format="csr", dtype=np.float32)
+    cols = np.array([1, 2, 4])
+    needed, local = km.local_rows(w[5:35])
+    x32 = km.take_rows(x, needed, cols, dtype=None)
+    assert x32.dtype == np.float32
+    whole = km.smooth(
+        local,
+        km.take_rows(x, needed, cols),
+        km.take_rows(y, needed, cols),
+        cols=cols,
+        n_vars=5,
+        step=10**6,
+    )
+    steps = km.smooth(
+        local, x32, km.take_rows(y, needed, cols, dtype=None), cols=cols, n_vars=5, step=7
+    )
+    want = (w @ (x.multiply(y)).astype(np.float64)).toarray()[5:35]
+    assert np.array_equal(steps, whole)
+    assert np.allclose(steps[:, cols], want[:, cols], rtol=1e-6)
+    assert not steps[:, [0, 3]].any()
+    dense = km.smooth(local, x32.toarray(), None, cols=cols, n_vars=5, step=3)
+    assert np.allclose(dense[:, cols], (w @ x.astype(np.float64)).toarray()[5:35][:, cols])
+
+
 def test_chunks_touched():
     band = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(40, 40), format="csr")
     assert nb.chunks_touched(band, (10,) * 4).tolist() == [2, 3, 3, 2]

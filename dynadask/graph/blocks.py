@@ -242,19 +242,23 @@ def row_pieces(rows: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.
     ]
 
 
-def gather_rows(x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None) -> Any:
-    """One lazy task with rows ``rows`` (sorted) and columns ``cols`` of ``x``, as float64.
+def gather_rows(
+    x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None, dtype: Any = np.float64
+) -> Any:
+    """One lazy task with rows ``rows`` (sorted) and columns ``cols`` of ``x``, as ``dtype``.
 
     The task reads only the row blocks that hold the rows; sparse blocks give CSR, dense
-    ones numpy. Blocks shared by several gathers are read once per compute. Every call
-    makes a new key, so a gather made for one compute is never resubmitted by another.
+    ones numpy (``dtype=None`` keeps the blocks' type). Blocks shared by several gathers
+    are read once per compute. Every call makes a new key, so a gather made for one compute
+    is never resubmitted by another.
     """
     blocks = x.to_delayed().ravel()
     parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
     return dask.delayed(_gather, pure=False)(
-        cols, [p for _, p in parts], *[blocks[c] for c, _ in parts]
+        cols, dtype, [p for _, p in parts], *[blocks[c] for c, _ in parts]
     )
 
 
-def _gather(cols: np.ndarray | None, positions: list[np.ndarray], *blocks: Any) -> Any:
-    return km.stack_rows([km.take_rows(b, p, cols) for b, p in zip(blocks, positions, strict=True)])
+def _gather(cols: np.ndarray | None, dtype: Any, positions: list[np.ndarray], *blocks: Any) -> Any:
+    pieces = [km.take_rows(b, p, cols, dtype) for b, p in zip(blocks, positions, strict=True)]
+    return km.stack_rows(pieces)

@@ -60,7 +60,8 @@ def smooth_inputs(
     for plan in nb.plan_blocks(conn, chunks):
         # each block's re-indexed graph rows go to the workers, one block at a time
         (local,) = share([nb.local_graph(conn, plan)])
-        got = {n: nb.gather(xs[n], plan, inputs[n].cols) for n in used}
+        # gathered in the stored type (float32 on a store): the kernel sums in float64
+        got = {n: nb.gather(xs[n], plan, inputs[n].cols, None) for n in used}
         for name, (a, b) in jobs.items():
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]

@@ -122,13 +122,13 @@ def local_graph(graph: sparse.csr_matrix, block: Block) -> sparse.csr_matrix:
     )
 
 
-def gather(x: Any, block: Block, cols: np.ndarray | None = None) -> Any:
-    """One lazy task with the rows ``block.cells`` (columns ``cols``) of ``x``, float64.
+def gather(x: Any, block: Block, cols: np.ndarray | None = None, dtype: Any = np.float64) -> Any:
+    """One lazy task with the rows ``block.cells`` (columns ``cols``) of ``x`` as ``dtype``.
 
     ``x`` is a Dask array of row blocks (:func:`dynadask.graph.blocks.as_rows`, made once
     for all blocks so that they share its pieces).
     """
-    return gather_rows(x, block.cells, cols)
+    return gather_rows(x, block.cells, cols, dtype)
 
 
 def chunks_touched(graph: sparse.csr_matrix, chunks: tuple[int, ...]) -> np.ndarray:

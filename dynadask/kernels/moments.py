@@ -61,18 +61,21 @@ def local_rows(block: sparse.spmatrix) -> tuple[np.ndarray, sparse.csr_matrix]:
     return needed, local
 
 
-def take_rows(block: Any, rows: np.ndarray, cols: np.ndarray | None = None) -> Any:
-    """Rows ``rows`` (positions in the block) and columns ``cols`` of one block, float64.
+def take_rows(
+    block: Any, rows: np.ndarray, cols: np.ndarray | None = None, dtype: Any = np.float64
+) -> Any:
+    """Rows ``rows`` (positions in the block) and columns ``cols`` of one block.
 
-    Sparse blocks stay CSR, dense ones stay numpy.
+    Sparse blocks stay CSR, dense ones stay numpy. Values are cast to ``dtype`` (``None``
+    keeps the block's own type, so a float32 block is gathered at half the memory).
     """
     if sparse.issparse(block):
         out = sparse.csr_matrix(block)[rows]
         out = out if cols is None else out[:, cols]
-        return sparse.csr_matrix(out, dtype=np.float64)
+        return sparse.csr_matrix(out, dtype=dtype or out.dtype)
     out = np.asarray(block)[rows]
     out = out if cols is None else out[:, cols]
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray(out, dtype=dtype or out.dtype)
 
 
 def stack_rows(pieces: list[Any]) -> Any:
@@ -88,32 +91,52 @@ def smooth(
     y: Any = None,
     cols: np.ndarray | None = None,
     n_vars: int | None = None,
+    step: int = 2048,
 ) -> np.ndarray:
     """Graph-weighted average of ``x`` (or of ``x * y``) over each row's neighbourhood.
+
+    The rows are done ``step`` at a time, each on the gathered rows its neighbourhoods use,
+    so the temporaries (the products ``x * y`` and the float64 sums) stay a small multiple of
+    ``step`` rows whatever the block size; only the float32 output is block-sized.
 
     Parameters
     ----------
     local
         ``n_rows x m`` graph block re-indexed onto the gathered rows (see :func:`local_rows`).
     x, y
-        ``m x g`` gathered rows (CSR or dense) of one or two layers, same genes.
+        ``m x g`` gathered rows (CSR or dense, any float type) of one or two layers, same
+        genes. Products and sums are computed in float64.
     cols
         Positions of the ``g`` genes among ``n_vars`` output columns (all when ``None``).
     n_vars
         Width of the output; other columns are 0.
+    step
+        Rows of the graph block done at once.
 
     Returns
     -------
     numpy.ndarray
         ``n_rows x n_vars`` float32.
     """
-    w = sparse.csr_matrix(local, dtype=np.float64)
-    if y is not None:
-        x = x.multiply(y) if sparse.issparse(x) else x * (y.toarray() if sparse.issparse(y) else y)
-    prod = w @ x
-    prod = prod.toarray() if sparse.issparse(prod) else np.asarray(prod)
-    if cols is None:
-        return prod.astype(np.float32)
-    out = np.zeros((w.shape[0], n_vars), dtype=np.float32)
-    out[:, cols] = prod
+    w = sparse.csr_matrix(local)
+    width = x.shape[1] if cols is None else n_vars
+    out = np.zeros((w.shape[0], width), dtype=np.float32)
+    where = slice(None) if cols is None else cols
+    for start in range(0, w.shape[0], step):
+        used, part = local_rows(w[start : start + step])
+        out[start : start + step, where] = _weighted_sum(part, x, y, used)
     return out
+
+
+def _weighted_sum(part: sparse.csr_matrix, x: Any, y: Any, used: np.ndarray) -> np.ndarray:
+    """``part @ x[used]`` (or ``@ (x * y)[used]``) in float64, as a dense array."""
+    xs = take_rows(x, used)
+    if y is not None:
+        ys = take_rows(y, used)
+        xs = (
+            xs.multiply(ys)
+            if sparse.issparse(xs)
+            else xs * (ys.toarray() if sparse.issparse(ys) else ys)
+        )
+    prod = sparse.csr_matrix(part, dtype=np.float64) @ xs
+    return prod.toarray() if sparse.issparse(prod) else np.asarray(prod)
