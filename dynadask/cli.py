@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import pipeline
+from ._core.errors import DynadaskError
 from .io import convert
 from .io.info import format_info, store_info
 from .parallel import client, set_progress
@@ -100,9 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_progress(getattr(args, "progress", False))
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
-        print(f"dynadask {args.command}: error: {err}", file=sys.stderr)
+    except (DynadaskError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+        print(f"dynadask {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (KeyError's quotes removed)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,8 +21,10 @@ import pandas as pd
 import zarr
 from scipy import sparse
 
+from .._core.errors import StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
+from .journal import staging_folders, store_lock
 from .writers import quiet_zarr, remove, write_arrays
 
 _SMALL = ("obsm", "varm", "obsp", "varp", "uns")
@@ -65,7 +67,7 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     if not src.exists():
-        raise FileNotFoundError(f"no such file: {src}")
+        raise StoreNotFoundError(f"no such file: {src}: check the input path")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} exists: pass overwrite=True to replace it")
     tmp = dst.with_name(f"{dst.name}.converting-{os.getpid()}")
@@ -75,8 +77,11 @@ def convert(
         n_obs, n_vars = len(source.obs), len(source.var)
         rows = chunk_cells or get_chunk_policy().rows_per_block(n_vars, n_obs)
         _write_store(source, tmp, rows)
-        remove(dst)
-        os.replace(tmp, dst)
+        with store_lock(dst):
+            for folder in staging_folders(dst.resolve()):
+                remove(folder)  # a killed commit of the store being replaced
+            remove(dst)
+            os.replace(tmp, dst)
     finally:
         remove(tmp)
     return dst
