@@ -21,7 +21,7 @@ import pandas as pd
 import zarr
 from scipy import sparse
 
-from .._core.errors import StoreNotFoundError
+from .._core.errors import InputError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
 from .journal import staging_folders, store_lock
@@ -106,7 +106,7 @@ def _open_source(src: Path) -> _Source:
             return _from_anndata(f, src, "h5")
     if src.suffix == ".loom":
         return _from_loom(src)
-    raise ValueError(f"cannot convert {src}: expected a .h5ad or .loom file or a Zarr store")
+    raise InputError(f"cannot convert {src}: expected a .h5ad or .loom file or a Zarr store")
 
 
 def _from_anndata(root: Any, src: Path, kind: str) -> _Source:
@@ -171,7 +171,7 @@ def _loom_attrs(group: h5py.Group, index_keys: tuple[str, ...], n: int) -> pd.Da
 def _check_shape(name: str, shape: tuple[int, ...], source: _Source) -> None:
     want = (len(source.obs), len(source.var))
     if tuple(shape) != want:
-        raise ValueError(
+        raise InputError(
             f"{name} has shape {tuple(shape)} but obs x var is {want}: the file is inconsistent"
         )
 
