@@ -100,7 +100,7 @@ def varied_time(adata: Any, tkey: str, experiment: str) -> None:
     if len(values) < 2 and experiment in ("kin", "deg"):
         raise InputError(
             f"experiment_type={experiment!r} fits a time course but obs[{tkey!r}] has the "
-            f"single value {values[0]!r}: pass the column with each cell's labelling time, "
+            f"single value {values[0]}: pass the column with each cell's labelling time, "
             "or experiment_type='one-shot' for one labelling time"
         )
 

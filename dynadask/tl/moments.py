@@ -174,7 +174,7 @@ def _layer_names(adata: ad.AnnData, layers: str | list[str]) -> list[str]:
     for k in sorted(set(wanted) - set(known)):
         warnings.warn(f"layer {k} is not an expression layer dynamo smooths: skipped", stacklevel=3)
     if not known:
-        raise InputError(
+        raise MissingKeyError(
             "no normalised expression layers (X_spliced, X_unspliced, X_new, "
             "X_total, …) in adata.layers: run dyn.pp.recipe_monocle(adata) first"
         )
