@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    pipeline.check_stages(args.stages)  # before a cluster starts
     src = Path(args.src) if args.src else pancreas_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (DynadaskError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
         print(f"dynadask {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(
+            f"dynadask {args.command}: error: no space left on the device ({err.filename or ''}"
+            "): free space and run the command again; stages already complete are kept",
+            file=sys.stderr,
+        )
         return 2
 
 

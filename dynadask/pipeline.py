@@ -112,14 +112,19 @@ def run(
     dynadask.StoreLockedError
         If another process is writing the store.
     """
-    names = [s.name for s in STAGES]
-    unknown = sorted(set(stages or []) - set(names))
-    if unknown:
-        raise InputError(f"unknown stage(s) {unknown}: the stages are {names}")
+    check_stages(stages)
     adata = io.open(store)
     with store_lock(store):  # one writer for the whole run, not only for each commit
         adata = _run_stages(adata, store, stages, force, figures, log)
     return adata
+
+
+def check_stages(stages: list[str] | None) -> None:
+    """Raise :class:`dynadask.InputError` when ``stages`` names a stage that does not exist."""
+    names = [s.name for s in STAGES]
+    unknown = sorted(set(stages or []) - set(names))
+    if unknown:
+        raise InputError(f"unknown stage(s) {unknown}: the stages are {names}")
 
 
 def _run_stages(

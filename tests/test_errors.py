@@ -8,6 +8,7 @@ that wrote would show in the hashes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -23,7 +24,7 @@ import zarr
 from scipy import sparse
 
 import dynadask as dyn
-from dynadask import pipeline
+from dynadask import cli, pipeline
 from dynadask.io import journal
 
 N_CELLS = 300
@@ -515,3 +516,20 @@ def test_bad_input_is_answered_and_the_store_untouched(data, case):
         case.call(data)
     assert isinstance(info.value, dyn.DynadaskError)
     assert _hashes(data.store) == before
+
+
+def test_the_command_line_answers_with_one_line_and_status_2(data, capsys, monkeypatch):
+    assert cli.main(["info", str(data.store.with_name("none.zarr"))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dynadask info: error: no store at") and "\n" not in err
+    assert cli.main(["run", "x.h5ad", "--stages", "velocity"]) == 2  # before any cluster
+    err = capsys.readouterr().err.strip()
+    assert "unknown stage(s) ['velocity']" in err and "\n" not in err
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(data.store))
+
+    monkeypatch.setattr(cli, "store_info", full)
+    assert cli.main(["info", str(data.store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no space left" in err and "stages already complete are kept" in err
