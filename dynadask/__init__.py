@@ -11,6 +11,15 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import configuration, est, ext, io, mv, parallel, pd, pl, pp, sample_data, sim, tl, vf
+from ._core.errors import (
+    CountsError,
+    DynadaskError,
+    InputError,
+    MissingKeyError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+)
 from .io import read, read_h5ad, read_loom, read_zarr
 
 try:
@@ -19,6 +28,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CountsError",
+    "DynadaskError",
+    "InputError",
+    "MissingKeyError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreNotFoundError",
     "configuration",
     "est",
     "ext",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import pipeline
+from ._core.errors import DynadaskError
 from .io import convert
 from .io.info import format_info, store_info
 from .parallel import client, set_progress
@@ -27,6 +29,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    pipeline.check_stages(args.stages)  # before a cluster starts
     src = Path(args.src) if args.src else pancreas_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,9 +103,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_progress(getattr(args, "progress", False))
     try:
         return args.func(args)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
-        print(f"dynadask {args.command}: error: {err}", file=sys.stderr)
+    except (DynadaskError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+        print(f"dynadask {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(
+            f"dynadask {args.command}: error: no space left on the device ({err.filename or ''}"
+            "): free space and run the command again; stages already complete are kept",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (KeyError's quotes removed)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,8 +21,10 @@ import anndata as ad
 from . import io, pl
 from ._core import keys
 from ._core.compute import scratch_beside
+from ._core.errors import InputError
 from .configuration import set_figure_params
 from .graph.reorder import chunk_bounds
+from .io.journal import store_lock
 from .io.order import chunk_rows
 from .pp import Preprocessor
 from .tl import cell_velocities, dynamics, moments, neighbors, reduceDimension
@@ -105,14 +107,34 @@ def run(
 
     Raises
     ------
-    ValueError
-        If ``stages`` names a stage that does not exist.
+    dynadask.InputError
+        If ``stages`` names a stage that does not exist (a ``ValueError``).
+    dynadask.StoreLockedError
+        If another process is writing the store.
     """
+    check_stages(stages)
+    adata = io.open(store)
+    with store_lock(store):  # one writer for the whole run, not only for each commit
+        adata = _run_stages(adata, store, stages, force, figures, log)
+    return adata
+
+
+def check_stages(stages: list[str] | None) -> None:
+    """Raise :class:`dynadask.InputError` when ``stages`` names a stage that does not exist."""
     names = [s.name for s in STAGES]
     unknown = sorted(set(stages or []) - set(names))
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}: the stages are {names}")
-    adata = io.open(store)
+        raise InputError(f"unknown stage(s) {unknown}: the stages are {names}")
+
+
+def _run_stages(
+    adata: ad.AnnData,
+    store: str | Path,
+    stages: list[str] | None,
+    force: bool,
+    figures: str | Path | None,
+    log: Callable[[str], None],
+) -> ad.AnnData:
     context = Context(Path(figures) if figures else Path(store).parent / "figures")
     for stage in STAGES:
         if stages is not None and stage.name not in stages:

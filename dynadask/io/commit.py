@@ -2,18 +2,18 @@
 
 Every stage ends with one call to :func:`commit`. For an in-memory AnnData the results are
 computed (all in one Dask compute) and assigned. For a store-backed AnnData (opened with
-:func:`dynadask.io.open`), large results are written by the workers into a staging folder
-beside the store; only when everything succeeded are they moved under their final keys (a
-rename each), the metadata consolidated and the stage recorded as complete in
-``uns['dynadask']['stages']``. An exception while the results are computed and staged leaves
-the store as it was; the publish phase (one rename per key) is not yet rolled back when it
-fails midway (docs/architecture.md, section 4).
+:func:`dynadask.io.open`), the writer's lock is taken, the results are written by the
+workers into a staging folder beside the store together with the stage's record
+(``uns['dynadask']['stages']``), and only when everything succeeded are they switched in by
+:func:`dynadask.io.journal.publish`: a journal, then one rename per key with the old values
+kept until the switch completes. A failure at any point leaves the store with all of its old
+values (the switch is undone) or, when the process dies after the journal, all of the new
+ones once the store is next opened (docs/architecture.md, section 4).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,8 +27,10 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
-from .format import consolidate, open_group, write_elem
+from .format import open_group, write_elem
+from .journal import JOURNAL, publish, store_lock
 from .open import LAZY_ATTR, _lazy, lazy_array
 from .writers import quiet_zarr, remove, remove_settled, write_arrays
 
@@ -100,8 +102,10 @@ def commit(
 
     Raises
     ------
-    ValueError
-        If an array's shape does not fit its slot; nothing is written then.
+    dynadask.InputError
+        If an array's shape does not fit its slot (a ``ValueError``); nothing is written then.
+    dynadask.StoreLockedError
+        If another process is writing the store.
     """
     matrices = {
         s: dict(v or {})
@@ -113,14 +117,15 @@ def commit(
     columns = {s: ({} if s in frames else dict(c or {})) for s, c in (("obs", obs), ("var", var))}
     _check_shapes(adata, matrices, columns, frames)
     path = store_path(adata)
+    record = dict(adata.uns.get(keys.DYNADASK, {}))
+    record[keys.STAGES] = {**record.get(keys.STAGES, {}), stage: _now()}
     if path is None:
         _assign_in_memory(adata, matrices, columns, frames, dict(uns or {}))
     else:
-        _commit_to_store(adata, path, stage, matrices, columns, frames, dict(uns or {}))
-    record = adata.uns.setdefault(keys.DYNADASK, {})
-    record.setdefault(keys.STAGES, {})[stage] = _now()
-    if path is not None:
-        _write_record(path, record)
+        stored = {k: v for k, v in record.items() if k not in (keys.STORE, keys.ORDER_ID)}
+        uns = {**dict(uns or {}), keys.DYNADASK: stored}
+        _commit_to_store(adata, path, stage, matrices, columns, frames, uns)
+    adata.uns[keys.DYNADASK] = record
 
 
 def _now() -> str:
@@ -131,12 +136,12 @@ def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict, frames: dict
     for slot, frame in frames.items():
         n = adata.n_obs if slot == "obs" else adata.n_vars
         if len(frame) != n:
-            raise ValueError(f"the new {slot} frame has {len(frame)} rows, expected {n}")
+            raise InputError(f"the new {slot} frame has {len(frame)} rows, expected {n}")
     for slot, items in matrices.items():
         for key, x in items.items():
             want = tuple(adata.shape[a] for a in _N[slot])
             if tuple(x.shape[: len(want)]) != want:
-                raise ValueError(
+                raise InputError(
                     f"{slot}[{key!r}] has shape {tuple(x.shape)} but this AnnData needs "
                     f"{want} in its leading axes: the result does not describe these cells/genes"
                 )
@@ -144,7 +149,7 @@ def _check_shapes(adata: ad.AnnData, matrices: dict, columns: dict, frames: dict
         n = adata.n_obs if slot == "obs" else adata.n_vars
         for key, x in items.items():
             if len(x) != n:
-                raise ValueError(f"{slot}[{key!r}] has {len(x)} values, expected {n}")
+                raise InputError(f"{slot}[{key!r}] has {len(x)} values, expected {n}")
 
 
 def split_lazy(value: Any, path: str) -> tuple[Any, dict[str, da.Array]]:
@@ -204,13 +209,18 @@ def _commit_to_store(
     uns: dict,
 ) -> None:
     staging = path.with_name(f"{path.name}.staging-{stage}-{uuid.uuid4().hex[:8]}")
-    try:
-        moved, columns = _stage_everything(adata, staging, matrices, columns, frames, uns)
-        _publish(path, staging, moved)
-    except BaseException:
-        remove_settled(staging)
-        raise
-    remove(staging)
+    with store_lock(path):
+        try:
+            moved, columns = _stage_everything(adata, staging, matrices, columns, frames, uns)
+        except BaseException:
+            remove_settled(staging)
+            raise
+        try:
+            publish(path, staging, moved, stage)
+        except BaseException:
+            if not (staging / JOURNAL).exists():  # the switch never started
+                remove(staging)
+            raise
     root = open_group(path)
     rows = _block_rows(adata)
     for slot, frame in frames.items():
@@ -228,7 +238,7 @@ def _commit_to_store(
     plain, lazy = split_lazy(uns, "uns")
     for name in lazy:
         _put(plain, name, lazy_array(root[name]))
-    adata.uns.update(plain)
+    adata.uns.update({k: v for k, v in plain.items() if k != keys.DYNADASK})
 
 
 def _block_rows(adata: ad.AnnData) -> int:
@@ -300,30 +310,3 @@ def _storable(x: Any) -> Any:
     if sparse.issparse(x):
         return sparse.csr_matrix(x)
     return x if isinstance(x, pd.DataFrame) else np.asarray(x)
-
-
-def _publish(path: Path, staging: Path, moved: list[str]) -> None:
-    """Move each staged key into the store (old values to a trash folder first)."""
-    trash = staging / "_trash"
-    trash.mkdir(exist_ok=True)
-    store_root = open_group(path, mode="a")
-    for name in moved:
-        parent = name.rsplit("/", 1)[0] if "/" in name else ""
-        if parent:
-            store_root.require_group(parent)
-        target = path / name
-        if target.exists():
-            os.replace(target, trash / name.replace("/", "__"))
-        os.replace(staging / name, target)
-    consolidate(path)
-
-
-def _write_record(path: Path, record: Mapping[str, Any]) -> None:
-    """Write ``uns['dynadask']`` (without the store path, which moves with the folder)."""
-    root = open_group(path, mode="a")
-    stored = {k: v for k, v in record.items() if k not in (keys.STORE, keys.ORDER_ID)}
-    with quiet_zarr():
-        write_elem(
-            root["uns"] if "uns" in root else root.require_group("uns"), keys.DYNADASK, stored
-        )
-    consolidate(path)

@@ -21,8 +21,10 @@ import pandas as pd
 import zarr
 from scipy import sparse
 
+from .._core.errors import InputError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
+from .journal import staging_folders, store_lock
 from .writers import quiet_zarr, remove, write_arrays
 
 _SMALL = ("obsm", "varm", "obsp", "varp", "uns")
@@ -65,7 +67,7 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     if not src.exists():
-        raise FileNotFoundError(f"no such file: {src}")
+        raise StoreNotFoundError(f"no such file: {src}: check the input path")
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} exists: pass overwrite=True to replace it")
     tmp = dst.with_name(f"{dst.name}.converting-{os.getpid()}")
@@ -75,8 +77,11 @@ def convert(
         n_obs, n_vars = len(source.obs), len(source.var)
         rows = chunk_cells or get_chunk_policy().rows_per_block(n_vars, n_obs)
         _write_store(source, tmp, rows)
-        remove(dst)
-        os.replace(tmp, dst)
+        with store_lock(dst):
+            for folder in staging_folders(dst.resolve()):
+                remove(folder)  # a killed commit of the store being replaced
+            remove(dst)
+            os.replace(tmp, dst)
     finally:
         remove(tmp)
     return dst
@@ -101,7 +106,7 @@ def _open_source(src: Path) -> _Source:
             return _from_anndata(f, src, "h5")
     if src.suffix == ".loom":
         return _from_loom(src)
-    raise ValueError(f"cannot convert {src}: expected a .h5ad or .loom file or a Zarr store")
+    raise InputError(f"cannot convert {src}: expected a .h5ad or .loom file or a Zarr store")
 
 
 def _from_anndata(root: Any, src: Path, kind: str) -> _Source:
@@ -166,7 +171,7 @@ def _loom_attrs(group: h5py.Group, index_keys: tuple[str, ...], n: int) -> pd.Da
 def _check_shape(name: str, shape: tuple[int, ...], source: _Source) -> None:
     want = (len(source.obs), len(source.var))
     if tuple(shape) != want:
-        raise ValueError(
+        raise InputError(
             f"{name} has shape {tuple(shape)} but obs x var is {want}: the file is inconsistent"
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 import dask.array as da
 import pandas as pd
 
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, consolidate, open_group, write_elem
 from .writers import quiet_zarr, remove, write_arrays
@@ -70,7 +71,7 @@ def create_store(
         arrays["X"] = X
     for name, x in arrays.items():
         if tuple(x.shape) != (len(obs), len(var)):
-            raise ValueError(
+            raise InputError(
                 f"{name} has shape {tuple(x.shape)} but obs x var is {(len(obs), len(var))}"
             )
     first = next(iter(arrays.values()), None)

@@ -9,6 +9,8 @@ from typing import Any
 import anndata as ad
 import zarr
 
+from .._core.errors import StoreError, StoreNotFoundError
+
 ANNDATA_ATTRS = {"encoding-type": "anndata", "encoding-version": "0.1.0"}
 DENSE_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
 DICT_ATTRS = {"encoding-type": "dict", "encoding-version": "0.1.0"}
@@ -36,7 +38,7 @@ def check_store(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise StoreNotFoundError(
             f"no store at {path}: convert a file first with dyn.io.convert(src, {str(path)!r})"
         )
     meta = path / "zarr.json"
@@ -45,12 +47,12 @@ def check_store(path: str | Path) -> Path:
     elif (path / ".zattrs").is_file():
         attrs = json.loads((path / ".zattrs").read_text())
     else:
-        raise ValueError(
+        raise StoreError(
             f"{path} is not a Zarr store (no zarr.json or .zattrs): "
             "pass the folder written by dyn.io.convert or anndata's write_zarr"
         )
     if attrs.get("encoding-type") != "anndata":
-        raise ValueError(
+        raise StoreError(
             f"{path} is a Zarr group but not an AnnData store "
             f"(encoding-type {attrs.get('encoding-type')!r}): convert it with dyn.io.convert"
         )

@@ -12,8 +12,10 @@ import zarr
 from anndata.experimental import read_dispatched, read_elem_lazy
 
 from .._core import keys
+from .._core.errors import InputError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import check_store, open_group
+from .journal import recover
 from .tenx import read_10x_h5, read_10x_mtx
 
 _LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
@@ -55,8 +57,9 @@ def open(  # noqa: A001
         If ``store`` is not an AnnData Zarr store, or ``order`` is unknown.
     """
     if order not in ("store", "original"):
-        raise ValueError(f"order must be 'store' or 'original', got {order!r}")
+        raise InputError(f"order must be 'store' or 'original', got {order!r}")
     path = check_store(store).resolve()
+    recover(path)
     root = open_group(path)
     obs = ad.io.read_elem(root["obs"])
     var = ad.io.read_elem(root["var"])
@@ -147,8 +150,10 @@ def read_zarr(
     if lazy:
         return open(store, chunk_cells=chunk_cells, order=order)
     if order not in ("store", "original"):
-        raise ValueError(f"order must be 'store' or 'original', got {order!r}")
-    adata = ad.read_zarr(check_store(store))
+        raise InputError(f"order must be 'store' or 'original', got {order!r}")
+    path = check_store(store)
+    recover(path.resolve())
+    adata = ad.read_zarr(path)
     if order == "original":
         from .order import original_order  # io/order imports this module
 
@@ -211,7 +216,7 @@ def read(filename: str | Path, **kwargs: Any) -> ad.AnnData:
         return readers[suffix](path, **kwargs)
     if suffix == ".h5":
         return read_10x_h5(path, **kwargs)
-    raise ValueError(
+    raise InputError(
         f"cannot tell the kind of {path}: expected .h5ad, .loom, .h5 (10x), a Zarr store "
         "or a 10x mtx folder"
     )
@@ -220,7 +225,7 @@ def read(filename: str | Path, **kwargs: Any) -> ad.AnnData:
 def _existing(filename: str | Path) -> Path:
     path = Path(filename)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise StoreNotFoundError(f"no such file: {path}: check the path")
     return path
 
 

@@ -23,6 +23,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute, share
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from ..graph import reorder as gr
 from ..graph.blocks import take_columns
@@ -181,7 +182,7 @@ def permute(adata: ad.AnnData, order: np.ndarray) -> ad.AnnData:
     order = np.asarray(order, dtype=np.int64)
     dest = kr.inverse(order)
     if len(order) != adata.n_obs:
-        raise ValueError(f"order has {len(order)} positions but adata has {adata.n_obs} cells")
+        raise InputError(f"order has {len(order)} positions but adata has {adata.n_obs} cells")
 
     def rows(x: Any) -> Any:
         if isinstance(x, pd.DataFrame):
@@ -294,7 +295,7 @@ def _the_order(adata: ad.AnnData, order: Any, method: str, basis: str) -> tuple[
         method = "given"
     order = np.asarray(order)
     if order.shape != (adata.n_obs,):
-        raise ValueError(f"order has shape {order.shape} but adata has {adata.n_obs} cells")
+        raise InputError(f"order has shape {order.shape} but adata has {adata.n_obs} cells")
     kr.inverse(order)  # raises if it is not a permutation
     return order.astype(np.int64), method
 

@@ -11,6 +11,8 @@ import pandas as pd
 import scipy.io
 from scipy import sparse
 
+from .._core.errors import InputError
+
 
 def read_10x_h5(filename: str | Path) -> ad.AnnData:
     """Read a Cell Ranger (v3 or later) feature-barcode ``.h5`` matrix.
@@ -32,7 +34,7 @@ def read_10x_h5(filename: str | Path) -> ad.AnnData:
     """
     with h5py.File(filename, "r") as f:
         if "matrix" not in f:
-            raise ValueError(
+            raise InputError(
                 f"{filename} has no 'matrix' group: only Cell Ranger v3+ .h5 files are read; "
                 "convert a v2 file with Cell Ranger or read its mtx folder"
             )

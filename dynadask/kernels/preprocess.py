@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
+from .._core.errors import CountsError
+
 
 def as_csr(block) -> sparse.csr_matrix:
     """Return ``block`` as a CSR matrix (dense input is converted, sparse kept)."""
@@ -24,7 +26,7 @@ def _values(block) -> np.ndarray:
 
 
 def check_counts(block, name: str = "layer") -> None:
-    """Raise ``ValueError`` if a block holds NaN, infinite or negative values.
+    """Raise :class:`dynadask.CountsError` if a block holds NaN, infinite or negative values.
 
     Parameters
     ----------
@@ -37,12 +39,12 @@ def check_counts(block, name: str = "layer") -> None:
     if values.size == 0:
         return
     if not np.all(np.isfinite(values)):
-        raise ValueError(
+        raise CountsError(
             f"{name} holds NaN or infinite values: preprocessing needs raw counts; "
             "replace them (e.g. with 0) before calling the recipe"
         )
     if values.min() < 0:
-        raise ValueError(
+        raise CountsError(
             f"{name} holds negative values: preprocessing needs raw, non-negative counts "
             "(was the layer already scaled or centred?)"
         )

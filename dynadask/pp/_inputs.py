@@ -10,6 +10,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph.preprocess import cell_totals
 from ..io import store_path
 
@@ -34,7 +35,7 @@ def x_counts(adata: ad.AnnData) -> Any:
     for name in (keys.SPLICED, keys.TOTAL):
         if name in adata.layers:
             return adata.layers[name]
-    raise ValueError(
+    raise InputError(
         "this AnnData has no X and no 'spliced' or 'total' layer: preprocessing needs raw "
         f"counts (layers present: {sorted(adata.layers)})"
     )
@@ -59,7 +60,7 @@ def fit_cells(
         return None
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
-        raise ValueError("no cell passes the basic filter (obs['pass_basic_filter'] is all False)")
+        raise InputError("no cell passes the basic filter (obs['pass_basic_filter'] is all False)")
     return mask
 
 
@@ -71,7 +72,7 @@ def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) ->
     if keep_filtered or mask.all():
         return False
     if not mask.any():
-        raise ValueError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
+        raise InputError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
     if store_path(adata) is not None:
         warnings.warn(
             f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
@@ -108,7 +109,9 @@ def raw_layers(adata: ad.AnnData, layers: str | list[str] = "all") -> dict[str, 
     )
     missing = [n for n in wanted if n != "X" and n not in adata.layers and layers != "all"]
     if missing:
-        raise KeyError(f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})")
+        raise MissingKeyError(
+            f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})"
+        )
     out = {"X": x_counts(adata)} if "X" in wanted else {}
     out.update({n: adata.layers[n] for n in wanted if n != "X" and n in adata.layers})
     return out
@@ -142,7 +145,7 @@ def experiment_info(
     if has_labelling:
         tkey = _check_tkey(adata, tkey)
     if experiment_type is not None and experiment_type not in EXPERIMENT_TYPES:
-        raise ValueError(
+        raise InputError(
             f"unknown experiment_type {experiment_type!r}: use one of {EXPERIMENT_TYPES}"
         )
     if experiment_type is None:
@@ -167,7 +170,7 @@ def _check_tkey(adata: ad.AnnData, tkey: str | None) -> str:
         warnings.warn("no tkey given: using obs['time'] as the labelling time", stacklevel=3)
         tkey = "time"
     if tkey is None or tkey not in adata.obs:
-        raise ValueError(
+        raise MissingKeyError(
             f"labelling layers are present but tkey={tkey!r} is not an obs column: pass the "
             "obs column that holds each cell's labelling time as tkey"
         )

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph.preprocess import normalized, normalized_stats
 from ..kernels import preprocess_genes as kg
 from ._inputs import fit_cells, x_counts
@@ -61,7 +62,7 @@ def normalized_X(  # noqa: N802 - X as in AnnData
         else:
             idx = adata.var_names.get_indexer(genes)
             if (idx < 0).any():
-                raise KeyError(f"genes not in var_names: {list(genes[idx < 0])[:5]}")
+                raise MissingKeyError(f"genes not in var_names: {list(genes[idx < 0])[:5]}")
     x, sf, log = x_view(adata)
     return normalized(x, sf, genes=idx, log=log)
 
@@ -82,7 +83,7 @@ def select_from_moments(
     Adds ``use_for_pca``, ``frac`` (and the SVR columns) to ``pending`` and returns the mask.
     """
     if sort_by not in SORT_BY:
-        raise ValueError(f"sort_by={sort_by!r} is not available: use one of {SORT_BY}")
+        raise InputError(f"sort_by={sort_by!r} is not available: use one of {SORT_BY}")
     n = float(stats["n"][0])
     passed = pending.column(adata, "var", keys.PASS_BASIC_FILTER)
     passed = np.ones(adata.n_vars, bool) if passed is None else passed.astype(bool)
@@ -158,7 +159,7 @@ def select_genes_monocle(
     var['log_cv'], var['score'], uns['velocyto_SVR']
     """
     if layer != "X" or not keep_filtered:
-        raise ValueError(
+        raise InputError(
             "select_genes_monocle works on X with keep_filtered=True (genes are flagged)"
         )
     pending = Pending()

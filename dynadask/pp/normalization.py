@@ -36,6 +36,7 @@ import anndata as ad
 import numpy as np
 
 from .._core import keys
+from .._core.errors import InputError, MissingKeyError
 from ..graph.preprocess import log1p_layer, scaled
 from ._inputs import fit_cells, raw_layers, total_layers
 from ._pending import Pending
@@ -70,7 +71,7 @@ def size_factors_from_totals(
     Returns the size factors and the cell totals used.
     """
     if method not in _LOCATIONS:
-        raise ValueError(f"unknown size-factor method {method!r}: use one of {sorted(_LOCATIONS)}")
+        raise InputError(f"unknown size-factor method {method!r}: use one of {sorted(_LOCATIONS)}")
     total = np.asarray(totals, dtype=np.float64).copy()
     total[total == 0] = 1
     located = total if kept is None else total[np.asarray(kept, dtype=bool)]
@@ -314,7 +315,7 @@ def normalize(
         None if totals is None or size_factor_per_layer else TOTAL_SIZE_FACTOR
     )
     if shared not in (None, TOTAL_SIZE_FACTOR) and shared not in adata.obs:
-        raise KeyError(f"total_szfactor {shared!r} is not an obs column")
+        raise MissingKeyError(f"total_szfactor {shared!r} is not an obs column")
     if recalc_sz or missing or (shared == TOTAL_SIZE_FACTOR and shared not in adata.obs):
         pending.obs.update(
             size_factor_columns(
@@ -369,7 +370,9 @@ def log1p(
     layers = ["X"] if layers is None else list(layers)
     missing = [n for n in layers if n != "X" and n not in adata.layers]
     if missing:
-        raise KeyError(f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})")
+        raise MissingKeyError(
+            f"layer(s) {missing} not in adata.layers (present: {sorted(adata.layers)})"
+        )
     pending = Pending(uns={"pp": dict(adata.uns.get("pp", {}))})
     for name in layers:
         if name == "X":

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import pca as gpca
 from ..kernels.pca import pca_from_moments
 from ._inputs import fit_cells
@@ -41,7 +42,7 @@ def finish_pca(
     use[cover[rows[~valid]]] = False
     rows = rows[valid]
     if rows.size < 2:
-        raise ValueError(
+        raise InputError(
             f"only {rows.size} selected gene(s) have counts: PCA needs at least 2 "
             "(check the gene filters and that the layers hold counts)"
         )
@@ -113,7 +114,7 @@ def pca(
     uns['pca_mean'], uns['explained_variance_ratio_'], var['use_for_pca']
     """
     if X_data is not None:
-        raise ValueError("X_data is not supported: put the data in a layer and pass layer=")
+        raise InputError("X_data is not supported: put the data in a layer and pass layer=")
     pending = Pending()
     use = pending.column(adata, "var", keys.USE_FOR_PCA)
     use = np.ones(adata.n_vars, bool) if use is None else use.astype(bool)
@@ -147,7 +148,7 @@ def _source(adata: ad.AnnData, layer: str | None) -> tuple[Any, np.ndarray, bool
         return x_view(adata)
     key = keys.normalised_key(layer)
     if key not in adata.layers:
-        raise KeyError(
+        raise MissingKeyError(
             f"layer {key!r} not found: run dyn.pp.normalize first (layers: {sorted(adata.layers)})"
         )
     return adata.layers[key], np.ones(adata.n_obs), False

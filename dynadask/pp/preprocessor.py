@@ -16,9 +16,11 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
+from .._core.validate import sample_counts, unique_names
 from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
-from ._inputs import experiment_info, fit_cells, subset_cells
+from ._inputs import experiment_info, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
 from .gene_selection import select_from_moments, x_view
 from .normalization import normalized_layers, size_factor_columns
@@ -158,12 +160,15 @@ class Preprocessor:
         See :func:`recipe_monocle`.
         """
         if recipe not in RECIPES:
-            raise ValueError(f"recipe {recipe!r} is not available: use one of {sorted(RECIPES)}")
+            raise InputError(f"recipe {recipe!r} is not available: use one of {sorted(RECIPES)}")
         if adata.n_obs == 0 or adata.n_vars == 0:
-            raise ValueError(
+            raise InputError(
                 f"this AnnData has {adata.n_obs} cells and {adata.n_vars} genes: "
                 "preprocessing needs both (check how it was subset or loaded)"
             )
+        unique_names(adata)
+        for name, x in raw_layers(adata, "all").items():  # one row block each
+            sample_counts(x, "X" if name == "X" else f"layer {name!r}")
         RECIPES[recipe](self, adata, tkey, experiment_type)
 
     def preprocess_adata_monocle(
@@ -218,7 +223,7 @@ class Preprocessor:
         rule.pop("inplace", None)
         genes = GeneFilter(**rule).mask(qc) & chosen
         if not genes.any():
-            raise ValueError("no gene passes the gene filter: relax its thresholds (min_cell_*)")
+            raise InputError("no gene passes the gene filter: relax its thresholds (min_cell_*)")
         pending.var[keys.PASS_BASIC_FILTER] = genes
         return qc
 

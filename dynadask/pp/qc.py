@@ -9,6 +9,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..graph.preprocess import qc_sums
 from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
@@ -122,7 +123,7 @@ class CellFilter:
             else list(self.layer)
         )
         if not set(used) <= set(allowed):
-            raise ValueError(f"layer must be 'all' or among {allowed}, got {self.layer!r}")
+            raise InputError(f"layer must be 'all' or among {allowed}, got {self.layer!r}")
         keep = np.ones(qc.n_cells, dtype=bool)
         for name, (low, high) in self.ranges().items():
             if name in used and name in qc.names:
@@ -185,7 +186,7 @@ def as_mask(filter_bool, n: int, what: str) -> np.ndarray:
         return np.ones(n, dtype=bool)
     mask = np.asarray(filter_bool, dtype=bool).ravel()
     if mask.shape != (n,):
-        raise ValueError(f"filter_bool has {mask.size} values but there are {n} {what}")
+        raise InputError(f"filter_bool has {mask.size} values but there are {n} {what}")
     return mask
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._core import keys
+from .._core.errors import InputError
 from ..est.csc.dynamical import Dynamical
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
@@ -146,7 +147,7 @@ def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str
     runner = REGISTRY.get((experiment_type, model, est_method))
     if runner is None:
         known = [f"{m}/{e}" for (x, m, e) in REGISTRY if x == experiment_type]
-        raise ValueError(
+        raise InputError(
             f"no estimator for experiment_type={experiment_type!r}, "
             f"model={model!r}, est_method={est_method!r}: for this experiment use "
             f"model/est_method one of {known}"

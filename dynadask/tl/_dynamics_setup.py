@@ -13,6 +13,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import kinetics as gk
 
 EXPERIMENT_TYPES = ("conventional", "one-shot", "kin", "deg", "mix_std_stm")
@@ -46,7 +47,7 @@ def valid_genes(adata: ad.AnnData, filter_gene_mode: str) -> tuple[np.ndarray, s
     """Genes used for dynamics (dynamo's ``filter_gene_mode``) and the mode actually used."""
     modes = {"final": keys.USE_FOR_PCA, "basic": keys.PASS_BASIC_FILTER, "no": None}
     if filter_gene_mode not in modes:
-        raise ValueError(f"filter_gene_mode must be one of {list(modes)}, got {filter_gene_mode!r}")
+        raise InputError(f"filter_gene_mode must be one of {list(modes)}, got {filter_gene_mode!r}")
     order = list(modes)
     for mode in order[order.index(filter_gene_mode) :]:
         col = modes[mode]
@@ -55,7 +56,7 @@ def valid_genes(adata: ad.AnnData, filter_gene_mode: str) -> tuple[np.ndarray, s
         if col in adata.var:
             mask = np.asarray(adata.var[col], dtype=bool)
             if not mask.any():
-                raise ValueError(
+                raise InputError(
                     f"no gene has var[{col!r}] True: run the preprocessing again "
                     "or use filter_gene_mode='no'"
                 )
@@ -79,7 +80,7 @@ def detect_experiment(
     labelled = spl_lab or {"new", "total"} <= present or {"n", "t"} <= present
     splicing = spl_lab or {"spliced", "unspliced"} <= present or {"s", "u"} <= present
     if not labelled and not splicing:
-        raise ValueError(
+        raise InputError(
             "no expression layers for dynamics: need spliced/unspliced (or their "
             "moments M_s/M_u), new/total or uu/ul/su/sl layers"
         )
@@ -89,7 +90,7 @@ def detect_experiment(
     given = experiment_type or _none(pp.get("experiment_type"))
     given = ALIASES.get(given, given)
     if given is not None and given not in EXPERIMENT_TYPES:
-        raise ValueError(
+        raise InputError(
             f"experiment_type {given!r} is not supported: use one of {EXPERIMENT_TYPES}"
         )
     if labelled:
@@ -97,7 +98,7 @@ def detect_experiment(
     if given is None:
         given = "conventional" if not labelled else _infer_labelling(adata, tkey, family)
     if given != "conventional" and not labelled:
-        raise ValueError(
+        raise InputError(
             f"experiment_type {given!r} needs labelling layers (new/total or "
             "uu/ul/su/sl) but the AnnData has only splicing layers"
         )
@@ -114,14 +115,14 @@ def _check_time(adata: ad.AnnData, tkey: str | None) -> str:
     if tkey is None and "time" in adata.obs:
         tkey = "time"
     if tkey is None or tkey not in adata.obs:
-        raise ValueError(
+        raise MissingKeyError(
             f"labelling layers are present but the time column tkey={tkey!r} is "
             "not in adata.obs: pass tkey=<obs column with each cell's labelling "
             "time>"
         )
     t = np.asarray(adata.obs[tkey], dtype=np.float64)
     if not np.all(np.isfinite(t)):
-        raise ValueError(f"obs[{tkey!r}] has missing or infinite labelling times")
+        raise InputError(f"obs[{tkey!r}] has missing or infinite labelling times")
     if np.max(t) > 60:
         warnings.warn("labelling times above 60: hours are the recommended unit", stacklevel=4)
     return tkey
@@ -155,7 +156,7 @@ def group_codes(adata: ad.AnnData, group: str | None) -> tuple[np.ndarray, list[
     if group is None:
         return np.zeros(adata.n_obs, dtype=np.int64), ["_all_cells"]
     if group not in adata.obs:
-        raise ValueError(
+        raise MissingKeyError(
             f"group {group!r} is not a column of adata.obs (have {list(adata.obs.columns)})"
         )
     values = adata.obs[group].astype(str).to_numpy()
@@ -197,13 +198,13 @@ def data_layers(
         key = layer if use_smoothed else keys.NORMALISED[layer]
         if key not in adata.layers:
             fix = "run dyn.tl.moments(adata)" if use_smoothed else "run dyn.pp.recipe_monocle"
-            raise ValueError(f"layer {key!r} is missing: {fix} first")
+            raise MissingKeyError(f"layer {key!r} is missing: {fix} first")
         out[name] = adata.layers[key]
     sec = {}
     if second:
         for name, layer in SECOND[exp.family].items():
             if layer not in adata.layers:
-                raise ValueError(
+                raise MissingKeyError(
                     f"layer {layer!r} (second moments) is missing: run "
                     "dyn.tl.moments(adata) or use model='deterministic'"
                 )

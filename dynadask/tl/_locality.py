@@ -10,6 +10,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from .neighbors import embedding
 
 
@@ -69,7 +70,7 @@ def locality_order(
     if method == "graph":
         return _graph_order(adata)
     if method != "kdtree":
-        raise ValueError(f"unknown method {method!r}: use 'graph', 'kdtree' or 'auto'")
+        raise InputError(f"unknown method {method!r}: use 'graph', 'kdtree' or 'auto'")
     from sklearn.neighbors import KDTree  # heavy (about 2 s): only for this method
 
     x = embedding(adata, basis, n_components)
@@ -79,7 +80,7 @@ def locality_order(
 
 def _graph_order(adata: ad.AnnData) -> np.ndarray:
     if keys.CONNECTIVITIES not in adata.obsp:
-        raise ValueError(
+        raise MissingKeyError(
             "obsp['connectivities'] is missing: run dyn.tl.neighbors(adata) "
             "first or use method='kdtree'"
         )

@@ -14,7 +14,9 @@ import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from .._core.settings import get_chunk_policy
+from .._core.validate import enough_cells
 from ..graph import grid as gg
 from ..graph import pca as gpca
 from ..graph import transition as gt
@@ -152,6 +154,7 @@ def cell_velocities(
         kNN graph (run ``dyn.tl.neighbors``), unknown kernel option.
     """
     kernel = _kernel_options(method, kernel_kwargs, neg_cells_trick, correct_density, scale)
+    enough_cells(adata.n_obs, n_neighbors)
     opts = _Options(
         genes=_GeneChoice(transition_genes, enforce, min_r2, min_alpha, min_gamma, min_delta),
         n_pca_components=n_pca_components,
@@ -267,7 +270,7 @@ def _kernel_options(
 ) -> gt.KernelOptions:
     """Dynamo's kernel options (checked against ``method``) as the kernels' own options."""
     if method not in _KERNEL_DEFAULTS:
-        raise ValueError(f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
+        raise InputError(f"unknown method {method!r}: use one of {sorted(_KERNEL_DEFAULTS)}")
     allowed = _KERNEL_DEFAULTS[method]
     unknown = sorted(set(kernel_kwargs) - set(allowed))
     if unknown:
@@ -291,7 +294,7 @@ def _kernel_options(
 def _embedding(adata: ad.AnnData, name: str) -> Any:
     if name not in adata.obsm:
         have = [k for k in adata.obsm if k.startswith("X_")]
-        raise ValueError(
+        raise MissingKeyError(
             f"unknown basis: obsm[{name!r}] is missing (have {have}); run "
             "dyn.tl.reduceDimension(adata) for 'umap' or give an existing basis"
         )
@@ -303,19 +306,19 @@ def resolve_layers(adata: ad.AnnData, ekey: str | None, vkey: str | None) -> tup
     if vkey is None:
         vkey = next((k for k in (keys.VELOCITY_S, keys.VELOCITY_T) if k in adata.layers), None)
         if vkey is None:
-            raise ValueError(
+            raise MissingKeyError(
                 "no velocity layer (velocity_S / velocity_T) in adata.layers: "
                 "run dyn.tl.dynamics(adata) first"
             )
     elif vkey not in adata.layers:
-        raise ValueError(
+        raise MissingKeyError(
             f"velocity layer {vkey!r} is missing: run dyn.tl.dynamics(adata) "
             "first (or give an existing vkey)"
         )
     if ekey is None:
         ekey = {keys.VELOCITY_T: keys.M_T}.get(vkey, keys.M_S)
     if ekey not in adata.layers:
-        raise ValueError(
+        raise MissingKeyError(
             f"expression layer {ekey!r} is missing: run dyn.tl.moments(adata) "
             "first (or give an existing ekey)"
         )
@@ -343,7 +346,7 @@ def select_transition_genes(
         mask = adata.var_names.isin(list(genes))
     mask = mask & dyn_genes
     if not mask.any():
-        raise ValueError("none of the transition genes has velocities (var['use_for_dynamics'])")
+        raise InputError("none of the transition genes has velocities (var['use_for_dynamics'])")
     return mask
 
 
@@ -352,7 +355,7 @@ def _by_parameters(
 ) -> np.ndarray:
     param = _PARAMS.get(vkey.rsplit("_", 1)[-1], "gamma")
     if param not in adata.var:
-        raise ValueError(f"var[{param!r}] is missing: run dyn.tl.dynamics(adata) first")
+        raise MissingKeyError(f"var[{param!r}] is missing: run dyn.tl.dynamics(adata) first")
     r2 = adata.var.get(f"{param}_r2", pd.Series(1.0, index=adata.var_names))
     r2 = pd.to_numeric(r2, errors="coerce").fillna(-np.inf).to_numpy(float)
     value = pd.to_numeric(adata.var[param], errors="coerce").to_numpy(float)
@@ -375,7 +378,7 @@ def _by_parameters(
 def _gene_data(adata, ekey, vkey, X, V, opts: _Options) -> _GeneData:  # noqa: N803
     if X is not None and V is not None:
         if X.shape != V.shape:
-            raise ValueError(f"X {X.shape} and V {V.shape} must have the same shape")
+            raise InputError(f"X {X.shape} and V {V.shape} must have the same shape")
         return _GeneData(X, V)
     ekey, vkey = resolve_layers(adata, ekey, vkey)
     choice = opts.genes
@@ -385,7 +388,7 @@ def _gene_data(adata, ekey, vkey, X, V, opts: _Options) -> _GeneData:  # noqa: N
     finite = _finite_columns(v)
     mask[idx[~finite]] = False
     if mask.sum() == 0:
-        raise ValueError(f"no transition gene has finite {vkey}: check dyn.tl.dynamics")
+        raise InputError(f"no transition gene has finite {vkey}: check dyn.tl.dynamics")
     idx = np.flatnonzero(mask)
     return _GeneData(
         take_columns(adata.layers[ekey], idx), take_columns(adata.layers[vkey], idx), mask

@@ -13,6 +13,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute, share
+from .._core.errors import InputError, MissingKeyError
 from ..graph import embedding as ge
 from ..graph import neighbourhood as nb
 from ..graph.blocks import as_rows, sum_rows, take_columns
@@ -74,7 +75,7 @@ def cell_wise_confidence(
         Unknown method, missing layer (run ``dyn.tl.dynamics``) or missing kNN graph.
     """
     if method not in (*_PAIRWISE, "jaccard"):
-        raise ValueError(
+        raise InputError(
             f"unknown method {method!r}: use 'jaccard', 'cosine', 'correlation' or 'consensus'"
         )
     x, v = _layers(adata, X_data, V_data, ekey, vkey)
@@ -91,11 +92,11 @@ def cell_wise_confidence(
 def _layers(adata, x, v, ekey, vkey) -> tuple[Any, Any]:
     if v is None:
         if vkey not in adata.layers:
-            raise ValueError(f"layers[{vkey!r}] is missing: run dyn.tl.dynamics(adata) first")
+            raise MissingKeyError(f"layers[{vkey!r}] is missing: run dyn.tl.dynamics(adata) first")
         v = adata.layers[vkey]
     if x is None:
         if ekey not in adata.layers:
-            raise ValueError(f"layers[{ekey!r}] is missing: run dyn.tl.moments(adata) first")
+            raise MissingKeyError(f"layers[{ekey!r}] is missing: run dyn.tl.moments(adata) first")
         x = adata.layers[ekey]
     total = compute(sum_rows(_col_sums, v), desc="finite genes")[0]
     cols = np.flatnonzero(np.isfinite(total))
@@ -189,7 +190,7 @@ def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
     elif keys.CONNECTIVITIES in adata.obsp:
         present = adata.obsp[keys.CONNECTIVITIES]
     else:
-        raise ValueError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata)")
+        raise MissingKeyError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata)")
     if isinstance(present, da.Array):
         present = compute(present, desc="read connectivities")[0]
     return _two_step_jaccard(_binary(present), future)
@@ -265,7 +266,7 @@ def cross_boundary_direction(
     vname = vkey or keys.velocity_key(name[2:])
     for k in (name, vname):
         if k not in adata.obsm:
-            raise ValueError(
+            raise MissingKeyError(
                 f"obsm[{k!r}] is missing: run dyn.tl.cell_velocities(adata, basis={basis!r}) first"
             )
     labels = np.asarray(adata.obs[cluster_key].astype(str))

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..est.quantiles import extreme_thresholds
 from ..graph.blocks import sum_rows, take_columns
 from ..io import commit
@@ -67,7 +68,7 @@ def gene_wise_confidence(
     idx = _genes(adata, genes)
     for key in (ekey, vkey):
         if key not in adata.layers:
-            raise ValueError(f"layer {key!r} is missing: run dyn.tl.dynamics(adata) first")
+            raise MissingKeyError(f"layer {key!r} is missing: run dyn.tl.dynamics(adata) first")
     names = sorted({n for p in pairs for n in p})
     values = adata.obs[group].astype(str).to_numpy()
     codes = np.array([names.index(v) if v in names else -1 for v in values])
@@ -95,16 +96,16 @@ def _quantile(x: Any, codes: np.ndarray, n: int, q: float) -> np.ndarray:
 
 def _lineages(adata, group, lineage_dict) -> list[tuple[str, str]]:
     if group not in adata.obs:
-        raise ValueError(f"group {group!r} is not a column of adata.obs")
+        raise MissingKeyError(f"group {group!r} is not a column of adata.obs")
     if not lineage_dict:
-        raise ValueError("lineage_dict is required: {progenitor group: terminal group(s)}")
+        raise InputError("lineage_dict is required: {progenitor group: terminal group(s)}")
     present = set(adata.obs[group].astype(str))
     pairs = []
     for prog, matures in lineage_dict.items():
         for mature in [matures] if isinstance(matures, str) else list(matures):
             for name in (prog, mature):
                 if str(name) not in present:
-                    raise ValueError(f"{name!r} is not a value of adata.obs[{group!r}]")
+                    raise InputError(f"{name!r} is not a value of adata.obs[{group!r}]")
             pairs.append((str(prog), str(mature)))
     return pairs
 
@@ -113,7 +114,7 @@ def _genes(adata, genes) -> np.ndarray:
     if genes is not None:
         mask = adata.var_names.isin(list(genes))
         if not mask.any():
-            raise ValueError("none of the given genes are in adata.var_names")
+            raise InputError("none of the given genes are in adata.var_names")
         return np.flatnonzero(mask)
     if "use_for_dynamics" in adata.var:
         return np.flatnonzero(adata.var["use_for_dynamics"].to_numpy(dtype=bool))

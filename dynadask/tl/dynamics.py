@@ -8,6 +8,8 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core.errors import InputError
+from .._core.validate import unique_names, varied_time
 from ..io import commit
 from . import _dynamics_methods as dm
 from . import _dynamics_setup as ds
@@ -138,9 +140,12 @@ def dynamics(
         The settings used.
     """
     _check_legacy(legacy, cores)
+    unique_names(adata)
     adata = adata.copy() if copy else adata
     valid, mode = ds.valid_genes(adata, filter_gene_mode)
     exp = ds.detect_experiment(adata, tkey, experiment_type)
+    if exp.tkey is not None and exp.has_labeling:
+        varied_time(adata, exp.tkey, exp.experiment_type)
     model, est_method, runner = dm.resolve(exp.experiment_type, model, est_method)
     second = dm.needs_second_moments(model, est_method)
     _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group)
@@ -196,10 +201,10 @@ def _ensure_moments(adata, exp, use_smoothed, second, re_smooth, valid, group) -
 
 def _check_genes(adata: ad.AnnData, layers: dict, valid: np.ndarray) -> None:
     if valid.sum() == 0:
-        raise ValueError("no genes selected for dynamics: use filter_gene_mode='no'")
+        raise InputError("no genes selected for dynamics: use filter_gene_mode='no'")
     name = next(iter(layers))
     if min(adata.n_obs, valid.sum()) < 1:
-        raise ValueError(f"layer {name!r} has no cells or genes to estimate from")
+        raise InputError(f"layer {name!r} has no cells or genes to estimate from")
 
 
 def _settings(exp, mode, model, est_method, use_smoothed, group, t) -> dict:

@@ -13,6 +13,8 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute, share
+from .._core.errors import InputError, MissingKeyError
+from .._core.validate import enough_cells, unique_names
 from ..graph import moments as gm
 from ..graph import neighbors as gn
 from ..graph import neighbourhood as nb
@@ -109,10 +111,11 @@ def moments(
         ``use_mnn``.
     """
     if use_mnn:
-        raise ValueError(
+        raise InputError(
             "use_mnn=True is not available in dynadask: use the default kNN graph "
             "or pass your own graph as conn"
         )
+    unique_names(adata)
     adata = adata.copy() if copy else adata
     names = _layer_names(adata, layers)
     cols = _gene_columns(adata, genes)
@@ -163,7 +166,7 @@ def _layer_names(adata: ad.AnnData, layers: str | list[str]) -> list[str]:
         wanted = [keys.normalised_key(str(k)) for k in np.atleast_1d(layers)]
         missing = [k for k in wanted if k not in adata.layers]
         if missing:
-            raise ValueError(
+            raise MissingKeyError(
                 f"layer(s) {missing} missing (have {present}): run "
                 "dyn.pp.recipe_monocle(adata) or dyn.pp.normalize(adata) first"
             )
@@ -171,7 +174,7 @@ def _layer_names(adata: ad.AnnData, layers: str | list[str]) -> list[str]:
     for k in sorted(set(wanted) - set(known)):
         warnings.warn(f"layer {k} is not an expression layer dynamo smooths: skipped", stacklevel=3)
     if not known:
-        raise ValueError(
+        raise MissingKeyError(
             "no normalised expression layers (X_spliced, X_unspliced, X_new, "
             "X_total, …) in adata.layers: run dyn.pp.recipe_monocle(adata) first"
         )
@@ -184,15 +187,15 @@ def _gene_columns(adata: ad.AnnData, genes: Any) -> np.ndarray | None:
     arr = np.atleast_1d(np.asarray(genes))
     if arr.dtype == bool:
         if arr.size != adata.n_vars:
-            raise ValueError(f"genes mask has {arr.size} entries, adata has {adata.n_vars}")
+            raise InputError(f"genes mask has {arr.size} entries, adata has {adata.n_vars}")
         mask = arr
     else:
         mask = adata.var_names.isin(list(arr))
         unknown = sorted(set(arr.astype(str)) - set(adata.var_names))
         if unknown:
-            raise ValueError(f"{len(unknown)} genes not in adata.var_names: {unknown[:5]}")
+            raise MissingKeyError(f"{len(unknown)} genes not in adata.var_names: {unknown[:5]}")
     if not mask.any():
-        raise ValueError("no genes to smooth: the gene selection is empty")
+        raise InputError("no genes to smooth: the gene selection is empty")
     return None if mask.all() else np.flatnonzero(mask)
 
 
@@ -206,7 +209,7 @@ def resolve_groups(adata: ad.AnnData, group: str | bool | None) -> list[np.ndarr
     if group is False:
         return [np.arange(adata.n_obs)]
     if group not in adata.obs:
-        raise ValueError(
+        raise MissingKeyError(
             f"group {group!r} is not a column of adata.obs (have {list(adata.obs.columns)})"
         )
     codes = np.unique(adata.obs[group].astype(str).to_numpy(), return_inverse=True)[1]
@@ -239,7 +242,7 @@ def _weighted_graph(
 
 def _given_graph(adata: ad.AnnData, conn: Any) -> sparse.csr_matrix:
     if conn.shape != (adata.n_obs, adata.n_obs):
-        raise ValueError(
+        raise InputError(
             f"conn has shape {conn.shape}: it must be a square "
             f"({adata.n_obs}, {adata.n_obs}) cells x cells graph"
         )
@@ -250,7 +253,8 @@ def _given_graph(adata: ad.AnnData, conn: Any) -> sparse.csr_matrix:
 
 def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
     n = adata.n_obs
-    k = min(k, n - 1) if n > 1 else 1
+    if len(groups) == 1:  # a group smaller than k gets all of its cells
+        enough_cells(n, k)
     if len(groups) == 1 and X_data is None and _may_store_graph(adata, n_pcs):
         # the graph later steps use (dynamo leaves it after reduceDimension): one search
         neighbors(adata, n_pca_components=n_pcs, n_neighbors=k)
@@ -262,7 +266,7 @@ def _neighbour_lists(adata, X_data, groups, n_pcs, k):  # noqa: N803
             X_data.compute() if isinstance(X_data, da.Array) else X_data, dtype=np.float32
         )
         if x.shape[0] != n:
-            raise ValueError(f"X_data has {x.shape[0]} rows but adata has {n} cells")
+            raise InputError(f"X_data has {x.shape[0]} rows but adata has {n} cells")
     else:
         x = embedding(adata, "pca", n_pcs)
     if len(groups) == 1:

@@ -11,6 +11,8 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
+from .._core.validate import enough_cells, unique_names
 from ..graph import neighbors as gn
 from ..graph import neighbourhood as nb
 from ..io import commit, store_path
@@ -34,7 +36,7 @@ def embedding(adata: ad.AnnData, basis: str | None, n_dims: int | None = None) -
         When the embedding is missing (with the step that makes it) or not 2-D.
     """
     if basis is None or basis == "X":
-        raise ValueError(
+        raise InputError(
             "dynadask searches neighbours in an embedding: give basis='pca' "
             "(or another obsm['X_<basis>']) or pass X_data"
         )
@@ -45,7 +47,7 @@ def embedding(adata: ad.AnnData, basis: str | None, n_dims: int | None = None) -
             if name == keys.X_PCA
             else "compute that embedding first or give an existing basis"
         )
-        raise ValueError(f"obsm[{name!r}] is missing: {fix}")
+        raise MissingKeyError(f"obsm[{name!r}] is missing: {fix}")
     x = adata.obsm[name]
     x = x[:, :n_dims] if n_dims is not None else x
     return _as_matrix(x, name)
@@ -56,9 +58,9 @@ def _as_matrix(x: Any, name: str) -> np.ndarray:
         x = compute(x, desc=f"read {name}")[0]
     x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"{name} must be a cells x dimensions matrix, got shape {x.shape}")
+        raise InputError(f"{name} must be a cells x dimensions matrix, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} has NaN or infinite values: recompute it")
+        raise InputError(f"{name} has NaN or infinite values: recompute it")
     return x
 
 
@@ -157,6 +159,7 @@ def neighbors(
         )
     if layer is not None and X_data is None and basis is None:
         embedding(adata, None)
+    unique_names(adata)
     x = _search_space(adata, X_data, basis)
     _check_counts(x.shape[0], n_neighbors)
     idx, dist = search(
@@ -189,15 +192,16 @@ def _search_space(adata: ad.AnnData, X_data: Any, basis: str | None) -> np.ndarr
         return embedding(adata, basis)
     x = _as_matrix(X_data, "X_data")
     if x.shape[0] != adata.n_obs:
-        raise ValueError(f"X_data has {x.shape[0]} rows but adata has {adata.n_obs} cells")
+        raise InputError(f"X_data has {x.shape[0]} rows but adata has {adata.n_obs} cells")
     return x
 
 
 def _check_counts(n_cells: int, n_neighbors: int) -> None:
     if n_cells < 2:
-        raise ValueError(f"a kNN graph needs at least 2 cells, got {n_cells}")
+        raise InputError(f"a kNN graph needs at least 2 cells, got {n_cells}")
     if n_neighbors < 2:
-        raise ValueError(f"n_neighbors counts the cell itself and must be >= 2, got {n_neighbors}")
+        raise InputError(f"n_neighbors counts the cell itself and must be >= 2, got {n_neighbors}")
+    enough_cells(n_cells, n_neighbors)
 
 
 def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> np.ndarray:
@@ -221,7 +225,7 @@ def neighbour_indices(adata: ad.AnnData, prefix: str, adj_key: str, k: int) -> n
     if adj_key not in adata.obsp:  # made on demand, as dynamo does
         neighbors(adata, result_prefix=prefix)
         if adj_key not in adata.obsp:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no kNN graph: obsp[{adj_key!r}] is missing and dyn.tl.neighbors(adata, "
                 f"result_prefix={prefix!r}) does not write it: give adj_key="
                 f"'{neighbor_keys(prefix)[1]}' or compute that graph first"

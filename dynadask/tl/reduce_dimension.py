@@ -10,6 +10,8 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
+from .._core.validate import enough_cells
 from ..graph import embedding as ge
 from ..graph import pca as gpca
 from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
@@ -126,7 +128,7 @@ def reduceDimension(  # noqa: N802 - dynamo's name
         )
     adata = adata.copy() if copy else adata
     if reduction_method != "umap":
-        raise ValueError(
+        raise InputError(
             f"reduction_method {reduction_method!r} is not available: dynadask embeds with 'umap'"
         )
     key = embedding_key or (f"{layer}_umap" if layer else "X_umap")
@@ -138,6 +140,7 @@ def reduceDimension(  # noqa: N802 - dynamo's name
             if X_data is not None
             else _input(adata, genes, layer, basis, dims, n_pca_components)
         )
+        enough_cells(int(x.shape[0]), n_neighbors)
         umap_kwargs = umap_options(n_components, n_neighbors, kwargs)
         emb, fit = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
         fit["n_pca_components"] = int(x.shape[1])
@@ -151,7 +154,7 @@ def umap_options(n_components: int, n_neighbors: int, kwargs: dict[str, Any]) ->
     """UMAP settings as dynamo sets them, updated with ``kwargs``."""
     unknown = sorted(set(kwargs) - set(UMAP_DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown UMAP option(s) {unknown}: use {sorted(UMAP_DEFAULTS)}")
+        raise InputError(f"unknown UMAP option(s) {unknown}: use {sorted(UMAP_DEFAULTS)}")
     return {**UMAP_DEFAULTS, **kwargs, "n_components": n_components, "n_neighbors": n_neighbors}
 
 
@@ -168,15 +171,15 @@ def _input(adata, genes, layer, basis, dims, n_pcs) -> Any:
     prefix = f"{layer}_" if layer else "X_"
     name = basis if basis is None or basis.startswith(prefix) else prefix + basis
     if name != prefix + "pca":
-        raise ValueError(f"unknown basis {basis!r}: reduceDimension embeds from 'pca'")
+        raise InputError(f"unknown basis {basis!r}: reduceDimension embeds from 'pca'")
     if name not in adata.obsm:
-        raise ValueError(
+        raise MissingKeyError(
             f"obsm[{name!r}] is missing: run dyn.pp.pca(adata) (or dyn.pp.recipe_monocle) first"
         )
     x = adata.obsm[name]
     need = max(max(dims) + 1, n_pcs) if dims is not None else n_pcs
     if x.shape[1] < need:
-        raise ValueError(
+        raise InputError(
             f"obsm[{name!r}] has {x.shape[1]} components, {need} needed: rerun "
             f"dyn.pp.pca with n_pca_components={need}"
         )
@@ -186,7 +189,7 @@ def _input(adata, genes, layer, basis, dims, n_pcs) -> Any:
 def _gene_pca(adata, genes, layer, n_pcs) -> Any:
     mask = adata.var_names.isin(list(genes))
     if not mask.any():
-        raise ValueError("none of the genes is in adata.var_names")
+        raise InputError("none of the genes is in adata.var_names")
     x = (adata.X if layer is None else adata.layers[layer])[:, np.flatnonzero(mask)]
     mean, comps, _, _ = gpca.fit(x, min(n_pcs, int(mask.sum()) - 1), log=False)
     return gpca.project(x, None, None, mean, comps, log=False, dtype=np.float64)
@@ -213,7 +216,7 @@ def _embed(x: Any, umap_kwargs: dict, max_fit: int | None, n_fit: int) -> tuple[
 def rebuild_umap(adata: ad.AnnData) -> tuple[Any, Any]:
     """Refit the UMAP model recorded in ``uns['umap_fit']`` (deterministic: same seed)."""
     if "umap_fit" not in adata.uns or "X_fit" not in adata.uns["umap_fit"]:
-        raise ValueError(
+        raise MissingKeyError(
             "uns['umap_fit'] is missing: run dyn.tl.reduceDimension(adata, enforce=True) first"
         )
     fit = adata.uns["umap_fit"]
@@ -242,7 +245,7 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
     model, fit = rebuild_umap(adata)
     vkey = vkey or keys.VELOCITY_S
     if vkey not in adata.layers or "PCs" not in adata.uns:
-        raise ValueError(
+        raise InputError(
             f"layers[{vkey!r}] and uns['PCs'] are needed: run dyn.pp.pca and dyn.tl.dynamics first"
         )
     genes = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(bool))
