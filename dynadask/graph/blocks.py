@@ -242,6 +242,17 @@ def row_pieces(rows: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.
     ]
 
 
+def row_sources(x: da.Array, rows: np.ndarray) -> tuple[list[np.ndarray], list[Any]]:
+    """The row blocks of ``x`` that hold ``rows`` (sorted), and the rows' positions in each.
+
+    Returns the positions and the blocks as delayed objects, for a task that gathers the rows
+    itself (:func:`take_gathered`) among other work, so the gathered rows never outlive it.
+    """
+    blocks = x.to_delayed().ravel()
+    parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
+    return [p for _, p in parts], [blocks[c] for c, _ in parts]
+
+
 def gather_rows(
     x: da.Array, rows: np.ndarray, cols: np.ndarray | None = None, dtype: Any = np.float64
 ) -> Any:
@@ -252,13 +263,17 @@ def gather_rows(
     are read once per compute. Every call makes a new key, so a gather made for one compute
     is never resubmitted by another.
     """
-    blocks = x.to_delayed().ravel()
-    parts = row_pieces(np.asarray(rows, dtype=np.int64), x.chunks[0])
-    return dask.delayed(_gather, pure=False)(
-        cols, dtype, [p for _, p in parts], *[blocks[c] for c, _ in parts]
-    )
+    positions, blocks = row_sources(x, rows)
+    return dask.delayed(_gather, pure=False)(cols, dtype, positions, *blocks)
+
+
+def take_gathered(
+    cols: np.ndarray | None, dtype: Any, positions: list[np.ndarray], blocks: list[Any]
+) -> Any:
+    """Inside a task: the rows at ``positions`` of each block, stacked (see :func:`row_sources`)."""
+    pieces = [km.take_rows(b, p, cols, dtype) for b, p in zip(blocks, positions, strict=True)]
+    return km.stack_rows(pieces)
 
 
 def _gather(cols: np.ndarray | None, dtype: Any, positions: list[np.ndarray], *blocks: Any) -> Any:
-    pieces = [km.take_rows(b, p, cols, dtype) for b, p in zip(blocks, positions, strict=True)]
-    return km.stack_rows(pieces)
+    return take_gathered(cols, dtype, positions, list(blocks))

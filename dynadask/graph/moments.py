@@ -1,11 +1,13 @@
 """Dask graphs for graph-smoothed moments, row block by row block.
 
 For each output row block the smoothing graph's rows say which cells the block averages
-over (:func:`dynadask.graph.neighbourhood.plan_blocks`); only those rows are gathered from
-the chunks of each layer that hold them (one small take per touched chunk), then multiplied
-by the block of the graph. Output blocks follow the row chunks of the first input. No
-cells x cells matrix is ever dense, and no task holds more than one block of output plus the
-rows it gathered.
+over (:func:`dynadask.graph.neighbourhood.plan_blocks`). One task per block and output
+receives the row chunks that hold those rows and takes from them, a few graph rows at a time,
+only the rows each step uses (:class:`dynadask.kernels.moments.Pieces`): no gathered matrix
+is ever built or kept between tasks, so a scheduler running tasks ahead cannot pile gathered
+rows up. What a worker holds is the chunks still wanted by a block to come and the output
+blocks not yet written. Output blocks follow the row chunks of the first input. No cells x
+cells matrix is ever dense.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from scipy import sparse
 from .._core.compute import share
 from ..kernels import moments as km
 from . import neighbourhood as nb
-from .blocks import as_rows
+from .blocks import as_rows, row_sources
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,26 @@ def smooth_inputs(
     xs = {name: as_rows(inp.array) for name, inp in inputs.items()}
     chunks = next(iter(xs.values())).chunks[0]
     out: dict[str, list] = {name: [] for name in jobs}
-    used = {n for ab in jobs.values() for n in ab if n is not None}
+    used = sorted({n for ab in jobs.values() for n in ab if n is not None})
     conn = sparse.csr_matrix(conn)
     for plan in nb.plan_blocks(conn, chunks):
         # each block's re-indexed graph rows go to the workers, one block at a time
         (local,) = share([nb.local_graph(conn, plan)])
-        # gathered in the stored type (float32 on a store): the kernel sums in float64
-        got = {n: nb.gather(xs[n], plan, inputs[n].cols, None) for n in used}
+        sources = {n: row_sources(xs[n], plan.cells) for n in used}
         for name, (a, b) in jobs.items():
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]
-            task = dask.delayed(km.smooth, pure=True)(local, got[a], got.get(b), inp.cols, width)
-            out[name].append(
-                da.from_delayed(task, shape=(plan.stop - plan.start, width), dtype=np.float32)
+            src_b = None if b is None else sources[b]
+            task = dask.delayed(_smooth_block, pure=False)(
+                local, sources[a], src_b, inp.cols, width
             )
+            shape = (plan.stop - plan.start, width)
+            out[name].append(da.from_delayed(task, shape=shape, dtype=np.float32))
     return {name: da.concatenate(parts, axis=0) for name, parts in out.items()}
+
+
+def _smooth_block(local: sparse.csr_matrix, a: tuple, b: tuple | None, cols: Any, width: int):
+    """One moment of one block, taking rows from the chunks (``row_sources`` pairs) by step."""
+    x = km.Pieces(a[1], a[0], cols)
+    y = None if b is None else km.Pieces(b[1], b[0], cols)
+    return km.smooth(local, x, y, cols, width)

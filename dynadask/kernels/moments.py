@@ -8,6 +8,7 @@ product runs on those gathered rows alone. Sums are accumulated in float64.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,36 @@ def stack_rows(pieces: list[Any]) -> Any:
     return np.vstack(pieces)
 
 
+@dataclass(frozen=True)
+class Pieces:
+    """Rows of a layer spread over row blocks, taken on demand (never stacked whole).
+
+    Row ``r`` of the (virtual) gathered matrix is row ``positions[k][r - start_k]`` of
+    ``blocks[k]``, the pieces following one another; ``cols`` picks genes.
+    """
+
+    blocks: list[Any]
+    positions: list[np.ndarray]
+    cols: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Rows of all pieces, and columns."""
+        width = self.blocks[0].shape[1] if self.cols is None else self.cols.size
+        return sum(p.size for p in self.positions), width
+
+    def take(self, rows: np.ndarray) -> Any:
+        """Gathered rows ``rows`` (sorted), float64: CSR when the blocks are sparse."""
+        bounds = np.cumsum([0] + [p.size for p in self.positions])
+        cut = np.searchsorted(rows, bounds)
+        parts = [
+            take_rows(b, p[rows[cut[k] : cut[k + 1]] - bounds[k]], self.cols)
+            for k, (b, p) in enumerate(zip(self.blocks, self.positions, strict=True))
+            if cut[k + 1] > cut[k]
+        ]
+        return stack_rows(parts)
+
+
 def smooth(
     local: sparse.csr_matrix,
     x: Any,
@@ -104,8 +135,8 @@ def smooth(
     local
         ``n_rows x m`` graph block re-indexed onto the gathered rows (see :func:`local_rows`).
     x, y
-        ``m x g`` gathered rows (CSR or dense, any float type) of one or two layers, same
-        genes. Products and sums are computed in float64.
+        ``m x g`` gathered rows (CSR or dense, any float type, or :class:`Pieces` taken step
+        by step) of one or two layers, same genes. Products and sums are computed in float64.
     cols
         Positions of the ``g`` genes among ``n_vars`` output columns (all when ``None``).
     n_vars
@@ -130,9 +161,9 @@ def smooth(
 
 def _weighted_sum(part: sparse.csr_matrix, x: Any, y: Any, used: np.ndarray) -> np.ndarray:
     """``part @ x[used]`` (or ``@ (x * y)[used]``) in float64, as a dense array."""
-    xs = take_rows(x, used)
+    xs = _rows(x, used)
     if y is not None:
-        ys = take_rows(y, used)
+        ys = _rows(y, used)
         xs = (
             xs.multiply(ys)
             if sparse.issparse(xs)
@@ -140,3 +171,7 @@ def _weighted_sum(part: sparse.csr_matrix, x: Any, y: Any, used: np.ndarray) -> 
         )
     prod = sparse.csr_matrix(part, dtype=np.float64) @ xs
     return prod.toarray() if sparse.issparse(prod) else np.asarray(prod)
+
+
+def _rows(x: Any, rows: np.ndarray) -> Any:
+    return x.take(rows) if isinstance(x, Pieces) else take_rows(x, rows)
