@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib as mpl
 import pytest
 
@@ -88,3 +90,17 @@ def test_notebooks_call_only_what_exists():
             for part in dotted.split("."):
                 obj = getattr(obj, part)
             assert callable(obj), dotted
+
+
+def test_io_imports_no_analysis_layer():
+    """io/ sits below pp/tl/vf/pl: no import of them, not even inside a function."""
+    import ast
+
+    root = Path(dyn.__file__).parent
+    above = {"pp", "tl", "vf", "pl", "pd", "mv", "ext", "sim", "est", "pipeline", "cli"}
+    for path in sorted((root / "io").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                for name in names:
+                    assert name.split(".")[0] not in above, f"{path.name} imports {name}"

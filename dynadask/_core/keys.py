@@ -13,6 +13,8 @@ STAGES = "stages"
 ORIGINAL_ROW = "dynadask_original_row"
 REORDER = "reorder"
 ORDER_ID = "order_id"
+# fitted-model records (``_core/model.py``): uns['dynadask_models'][<output key>]
+MODELS = "dynadask_models"
 
 # expression layers of a splicing experiment
 SPLICED = "spliced"

@@ -51,6 +51,29 @@ def fit_umap(x_fit: np.ndarray, umap_kwargs: dict[str, Any]) -> Any:
     return model
 
 
+def load_umap(umap_kwargs: dict[str, Any], x_fit: np.ndarray, embedding: np.ndarray) -> Any:
+    """A fitted UMAP model rebuilt from its inputs and its stored layout, without refitting it.
+
+    umap-learn's ``transform`` needs the fit inputs, their neighbour-search structures and
+    the fitted layout. The structures are rebuilt from ``x_fit`` with the recorded settings
+    (exact distances below 4,096 fit cells, else the NN-descent index, seeded by
+    ``random_state``: the same structures as the original fit) by a fit that starts from
+    ``embedding`` and runs no optimisation epoch; the layout is then ``embedding`` itself.
+    ``transform`` of the result equals that of the originally fitted model.
+    """
+    import umap
+
+    layout = np.ascontiguousarray(embedding, dtype=np.float32)
+    args = {**umap_kwargs, "n_epochs": 0, "init": layout}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = umap.UMAP(**args).fit(np.asarray(x_fit, dtype=np.float32))
+    model.n_epochs = umap_kwargs.get("n_epochs")  # transform runs n_epochs // 3 epochs
+    model.init = umap_kwargs.get("init", "spectral")
+    model.embedding_ = layout
+    return model
+
+
 TRANSFORM_ROWS = 20_000
 
 
@@ -75,7 +98,7 @@ def transform_rows(x: Any, model: Any, fit_idx: np.ndarray, rows: int = TRANSFOR
     starts = np.cumsum((0,) + xr.chunks[0][:-1])
     blocks = [
         da.from_delayed(
-            dask.delayed(_transform_block)(b, pos[s : s + c], model_d, emb_d),
+            dask.delayed(transform_block)(b, pos[s : s + c], model_d, emb_d),
             shape=(c, n_dim),
             dtype=np.float32,
         )
@@ -84,7 +107,8 @@ def transform_rows(x: Any, model: Any, fit_idx: np.ndarray, rows: int = TRANSFOR
     return da.concatenate(blocks, axis=0)
 
 
-def _transform_block(x: Any, pos: np.ndarray, model: Any, emb_fit: np.ndarray) -> np.ndarray:
+def transform_block(x: Any, pos: np.ndarray, model: Any, emb_fit: np.ndarray) -> np.ndarray:
+    """Embed one block: rows with ``pos >= 0`` take ``emb_fit[pos]``, the others ``transform``."""
     x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
     out = np.empty((x.shape[0], emb_fit.shape[1]), dtype=np.float32)
     fitted = pos >= 0

@@ -1,8 +1,9 @@
 """Graph builders of exact PCA over row blocks: one moments pass, then a lazy projection.
 
 The one PCA path of the package: ``dyn.pp.pca`` (``log1p(x / s)`` of counts on the selected
-genes), the velocity PCA of ``dyn.tl.cell_velocities`` and the gene PCA of
-``dyn.tl.reduceDimension`` (expression used as it is, ``size_factors=None``) all sum
+genes), the velocity PCA of ``dyn.tl.cell_velocities``, the gene PCA of
+``dyn.tl.reduceDimension`` (expression used as it is, ``size_factors=None``) and the
+future-state SVD of ``dyn.tl.cell_wise_confidence`` (``centre=False``) all sum
 :func:`dynadask.kernels.pca.cross_moments` over row blocks, solve with
 :func:`dynadask.kernels.pca.pca_from_moments` and project block by block.
 """
@@ -61,8 +62,11 @@ def fit(
     size_factors: np.ndarray | None = None,
     genes: np.ndarray | None = None,
     log: bool = True,
+    centre: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Exact PCA of ``log1p(x / s)[:, genes]`` from one pass over row blocks (computed).
+
+    ``centre=False`` gives the axes of the uncentred data (a truncated SVD), ``mean`` zero.
 
     Returns
     -------
@@ -72,7 +76,7 @@ def fit(
         :func:`dynadask.kernels.pca.pca_from_moments`.
     """
     m = compute(cross_moments(x, size_factors, genes, log=log), desc="PCA statistics")[0]
-    return kpca.pca_from_moments(m["n"][0], m["sum"], m["gram"], n_components)
+    return kpca.pca_from_moments(m["n"][0], m["sum"], m["gram"], n_components, centre)
 
 
 def project(

@@ -3,7 +3,7 @@
 Every neighbourhood step gathers each row chunk's kNN neighbour rows; in a store whose
 rows are in random order (donor, batch or file order) every chunk's neighbourhoods touch
 every other chunk. :func:`reorder` rewrites every cell-indexed element of a store in a
-locality order (:func:`dynadask.tl.locality_order`) in one streaming pass, records each
+locality order (:mod:`dynadask.graph.locality`) in one streaming pass, records each
 cell's original row in ``obs['dynadask_original_row']``, and :func:`original_order` (or
 ``dyn.io.open(path, order='original')``) gives the data back in the user's order, lazily.
 """
@@ -25,6 +25,7 @@ from .._core import keys
 from .._core.compute import compute, share
 from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
+from ..graph import locality as gl
 from ..graph import reorder as gr
 from ..graph.blocks import take_columns
 from ..kernels import reorder as kr
@@ -61,7 +62,8 @@ def reorder(
         A store path, a store-backed AnnData, or an in-memory AnnData.
     order
         The new order: row ``r`` of the result holds the current row ``order[r]``. By
-        default :func:`dynadask.tl.locality_order` with ``method`` and ``basis``.
+        default :func:`dynadask.graph.locality.locality_order` with ``method`` and
+        ``basis`` (the order :func:`dynadask.tl.locality_order` gives).
     method
         Order method when ``order`` is not given: ``'graph'`` (reverse Cuthill-McKee on
         ``obsp['connectivities']``), ``'kdtree'`` (leaf order of a k-d tree on
@@ -285,12 +287,9 @@ def _reorder_store(path: Path, order: np.ndarray | None, method: str, basis: str
 def _the_order(adata: ad.AnnData, order: Any, method: str, basis: str) -> tuple[np.ndarray, str]:
     """The order to apply and how it was made (``'given'``, ``'graph'`` or ``'kdtree'``)."""
     if order is None:
-        # tl imports io: a module-level import would be circular (and io sits below tl)
-        from ..tl import locality_order
-
-        if method == "auto":
-            method = "graph" if keys.CONNECTIVITIES in adata.obsp else "kdtree"
-        order = locality_order(adata, basis, method=method)
+        graph = adata.obsp[keys.CONNECTIVITIES] if keys.CONNECTIVITIES in adata.obsp else None
+        method = gl.resolve(method, graph is not None)
+        order = gl.locality_order(graph, lambda: _embedding(adata, basis), method)
     else:
         method = "given"
     order = np.asarray(order)
@@ -298,6 +297,20 @@ def _the_order(adata: ad.AnnData, order: Any, method: str, basis: str) -> tuple[
         raise InputError(f"order has shape {order.shape} but adata has {adata.n_obs} cells")
     kr.inverse(order)  # raises if it is not a permutation
     return order.astype(np.int64), method
+
+
+def _embedding(adata: ad.AnnData, basis: str) -> np.ndarray:
+    """``obsm['X_<basis>']`` in memory (float32), for the k-d tree order."""
+    name = keys.basis_key(basis)
+    if name not in adata.obsm:
+        raise ValueError(
+            f"obsm[{name!r}] is missing: run dyn.tl.neighbors (graph order) or dyn.pp.pca "
+            "first, or pass order="
+        )
+    x = adata.obsm[name]
+    if isinstance(x, da.Array):
+        x = compute(x, desc=f"read {name}")[0]
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
 
 
 def _with_original_rows(obs: pd.DataFrame) -> pd.DataFrame:

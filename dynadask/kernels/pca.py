@@ -69,7 +69,7 @@ def cross_moments(
 
 
 def pca_from_moments(
-    n: float, total: np.ndarray, gram: np.ndarray, n_components: int
+    n: float, total: np.ndarray, gram: np.ndarray, n_components: int, centre: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Principal axes from summed moments (exact PCA of the centred data).
 
@@ -81,6 +81,9 @@ def pca_from_moments(
         Per-gene sums and the genes x genes cross-product summed over cells.
     n_components
         Number of axes to keep (at most the number of genes).
+    centre
+        Centre the data (PCA); ``False`` gives the axes of the uncentred second moments
+        (a truncated SVD of the data) and a zero ``mean``.
 
     Returns
     -------
@@ -89,7 +92,7 @@ def pca_from_moments(
         (k, population variance of each component) and ``explained_variance_ratio`` (k).
         The sign of each axis is fixed so that its largest-magnitude loading is positive.
     """
-    mean = total / n
+    mean = total / n if centre else np.zeros_like(total, dtype=np.float64)
     cov = gram / n - np.outer(mean, mean)
     cov = (cov + cov.T) / 2
     g = cov.shape[0]

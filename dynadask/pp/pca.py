@@ -11,6 +11,7 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
+from .._core.model import ModelRecord, with_record
 from ..graph import pca as gpca
 from ..kernels.pca import pca_from_moments
 from ._inputs import fit_cells
@@ -27,11 +28,14 @@ def finish_pca(
     n_pca_components: int = 30,
     pca_key: str = keys.X_PCA,
     pcs_key: str = "PCs",
+    layer: str | None = None,
 ) -> None:
     """PCA from the moments over ``genes``; drops genes without counts from ``use_for_pca``.
 
     ``moments`` (``n``, ``sum``, ``gram``) are over the genes ``moments['genes']`` (indices
-    into var), which may be a superset of the selected genes.
+    into var), which may be a superset of the selected genes. ``source`` is read from X
+    (``layer=None``) or from ``layers['X_<layer>']``. Besides dynamo's keys, the fitted-model
+    record ``uns['dynadask_models'][pca_key]`` (kind ``'pca'``) is written.
     """
     use = np.asarray(pending.column(adata, "var", keys.USE_FOR_PCA), dtype=bool)
     cover = np.asarray(moments["genes"])
@@ -54,6 +58,36 @@ def finish_pca(
     pending.obsm[pca_key] = gpca.project(counts, sf, cover[rows], mean, comps, log=log)
     pending.var[keys.USE_FOR_PCA] = use
     pending.uns.update({pcs_key: comps, "pca_mean": mean, "explained_variance_ratio_": ratio})
+    record = _record(adata, pending, pca_key, pcs_key, cover[rows], float(moments["n"][0]), layer)
+    pending.uns[keys.MODELS] = with_record(
+        pending.uns if keys.MODELS in pending.uns else adata.uns, record
+    )
+
+
+def _record(adata, pending, pca_key, pcs_key, genes, n_fit, layer) -> ModelRecord:
+    """The fitted-model record of a PCA: its genes, inputs and the cells it saw."""
+    if layer is None:
+        pp = pending.uns.get("pp", adata.uns.get("pp", {}))
+        inputs, sf_key = "X", ("Size_Factor" if pp.get("X_normalized") else None)
+        log = pp.get("X_norm_method") == "log1p"
+    else:
+        inputs, sf_key, log = f"layers/{keys.normalised_key(layer)}", None, False
+    n_fit = int(round(n_fit))
+    return ModelRecord(
+        name=pca_key,
+        kind="pca",
+        inputs=inputs,
+        n_obs=adata.n_obs,
+        n_fit=n_fit,
+        cells="all" if n_fit == adata.n_obs else f"obs:{keys.PASS_BASIC_FILTER}",
+        params={"log": bool(log), "size_factors": sf_key},
+        arrays={
+            "components": pcs_key,
+            "mean": "pca_mean",
+            "explained_variance_ratio": "explained_variance_ratio_",
+        },
+        data={"genes": np.asarray(genes, dtype=np.int64)},
+    )
 
 
 def pca(
@@ -111,7 +145,8 @@ def pca(
     Writes
     ------
     obsm[pca_key] (float32), uns[pcs_key] (genes in use x components, var order),
-    uns['pca_mean'], uns['explained_variance_ratio_'], var['use_for_pca']
+    uns['pca_mean'], uns['explained_variance_ratio_'], var['use_for_pca'],
+    uns['dynadask_models'][pca_key] (the fitted-model record, kind ``'pca'``)
     """
     if X_data is not None:
         raise InputError("X_data is not supported: put the data in a layer and pass layer=")
@@ -134,6 +169,7 @@ def pca(
         n_pca_components=n_pca_components,
         pca_key=pca_key,
         pcs_key=pcs_key,
+        layer=None if layer in (None, "X") else layer,
     )
     if use_incremental_PCA or return_all:
         warnings.warn(

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import anndata as ad
-import dask.array as da
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from .._core import keys
-from .._core.compute import compute
-from .._core.errors import InputError, MissingKeyError
+from ..graph import locality as gl
 from .neighbors import embedding
 
 
@@ -23,6 +19,9 @@ def locality_order(
     leaf_size: int = 64,
 ) -> np.ndarray:
     """Return a permutation of the cells under which nearby cells get nearby row numbers.
+
+    The order is computed by :mod:`dynadask.graph.locality` (also used by
+    :func:`dynadask.io.reorder`).
 
     With the cells stored in such an order, each row chunk's kNN neighbourhoods lie in few
     other chunks: :func:`dynadask.tl.moments` (and every step that gathers neighbour rows)
@@ -65,27 +64,7 @@ def locality_order(
         When the embedding is missing (run ``dyn.pp.pca``), the graph is missing for
         ``'graph'`` (run ``dyn.tl.neighbors``), or the method is unknown.
     """
-    if method == "auto":
-        method = "graph" if keys.CONNECTIVITIES in adata.obsp else "kdtree"
-    if method == "graph":
-        return _graph_order(adata)
-    if method != "kdtree":
-        raise InputError(f"unknown method {method!r}: use 'graph', 'kdtree' or 'auto'")
-    from sklearn.neighbors import KDTree  # heavy (about 2 s): only for this method
-
-    x = embedding(adata, basis, n_components)
-    tree = KDTree(x, leaf_size=leaf_size)
-    return np.asarray(tree.get_arrays()[1], dtype=np.int64)
-
-
-def _graph_order(adata: ad.AnnData) -> np.ndarray:
-    if keys.CONNECTIVITIES not in adata.obsp:
-        raise MissingKeyError(
-            "obsp['connectivities'] is missing: run dyn.tl.neighbors(adata) "
-            "first or use method='kdtree'"
-        )
-    g = adata.obsp[keys.CONNECTIVITIES]
-    if isinstance(g, da.Array):
-        g = compute(g, desc="read kNN graph")[0]
-    g = sparse.csr_matrix(g)
-    return np.asarray(reverse_cuthill_mckee(g, symmetric_mode=False), dtype=np.int64)
+    graph = adata.obsp[keys.CONNECTIVITIES] if keys.CONNECTIVITIES in adata.obsp else None
+    return gl.locality_order(
+        graph, lambda: embedding(adata, basis, n_components), method, leaf_size
+    )

@@ -16,7 +16,8 @@ from .._core.compute import compute, share
 from .._core.errors import InputError, MissingKeyError
 from ..graph import embedding as ge
 from ..graph import neighbourhood as nb
-from ..graph.blocks import as_rows, sum_rows, take_columns
+from ..graph import pca as gpca
+from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
 from ..kernels import embedding as ek
 from .neighbors import neighbour_indices
@@ -137,31 +138,21 @@ def _pairwise_block(v_union: Any, block: nb.Block, knn: np.ndarray, method: str)
 
 
 def _future_pcs(x: Any, v: Any, n_components: int) -> np.ndarray:
-    """Uncentred SVD coordinates of ``log2(x + v + 1)``, first component dropped."""
-    stats = compute(sum_rows(_gram, x, v), desc="future-state SVD")[0]
-    vals, vecs = np.linalg.eigh(stats)
-    comps = vecs[:, np.argsort(vals)[::-1][: n_components + 1]]
-    xr, vr = as_rows(x), as_rows(v)
-    parts = [
-        dask.delayed(_svd_block)(a, b, comps)
-        for a, b in zip(
-            xr.to_delayed().ravel(), vr.rechunk({0: xr.chunks[0]}).to_delayed().ravel(), strict=True
-        )
-    ]
-    return np.vstack(compute(*parts, desc="future-state coordinates"))[:, 1:]
+    """Uncentred SVD coordinates of ``log2(x + v + 1)``, first component dropped.
+
+    The one PCA path (:mod:`dynadask.graph.pca`, ``centre=False``) on ``log1p`` of the
+    future state ``max(x + v, 0)``; ``log2`` is ``log1p / ln 2``, which scales the
+    coordinates and leaves the axes as they are.
+    """
+    future = map_rows(_future, x, v, n_cols=x.shape[1], dtype=np.float64)
+    _, comps, _, _ = gpca.fit(future, n_components + 1, log=True, centre=False)
+    zero = np.zeros(comps.shape[0])
+    coords = gpca.project(future, None, None, zero, comps, log=True, dtype=np.float64)
+    return compute(coords, desc="future-state coordinates")[0][:, 1:] / np.log(2.0)
 
 
 def _future(x: Any, v: Any) -> np.ndarray:
-    return np.log2(np.maximum(_dense(x) + _dense(v), 0.0) + 1.0)
-
-
-def _gram(x: Any, v: Any) -> np.ndarray:
-    f = _future(x, v)
-    return f.T @ f
-
-
-def _svd_block(x: Any, v: Any, comps: np.ndarray) -> np.ndarray:
-    return _future(x, v) @ comps
+    return np.maximum(_dense(x) + _dense(v), 0.0)
 
 
 def _knn_graph(coords: np.ndarray, k: int) -> sparse.csr_matrix:

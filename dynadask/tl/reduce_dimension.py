@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import anndata as ad
@@ -12,7 +13,9 @@ from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from .._core.validate import enough_cells
+from .._core.model import ModelRecord, read, with_record
 from ..graph import embedding as ge
+from ..graph import model as gm
 from ..graph import pca as gpca
 from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
@@ -113,8 +116,13 @@ def reduceDimension(  # noqa: N802 - dynamo's name
         The kNN graph of ``obsm['X_pca']`` (:func:`dynadask.tl.neighbors`, default settings)
         when ``uns['neighbors']`` is missing, as dynamo leaves it for ``cell_velocities``.
     uns['umap_fit']
-        ``umap_kwargs``, ``n_pca_components``, ``fit_idx`` (cells the model was fitted on)
-        and ``X_fit`` (their input coordinates), from which the model can be rebuilt.
+        ``umap_kwargs``, ``n_pca_components``, ``fit_idx`` (cells the model was fitted on),
+        ``X_fit`` (their input coordinates) and ``embedding`` (their fitted coordinates),
+        from which the model is rebuilt without refitting (:func:`load_umap`).
+    uns['dynadask_models'][<embedding key>]
+        The fitted-model record (kind ``'umap'``): umap-learn's settings, the fit cells
+        (``'all'``, or ``index:fit_idx`` with the sample's seed) and the paths of the arrays
+        above.
 
     Raises
     ------
@@ -142,9 +150,15 @@ def reduceDimension(  # noqa: N802 - dynamo's name
         )
         enough_cells(int(x.shape[0]), n_neighbors)
         umap_kwargs = umap_options(n_components, n_neighbors, kwargs)
-        emb, fit = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
+        emb, fit, record = _embed(x, umap_kwargs, max_fit_cells, n_fit_cells)
         fit["n_pca_components"] = int(x.shape[1])
-        commit(adata, "reduceDimension", obsm={key: emb}, uns={"umap_fit": fit})
+        record = replace(
+            record,
+            name=key,
+            inputs=_inputs_note(X_data, genes, layer, basis, dims, int(x.shape[1])),
+        )
+        uns = {"umap_fit": fit, keys.MODELS: _models(adata.uns, record)}
+        commit(adata, "reduceDimension", obsm={key: emb}, uns=uns)
     if "neighbors" not in adata.uns:  # dynamo leaves the kNN graph here for later steps
         neighbors(adata)
     return adata if copy else None
@@ -195,22 +209,40 @@ def _gene_pca(adata, genes, layer, n_pcs) -> Any:
     return gpca.project(x, None, None, mean, comps, log=False, dtype=np.float64)
 
 
-def _embed(x: Any, umap_kwargs: dict, max_fit: int | None, n_fit: int) -> tuple[Any, dict]:
+def _embed(
+    x: Any, umap_kwargs: dict, max_fit: int | None, n_fit: int
+) -> tuple[Any, dict, ModelRecord]:
     n = x.shape[0]
-    idx = ge.fit_cells(n, max_fit, n_fit, umap_kwargs["random_state"])
+    seed = umap_kwargs["random_state"]
+    idx = ge.fit_cells(n, max_fit, n_fit, seed)
     x_fit = ge.take_rows(x, idx)
-    model = ge.fit_umap(x_fit, _umap_args(umap_kwargs, x_fit.shape[0]))
-    if idx is None:
-        emb = np.asarray(model.embedding_, dtype=np.float32)
+    args = _umap_args(umap_kwargs, x_fit.shape[0])
+    model = gm.UMAPModel(ge.fit_umap(x_fit, args))
+    layout = np.asarray(model.model.embedding_, dtype=np.float32)
+    sampled = idx is not None
+    if not sampled:
+        emb = layout
         idx = np.arange(n)
     else:
-        emb = ge.transform_rows(x, model, idx)
-    record = {
+        emb = gm.apply_blocks(model, x, fitted=idx)
+    fit = {
         "umap_kwargs": {k: ("None" if v is None else v) for k, v in umap_kwargs.items()},
         "fit_idx": idx.astype(np.int64),
         "X_fit": x_fit,
+        "embedding": layout,
     }
-    return emb, record
+    record = ModelRecord(
+        name="X_umap",
+        kind="umap",
+        inputs="",
+        n_obs=n,
+        n_fit=int(x_fit.shape[0]),
+        cells="index:fit_idx" if sampled else "all",
+        seed=None if seed is None or not sampled else int(seed),
+        params=args,
+        arrays={k: f"umap_fit/{k}" for k in ("X_fit", "embedding", "fit_idx")},
+    )
+    return emb, fit, record
 
 
 def rebuild_umap(adata: ad.AnnData) -> tuple[Any, Any]:
@@ -218,22 +250,43 @@ def rebuild_umap(adata: ad.AnnData) -> tuple[Any, Any]:
     if "umap_fit" not in adata.uns or "X_fit" not in adata.uns["umap_fit"]:
         raise MissingKeyError(
             "uns['umap_fit'] is missing: run dyn.tl.reduceDimension(adata, enforce=True) first"
+def _inputs_note(X_data, genes, layer, basis, dims, n_cols: int) -> str:
+    """What the UMAP was fitted on, for its record."""
+    if X_data is not None:
+        return f"X_data ({n_cols} columns)"
+    if genes is not None:
+        return f"PCA of {'X' if layer is None else 'layers/' + layer} on {len(genes)} genes"
+    name = f"{layer}_pca" if layer else keys.basis_key(basis or "pca")
+    cols = f"{list(dims)}" if dims is not None else f":{n_cols}"
+    return f"obsm/{name}[:, {cols}]"
+
+
+def _models(uns: Any, record: ModelRecord) -> dict:
+    """uns['dynadask_models'] with ``record``, without other records on ``uns['umap_fit']``."""
+    models = with_record(uns, record)
+    return {k: v for k, v in models.items() if k == record.name or not _on_umap_fit(v)}
+
+
+def _on_umap_fit(entry: Any) -> bool:
+    return str(dict(entry.get("arrays", {})).get("X_fit", "")).startswith("umap_fit/")
+
+
+def load_umap(adata: ad.AnnData, key: str = "X_umap") -> tuple[gm.UMAPModel, ModelRecord]:
+    """The UMAP model behind ``obsm[key]``, rebuilt from its record without refitting.
+
+    The record ``uns['dynadask_models'][key]`` names the fit inputs and layout in
+    ``uns['umap_fit']``; :func:`dynadask.graph.embedding.load_umap` rebuilds the model, whose
+    ``transform`` equals that of the model fitted by :func:`reduceDimension`.
+    """
+    record = read(adata.uns, key)
+    if record is None or record.kind != "umap":
+        raise ValueError(
+            f"no UMAP model record for obsm[{key!r}] (uns[{keys.MODELS!r}][{key!r}]): run "
+            "dyn.tl.reduceDimension(adata, enforce=True) first"
         )
-    fit = adata.uns["umap_fit"]
-    kw = {
-        k: (None if isinstance(v, str) and v == "None" else v)
-        for k, v in dict(fit["umap_kwargs"]).items()
-    }
-    for k in (
-        "n_components",
-        "n_neighbors",
-        "negative_sample_rate",
-        "random_state",
-        "transform_seed",
-    ):
-        kw[k] = int(kw[k])
-    x_fit = np.asarray(fit["X_fit"], dtype=np.float32)
-    return ge.fit_umap(x_fit, _umap_args(kw, x_fit.shape[0])), fit
+    model = gm.load(record, adata.uns)
+    assert isinstance(model, gm.UMAPModel)
+    return model, record
 
 
 def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np.ndarray:
@@ -242,7 +295,8 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
     ``x`` is ``X`` over ``var['use_for_pca']``, projected with ``uns['PCs']`` around the mean
     of ``x + v``; NaN velocities count as 0.
     """
-    model, fit = rebuild_umap(adata)
+    model, _ = load_umap(adata)
+    fit = adata.uns["umap_fit"]
     vkey = vkey or keys.VELOCITY_S
     if vkey not in adata.layers or "PCs" not in adata.uns:
         raise InputError(
@@ -254,7 +308,7 @@ def umap_transform_velocity(adata: ad.AnnData, emb: Any, vkey: str | None) -> np
     total = compute(sum_rows(_sum_xv, x, v), desc="mean of x + v")[0]
     mean = total[1:] / total[0]
     y = map_rows(_project_xv, x, v, n_cols=pcs.shape[1], dtype=np.float32, pcs=pcs, mean=mean)
-    moved = ge.transform_rows(y, model, np.zeros(0, dtype=np.int64))
+    moved = gm.apply_blocks(model, y)
     return compute(moved - as_rows(emb)[:, : moved.shape[1]], desc="umap transform")[0]
 
 

@@ -19,9 +19,9 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph import vectorfield as gv
-from ..graph.blocks import take_columns
 from ..io import commit
 from ..kernels import vectorfield as kv
+from ._record import load_field
 
 _METHODS = ("analytical",)
 
@@ -34,20 +34,9 @@ def _field(adata: ad.AnnData, basis: str | None, method: str) -> tuple[Any, dict
         )
     if basis is None:
         raise ValueError("pass the basis the field was learned in (e.g. basis='umap')")
-    vf_key = f"VecFld_{basis}"
-    if vf_key not in adata.uns:
-        raise ValueError(
-            f"no uns[{vf_key!r}]: learn the field first with dyn.vf.VectorField(adata, "
-            f"basis={basis!r})"
-        )
-    vf = adata.uns[vf_key]
-    X = adata.obsm[keys.basis_key(basis)]
-    dims = vf.get("dims")
-    if dims is not None:
-        cols = np.arange(int(dims)) if np.ndim(dims) == 0 else np.asarray(dims)
-        X = take_columns(X, cols)
-    fit = {"X_ctrl": np.asarray(vf["X_ctrl"]), "C": np.asarray(vf["C"])}
-    fit["beta"] = float(vf["beta"])
+    model = load_field(adata, basis)
+    X = model.inputs(adata.obsm[keys.basis_key(basis)])
+    fit = {"X_ctrl": model.X_ctrl, "C": model.C, "beta": model.beta}
     if X.shape[1] != fit["X_ctrl"].shape[1]:
         raise ValueError(
             f"obsm['X_{basis}'] has {X.shape[1]} columns but the field has "

@@ -11,11 +11,13 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.model import with_record
 from ..graph import vectorfield as gv
 from ..graph.blocks import take_columns
 from ..io import commit
 from ..kernels import vectorfield as kv
 from . import gene_space as gs
+from ._record import field_record
 from .sparsevfc import M_MAX, N_FIT, fit_field, grid_values
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,9 @@ def VectorField(
         ``normalize``, ``dims`` (when given), ``grid``/``grid_V`` (d < 4 or
         ``grid_velocity``), ``mean_cosine`` and ``parameters``. No per-cell copies of X, Y,
         V or P (they are the obsm/obs entries).
+    uns['dynadask_models']['VecFld_<basis>']
+        The fitted-model record (kind ``'sparsevfc'``): the fit cells, the seed, the input
+        columns and the paths of ``X_ctrl``, ``C``, ``beta``, ``ctrl_cells``.
     obsm['velocity_<basis>_SparseVFC']
         The field at every cell.
     obs['control_point_<basis>']
@@ -177,6 +182,8 @@ def VectorField(
     vf["VFCIndex"] = np.flatnonzero(P[valid][fit["fit_idx"]] > opts["theta"])
     control = np.zeros(adata.n_obs, dtype=bool)
     control[vf["ctrl_cells"]] = True
+    name = f"{result_key or 'VecFld'}_{basis}"
+    record = field_record(name, vf, adata.n_obs, basis)
     commit(
         adata,
         "vector_field",
@@ -186,7 +193,7 @@ def VectorField(
             f"inlier_prob_{basis}": P,
             f"obs_vf_angle_{basis}": rows[:, d + 1],
         },
-        uns={f"{result_key or 'VecFld'}_{basis}": vf},
+        uns={name: vf, keys.MODELS: with_record(adata.uns, record)},
     )
     return adata if copy else None
 
