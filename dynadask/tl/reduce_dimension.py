@@ -12,8 +12,8 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
-from .._core.validate import enough_cells
 from .._core.model import ModelRecord, read, with_record
+from .._core.validate import enough_cells
 from ..graph import embedding as ge
 from ..graph import model as gm
 from ..graph import pca as gpca
@@ -245,11 +245,6 @@ def _embed(
     return emb, fit, record
 
 
-def rebuild_umap(adata: ad.AnnData) -> tuple[Any, Any]:
-    """Refit the UMAP model recorded in ``uns['umap_fit']`` (deterministic: same seed)."""
-    if "umap_fit" not in adata.uns or "X_fit" not in adata.uns["umap_fit"]:
-        raise MissingKeyError(
-            "uns['umap_fit'] is missing: run dyn.tl.reduceDimension(adata, enforce=True) first"
 def _inputs_note(X_data, genes, layer, basis, dims, n_cols: int) -> str:
     """What the UMAP was fitted on, for its record."""
     if X_data is not None:
@@ -280,7 +275,7 @@ def load_umap(adata: ad.AnnData, key: str = "X_umap") -> tuple[gm.UMAPModel, Mod
     """
     record = read(adata.uns, key)
     if record is None or record.kind != "umap":
-        raise ValueError(
+        raise MissingKeyError(
             f"no UMAP model record for obsm[{key!r}] (uns[{keys.MODELS!r}][{key!r}]): run "
             "dyn.tl.reduceDimension(adata, enforce=True) first"
         )
