@@ -43,9 +43,12 @@ def fate_batch(
     ``[0, t_end]`` (forward), ``[0, -t_end]`` (backward) or both, with ``max_step =
     t_end / interpolation_num`` as dynamo does. A two-sided trajectory is joined in time
     (the backward branch reversed, then the forward one) and gets ``2 * interpolation_num``
-    samples. ``stitch='dynamo'`` measures arc length as dynamo 1.5.3 does, along the
-    backward states with their feature axis reversed and their time order kept; the
-    positions are the true ones either way, but many samples then fall at ``t = 0``.
+    samples; a backward-only one is sampled in integration order (``t`` decreasing from 0).
+    The start of the arc-length order is dropped (the initial state, or for two-sided
+    trajectories the far end of the backward branch), as in dynamo. ``stitch='dynamo'``
+    measures arc length as dynamo 1.5.3 does, along the backward states with their
+    feature axis reversed and their time order kept; the positions are the true ones
+    either way, but many samples then fall at ``t = 0``.
 
     Returns
     -------
@@ -70,7 +73,9 @@ def fate_batch(
 def _joined(fwd, bwd, b: int, stitch: str):
     """Increasing times, states, derivatives of path ``b``, and the arc-length polyline.
 
-    The polyline is ``None`` (the states themselves) unless ``stitch='dynamo'``: then it is
+    The polyline is ``None`` (the states themselves, in time order) for a forward or a
+    time-stitched path, the states in integration order for a backward one, and for
+    ``stitch='dynamo'``
     the backward states in integration order with their features reversed followed by the
     forward ones (``t = 0`` twice), labelled with the joined times, as dynamo 1.5.3 has it.
     """
@@ -78,8 +83,8 @@ def _joined(fwd, bwd, b: int, stitch: str):
         t, y, f = fwd.path(b)
         return t, y, f, None
     tb, yb, fb = bwd.path(b)
-    if fwd is None:
-        return tb[::-1], yb[::-1], fb[::-1], None
+    if fwd is None:  # sampled in integration order (t from 0 down), as dynamo does
+        return tb[::-1], yb[::-1], fb[::-1], (yb, tb)
     tf, yf, ff = fwd.path(b)
     t = np.concatenate([tb[::-1], tf[1:]])
     y = np.concatenate([yb[::-1], yf[1:]])
