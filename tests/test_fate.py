@@ -255,6 +255,8 @@ def test_clear_errors(reference):
         dyn.pd.fate(adata, init_cells=["nope"], basis="umap")
     with pytest.raises(ValueError, match="init_cells"):
         dyn.pd.fate(adata, init_cells=None, basis="umap")
+    with pytest.warns(UserWarning, match="cores is ignored"):
+        dyn.pd.fate(adata, init_cells=init, basis="umap", interpolation_num=10, cores=2)
     del adata.uns["VecFld_umap"]
     with pytest.raises(ValueError, match="VectorField"):
         dyn.pd.fate(adata, init_cells=init, basis="umap")

@@ -215,6 +215,8 @@ def test_clear_errors(reference):
         dyn.ext.ddhodge(adata, basis="pca", VecFld=reference.uns["VecFld_pca"])
     with pytest.raises(ValueError, match="columns"):
         dyn.ext.ddhodge(adata, basis="umap", VecFld=reference.uns["VecFld_pca"])
+    with pytest.warns(UserWarning, match="cores is ignored"):
+        dyn.ext.ddhodge(adata, basis="umap", n_downsamples=500, cores=4)
 
 
 def test_on_a_cluster_equals_one_block(local_client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import anndata as ad
@@ -28,6 +29,7 @@ def ddhodge(
     adata: ad.AnnData,
     X_data: np.ndarray | None = None,
     layer: str | None = None,
+    *,
     basis: str = "pca",
     n: int = 30,
     VecFld: dict[str, Any] | None = None,
@@ -37,7 +39,7 @@ def ddhodge(
     sampling_method: str = "velocity",
     seed: int = 19491001,
     enforce: bool = False,
-    *,
+    cores: int = 1,
     rtol: float = 1e-10,
     maxiter: int | None = None,
 ) -> None:
@@ -95,6 +97,8 @@ def ddhodge(
     enforce
         Rebuild the graph even when ``obsp['<basis>_ddhodge']`` holds one (otherwise it is
         reused, as dynamo does).
+    cores
+        Ignored with a warning: the work runs on the active Dask scheduler.
     rtol, maxiter
         Relative residual and iteration cap of the conjugate-gradient solve.
 
@@ -117,6 +121,10 @@ def ddhodge(
         No basis, no field or coordinates, an unknown ``adjmethod`` or ``sampling_method``,
         ``X_data`` of the wrong shape.
     """
+    if cores not in (1, None):
+        warnings.warn(
+            "cores is ignored: dynadask computes on the active Dask scheduler", stacklevel=2
+        )
     basis, X, fit = _inputs(adata, X_data, layer, basis, VecFld, adjmethod, sampling_method)
     key = f"{basis}_ddhodge"
     N = adata.n_obs

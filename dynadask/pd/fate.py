@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import anndata as ad
@@ -22,6 +23,7 @@ def fate(
     adata: ad.AnnData,
     init_cells: Sequence[str] | Sequence[int] | None,
     init_states: np.ndarray | None = None,
+    *,
     basis: str = "umap",
     t_end: float | None = None,
     direction: str = "both",
@@ -32,7 +34,7 @@ def fate(
     inverse_transform: bool = False,
     Qkey: str = "PCs",
     scale: float = 1,
-    *,
+    cores: int = 1,
     stitch: str = "time",
     rtol: float = 1e-3,
     atol: float = 1e-6,
@@ -95,6 +97,8 @@ def fate(
         Key of the PCA loadings.
     scale
         Factor on the field.
+    cores
+        Ignored with a warning: batches run on the active Dask scheduler.
     stitch
         ``'time'`` or ``'dynamo'`` (see above).
     rtol, atol
@@ -115,6 +119,10 @@ def fate(
     ValueError
         No basis, field or coordinates; unknown cells; bad options.
     """
+    if cores not in (1, None):
+        warnings.warn(
+            "cores is ignored: dynadask computes on the active Dask scheduler", stacklevel=2
+        )
     basis = _check(adata, basis, direction, sampling, average, stitch, inverse_transform)
     X = adata.obsm[keys.basis_key(basis)]
     vf = adata.uns.get(f"VecFld_{basis}")
