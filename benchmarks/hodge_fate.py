@@ -15,16 +15,41 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+import psutil
 from scipy.stats import pearsonr, spearmanr
 
 import dynadask as dyn
 
 from .common import MemoryMonitor, Row, format_rows, machine, save
+
+_ME = psutil.Process()
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its children (workers) so far."""
+    total = sum(_ME.cpu_times()[:2])
+    for child in _ME.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return total
+
+
+@contextmanager
+def _stage(mon: MemoryMonitor, name: str, cells: int, rows: list[Row], note: str = ""):
+    """A monitored stage whose note also gives the CPU seconds spent (the machine is shared)."""
+    cpu = _cpu()
+    with mon.stage(name, cells, rows, note):
+        yield
+    rows[-1].note = f"{note}; {_cpu() - cpu:.1f} CPU s".lstrip("; ")
+
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 REFERENCE = TESTS / "data" / "pancreas_dynamo_reference.h5ad"
@@ -51,7 +76,7 @@ def pancreas(ref: ad.AnnData, mon: MemoryMonitor, rows: list[Row]) -> list[str]:
     n = ref.n_obs
     X = ref.obsm["X_umap"]
     a = _adata(X, "umap", ref.uns["VecFld_umap"])
-    with mon.stage("ddhodge umap", n, rows, "dynamo's field"):
+    with _stage(mon, "ddhodge umap", n, rows, "dynamo's field"):
         dyn.ext.ddhodge(a, basis="umap")
     p, r = a.obs["umap_ddhodge_potential"].to_numpy(), ref.obs["umap_ddhodge_potential"].to_numpy()
     notes.append(
@@ -59,16 +84,16 @@ def pancreas(ref: ad.AnnData, mon: MemoryMonitor, rows: list[Row]) -> list[str]:
         f"{np.max(np.abs(p - r)):.2e} (potential range {r.max():.1f}); CG iterations "
         f"{a.uns['ddhodge_umap']['cg_iterations']}"
     )
-    with mon.stage("ddhodge umap sampled", n, rows, "n_downsamples=1000"):
+    with _stage(mon, "ddhodge umap sampled", n, rows, "n_downsamples=1000"):
         dyn.ext.ddhodge(a, basis="umap", n_downsamples=1000)
     notes.append(
         "ddhodge sampled mode (1,000 cells): Spearman "
         f"{spearmanr(a.obs['umap_ddhodge_potential'], r)[0]:.4f}"
     )
     own = _adata(X, "umap", None, ref.obsm["velocity_umap"])
-    with mon.stage("VectorField umap", n, rows, "fit here"):
+    with _stage(mon, "VectorField umap", n, rows, "fit here"):
         dyn.vf.VectorField(own, basis="umap")
-    with mon.stage("ddhodge umap (own VF)", n, rows, "field fitted here"):
+    with _stage(mon, "ddhodge umap (own VF)", n, rows, "field fitted here"):
         dyn.ext.ddhodge(own, basis="umap")
     notes.append(
         "ddhodge, field fitted here: Spearman "
@@ -80,7 +105,7 @@ def pancreas(ref: ad.AnnData, mon: MemoryMonitor, rows: list[Row]) -> list[str]:
     ref_end = np.asarray(ref.uns["fate_umap"]["prediction"])[:, :, -1]
     for stitch in ("time", "dynamo"):
         for name, adata in (("dynamo's field", a), ("field fitted here", own)):
-            with mon.stage(f"fate 50 Ductal {stitch}", 50, rows, name):
+            with _stage(mon, f"fate 50 Ductal {stitch}", 50, rows, name):
                 dyn.pd.fate(adata, init_cells=init, basis="umap", stitch=stitch)
             end = adata.uns["fate_umap"]["prediction"][:, :, -1]
             dist = np.linalg.norm(end - ref_end, axis=1) / _extent(X)
@@ -119,7 +144,7 @@ def scale(ref, cells, fate_cells, pca_fate_cells, mon, rows) -> list[str]:
     notes = []
     Xu = _copies(ref.obsm["X_umap"], cells, 0)
     a = _adata(Xu, "umap", ref.uns["VecFld_umap"])
-    with mon.stage("ddhodge umap", cells, rows, "jittered pancreas"):
+    with _stage(mon, "ddhodge umap", cells, rows, "jittered pancreas"):
         dyn.ext.ddhodge(a, basis="umap")
     rec = a.uns["ddhodge_umap"]
     notes.append(
@@ -129,15 +154,15 @@ def scale(ref, cells, fate_cells, pca_fate_cells, mon, rows) -> list[str]:
     rng = np.random.default_rng(1)
     if fate_cells:
         init = rng.choice(cells, fate_cells, replace=False)
-        with mon.stage("fate umap", fate_cells, rows, f"t_end from {cells:,} cells"):
+        with _stage(mon, "fate umap", fate_cells, rows, f"t_end from {cells:,} cells"):
             dyn.pd.fate(a, init_cells=init, basis="umap")
     if pca_fate_cells:
         Xp = _copies(ref.obsm["X_pca"], cells, 2)
         b = _adata(Xp, "pca", ref.uns["VecFld_pca"])
-        with mon.stage("ddhodge pca", cells, rows, "30-D, NN-descent kNN"):
+        with _stage(mon, "ddhodge pca", cells, rows, "30-D, NN-descent kNN"):
             dyn.ext.ddhodge(b, basis="pca")
         init = rng.choice(cells, pca_fate_cells, replace=False)
-        with mon.stage("fate pca", pca_fate_cells, rows, "30-D"):
+        with _stage(mon, "fate pca", pca_fate_cells, rows, "30-D"):
             dyn.pd.fate(b, init_cells=init, basis="pca")
     return notes
 

@@ -166,7 +166,7 @@ def test_parity_with_dynamos_fates(reference):
     dyn.pd.fate(adata, init_cells=init, basis="umap")
     out = adata.uns["fate_umap"]
     end = np.linalg.norm(out["prediction"][:, :, -1] - ref["prediction"][:, :, -1], axis=1)
-    assert np.median(end) / extent <= 0.05  # measured 6e-4
+    assert np.median(end) / extent <= 0.05  # measured 6e-4 to 1e-3 (batch shapes differ)
     assert np.all((np.asarray(out["t"]) == 0).sum(axis=1) <= 1)
 
 

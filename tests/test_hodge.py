@@ -81,7 +81,7 @@ def test_reproduces_dynamos_potential_with_its_field(reference):
     for key in ("umap_ddhodge_potential", "umap_ddhodge_div"):
         ref = reference.obs[key].to_numpy()
         got = adata.obs[key].to_numpy()
-        # measured: 2e-8 (potential), 5e-7 (div; dynamo's kNN distances are float32-ish)
+        # measured: 2e-8 (potential), 5e-7 (div) of the largest value
         assert np.max(np.abs(got - ref)) <= 1e-6 * np.max(np.abs(ref)), key
     F = adata.obsp["umap_ddhodge"]
     assert sparse.issparse(F) and abs(F + F.T).max() == 0
@@ -99,7 +99,7 @@ def test_parity_with_a_field_fitted_here(reference):
     dyn.vf.VectorField(adata, basis="umap")
     dyn.ext.ddhodge(adata, basis="umap")
     rho = spearmanr(adata.obs["umap_ddhodge_potential"], reference.obs["umap_ddhodge_potential"])
-    assert rho[0] >= 0.95, rho  # measured 0.998
+    assert rho[0] >= 0.95, rho  # measured 1.0000 (the fit here is close to dynamo's)
 
 
 def test_sampled_mode_follows_the_full_solve(reference):
@@ -110,7 +110,7 @@ def test_sampled_mode_follows_the_full_solve(reference):
     p = adata.obs["umap_ddhodge_potential"].to_numpy()
     assert np.isfinite(p).all() and "umap_ddhodge" not in adata.obsp
     rho = spearmanr(p, reference.obs["umap_ddhodge_potential"])[0]
-    assert rho >= 0.95, rho  # measured 0.99
+    assert rho >= 0.95, rho  # measured 0.997
     assert adata.uns["ddhodge_umap"]["n_sampled"] == 1000
     # without upsampling the other cells stay empty; 'random' draws other cells
     dyn.ext.ddhodge(
@@ -153,7 +153,7 @@ def test_potential_recovers_a_known_landscape(swirl):
     p = adata.obs["toy_ddhodge_potential"].to_numpy()
     # the flow runs down U, so the potential (increasing along the flow) follows -U
     r, rho = pearsonr(p, -_U(P))[0], spearmanr(p, -_U(P))[0]
-    assert r >= 0.95 and rho >= 0.95, (r, rho)  # measured 0.99 / 0.99 (0.99 / 0.99 swirl)
+    assert r >= 0.95 and rho >= 0.95, (r, rho)  # measured at 5,000 cells: 0.9998 (0.9996 swirl)
 
 
 # ------------------------------------------------------------------------------------------
