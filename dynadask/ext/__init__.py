@@ -1,1 +1,3 @@
 """Extensions: methods from outside dynamo's core (ddhodge, …)."""
+
+from .hodge import ddhodge as ddhodge
