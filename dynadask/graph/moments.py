@@ -18,6 +18,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from scipy import sparse
 
 from .._core.compute import share
@@ -67,11 +68,11 @@ def smooth_inputs(
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]
             src_b = None if b is None else sources[b]
-            task = dask.delayed(_smooth_block, pure=False)(
-                local, sources[a], src_b, inp.cols, width
-            )
+            task = dask.delayed(_smooth_block, pure=True)(local, sources[a], src_b, inp.cols, width)
             shape = (plan.stop - plan.start, width)
-            out[name].append(da.from_delayed(task, shape=shape, dtype=np.float32))
+            # named for what it does (the scheduler shows 'smooth' tasks, not 'from-value')
+            key = f"smooth-{tokenize(task, name)}"
+            out[name].append(da.from_delayed(task, shape=shape, dtype=np.float32, name=key))
     return {name: da.concatenate(parts, axis=0) for name, parts in out.items()}
 
 
