@@ -5,9 +5,47 @@ function makes it.
 """
 
 from .dynamics import phase_portraits as phase_portraits
+from .jacobian import jacobian as jacobian
+from .jacobian import jacobian_heatmap as jacobian_heatmap
+from .jacobian import sensitivity as sensitivity
+from .jacobian import sensitivity_heatmap as sensitivity_heatmap
+from .lic import line_integral_conv as line_integral_conv
 from .scatters import scatters as scatters
+from .topography import plot_fixed_points as plot_fixed_points
+from .topography import plot_nullclines as plot_nullclines
+from .topography import plot_separatrix as plot_separatrix
+from .topography import topography as topography
+from .vector_calculus import acceleration as acceleration
+from .vector_calculus import curl as curl
+from .vector_calculus import curvature as curvature
+from .vector_calculus import divergence as divergence
+from .vector_calculus import speed as speed
 from .vectors import cell_wise_vectors as cell_wise_vectors
 from .vectors import grid_vectors as grid_vectors
 from .vectors import streamline_plot as streamline_plot
 
-__all__ = ["cell_wise_vectors", "grid_vectors", "phase_portraits", "scatters", "streamline_plot"]
+stremline_plot = streamline_plot
+"""dynamo's misspelt alias of :func:`streamline_plot`, used in its guide."""
+
+__all__ = [
+    "acceleration",
+    "cell_wise_vectors",
+    "curl",
+    "curvature",
+    "divergence",
+    "grid_vectors",
+    "jacobian",
+    "jacobian_heatmap",
+    "line_integral_conv",
+    "phase_portraits",
+    "plot_fixed_points",
+    "plot_nullclines",
+    "plot_separatrix",
+    "scatters",
+    "sensitivity",
+    "sensitivity_heatmap",
+    "speed",
+    "stremline_plot",
+    "streamline_plot",
+    "topography",
+]

@@ -20,6 +20,21 @@ from .._core.compute import compute
 
 # layers whose values are signed (drawn with a diverging map, symmetric limits)
 SIGNED_PREFIXES = ("velocity", "acceleration", "curvature", "divergence")
+# obs columns whose values are signed: dyn.vf's divergence / curl, Jacobian elements and
+# determinants, ddhodge's divergence ('acceleration_<basis>' in obs is a norm, not signed)
+SIGNED_OBS_PREFIXES = ("divergence", "curl", "jacobian", "sensitivity")
+SIGNED_OBS_SUFFIXES = ("_ddhodge_div",)
+
+
+def is_signed(adata: ad.AnnData, name: str, layer: str) -> bool:
+    """Whether the colour ``name`` is a signed quantity (drawn centred on zero).
+
+    A gene read from a velocity-like layer, or an obs column of a signed quantity.
+    """
+    if name in adata.var_names:
+        return layer.startswith(SIGNED_PREFIXES)
+    return name.startswith(SIGNED_OBS_PREFIXES) or name.endswith(SIGNED_OBS_SUFFIXES)
+
 
 # which function writes each kind of key, for error messages
 MAKERS = {

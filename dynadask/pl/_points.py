@@ -1,8 +1,14 @@
 """Drawing cells as points, coloured by labels or by values, at any number of cells.
 
-Up to :data:`RASTER_POINTS` cells are drawn with one rasterised ``scatter``; above it the
-cells are aggregated into a pixel image (each pixel shows the last cell drawn there, in the
-same order the scatter would use), so memory and time stay linear in the number of cells.
+Up to :data:`RASTER_POINTS` (100,000) cells are drawn with one rasterised ``scatter``; above
+it the cells are aggregated into a pixel image the size of the axes (each pixel shows the last
+cell drawn there, in the order the scatter would use), so memory and time stay linear in the
+number of cells. The default marker area is scanpy's ``120000 / n_cells`` points squared,
+which is about one pixel at 100,000 cells: past the threshold a pixel per cell is what the
+scatter would show, drawn in a fraction of the time and without a new dependency.
+
+Signed quantities (velocities, divergence, curl, Jacobian elements) get colour limits
+symmetric about zero, so zero is always the middle of the diverging map.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, to_rgba, to_rgba_array
 from matplotlib.lines import Line2D
 
-RASTER_POINTS = 2_000_000
+RASTER_POINTS = 100_000
+MAX_POINT_SIZE = 200.0
 OTHER_COLOR = "#d3d3d3"
 NAN_COLOR = "lightgray"
 
@@ -33,9 +40,13 @@ class Palette:
 
 
 def point_size(n_cells: int, pointsize: float | None = None) -> float:
-    """Marker area: dynamo's ``16000 / sqrt(n_cells)`` times ``pointsize``, at most 400."""
+    """Marker area in points squared: ``120000 / n_cells`` (at most 200) times ``pointsize``.
+
+    The area shrinks with the number of cells, as scanpy's does, so 3,696 cells get 32 and a
+    million cells 0.12 (drawn as a pixel image, see :data:`RASTER_POINTS`).
+    """
     scale = 1.0 if pointsize is None else pointsize
-    return min(16000.0 / np.sqrt(max(n_cells, 1)), 400.0) * scale
+    return min(120000.0 / max(n_cells, 1), MAX_POINT_SIZE) * scale
 
 
 def label_colors(categories: list[Any], stored: Any = None, color_key: Any = None) -> np.ndarray:
@@ -134,17 +145,22 @@ def _legend(
 
 
 def value_limits(values: np.ndarray, sym_c: bool = False) -> tuple[float, float]:
-    """Colour limits: the 2nd and 98th percentiles (of positive values when few are nonzero)."""
+    """Colour limits: the 2nd and 98th percentiles (of positive values when few are nonzero).
+
+    With ``sym_c`` the limits are ``(-m, m)``, ``m`` the larger magnitude of the two
+    percentiles of all finite values, whatever their signs: zero sits in the middle of the map.
+    """
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return 0.0, 1.0
+        return (-1.0, 1.0) if sym_c else (0.0, 1.0)
+    if sym_c:
+        m = float(np.max(np.abs(np.percentile(finite, [2, 98]))))
+        m = m if m > 0 else float(np.max(np.abs(finite))) or 1.0
+        return -m, m
     positive = finite[finite > 0]
     if finite.min() == 0 and 0 < positive.size < 0.02 * finite.size:
         finite = positive
     lo, hi = np.percentile(finite, [2, 98])
-    if sym_c and lo < 0 < hi:
-        hi = max(-lo, hi)
-        lo = -hi
     return float(lo), (float(hi) if hi > lo else float(lo) + 1e-12)
 
 
@@ -157,16 +173,22 @@ def draw_values(
     sort: str = "raw",
     sym_c: bool = False,
     show_colorbar: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
     **scatter_kwargs: Any,
 ) -> Palette:
-    """Draw cells coloured by a continuous value (high values on top), with a colour bar."""
+    """Draw cells coloured by a continuous value (high values on top), with a colour bar.
+
+    ``vmin`` / ``vmax`` override the limits of :func:`value_limits`.
+    """
     values = np.asarray(values, dtype=np.float64)
     keys = {"raw": values, "abs": np.abs(values), "neg": -values}
     if sort not in keys:
         raise ValueError(f"sort must be 'raw', 'abs' or 'neg', not {sort!r}")
     order = np.argsort(np.where(np.isnan(keys[sort]), -np.inf, keys[sort]), kind="stable")
     cm = mpl.colormaps[cmap or ("bwr" if sym_c else "viridis")].with_extremes(bad=NAN_COLOR)
-    norm = Normalize(*value_limits(values, sym_c))
+    lo, hi = value_limits(values, sym_c)
+    norm = Normalize(lo if vmin is None else vmin, hi if vmax is None else vmax)
     _points(ax, xy[order], cm(norm(values[order])), **scatter_kwargs)
     if show_colorbar:
         mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cm)

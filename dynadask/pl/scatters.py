@@ -107,9 +107,7 @@ def _draw_panel(
             **kwargs,
         )
     else:
-        signed = style.sym_c or (
-            name in adata.var_names and style.read_layer.startswith(_data.SIGNED_PREFIXES)
-        )
+        signed = style.sym_c or _data.is_signed(adata, name, style.read_layer)
         palette = _points.draw_values(
             ax,
             xy,
@@ -180,7 +178,9 @@ def scatters(
     labels, values
         Per-cell labels or values used instead of ``color``.
     cmap
-        Colour map for values (default ``viridis``; ``bwr`` for velocity-like layers).
+        Colour map for values (default ``viridis``; ``bwr`` with limits symmetric about zero
+        for signed values: genes of velocity-like layers, obs columns of divergence, curl,
+        Jacobian or sensitivity).
     color_key
         Colours of the categories: a dict or a list in category order.
     background
@@ -188,7 +188,7 @@ def scatters(
     ncols
         Panels per row.
     pointsize
-        Multiplier of the default marker area ``16000 / sqrt(n_cells)``.
+        Multiplier of the default marker area ``120000 / n_cells`` (at most 200).
     figsize
         Size of one panel in inches.
     show_legend

@@ -23,13 +23,20 @@ def _style(adata: ad.AnnData, s_kwargs_dict: dict | None, **style: Any) -> Style
 
 
 def arrow_factor(xy: np.ndarray, v: np.ndarray) -> float:
-    """Factor that makes the mean arrow ``span / (1.2 sqrt(n))`` long (``span``: mean range)."""
+    """Factor that makes the mean arrow ``span / (10 max(10, sqrt(n)))`` long, as dynamo's.
+
+    ``span`` is the mean range of the coordinates. dynamo divides the vectors by three
+    times twice matplotlib's automatic quiver scale on coordinates normalised by ``span``,
+    which makes the mean arrow ``span / (1.8 * 3 * 2 / 1.1 * max(10, sqrt(n)))``, about
+    ``span / (10 max(10, sqrt(n)))`` (1.1: the axes' default margins); ``quiver_length``
+    then multiplies it, so the guide's ``quiver_length=6`` / ``12`` look as in dynamo.
+    """
     ok = np.isfinite(xy).all(axis=1)
     span = float(np.mean(np.ptp(xy[ok], axis=0))) if ok.any() else 1.0
     norms = np.linalg.norm(v[np.isfinite(v).all(axis=1)], axis=1)
     mean = norms.mean() if norms.size else 0.0
-    n = max(norms.size, 10)
-    return span / (1.2 * np.sqrt(n) * mean) if mean > 0 else 0.0
+    n = max(np.sqrt(norms.size), 10.0)
+    return span / (10.0 * n * mean) if mean > 0 else 0.0
 
 
 def quiver_kwargs(
@@ -98,8 +105,8 @@ def cell_wise_vectors(
     Cells are drawn as in :func:`scatters`; arrows take the colour of their cell. With
     ``cell_inds='all'`` at most ``MAX_CELL_ARROWS`` (10,000) cells, a seeded uniform sample,
     get an arrow, so the figure stays readable and small at millions of cells; only those
-    cells' vectors are read. Arrow lengths are scaled so that the mean arrow is about
-    ``span / (1.2 sqrt(n_arrows))`` long.
+    cells' vectors are read. Arrow lengths are scaled as dynamo's: the mean arrow is about
+    ``quiver_length * span / (10 sqrt(n_arrows))`` long (see :func:`arrow_factor`).
 
     Parameters
     ----------
