@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,7 +78,7 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     np.testing.assert_allclose(plain.obs["speed_umap"], adata.obs["speed_umap"])
 
 
-def _check_vector_field_stages(adata) -> None:
+def _check_vector_field_stages(adata, genes: list[str] | None = None) -> None:
     """The new stages' keys, with invariants that tie them to the field they came from."""
     for basis in ("umap", "pca"):
         vf = adata.uns[f"VecFld_{basis}"]
@@ -105,7 +107,7 @@ def _check_vector_field_stages(adata) -> None:
     f = dyn.vf.vector_field_function(Xss, vf)
     assert np.abs(f).max() < 1e-4 * np.abs(np.asarray(adata.obsm["velocity_umap_SparseVFC"])).max()
     # jacobian: the default genes, each cell's gene Jacobian, and its PCA determinant
-    genes = pipeline.jacobian_genes(adata)
+    genes = genes or pipeline.jacobian_genes(adata)
     entry = adata.uns["jacobian_pca"]
     assert list(entry["regulators"]) == genes == list(entry["effectors"])
     J = np.asarray(entry["jacobian_gene"])
@@ -151,6 +153,44 @@ def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
         pipeline.run(small_store, stages=["umap_fit"])
 
 
+NEW_STAGES = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]
+
+
+def test_cli_runs_vector_field_stages_from_job_file_and_resumes(small_store, tmp_path, capsys):
+    import shutil
+
+    from dynadask.cli import main
+
+    # the workflow up to the velocities (done already when the first test ran)
+    before = [s.name for s in pipeline.STAGES if s.name not in NEW_STAGES]
+    pipeline.run(small_store, stages=before, log=lambda line: None)
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copytree(small_store, out / "small.zarr")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'out = "out"\nworkers = 1\nprogress = false\njacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
+    )
+    src = str(small_store.parent / "small.h5ad")
+    assert main(["run", src, "--config", str(job), "--stages", *NEW_STAGES, "--force"]) == 0
+    text = capsys.readouterr().out
+    summary = text[text.index("summary") :]
+    for name in NEW_STAGES:
+        assert re.search(rf"^  {name} +run +\d+\.\d s$", summary, re.M), name
+    assert "convert" not in summary and "preprocess" not in summary
+    assert f"store    {out.resolve() / 'small.zarr'}" in summary
+    assert f"figures  {out.resolve() / 'figures'} ({len(FIGURES)} png files)" in summary
+    assert re.search(r"total +\d+\.\d s  \(5 run\)", summary)
+    adata = dyn.io.open(out / "small.zarr")
+    assert list(adata.uns["jacobian_pca"]["regulators"]) == ["Pdx1", "Ins2", "Gcg"]  # var order
+    _check_vector_field_stages(adata, genes=["Pdx1", "Ins2", "Gcg"])
+    # the job again: every stage is complete, nothing runs
+    assert main(["run", src, "--config", str(job)]) == 0
+    summary = capsys.readouterr().out.split("summary")[-1]
+    assert len(re.findall(r"skipped +-$", summary, re.M)) == len(pipeline.STAGES)
+    assert re.search(rf"\({len(pipeline.STAGES)} skipped\)", summary)
+
+
 def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
     from dynadask.cli import main
 
@@ -163,5 +203,8 @@ def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
     assert "dynamics" in text and "complete" in text and "reduceDimension" not in text
     # resuming: the next call converts nothing and runs only what is left of the workflow
     assert main([*args, "--stages", "dynamics", "figures"]) == 2  # figures need the UMAP
-    assert "X_umap" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "X_umap" in captured.err
+    assert re.search(r"^  dynamics +skipped", captured.out, re.M)
+    assert re.search(r"^  figures +failed +\d+\.\d s$", captured.out, re.M)
     assert (out / "tiny.zarr").is_dir()
