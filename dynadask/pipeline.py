@@ -427,12 +427,10 @@ def _figures(adata: ad.AnnData, context: Context) -> None:
         )
     else:
         # the guide's vector-field panels that need no potential and no topography plot
-        pl.grid_vectors(adata, basis="umap", color="speed_umap", **out("grid_vectors_speed_umap"))
-        pl.streamline_plot(
-            adata, basis="umap", color="divergence_pca", **out("streamline_divergence_pca")
-        )
+        pl.grid_vectors(adata, basis="umap", color="speed_umap", **out("speed_umap"))
+        pl.streamline_plot(adata, basis="umap", color="divergence_pca", **out("divergence_pca"))
         pl.cell_wise_vectors(
-            adata, basis="umap", color="acceleration_umap", **out("cell_wise_acceleration_umap")
+            adata, basis="umap", color="acceleration_umap", **out("acceleration_umap")
         )
         det = ["jacobian_det_pca"] if "jacobian_det_pca" in adata.obs else []
         pl.scatters(adata, basis="umap", color=calculus + det, ncols=4, **out("vector_calculus"))

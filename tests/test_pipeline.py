@@ -22,15 +22,15 @@ def small_store(tmp_path_factory, pancreas_path):
     return dyn.io.convert(tmp / "small.h5ad", tmp / "small.zarr", chunk_cells=400)
 
 
-FIGURES = [
-    "cell_wise_acceleration_umap.png",
-    "cell_wise_vectors_umap.png",
-    "grid_vectors_speed_umap.png",
-    "phase_portraits.png",
-    "streamline_divergence_pca.png",
-    "streamline_umap.png",
-    "umap.png",
-    "vector_calculus.png",
+FIGURES = [  # each file is named <plot function>_<name given>
+    "cell_wise_vector_acceleration_umap.png",
+    "cell_wise_vector_cell_wise_vectors_umap.png",
+    "grid_velocity_speed_umap.png",
+    "phase_portraits_phase_portraits.png",
+    "scatters_umap.png",
+    "scatters_vector_calculus.png",
+    "streamline_plot_divergence_pca.png",
+    "streamline_plot_streamline_umap.png",
 ]
 
 
