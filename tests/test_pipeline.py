@@ -156,39 +156,46 @@ def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
 NEW_STAGES = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]
 
 
-def test_cli_runs_vector_field_stages_from_job_file_and_resumes(small_store, tmp_path, capsys):
-    import shutil
+@pytest.fixture(scope="module")
+def velocity_store(tmp_path_factory, reference_path):
+    """dynamo's reference results up to the velocities, on 600 cells, as a store."""
+    tmp = tmp_path_factory.mktemp("velocities")
+    ref = dyn.read_h5ad(reference_path)
+    idx = np.sort(np.random.default_rng(1).choice(ref.n_obs, 600, replace=False))
+    a = ref[idx].copy()
+    for key in [k for k in a.uns if k.startswith(("VecFld", "jacobian", "fate"))]:
+        del a.uns[key]
+    a.write_h5ad(tmp / "velocities.h5ad")
+    return tmp / "velocities.h5ad"
 
+
+def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, tmp_path, capsys):
     from dynadask.cli import main
 
-    # the workflow up to the velocities (done already when the first test ran)
-    before = [s.name for s in pipeline.STAGES if s.name not in NEW_STAGES]
-    pipeline.run(small_store, stages=before, log=lambda line: None)
-    out = tmp_path / "out"
-    out.mkdir()
-    shutil.copytree(small_store, out / "small.zarr")
     job = tmp_path / "job.toml"
     job.write_text(
-        'out = "out"\nworkers = 1\nprogress = false\njacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
+        'out = "out"\nchunk-cells = 250\nworkers = 1\nprogress = false\n'
+        'jacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
+        'stages = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]\n'
     )
-    src = str(small_store.parent / "small.h5ad")
-    assert main(["run", src, "--config", str(job), "--stages", *NEW_STAGES, "--force"]) == 0
+    out = tmp_path / "out"
+    assert main(["run", str(velocity_store), "--config", str(job), "--force"]) == 0
     text = capsys.readouterr().out
     summary = text[text.index("summary") :]
-    for name in NEW_STAGES:
+    for name in ["convert", *NEW_STAGES]:
         assert re.search(rf"^  {name} +run +\d+\.\d s$", summary, re.M), name
-    assert "convert" not in summary and "preprocess" not in summary
-    assert f"store    {out.resolve() / 'small.zarr'}" in summary
+    assert "preprocess" not in summary
+    assert f"store    {out.resolve() / 'velocities.zarr'}" in summary
     assert f"figures  {out.resolve() / 'figures'} ({len(FIGURES)} png files)" in summary
-    assert re.search(r"total +\d+\.\d s  \(5 run\)", summary)
-    adata = dyn.io.open(out / "small.zarr")
+    assert re.search(r"total +\d+\.\d s  \(6 run\)", summary)
+    adata = dyn.io.open(out / "velocities.zarr")
     assert list(adata.uns["jacobian_pca"]["regulators"]) == ["Pdx1", "Ins2", "Gcg"]  # var order
     _check_vector_field_stages(adata, genes=["Pdx1", "Ins2", "Gcg"])
-    # the job again: every stage is complete, nothing runs
-    assert main(["run", src, "--config", str(job)]) == 0
+    # the job again (the command line's --no-force over the file): every stage is complete
+    assert main(["run", str(velocity_store), "--config", str(job), "--no-force"]) == 0
     summary = capsys.readouterr().out.split("summary")[-1]
-    assert len(re.findall(r"skipped +-$", summary, re.M)) == len(pipeline.STAGES)
-    assert re.search(rf"\({len(pipeline.STAGES)} skipped\)", summary)
+    assert len(re.findall(r"skipped +-$", summary, re.M)) == len(NEW_STAGES)
+    assert re.search(r"\(5 skipped\)", summary) and "convert" not in summary
 
 
 def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
