@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,10 +14,13 @@ from ._core.errors import DynadaskError
 from .io import convert
 from .io.info import format_info, store_info
 from .parallel import client, set_progress
+from .runconfig import RUN_OPTIONS, load_run_config, run_defaults
 from .sample_data import pancreas_path
+from .summary import RUN, RunSummary
 
 
 def _convert(args: argparse.Namespace) -> int:
+    set_progress(_progress(args.progress))
     with client(args.scheduler) if args.scheduler else _local(args):
         path = convert(args.src, args.dst, chunk_cells=args.chunk_cells, overwrite=args.overwrite)
     print(format_info(store_info(path)))
@@ -28,19 +32,50 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_options(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of a ``dynadask run``: defaults, then the job file, then the command line."""
+    given = vars(args).copy()
+    options = run_defaults()
+    config = given.pop("config", None)
+    if config is not None:
+        options.update(load_run_config(config))
+    options.update({k: v for k, v in given.items() if k in options})
+    return argparse.Namespace(**options)
+
+
 def _run(args: argparse.Namespace) -> int:
-    pipeline.check_stages(args.stages)  # before a cluster starts
-    src = Path(args.src) if args.src else pancreas_path()
-    out = Path(args.out)
+    opts = run_options(args)
+    pipeline.check_stages(opts.stages)  # before a cluster starts
+    set_progress(_progress(opts.progress))
+    src = Path(opts.src) if opts.src else pancreas_path()
+    out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / f"{src.stem}.zarr"
-    with client(args.scheduler) if args.scheduler else _local(args):
-        if not store.exists() or (args.force and args.stages is None):
-            convert(src, store, chunk_cells=args.chunk_cells, overwrite=True)
-            print(f"converted {src} -> {store}")
-        pipeline.run(store, stages=args.stages, force=args.force, figures=out / "figures")
-    print(format_info(store_info(store)))
+    summary = RunSummary(store=store, figures=out / "figures")
+    try:
+        with client(opts.scheduler) if opts.scheduler else _local(opts):
+            if not store.exists() or (opts.force and opts.stages is None):
+                start = time.perf_counter()
+                convert(src, store, chunk_cells=opts.chunk_cells, overwrite=True)
+                summary.add("convert", RUN, time.perf_counter() - start)
+                print(f"converted {src} -> {store}")
+            pipeline.run(
+                store,
+                stages=opts.stages,
+                force=opts.force,
+                figures=out / "figures",
+                jacobian_genes=opts.jacobian_genes,
+                summary=summary,
+            )
+        print(format_info(store_info(store)))
+    finally:
+        print(summary.format())
     return 0
+
+
+def _progress(flag: bool | None) -> bool:
+    """``--progress``/``--no-progress``, else on when the output is a terminal."""
+    return sys.stdout.isatty() if flag is None else bool(flag)
 
 
 def _local(args: argparse.Namespace):
@@ -60,17 +95,24 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--overwrite", action="store_true", help="replace an existing store")
     _cluster_args(conv)
     conv.set_defaults(func=_convert)
-    run = sub.add_parser("run", help="run the standard workflow into a store (resumable)")
-    run.add_argument("src", nargs="?", default=None, help="input file (default: bundled pancreas)")
-    run.add_argument("--out", default="dynadask_run", help="output folder (store and figures)")
-    run.add_argument("--chunk-cells", type=int, default=None, help="cells per row chunk")
-    run.add_argument("--stages", nargs="*", default=None, help="run only these stages")
-    run.add_argument(
-        "--force",
-        action="store_true",
-        help="redo stages already complete (with no --stages: from a new store)",
+    # no defaults here: run_options tells what the command line set from what it left out
+    run = sub.add_parser(
+        "run",
+        help="run the standard workflow into a store (resumable)",
+        argument_default=argparse.SUPPRESS,
+        epilog="Options not given come from --config, else from their defaults.",
     )
-    _cluster_args(run)
+    o = RUN_OPTIONS
+    run.add_argument("src", nargs="?", help=o["src"].help)
+    run.add_argument("--config", help="a TOML job file of these options (names without --)")
+    run.add_argument("--out", help=o["out"].help)
+    run.add_argument("--chunk-cells", type=int, help=o["chunk_cells"].help)
+    run.add_argument("--stages", nargs="*", help=o["stages"].help)
+    run.add_argument("--force", action=argparse.BooleanOptionalAction, help=o["force"].help)
+    run.add_argument("--jacobian-genes", nargs="+", help=o["jacobian_genes"].help)
+    run.add_argument("--scheduler", help=o["scheduler"].help)
+    run.add_argument("--workers", type=int, help=o["workers"].help)
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, help=o["progress"].help)
     run.set_defaults(func=_run)
     info = sub.add_parser("info", help="shape, matrices, chunking and completed stages")
     info.add_argument("store")
@@ -83,7 +125,12 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=None, help="Dask scheduler address (default: start a LocalCluster)"
     )
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars (default: on when stdout is a terminal)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
-    set_progress(getattr(args, "progress", False))
     try:
         return args.func(args)
     except (DynadaskError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:

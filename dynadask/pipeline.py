@@ -6,35 +6,54 @@ The stages, in order: ``preprocess`` (monocle recipe and PCA), ``neighbors``, ``
 (the store's rows into a locality order when its kNN neighbourhoods are spread over many
 row chunks; see :func:`reorder_if_spread`), ``moments``,
 ``dynamics``, ``reduceDimension`` (UMAP), ``cell_velocities`` (UMAP basis),
-``cell_velocities_pca`` and ``figures`` (written under the run's figure folder).
+``cell_velocities_pca``, ``vectorfield`` (SparseVFC in the umap and pca bases),
+``topography`` (umap), ``vector_calculus`` (speed, divergence, curl, acceleration and
+curvature in both bases), ``jacobian`` (pca, on a few genes) and ``figures`` (written under
+the run's figure folder). A module adds a stage at its place in the workflow with
+:func:`register` (``after=`` the stage it follows).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 
-from . import io, pl
+from . import io, pl, vf
 from ._core import keys
 from ._core.compute import scratch_beside
-from ._core.errors import InputError
+from ._core.errors import InputError, MissingKeyError
 from .configuration import set_figure_params
 from .graph.reorder import chunk_bounds
 from .io.journal import store_lock
 from .io.order import chunk_rows
 from .pp import Preprocessor
+from .summary import FAILED, RUN, SKIPPED, RunSummary
 from .tl import cell_velocities, dynamics, moments, neighbors, reduceDimension
+from .vf._genes import loadings
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a stage may need besides the data: where figures go."""
+    """What a stage may need besides the data.
+
+    Attributes
+    ----------
+    figures
+        Where the ``figures`` stage writes.
+    jacobian_genes
+        The genes of the ``jacobian`` stage (empty: :func:`jacobian_genes` picks them).
+    log
+        Where a stage's notes go (the run's ``log``).
+    """
 
     figures: Path = Path("figures")
+    jacobian_genes: tuple[str, ...] = ()
+    log: Callable[[str], None] = print
 
 
 StageFn = Callable[[ad.AnnData, Context], "ad.AnnData | None"]
@@ -62,11 +81,36 @@ class Stage:
 STAGES: list[Stage] = []
 
 
-def register(name: str, record: str | None = None) -> Callable[[StageFn], StageFn]:
-    """Add a function ``fn(adata, context)`` to the workflow, in call order (a decorator)."""
+def register(
+    name: str, record: str | None = None, *, after: str | None = None
+) -> Callable[[StageFn], StageFn]:
+    """Add a function ``fn(adata, context)`` to the workflow (a decorator).
+
+    Parameters
+    ----------
+    name
+        The stage's name (``--stages`` on the command line).
+    record
+        The stage name its last commit records as complete (default: ``name``).
+    after
+        The stage it follows; default: the end of the workflow so far. A module that adds
+        a stage to the guide's workflow names its place here, e.g.
+        ``@register("ddhodge", after="topography")``.
+
+    Raises
+    ------
+    dynadask.InputError
+        If ``name`` is taken or ``after`` names no stage.
+    """
+    names = [s.name for s in STAGES]
+    if name in names:
+        raise InputError(f"a stage named {name!r} exists already: pick another name")
+    if after is not None and after not in names:
+        raise InputError(f"no stage {after!r} to add {name!r} after: the stages are {names}")
+    position = len(STAGES) if after is None else names.index(after) + 1
 
     def add(fn: StageFn) -> StageFn:
-        STAGES.append(Stage(name, fn, record or name))
+        STAGES.insert(position, Stage(name, fn, record or name))
         return fn
 
     return add
@@ -83,7 +127,9 @@ def run(
     stages: list[str] | None = None,
     force: bool = False,
     figures: str | Path | None = None,
+    jacobian_genes: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
+    summary: RunSummary | None = None,
 ) -> ad.AnnData:
     """Run the workflow's stages on a store, skipping those already complete.
 
@@ -97,8 +143,13 @@ def run(
         Run stages even when the store records them as complete.
     figures
         Folder of the ``figures`` stage (default: ``figures/`` beside the store).
+    jacobian_genes
+        Regulators and effectors of the ``jacobian`` stage (default: :func:`jacobian_genes`).
     log
         Where progress lines go.
+    summary
+        Filled in with each stage's outcome and wall time, the store and the figure folder
+        (also when a stage fails: that stage is recorded ``failed``).
 
     Returns
     -------
@@ -113,9 +164,16 @@ def run(
         If another process is writing the store.
     """
     check_stages(stages)
+    summary = summary if summary is not None else RunSummary()
+    context = Context(
+        Path(figures) if figures else Path(store).parent / "figures",
+        tuple(jacobian_genes or ()),
+        log,
+    )
+    summary.store, summary.figures = Path(store), context.figures
     adata = io.open(store)
     with store_lock(store):  # one writer for the whole run, not only for each commit
-        adata = _run_stages(adata, store, stages, force, figures, log)
+        adata = _run_stages(adata, store, stages, force, context, summary)
     return adata
 
 
@@ -132,23 +190,30 @@ def _run_stages(
     store: str | Path,
     stages: list[str] | None,
     force: bool,
-    figures: str | Path | None,
-    log: Callable[[str], None],
+    context: Context,
+    summary: RunSummary,
 ) -> ad.AnnData:
-    context = Context(Path(figures) if figures else Path(store).parent / "figures")
+    log = context.log
     for stage in STAGES:
         if stages is not None and stage.name not in stages:
             continue
         if stage.record in completed(adata) and not force:
             log(f"{stage.name:<20} already complete, skipped")
+            summary.add(stage.name, SKIPPED)
             continue
         start = time.perf_counter()
-        # large task inputs go to the workers as files beside the store (recomputable)
-        with scratch_beside(Path(store).resolve()):
-            reopened = stage.run(adata, context)
+        try:
+            # large task inputs go to the workers as files beside the store (recomputable)
+            with scratch_beside(Path(store).resolve()):
+                reopened = stage.run(adata, context)
+        except BaseException:
+            summary.add(stage.name, FAILED, time.perf_counter() - start)
+            raise
         if reopened is not None:
             adata = reopened
-        log(f"{stage.name:<20} done in {time.perf_counter() - start:.1f} s")
+        seconds = time.perf_counter() - start
+        summary.add(stage.name, RUN, seconds)
+        log(f"{stage.name:<20} done in {seconds:.1f} s")
     return adata
 
 
@@ -251,6 +316,95 @@ def _velocity_pca(adata: ad.AnnData, context: Context) -> None:
     io.commit(adata, "cell_velocities_pca")
 
 
+VF_BASES = ("umap", "pca")
+"""The bases the ``vectorfield`` stage learns a field in, as the guide does."""
+
+CALCULUS = ("speed", "divergence", "curl", "acceleration", "curvature")
+"""The ``vector_calculus`` stage's quantities, each evaluated in every basis of
+:data:`VF_BASES` (``obs['<quantity>_<basis>']``; ``curl_pca`` is the rotation magnitude)."""
+
+JACOBIAN_GENES = 10
+"""How many genes :func:`jacobian_genes` picks for the ``jacobian`` stage."""
+
+
+@register("vectorfield")
+def _vectorfield(adata: ad.AnnData, context: Context) -> None:
+    for basis in VF_BASES:
+        vf.VectorField(adata, basis=basis)
+    io.commit(adata, "vectorfield")
+
+
+@register("topography")
+def _topography(adata: ad.AnnData, context: Context) -> None:
+    vf.topography(adata, basis="umap")
+
+
+@register("vector_calculus")
+def _vector_calculus(adata: ad.AnnData, context: Context) -> None:
+    for basis in VF_BASES:
+        for name in CALCULUS:
+            getattr(vf, name)(adata, basis=basis)
+    io.commit(adata, "vector_calculus")
+
+
+@register("jacobian")
+def _jacobian(adata: ad.AnnData, context: Context) -> None:
+    genes = list(context.jacobian_genes) or jacobian_genes(adata)
+    context.log(f"{'':<20} jacobian genes: {', '.join(genes)}")
+    vf.jacobian(adata, regulators=genes, effectors=genes, basis="pca")
+
+
+def jacobian_genes(adata: ad.AnnData, n: int = JACOBIAN_GENES, Qkey: str = "PCs") -> list[str]:
+    """The genes the ``jacobian`` stage uses by default: those the PCA represents best.
+
+    A gene's Jacobian entries are its rows of the PCA loadings applied to the pca field's
+    Jacobian, so they carry the gene's dynamics only as far as the principal components
+    hold the gene. Genes are ranked by the variance the components capture of them,
+    ``sum_k Q[g, k]^2 * explained_variance_ratio_[k]`` over the field's components, among
+    the genes with loadings that are ``use_for_dynamics`` with a finite ``gamma``; the top
+    ``n`` are returned in var order.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a pca vector field (``uns['VecFld_pca']``) and PCA loadings.
+    n
+        How many genes.
+    Qkey
+        The PCA loadings in ``uns`` or ``varm``.
+
+    Returns
+    -------
+    list of str
+        Gene names, in var order.
+
+    Raises
+    ------
+    dynadask.MissingKeyError
+        If there is no pca vector field (run ``dyn.vf.VectorField(adata, basis='pca')``).
+    """
+    if "VecFld_pca" not in adata.uns:
+        raise MissingKeyError(
+            "no uns['VecFld_pca']: run dyn.vf.VectorField(adata, basis='pca') (the stage "
+            "vectorfield) before choosing the Jacobian's genes"
+        )
+    d = np.asarray(adata.uns["VecFld_pca"]["X_ctrl"]).shape[1]
+    Q, rows = loadings(adata, Qkey, d)
+    ratio = np.asarray(adata.uns.get("explained_variance_ratio_", np.ones(d)), dtype=float)[:d]
+    score = np.full(adata.n_vars, -np.inf)
+    score[rows] = (Q**2) @ ratio
+    var = adata.var
+    if keys.USE_FOR_DYNAMICS in var:
+        score[~var[keys.USE_FOR_DYNAMICS].to_numpy(dtype=bool)] = -np.inf
+    if "gamma" in var:
+        score[~np.isfinite(var["gamma"].to_numpy(dtype=float))] = -np.inf
+    top = np.argsort(-score, kind="stable")[:n]
+    return [str(g) for g in adata.var_names[np.sort(top[np.isfinite(score[top])])]]
+
+
+# ddhodge (after topography) and fate (after jacobian) join with register(..., after=...)
+
+
 @register("figures")
 def _figures(adata: ad.AnnData, context: Context) -> None:
     set_figure_params("dynamo", background="white")
@@ -264,6 +418,22 @@ def _figures(adata: ad.AnnData, context: Context) -> None:
     pl.streamline_plot(adata, basis="umap", color=color, **out("streamline_umap"))
     pl.cell_wise_vectors(adata, basis="umap", color=color, **out("cell_wise_vectors_umap"))
     pl.phase_portraits(adata, _top_genes(adata, 4), color=color, **out("phase_portraits"))
+    calculus = [f"{q}_{b}" for b in VF_BASES for q in CALCULUS]
+    missing = [k for k in calculus if k not in adata.obs]
+    if missing:
+        context.log(
+            f"{'':<20} vector-field figures left out: no obs {missing[:3]}... "
+            "(run the stages vectorfield and vector_calculus)"
+        )
+    else:
+        # the guide's vector-field panels that need no potential and no topography plot
+        pl.grid_vectors(adata, basis="umap", color="speed_umap", **out("speed_umap"))
+        pl.streamline_plot(adata, basis="umap", color="divergence_pca", **out("divergence_pca"))
+        pl.cell_wise_vectors(
+            adata, basis="umap", color="acceleration_umap", **out("acceleration_umap")
+        )
+        det = ["jacobian_det_pca"] if "jacobian_det_pca" in adata.obs else []
+        pl.scatters(adata, basis="umap", color=calculus + det, ncols=4, **out("vector_calculus"))
     io.commit(adata, "figures")
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import dynadask as dyn
 from dynadask import pipeline
+from dynadask.summary import RunSummary
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +22,21 @@ def small_store(tmp_path_factory, pancreas_path):
     return dyn.io.convert(tmp / "small.h5ad", tmp / "small.zarr", chunk_cells=400)
 
 
+FIGURES = [  # each file is named <plot function>_<name given>
+    "cell_wise_vector_acceleration_umap.png",
+    "cell_wise_vector_cell_wise_vectors_umap.png",
+    "grid_velocity_speed_umap.png",
+    "phase_portraits_phase_portraits.png",
+    "scatters_umap.png",
+    "scatters_vector_calculus.png",
+    "streamline_plot_divergence_pca.png",
+    "streamline_plot_streamline_umap.png",
+]
+
+
 def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     names = [s.name for s in pipeline.STAGES]
-    assert names[:7] == [
+    assert names == [
         "preprocess",
         "neighbors",
         "reorder",
@@ -28,25 +44,103 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
         "dynamics",
         "reduceDimension",
         "cell_velocities",
+        "cell_velocities_pca",
+        "vectorfield",
+        "topography",
+        "vector_calculus",
+        "jacobian",
+        "figures",
     ]
     lines: list[str] = []
-    adata = pipeline.run(small_store, figures=tmp_path / "fig", log=lines.append)
+    summary = RunSummary()
+    adata = pipeline.run(small_store, figures=tmp_path / "fig", log=lines.append, summary=summary)
     assert set(pipeline.completed(adata)) >= set(names)
+    assert summary.names("run") == names and not summary.names("skipped")
+    assert all(o.seconds > 0 for o in summary.outcomes)
     assert {"M_s", "M_u", "velocity_S"} <= set(adata.layers)
     assert {"X_pca", "X_umap", "velocity_umap", "velocity_pca"} <= set(adata.obsm)
     v = np.asarray(adata.obsm["velocity_umap"])
     assert v.shape == (adata.n_obs, 2) and np.isfinite(v).all() and np.abs(v).sum() > 0
+    _check_vector_field_stages(adata)
     figures = sorted(p.name for p in (tmp_path / "fig").iterdir())
-    assert len(figures) == 4 and all(f.endswith(".png") for f in figures)
+    assert figures == FIGURES
     assert all((tmp_path / "fig" / f).stat().st_size > 10_000 for f in figures)
     # a second run skips every stage; the store opens with the results in plain anndata
     again: list[str] = []
-    pipeline.run(small_store, figures=tmp_path / "fig", log=again.append)
+    summary = RunSummary()
+    pipeline.run(small_store, figures=tmp_path / "fig", log=again.append, summary=summary)
     assert all("already complete" in line for line in again) and len(again) == len(names)
+    assert summary.names("skipped") == names and not summary.names("run")
     import anndata as ad
 
     plain = ad.read_zarr(small_store)
     np.testing.assert_allclose(plain.layers["velocity_S"], np.asarray(adata.layers["velocity_S"]))
+    np.testing.assert_allclose(plain.obs["speed_umap"], adata.obs["speed_umap"])
+
+
+def _check_vector_field_stages(adata, genes: list[str] | None = None) -> None:
+    """The new stages' keys, with invariants that tie them to the field they came from."""
+    for basis in ("umap", "pca"):
+        vf = adata.uns[f"VecFld_{basis}"]
+        d = 2 if basis == "umap" else 30
+        assert np.asarray(vf["X_ctrl"]).shape[1] == d
+        field = np.asarray(adata.obsm[f"velocity_{basis}_SparseVFC"])
+        velocity = np.asarray(adata.obsm[f"velocity_{basis}"])
+        cos = (field * velocity).sum(1) / (
+            np.linalg.norm(field, axis=1) * np.linalg.norm(velocity, axis=1)
+        )
+        assert np.nanmedian(cos) > 0.9  # the field follows the velocities it was fitted to
+        # speed is the field's norm at each cell; acceleration's obs is its obsm's norm
+        speed = adata.obs[f"speed_{basis}"].to_numpy()
+        np.testing.assert_allclose(speed, np.linalg.norm(field, axis=1), rtol=1e-5)
+        acc = np.asarray(adata.obsm[f"acceleration_{basis}"])
+        np.testing.assert_allclose(
+            adata.obs[f"acceleration_{basis}"], np.linalg.norm(acc, axis=1), rtol=1e-5
+        )
+        for q in pipeline.CALCULUS:
+            values = adata.obs[f"{q}_{basis}"].to_numpy()
+            assert np.isfinite(values).all() and np.abs(values).max() > 0, (q, basis)
+    # topography: the fixed points of the umap field, where the field vanishes
+    vf = adata.uns["VecFld_umap"]
+    Xss = np.asarray(vf["Xss"])
+    assert Xss.ndim == 2 and Xss.shape[0] >= 1 and Xss.shape[1] == 2
+    f = dyn.vf.vector_field_function(Xss, vf)
+    assert np.abs(f).max() < 1e-4 * np.abs(np.asarray(adata.obsm["velocity_umap_SparseVFC"])).max()
+    # jacobian: the default genes, each cell's gene Jacobian, and its PCA determinant
+    genes = genes or pipeline.jacobian_genes(adata)
+    entry = adata.uns["jacobian_pca"]
+    assert list(entry["regulators"]) == genes == list(entry["effectors"])
+    J = np.asarray(entry["jacobian_gene"])
+    assert J.shape == (adata.n_obs, len(genes), len(genes)) and np.isfinite(J).all()
+    assert np.isfinite(adata.obs["jacobian_det_pca"]).all()
+
+
+def test_jacobian_genes_are_the_best_held_by_the_pca(small_store):
+    adata = dyn.io.open(small_store)
+    genes = pipeline.jacobian_genes(adata, n=7)
+    var = adata.var
+    assert len(genes) == 7 and genes == [g for g in var.index if g in genes]  # var order
+    eligible = var["use_for_dynamics"].astype(bool) & np.isfinite(var["gamma"])
+    assert eligible[genes].all()
+    pcs = var.index[var["use_for_pca"].astype(bool)]
+    Q = np.asarray(adata.uns["PCs"])[:, :30]
+    held = pd.Series((Q**2) @ np.asarray(adata.uns["explained_variance_ratio_"])[:30], pcs)
+    held = held[eligible[pcs].to_numpy()]
+    assert held[genes].min() >= held.drop(genes).max()
+    with pytest.raises(dyn.MissingKeyError, match="VectorField"):
+        pipeline.jacobian_genes(dyn.read_h5ad(small_store.parent / "small.h5ad"))
+
+
+def test_register_places_a_stage_after_another(monkeypatch):
+    monkeypatch.setattr(pipeline, "STAGES", list(pipeline.STAGES))
+    pipeline.register("ddhodge_like", after="topography")(lambda adata, context: None)
+    names = [s.name for s in pipeline.STAGES]
+    assert names[names.index("topography") + 1] == "ddhodge_like"
+    assert names[-1] == "figures"
+    with pytest.raises(dyn.InputError, match="exists already"):
+        pipeline.register("jacobian")
+    with pytest.raises(dyn.InputError, match="no stage 'hodge'"):
+        pipeline.register("x", after="hodge")
 
 
 def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
@@ -57,6 +151,51 @@ def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
     assert len(lines) == 1 and "figures" in lines[0] and "done" in lines[0]
     with pytest.raises(ValueError, match="unknown stage"):
         pipeline.run(small_store, stages=["umap_fit"])
+
+
+NEW_STAGES = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]
+
+
+@pytest.fixture(scope="module")
+def velocity_store(tmp_path_factory, reference_path):
+    """dynamo's reference results up to the velocities, on 600 cells, as a store."""
+    tmp = tmp_path_factory.mktemp("velocities")
+    ref = dyn.read_h5ad(reference_path)
+    idx = np.sort(np.random.default_rng(1).choice(ref.n_obs, 600, replace=False))
+    a = ref[idx].copy()
+    for key in [k for k in a.uns if k.startswith(("VecFld", "jacobian", "fate"))]:
+        del a.uns[key]
+    a.write_h5ad(tmp / "velocities.h5ad")
+    return tmp / "velocities.h5ad"
+
+
+def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, tmp_path, capsys):
+    from dynadask.cli import main
+
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'out = "out"\nchunk-cells = 250\nworkers = 1\nprogress = false\n'
+        'jacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
+        'stages = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(velocity_store), "--config", str(job), "--force"]) == 0
+    text = capsys.readouterr().out
+    summary = text[text.index("summary") :]
+    for name in ["convert", *NEW_STAGES]:
+        assert re.search(rf"^  {name} +run +\d+\.\d s$", summary, re.M), name
+    assert "preprocess" not in summary
+    assert f"store    {out.resolve() / 'velocities.zarr'}" in summary
+    assert f"figures  {out.resolve() / 'figures'} ({len(FIGURES)} png files)" in summary
+    assert re.search(r"total +\d+\.\d s  \(6 run\)", summary)
+    adata = dyn.io.open(out / "velocities.zarr")
+    assert list(adata.uns["jacobian_pca"]["regulators"]) == ["Pdx1", "Ins2", "Gcg"]  # var order
+    _check_vector_field_stages(adata, genes=["Pdx1", "Ins2", "Gcg"])
+    # the job again (the command line's --no-force over the file): every stage is complete
+    assert main(["run", str(velocity_store), "--config", str(job), "--no-force"]) == 0
+    summary = capsys.readouterr().out.split("summary")[-1]
+    assert len(re.findall(r"skipped +-$", summary, re.M)) == len(NEW_STAGES)
+    assert re.search(r"\(5 skipped\)", summary) and "convert" not in summary
 
 
 def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
@@ -71,5 +210,8 @@ def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
     assert "dynamics" in text and "complete" in text and "reduceDimension" not in text
     # resuming: the next call converts nothing and runs only what is left of the workflow
     assert main([*args, "--stages", "dynamics", "figures"]) == 2  # figures need the UMAP
-    assert "X_umap" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "X_umap" in captured.err
+    assert re.search(r"^  dynamics +skipped", captured.out, re.M)
+    assert re.search(r"^  figures +failed +\d+\.\d s$", captured.out, re.M)
     assert (out / "tiny.zarr").is_dir()
