@@ -223,7 +223,8 @@ def test_one_time_value_for_kin_is_an_error():
         var=sim.var[[]].copy(),
         layers={f"X_{k}": sim.layers[k] for k in ("new", "total")},
     )
-    with pytest.raises(ValueError, match="at least 2 distinct"):
+    # checked at the entry (the message names the column, its one value and the fix)
+    with pytest.raises(dyn.InputError, match=r"obs\['time'\] has the single value 1.0"):
         dyn.tl.dynamics(a, use_smoothed=False, experiment_type="kin")
 
 
