@@ -57,7 +57,7 @@ def topography_entry(adata: ad.AnnData, basis: str) -> Mapping[str, Any]:
             return entry
     raise _data.missing(
         "fixed points",
-        f"uns['VecFld_{basis}']['Xss']",
+        f"VecFld_{basis}/Xss",
         f"dyn.vf.topography(adata, basis={basis!r})",
     )
 
@@ -78,7 +78,7 @@ def curves(entry: Mapping[str, Any], name: str, basis: str) -> list[np.ndarray]:
     if isinstance(stored, Mapping):
         return [np.asarray(stored[k], dtype=np.float64) for k in sorted(stored, key=_as_int)]
     raise _data.missing(
-        "curves", f"uns['VecFld_{basis}'][{name!r}]", f"dyn.vf.topography(adata, basis={basis!r})"
+        "curves", f"VecFld_{basis}/{name}", f"dyn.vf.topography(adata, basis={basis!r})"
     )
 
 

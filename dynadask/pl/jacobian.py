@@ -83,7 +83,7 @@ def derivatives(
     if array is None:
         raise _data.missing(
             "uns entry",
-            f"{key}['{kind}_gene']",
+            f"{key}/{kind}_gene",
             MAKERS.get(kind, MAKERS["jacobian"]).format(basis=basis),
         )
     cells = np.asarray(entry["cell_idx"], dtype=np.int64)

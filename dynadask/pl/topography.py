@@ -185,7 +185,7 @@ def _fixed_points(
         if "fp_ind" not in entry:
             raise _data.missing(
                 "fixed points' nearest cells",
-                f"uns['VecFld_{fps_basis}']['fp_ind']",
+                f"VecFld_{fps_basis}/fp_ind",
                 f"dyn.vf.topography(adata, basis={fps_basis!r})",
             )
         rows = np.asarray(entry["fp_ind"], dtype=np.int64)
