@@ -158,21 +158,9 @@ def jacobian(
     if full:
         shapes["full"] = (d, d)
     work = fit["X_ctrl"].shape[0] + 3 * d * d
-    res = gj.per_cell(X, partial(_jacobian_kernel, **kwargs), shapes, cells, work)
-    entry["cell_idx"] = cell_index(cells, next(iter(res.values())))
-    if "gene" in res:
-        entry["jacobian_gene"] = res["gene"].astype(np.float32)
-    if full:
-        entry["jacobian"] = res["full"].astype(np.float32)
-    if not store_in_adata:
-        return _computed(entry, det=res["det"], cells=cells)
-    commit(
-        adata,
-        "jacobian",
-        obs={f"jacobian_det_{basis}": res["det"]},
-        uns={f"jacobian_{basis}": entry},
-    )
-    return None
+    kernel = partial(_jacobian_kernel, **kwargs)
+    res = gj.per_cell(X, kernel, shapes, cells, work)
+    return _write(adata, "jacobian", basis, res, entry, cells, store_in_adata)
 
 
 def _computed(entry: dict, det: Any = None, cells: np.ndarray | None = None) -> dict[str, Any]:
@@ -287,20 +275,25 @@ def sensitivity(
     if full:
         shapes["full"] = (d, d)
     work = fit["X_ctrl"].shape[0] + 5 * d * d
-    res = gj.per_cell(X, partial(_sensitivity_kernel, **kwargs), shapes, cells, work)
+    kernel = partial(_sensitivity_kernel, **kwargs)
+    res = gj.per_cell(X, kernel, shapes, cells, work)
+    return _write(adata, "sensitivity", basis, res, entry, cells, store_in_adata)
+
+
+def _write(adata, name: str, basis: str, res: dict, entry: dict, cells, store: bool):
+    """Put ``res`` (``det``, ``gene``, ``full``) under dynamo's ``<name>`` keys; commit or return.
+
+    ``uns['<name>_<basis>']`` gets ``cell_idx``, ``<name>_gene`` and ``<name>`` (float32) beside
+    ``entry``'s gene lists; ``obs['<name>_det_<basis>']`` the determinants.
+    """
     entry["cell_idx"] = cell_index(cells, next(iter(res.values())))
     if "gene" in res:
-        entry["sensitivity_gene"] = res["gene"].astype(np.float32)
-    if full:
-        entry["sensitivity"] = res["full"].astype(np.float32)
-    if not store_in_adata:
+        entry[f"{name}_gene"] = res["gene"].astype(np.float32)
+    if "full" in res:
+        entry[name] = res["full"].astype(np.float32)
+    if not store:
         return _computed(entry, det=res["det"], cells=cells)
-    commit(
-        adata,
-        "sensitivity",
-        obs={f"sensitivity_det_{basis}": res["det"]},
-        uns={f"sensitivity_{basis}": entry},
-    )
+    commit(adata, name, obs={f"{name}_det_{basis}": res["det"]}, uns={f"{name}_{basis}": entry})
     return None
 
 
