@@ -22,6 +22,8 @@ from ._core.errors import (
 )
 from .io import read, read_h5ad, read_loom, read_zarr
 
+config = configuration  # dynamo's short name
+
 try:
     __version__ = version("dynadask")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -35,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
+    "config",
     "configuration",
     "est",
     "ext",

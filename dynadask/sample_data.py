@@ -36,6 +36,25 @@ def pancreas() -> ad.AnnData:
     return ad.read_h5ad(pancreas_path())
 
 
+def pancreatic_endocrinogenesis(url: str | None = None, filename: str | None = None) -> ad.AnnData:
+    """Return the pancreas endocrinogenesis data under dynamo's name for it.
+
+    Without ``url`` this is :func:`pancreas`: the bundled copy of the same 3,696 cells,
+    which works offline but holds 2,000 genes (the file dynamo's own downloads holds all
+    of them). With ``url`` that file is downloaded once and cached under ``filename``
+    (default: the address's last part).
+
+    Raises
+    ------
+    ConnectionError
+        If ``url`` is given, the file is not cached and cannot be downloaded.
+    """
+    if url is None:
+        return pancreas()
+    name = filename or url.rstrip("/").rsplit("/", 1)[-1]
+    return ad.read_h5ad(_download("pancreatic_endocrinogenesis", name, url))
+
+
 def pancreas_path() -> Path:
     """Return the path of the bundled pancreas ``.h5ad`` file."""
     return Path(str(files("dynadask") / "data" / "pancreas.h5ad"))

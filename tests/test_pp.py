@@ -123,7 +123,8 @@ def test_dispersion_selection_against_direct_fit(pancreas_path):
     sel = adata.var.use_for_pca.values
     # genes without counts drop out in PCA, so compare before that: score order
     passed = adata.var.pass_basic_filter.values
-    x = adata.X.toarray()[:, passed].astype(float) / adata.obs.Size_Factor.values[:, None]
+    counts = _small(pancreas_path, 1500)[adata.obs_names].X  # X itself is now log1p(X / sf)
+    x = counts.toarray()[:, passed].astype(float) / adata.obs.Size_Factor.values[:, None]
     mu, sd = x.mean(0), x.std(0)
     log_m = np.where(mu > 0, np.log2(np.where(mu > 0, mu, 1)), 0)
     log_cv = np.where(mu > 0, np.log2(np.where(mu > 0, sd / np.where(mu > 0, mu, 1), 1)), 0)
@@ -244,19 +245,62 @@ def test_store_with_failing_cells_matches_dropping_them(pancreas_path, tmp_path)
     assert np.isfinite(pcs[~keep]).all()
 
 
-def test_normalized_x_is_dynamos_x(processed, pancreas_path, tmp_path):
+def test_x_after_the_recipe_is_dynamos_x(processed, pancreas_path, tmp_path):
+    """X holds log1p(counts / Size_Factor), as in dynamo, in memory and in a store."""
+    counts = ad.read_h5ad(pancreas_path).X
+    expected = np.log1p(counts.toarray() / processed.obs.Size_Factor.values[:, None])
+    assert sparse.issparse(processed.X) and processed.X.dtype == np.float32
+    np.testing.assert_allclose(processed.X.toarray(), expected, rtol=1e-5, atol=1e-6)
+    assert processed.uns["pp"]["X_normalized"] and processed.uns["pp"]["X_norm_method"] == "log1p"
     genes = processed.var_names[processed.var.use_for_pca.values][:50]
     lazy = dyn.pp.normalized_X(processed, genes)
-    block = lazy.blocks[0].compute()
-    assert sparse.issparse(block) and lazy.shape == (processed.n_obs, 50)
-    x = processed[:, genes].X.toarray() / processed.obs.Size_Factor.values[:, None]
-    np.testing.assert_allclose(lazy.compute().toarray(), np.log1p(x), rtol=1e-5, atol=1e-6)
+    assert sparse.issparse(lazy.blocks[0].compute()) and lazy.shape == (processed.n_obs, 50)
+    np.testing.assert_allclose(
+        lazy.compute().toarray(), processed[:, genes].X.toarray(), rtol=1e-6, atol=1e-7
+    )
     mask = processed.var.use_for_pca.values
-    full = dyn.pp.normalized_X(processed, mask).compute().toarray()
-    pcs = (full - processed.uns["pca_mean"]) @ processed.uns["PCs"]
+    pcs = (processed.X[:, mask].toarray() - processed.uns["pca_mean"]) @ processed.uns["PCs"]
     np.testing.assert_allclose(pcs, processed.obsm["X_pca"], atol=1e-3)
     with pytest.raises(KeyError, match="not in var_names"):
         dyn.pp.normalized_X(processed, ["no-such-gene"])
+    with pytest.raises(dyn.InputError, match="already holds normalised values"):
+        dyn.pp.recipe_monocle(processed)
+    dyn.io.convert(pancreas_path, tmp_path / "x.zarr")
+    dyn.pp.recipe_monocle(dyn.io.open(tmp_path / "x.zarr"))
+    stored = dyn.io.open(tmp_path / "x.zarr").X.compute()
+    assert sparse.issparse(stored) and abs(stored - processed.X).max() < 1e-6
+
+
+def test_building_blocks_transform_x_once(pancreas_path):
+    """normalize then log1p, as a dynamo user calls them: X is divided, then logged, once."""
+    adata = _small(pancreas_path, 300)
+    counts = adata.X.toarray()
+    dyn.pp.calc_sz_factor(adata)
+    sf = adata.obs.Size_Factor.values[:, None]
+    dyn.pp.normalize(adata)
+    np.testing.assert_allclose(adata.X.toarray(), counts / sf, rtol=1e-5)
+    assert dyn.pp.log1p(adata) is adata  # dynamo returns the AnnData
+    np.testing.assert_allclose(adata.X.toarray(), np.log1p(counts / sf), rtol=1e-5, atol=1e-6)
+    dyn.pp.log1p(adata)  # recorded: not logged twice
+    np.testing.assert_allclose(adata.X.toarray(), np.log1p(counts / sf), rtol=1e-5, atol=1e-6)
+    copy = dyn.pp.log1p(adata, layers=["X_spliced"], copy=True)
+    assert copy is not adata and adata.uns["pp"].get("layers_norm_method") != "log1p"
+
+
+def test_filter_genes_returns_flags_or_drops(pancreas_path, tmp_path):
+    adata = _small(pancreas_path, 300)
+    flags = dyn.pp.filter_genes_by_outliers(adata, min_cell_s=30)
+    expected = (adata.X > 0).sum(0).A1 >= 30
+    assert flags.index.equals(adata.var_names) and flags.name == "pass_basic_filter"
+    assert adata.n_vars == 2000 and (flags.values <= expected).all() and flags.sum() > 100
+    kept = adata.var_names[flags.values]
+    assert dyn.pp.filter_genes_by_outliers(adata, min_cell_s=30, inplace=True) is adata
+    assert adata.var_names.equals(kept)
+    dyn.io.convert(pancreas_path, tmp_path / "g.zarr")
+    store = dyn.io.open(tmp_path / "g.zarr")
+    with pytest.warns(UserWarning, match="not subset in place"):
+        out = dyn.pp.filter_genes_by_outliers(store, min_cell_s=30, inplace=True)
+    assert out is store and store.n_vars == 2000 and not store.var.pass_basic_filter.all()
 
 
 def test_store_on_a_cluster_equals_memory(pancreas_path, processed, tmp_path, local_client):
@@ -297,3 +341,24 @@ def test_preprocessor_takes_dynamos_filter_dicts(pancreas_path):
     pre.preprocess_adata(adata, recipe="monocle")
     assert adata.n_obs == 300 and not adata.obs.pass_basic_filter[:10].any()
     assert adata.var.pass_basic_filter.sum() > 0
+
+
+def test_top_pca_genes_and_gene_patterns(processed, pancreas_path):
+    adata = processed.copy()
+    assert dyn.pp.top_pca_genes(adata, n_top_genes=50, pc_components=5) is adata
+    pcs = np.abs(adata.uns["PCs"][:, :5])
+    expected = np.zeros(pcs.shape[0], bool)
+    for col in pcs.T:
+        expected[np.argsort(-col)[:50]] = True
+    flags = adata.var.top_pca_genes.to_numpy()
+    np.testing.assert_array_equal(flags[adata.var.use_for_pca.to_numpy()], expected)
+    assert not flags[~adata.var.use_for_pca.to_numpy()].any() and 50 <= flags.sum() <= 250
+    with pytest.raises(KeyError, match="no PCA loadings"):
+        dyn.pp.top_pca_genes(adata, pc_key="nope")
+    small = _small(pancreas_path, 100)
+    matched = dyn.pp.filter_genes_by_pattern(small, patterns=("Rps", "Rpl"))
+    names = small.var_names[np.asarray(matched)]
+    assert len(matched) == 2000 and len(names) > 5
+    assert all(n.startswith(("Rps", "Rpl")) for n in names)
+    assert dyn.pp.filter_genes_by_pattern(small, patterns=("Rps", "Rpl"), drop_genes=True) is None
+    assert small.n_vars == 2000 - len(names) and not small.var_names.isin(names).any()

@@ -86,8 +86,16 @@ def test_errors(data):
         dyn.tl.reduceDimension(b, reduction_method="tsne")
     with pytest.raises(ValueError, match="unknown UMAP option"):
         dyn.tl.reduceDimension(b, n_pca_components=10, learning_rat=1.0)
-    with pytest.raises(ValueError, match="components"):
-        dyn.tl.reduceDimension(b, n_pca_components=30)
+    with pytest.raises(ValueError, match="dims .* ask for component 12"):
+        dyn.tl.reduceDimension(b, dims=[0, 12])
+
+
+def test_fewer_pcs_than_asked_are_all_used(data, full):
+    """As in dynamo: X_pca with 10 columns and n_pca_components=30 embeds all 10."""
+    b = _adata(data[0])
+    dyn.tl.reduceDimension(b, n_pca_components=30, n_neighbors=15)
+    assert b.uns["umap_fit"]["n_pca_components"] == 10
+    np.testing.assert_allclose(np.asarray(b.obsm["X_umap"]), np.asarray(full.obsm["X_umap"]))
 
 
 def test_transform_method_moves_cells_towards_their_velocity(data, full):

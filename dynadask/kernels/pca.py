@@ -138,3 +138,16 @@ def displacement(x, v, mean: np.ndarray, components: np.ndarray, log: bool = Tru
     future = np.maximum(x + v, 0.0) if log else x + v
     now = _scores(log_norm(x, None, None, log), mean, components)
     return _scores(log_norm(future, None, None, log), mean, components) - now
+
+
+def top_loading_genes(components: np.ndarray, n_top: int) -> np.ndarray:
+    """Genes among the ``n_top`` largest absolute loadings of at least one component.
+
+    ``components`` is genes x components. A gene tied with the ``(n_top + 1)``-th largest
+    loading of a component does not count for it.
+    """
+    q = np.abs(np.asarray(components, dtype=np.float64))
+    if n_top >= q.shape[0]:
+        return np.ones(q.shape[0], dtype=bool)
+    cut = -np.partition(-q, n_top, axis=0)[n_top]  # the (n_top + 1)-th largest per column
+    return (q > cut).any(axis=1)

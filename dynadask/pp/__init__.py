@@ -7,7 +7,7 @@ from .normalization import (
     normalize,
     normalize_cell_expr_by_size_factors,
 )
-from .pca import pca
+from .pca import pca, top_pca_genes
 from .preprocessor import Preprocessor, recipe_monocle
 from .qc import (
     basic_stats,
@@ -15,6 +15,7 @@ from .qc import (
     filter_cells_by_outliers,
     filter_genes,
     filter_genes_by_outliers,
+    filter_genes_by_pattern,
 )
 
 normalize_cells = normalize
@@ -27,6 +28,7 @@ __all__ = [
     "filter_cells_by_outliers",
     "filter_genes",
     "filter_genes_by_outliers",
+    "filter_genes_by_pattern",
     "log1p",
     "normalize",
     "normalize_cell_expr_by_size_factors",
@@ -35,4 +37,5 @@ __all__ = [
     "pca",
     "recipe_monocle",
     "select_genes_monocle",
+    "top_pca_genes",
 ]

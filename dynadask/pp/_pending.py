@@ -22,6 +22,7 @@ class Pending:
     layers: dict[str, Any] = field(default_factory=dict)
     obsm: dict[str, Any] = field(default_factory=dict)
     uns: dict[str, Any] = field(default_factory=dict)
+    X: Any = None  # noqa: N815 - the AnnData slot's name
 
     def column(self, adata: ad.AnnData, slot: str, key: str) -> np.ndarray | None:
         """Return a pending obs/var column, else the AnnData's, else ``None``."""
@@ -33,4 +34,4 @@ class Pending:
 
     def commit(self, adata: ad.AnnData, stage: str) -> None:
         """Write everything into ``adata`` (and its store) in one :func:`dynadask.io.commit`."""
-        commit(adata, stage, **{s: getattr(self, s) for s in SLOTS})
+        commit(adata, stage, X=self.X, **{s: getattr(self, s) for s in SLOTS})

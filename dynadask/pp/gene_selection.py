@@ -19,26 +19,38 @@ SORT_BY = ("cv_dispersion",)
 
 
 def x_view(adata: ad.AnnData, pending: Pending | None = None) -> tuple[Any, np.ndarray, bool]:
-    """X as gene selection and PCA read it: counts, the size factors applied, and log or not.
+    """X as the steps of a stage read it: the stored X, the size factors and log still to apply.
 
-    dynadask keeps X as counts; ``uns['pp']`` records whether it counts as divided by
-    ``obs['Size_Factor']`` (``X_normalized``) and log-transformed (``X_norm_method``).
+    X holds what ``uns['pp']`` says of it, as in dynamo: divided by ``obs['Size_Factor']``
+    once ``X_normalized`` is committed, log-transformed once ``X_norm_method`` is 'log1p'.
+    Within a stage the transforms recorded in ``pending`` but not yet committed are applied as
+    X is read (the stage's commit then writes the transformed X).
     """
-    pending = pending or Pending()
-    pp = pending.uns.get("pp", adata.uns.get("pp", {}))
-    sf = pending.column(adata, "obs", "Size_Factor") if pp.get("X_normalized") else None
+    done = adata.uns.get("pp", {})
+    pp = pending.uns.get("pp", done) if pending is not None else done
+    sf = None
+    if pp.get("X_normalized") and not done.get("X_normalized"):
+        sf = (pending or Pending()).column(adata, "obs", "Size_Factor")
     sf = np.ones(adata.n_obs) if sf is None else sf
-    return x_counts(adata), sf, pp.get("X_norm_method") == "log1p"
+    log = pp.get("X_norm_method") == "log1p" and done.get("X_norm_method") != "log1p"
+    return x_counts(adata), sf, log
+
+
+def transformed_X(adata: ad.AnnData, pending: Pending) -> Any:  # noqa: N802 - X as in AnnData
+    """The lazy X a stage's commit writes (``pending``'s transforms applied), or ``None``.
+
+    ``None`` when ``pending`` records no transform of X beyond what X already holds.
+    """
+    x, sf, log = x_view(adata, pending)
+    if not log and np.all(sf == 1):
+        return None
+    return normalized(x, sf, log=log)
 
 
 def normalized_X(  # noqa: N802 - X as in AnnData
     adata: ad.AnnData, genes: np.ndarray | list | None = None
 ) -> Any:
-    """X as dynamo holds it after preprocessing, lazily: ``log1p(X / Size_Factor)``.
-
-    dynadask keeps raw counts in X (a store's X is never rewritten); ``uns['pp']`` records
-    the transform (``X_normalized``, ``X_norm_method``). Code that needs dynamo's X (gene
-    colours, the 'transform' embedding velocity) reads it through this function.
+    """X after preprocessing (``log1p(X / Size_Factor)``, as dynamo holds it), lazily.
 
     Parameters
     ----------

@@ -1,10 +1,10 @@
 """Size factors, size-factor normalisation of every count layer, and log1p.
 
-dynadask keeps ``X`` as raw counts (a store's X is never rewritten). The normalised,
-log-transformed X that dynamo keeps in ``adata.X`` is described by ``uns['pp']``:
-``X_normalized`` (divided by ``obs['Size_Factor']``) and ``X_norm_method`` (``'log1p'``);
-gene selection and PCA apply that transform block by block when they read X.
-Every other layer is written normalised under dynamo's names (``X_spliced``, …), sparse.
+As in dynamo, ``X`` holds what ``uns['pp']`` says of it: divided by ``obs['Size_Factor']``
+once ``X_normalized`` is recorded, log-transformed once ``X_norm_method`` is ``'log1p'``
+(the commit that records a transform writes the transformed X, lazily on a store). Every
+other raw layer is kept and written normalised under dynamo's names (``X_spliced``, …),
+sparse.
 
 Which size factor divides which layer
 -------------------------------------
@@ -40,6 +40,7 @@ from .._core.errors import InputError, MissingKeyError
 from ..graph.preprocess import log1p_layer, scaled
 from ._inputs import fit_cells, raw_layers, total_layers
 from ._pending import Pending
+from .gene_selection import transformed_X
 from .qc import QCSums, qc_pass
 
 _LOCATIONS: dict[str, Callable[[np.ndarray, Callable], float]] = {
@@ -303,9 +304,9 @@ def normalize(
     Writes
     ------
     layers['X_<layer>'] for each raw layer (spliced, unspliced, new, total, uu, ul, su, sl);
-    obs size factors when computed; uns['pp']['X_normalized'] (X itself stays raw counts:
-    gene selection and PCA divide it by obs['Size_Factor'] as they read it);
-    uns['pp']['size_factors'] (the obs column that divided each layer)
+    obs size factors when computed; X divided by obs['Size_Factor'] and
+    uns['pp']['X_normalized'] when X is among ``layers``; uns['pp']['size_factors'] (the obs
+    column that divided each layer)
     """
     names = list(raw_layers(adata, layers))
     pending = Pending()
@@ -335,6 +336,7 @@ def normalize(
         splicing_total_layers=splicing_total_layers,
         X_total_layers=X_total_layers,
     )
+    pending.X = transformed_X(adata, pending)
     pending.commit(adata, "normalize")
     return adata
 
@@ -342,10 +344,8 @@ def normalize(
 normalize_cell_expr_by_size_factors = normalize
 
 
-def log1p(
-    adata: ad.AnnData, layers: list[str] | None = None, *, copy: bool = False
-) -> ad.AnnData | None:
-    """``log(1 + x)`` of X (recorded: applied as X is read) or of other layers (rewritten).
+def log1p(adata: ad.AnnData, layers: list[str] | None = None, *, copy: bool = False) -> ad.AnnData:
+    """``log(1 + x)`` of X or of other layers, in place (or on a copy).
 
     Parameters
     ----------
@@ -358,13 +358,13 @@ def log1p(
 
     Returns
     -------
-    anndata.AnnData or None
-        The copy when ``copy``.
+    anndata.AnnData
+        ``adata``, or the copy when ``copy``.
 
     Writes
     ------
-    uns['pp']['X_norm_method'] = 'log1p' for X; layers[<layer>] and
-    uns['pp']['layers_norm_method'] = 'log1p' for other layers
+    X and uns['pp']['X_norm_method'] = 'log1p' for X (once: a logged X is not logged again);
+    layers[<layer>] and uns['pp']['layers_norm_method'] = 'log1p' for other layers
     """
     adata = adata.copy() if copy else adata
     layers = ["X"] if layers is None else list(layers)
@@ -380,5 +380,6 @@ def log1p(
         else:
             pending.layers[name] = log1p_layer(adata.layers[name])
             pending.uns["pp"]["layers_norm_method"] = "log1p"
+    pending.X = transformed_X(adata, pending)
     pending.commit(adata, "log1p")
-    return adata if copy else None
+    return adata

@@ -13,6 +13,7 @@ from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from .._core.model import ModelRecord, with_record
 from ..graph import pca as gpca
+from ..kernels import pca as kpca
 from ..kernels.pca import pca_from_moments
 from ._inputs import fit_cells
 from ._pending import Pending
@@ -66,10 +67,8 @@ def finish_pca(
 
 def _record(adata, pending, pca_key, pcs_key, genes, n_fit, layer) -> ModelRecord:
     """The fitted-model record of a PCA: its genes, inputs and the cells it saw."""
-    if layer is None:
-        pp = pending.uns.get("pp", adata.uns.get("pp", {}))
-        inputs, sf_key = "X", ("Size_Factor" if pp.get("X_normalized") else None)
-        log = pp.get("X_norm_method") == "log1p"
+    if layer is None:  # once committed, X holds the transformed values the PCA saw
+        inputs, sf_key, log = "X", None, False
     else:
         inputs, sf_key, log = f"layers/{keys.normalised_key(layer)}", None, False
     n_fit = int(round(n_fit))
@@ -188,3 +187,63 @@ def _source(adata: ad.AnnData, layer: str | None) -> tuple[Any, np.ndarray, bool
             f"layer {key!r} not found: run dyn.pp.normalize first (layers: {sorted(adata.layers)})"
         )
     return adata.layers[key], np.ones(adata.n_obs), False
+
+
+def top_pca_genes(
+    adata: ad.AnnData,
+    pc_key: str = "PCs",
+    n_top_genes: int = 100,
+    *,
+    pc_components: int | list[int] | None = None,
+    adata_store_key: str = "top_pca_genes",
+) -> ad.AnnData:
+    """Flag the genes that are among the ``n_top_genes`` largest loadings of some component.
+
+    Parameters
+    ----------
+    adata
+        AnnData with PCA loadings (genes x components) in ``uns[pc_key]`` or ``varm[pc_key]``;
+        loadings over the ``use_for_pca`` genes map back onto those genes.
+    pc_key
+        Where the loadings are.
+    n_top_genes
+        Genes taken from each component (by absolute loading).
+    pc_components
+        The first this many components, or a list of component indices (default: all).
+    adata_store_key
+        The var column written.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``adata``.
+
+    Writes
+    ------
+    var[adata_store_key]
+    """
+    if pc_key in adata.uns:
+        loadings = np.asarray(adata.uns[pc_key])
+    elif pc_key in adata.varm:
+        loadings = np.asarray(adata.varm[pc_key])
+    else:
+        raise MissingKeyError(
+            f"no PCA loadings {pc_key!r} in uns or varm: run dyn.pp.pca (or name pc_key)"
+        )
+    if isinstance(pc_components, int):
+        loadings = loadings[:, :pc_components]
+    elif pc_components is not None:
+        loadings = loadings[:, list(pc_components)]
+    top = kpca.top_loading_genes(loadings, n_top_genes)
+    flags = np.zeros(adata.n_vars, dtype=bool)
+    if top.size == adata.n_vars:
+        flags = top
+    elif keys.USE_FOR_PCA in adata.var and int(adata.var[keys.USE_FOR_PCA].sum()) == top.size:
+        flags[np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(bool))] = top
+    else:
+        raise InputError(
+            f"{pc_key!r} has loadings for {top.size} genes, but there are {adata.n_vars} genes "
+            f"and var['use_for_pca'] does not select {top.size}: rerun dyn.pp.pca"
+        )
+    Pending(var={adata_store_key: flags}).commit(adata, "top_pca_genes")
+    return adata

@@ -22,7 +22,7 @@ from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
 from ._inputs import experiment_info, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
-from .gene_selection import select_from_moments, x_view
+from .gene_selection import select_from_moments, transformed_X, x_view
 from .normalization import normalized_layers, size_factor_columns
 from .pca import finish_pca
 from .qc import CellFilter, GeneFilter, QCSums, as_mask, qc_pass, stats_columns
@@ -167,6 +167,13 @@ class Preprocessor:
                 "preprocessing needs both (check how it was subset or loaded)"
             )
         unique_names(adata)
+        done = adata.uns.get("pp", {})
+        if done.get("X_normalized") or done.get("X_norm_method"):
+            raise InputError(
+                "X already holds normalised values (uns['pp'] records X_normalized="
+                f"{done.get('X_normalized')}, X_norm_method={done.get('X_norm_method')!r}): "
+                "the recipe starts from raw counts; run it on the raw data (read it again)"
+            )
         for name, x in raw_layers(adata, "all").items():  # one row block each
             sample_counts(x, "X" if name == "X" else f"layer {name!r}")
         RECIPES[recipe](self, adata, tkey, experiment_type)
@@ -195,6 +202,7 @@ class Preprocessor:
         moments = self._select_genes(adata, pending)
         pending.uns["pp"]["X_norm_method"] = "log1p"
         self._pca(adata, pending, moments)
+        pending.X = transformed_X(adata, pending)
         ratios = new_to_total(qc)
         if ratios is not None:
             pending.obs["ntr"], pending.var["ntr"] = ratios

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError
 from ..graph.preprocess import qc_sums
+from ..io import store_path
 from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
 
@@ -297,14 +300,15 @@ def filter_genes_by_outliers(
     min_count_p: float = 0,
     shared_count: float | None = 30,
     inplace: bool = False,
-) -> np.ndarray:
+) -> ad.AnnData | pd.Series:
     """Flag genes detected in too few cells or with too low expression (dynamo's basic filter).
 
     Per layer (X and spliced with the ``_s`` thresholds, unspliced with ``_u``): cells
     expressing the gene, mean and total counts must reach the minima; the mean must stay
     under ``max_avg_exp``; the gene's shared counts across raw layers must reach
-    ``shared_count``. Genes are only flagged (``inplace`` is accepted and ignored: a store's
-    genes are never dropped).
+    ``shared_count``. With ``inplace`` the failing genes are dropped from an in-memory
+    AnnData; a store's genes are only flagged (with a warning), as its cells are by the cell
+    filter.
 
     Parameters
     ----------
@@ -323,12 +327,12 @@ def filter_genes_by_outliers(
     shared_count
         Minimum shared counts (``None`` skips the check).
     inplace
-        Accepted for dynamo compatibility; genes are flagged, never removed.
+        Drop the failing genes (in memory; a store keeps them, flagged).
 
     Returns
     -------
-    numpy.ndarray
-        The boolean flags.
+    anndata.AnnData or pandas.Series
+        ``adata`` with ``inplace``; else the flags, ``var['pass_basic_filter']``.
 
     Writes
     ------
@@ -348,8 +352,58 @@ def filter_genes_by_outliers(
     qc = qc_pass(adata, fit_cells(adata))
     mask = rule.mask(qc) & as_mask(filter_bool, adata.n_vars, "genes")
     Pending(var={keys.PASS_BASIC_FILTER: mask}).commit(adata, "filter_genes")
-    return mask
+    if not inplace:
+        return adata.var[keys.PASS_BASIC_FILTER]
+    if mask.all():
+        return adata
+    if not mask.any():
+        raise InputError("no gene passes the gene filter: relax its thresholds (min_cell_*, ...)")
+    if store_path(adata) is not None:
+        warnings.warn(
+            f"{int((~mask).sum())} genes fail the basic filter; a store is not subset in place, "
+            "so they stay (flagged in var['pass_basic_filter'])",
+            stacklevel=2,
+        )
+        return adata
+    adata._inplace_subset_var(mask)
+    return adata
 
 
 filter_cells = filter_cells_by_outliers
 filter_genes = filter_genes_by_outliers
+
+
+def filter_genes_by_pattern(
+    adata: ad.AnnData,
+    patterns: tuple[str, ...] = ("MT-", "RPS", "RPL", "MRPS", "MRPL", "ERCC-"),
+    drop_genes: bool = False,
+) -> list[bool] | None:
+    """Find genes whose names start with one of ``patterns`` (mitochondrial, ribosomal, spike-ins).
+
+    Parameters
+    ----------
+    adata
+        The AnnData.
+    patterns
+        Name prefixes (case-sensitive, as gene symbols are written).
+    drop_genes
+        Drop the matched genes from an in-memory AnnData. A store's genes cannot be dropped
+        in place: it is left as it is, with a warning, and the flags are returned.
+
+    Returns
+    -------
+    list of bool or None
+        One flag per gene (``True``: matched); ``None`` when the genes were dropped.
+    """
+    matched = [bool(m) for m in adata.var_names.str.startswith(tuple(patterns))]
+    if not drop_genes or not any(matched):
+        return matched
+    if store_path(adata) is not None:
+        warnings.warn(
+            f"{sum(matched)} genes match {tuple(patterns)}; a store is not subset in place, so "
+            "they stay: use the returned flags",
+            stacklevel=2,
+        )
+        return matched
+    adata._inplace_subset_var(~np.asarray(matched))
+    return None

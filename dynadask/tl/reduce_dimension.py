@@ -80,7 +80,8 @@ def reduceDimension(  # noqa: N802 - dynamo's name
     layer
         Use ``obsm['<layer>_pca']`` and write ``obsm['<layer>_umap']``.
     basis
-        Input space: ``'pca'`` (its first ``n_pca_components`` columns, or ``dims``).
+        Input space: ``'pca'`` (its first ``n_pca_components`` columns, all of them when
+        there are fewer, or ``dims``).
     dims
         Columns of the input space to use.
     n_pca_components, n_components, n_neighbors
@@ -191,13 +192,15 @@ def _input(adata, genes, layer, basis, dims, n_pcs) -> Any:
             f"obsm[{name!r}] is missing: run dyn.pp.pca(adata) (or dyn.pp.recipe_monocle) first"
         )
     x = adata.obsm[name]
-    need = max(max(dims) + 1, n_pcs) if dims is not None else n_pcs
-    if x.shape[1] < need:
+    if dims is None:  # as dynamo: the first n_pca_components columns, or all there are
+        return x[:, : min(n_pcs, x.shape[1])]
+    if max(dims) >= x.shape[1]:
         raise InputError(
-            f"obsm[{name!r}] has {x.shape[1]} components, {need} needed: rerun "
-            f"dyn.pp.pca with n_pca_components={need}"
+            f"dims {list(dims)} ask for component {max(dims)} but obsm[{name!r}] has "
+            f"{x.shape[1]}: pick dims below {x.shape[1]} or rerun dyn.pp.pca with "
+            f"n_pca_components={max(dims) + 1}"
         )
-    return x[:, list(dims)] if dims is not None else x[:, :n_pcs]
+    return x[:, list(dims)]
 
 
 def _gene_pca(adata, genes, layer, n_pcs) -> Any:

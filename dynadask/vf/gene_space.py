@@ -24,7 +24,6 @@ import numpy as np
 from .._core import keys
 from .._core.compute import compute
 from ..graph.blocks import map_rows, sum_rows, take_columns
-from ..graph.preprocess import normalized
 from ..kernels import gene_field as kg
 
 log = logging.getLogger(__name__)
@@ -141,21 +140,15 @@ def _genes(adata: ad.AnnData, genes: Any) -> np.ndarray:
 def expression(adata: ad.AnnData, layer: str, cols: np.ndarray) -> da.Array:
     """Lazy un-logged expression of ``layer`` on columns ``cols`` (dense float64 blocks).
 
-    ``'X'``: the counts divided by ``obs['Size_Factor']`` when ``uns['pp']`` records that X
-    is normalised (dynadask keeps counts in X), else ``expm1(X)`` as dynamo reads a logged
-    X. A normalised layer ``X_<layer>`` recorded as logged (``layers_norm_method`` 'log1p')
-    is ``expm1``-ed; moments and other layers are taken as they are.
+    ``'X'``: ``expm1(X)`` when ``uns['pp']`` records X as log-transformed (as preprocessing
+    leaves it), else X as it is. A normalised layer ``X_<layer>`` recorded as logged
+    (``layers_norm_method`` 'log1p') is ``expm1``-ed; moments and other layers are taken as
+    they are.
     """
     pp = adata.uns.get("pp")
     if layer == "X":
-        if isinstance(pp, dict):
-            sf = (
-                adata.obs[keys.size_factor_key(None)].to_numpy(dtype=np.float64)
-                if pp.get("X_normalized") and keys.size_factor_key(None) in adata.obs
-                else np.ones(adata.n_obs)
-            )
-            return _dense(normalized(adata.X, sf, genes=cols), cols.size)
-        return _dense(take_columns(adata.X, cols), cols.size, expm1=True)
+        logged = isinstance(pp, dict) and pp.get("X_norm_method") == "log1p"
+        return _dense(take_columns(adata.X, cols), cols.size, expm1=logged)
     logged = (
         layer in keys.FIRST_MOMENTS
         and isinstance(pp, dict)

@@ -1,0 +1,206 @@
+"""Which of dynamo's public names dynadask offers: the table in docs/api.md.
+
+    python docs/api_coverage.py --dynamo-src /path/to/dynamo   # re-read dynamo's names
+    python docs/api_coverage.py                                 # rewrite docs/api.md
+
+dynamo's public names per namespace (``dyn.pp``, ``dyn.tl``, ...) are read from its source
+without importing it (``pip download --no-deps dynamo-release==1.5.3`` and unzip): a
+namespace's names are those its module binds by relative imports, definitions and
+assignments, following ``from .x import *`` (through ``__all__`` where the module has one).
+They are kept in ``docs/dynamo_names.json``, so the table can be rebuilt, and checked by the
+tests, on a machine without dynamo. dynadask's names are read by importing it.
+
+Each dynamo name is then *offered* (same name, same call), *offered with a difference*
+(listed in ``DIFFERENCES`` below with the difference), or *not offered*, with the reason
+from ``NOT_OFFERED`` (first matching rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import inspect
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).parent
+NAMES = HERE / "dynamo_names.json"
+TABLE = HERE / "api.md"
+NAMESPACES = ("pp", "est", "tl", "vf", "pd", "pl", "mv", "sim", "ext", "sample_data",
+              "configuration")  # fmt: skip
+SOURCES = {  # the module each namespace star-imports from, relative to dynamo/
+    "pp": "preprocessing",
+    "est": "estimation",
+    "tl": "tools",
+    "vf": "vectorfield",
+    "pd": "prediction",
+    "pl": "plot",
+    "mv": "movie",
+    "sim": "simulation",
+    "ext": "external",
+    "sample_data": "sample_data",
+    "configuration": "configuration",
+}
+
+# Offered under the same name, with a behaviour a dynamo user should know about.
+DIFFERENCES: dict[str, str] = {
+    "pp.recipe_monocle": "works on a Zarr store out of core; the kNN graph is NN-descent",
+    "tl.neighbors": "NN-descent (pynndescent's method, own implementation) on every size",
+    "tl.dynamics": "one-shot/kinetics/degradation/mixed labelling and splicing models; "
+    "est_method 'em' adds the EM dynamical model",
+    "vf.VectorField": "SparseVFC fitted on a kNN-spread sample, evaluated for every cell by blocks",
+    "ext.ddhodge": "the potential is solved by preconditioned conjugate gradients",
+}
+
+# Why a name is not offered: (regular expression on "namespace.name", reason); first match.
+NOT_OFFERED: list[tuple[str, str]] = [
+    (r"^(pl|mv)\..*(anim|Anim|movie)", "movies (dyn.mv) are not built yet"),
+    (r"^pl\..*(shiny|plotly|pyvista|3d|3D)", "interactive or 3-D back-ends are not used"),
+    (r"^sample_data\.", "downloads a public dataset; dynadask ships pancreas only (no network)"),
+    (
+        r"^configuration\.(DKM|DynamoAdataKeyManager|DynamoAdataConfig|update_data_store_mode)",
+        "dynamo's key manager and store modes: dynadask's keys are fixed (dynadask._core.keys) "
+        "and a store keeps every result",
+    ),  # fmt: skip
+    (r"^configuration\.", "dynamo's plotting themes and colour maps"),
+    (
+        r"^tl\.(DDRTree|construct_velocity_tree|directed_pg|psl|cal_ncenter)",
+        "principal-graph pseudotime is not built",
+    ),  # fmt: skip
+    (
+        r"^tl\.(leiden|louvain|hdbscan|scc|cluster_community|purity|infomap)",
+        "clustering is left to scanpy on the same AnnData",
+    ),  # fmt: skip
+    (r"^tl\..*(mnn|MNN)", "batch correction is not built"),
+    (
+        r"^tl\..*(markov|Markov|KernelMarkov|DiscreteMarkov|ContinuousMarkov)",
+        "Markov-chain classes of the transition matrix are not built",
+    ),  # fmt: skip
+    (r"^est\.", "dynamo's estimation internals: dyn.tl.dynamics is the public entry"),
+    (
+        r"^sim\.(Gillespie|BifurcationTwoGenes|OscillationTwoGenes|Neurongenesis|"
+        r"KinLabelingSimulator|AnnDataSimulator|CellularModelSimulator)$",
+        "dynamo's simulator classes: dyn.sim.simulate(model=...) makes the cells and the truth "
+        "in one call",
+    ),  # fmt: skip
+    (r"^sim\.", "not built yet"),
+    (r"^(vf|pd|ext)\.", "not built yet (vector-field half)"),
+    (r"^pl\.", "plot not built yet"),
+    (r"^(pp|tl)\.", "not built yet"),
+]
+
+
+# --------------------------------------------------------------------- dynamo's names
+def _module_path(root: Path, dotted: str) -> Path | None:
+    base = root.joinpath(*dotted.split("."))
+    if (base / "__init__.py").exists():
+        return base / "__init__.py"
+    if base.with_suffix(".py").exists():
+        return base.with_suffix(".py")
+    return None
+
+
+def _resolve(root: Path, here: str, level: int, module: str | None) -> str:
+    parts = here.split(".")
+    package = parts if _module_path(root, here).name == "__init__.py" else parts[:-1]
+    package = package[: len(package) - (level - 1)] if level > 1 else package
+    return ".".join([*package, module] if module else package)
+
+
+def public_names(root: Path, dotted: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Names ``from dynamo.<dotted> import *`` binds, read from the source."""
+    path = _module_path(root, dotted)
+    if path is None or dotted in seen:
+        return set()
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return {ast.literal_eval(e) for e in node.value.elts}
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            target = _resolve(root, dotted, node.level, node.module)
+            for alias in node.names:
+                if alias.name == "*":
+                    names |= public_names(root, target, seen | {dotted})
+                elif _module_path(root, f"{target}.{alias.name}") is None:
+                    names.add(alias.asname or alias.name)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return {n for n in names if not n.startswith("_")}
+
+
+def read_dynamo(src: Path) -> dict[str, list[str]]:
+    """Dynamo's public names per namespace, from its source folder ``src`` (``.../dynamo``)."""
+    root = src.parent
+    return {ns: sorted(public_names(root, f"dynamo.{SOURCES[ns]}")) for ns in NAMESPACES}
+
+
+# --------------------------------------------------------------------- the table
+def ours(namespace: str) -> set[str]:
+    """The public names of ``dynadask.<namespace>``."""
+    module = importlib.import_module(f"dynadask.{namespace}")
+    return {
+        n for n in dir(module)
+        if not n.startswith("_") and not inspect.ismodule(getattr(module, n))
+    }  # fmt: skip
+
+
+def status(qualified: str, offered: set[str]) -> tuple[str, str]:
+    """(``offered`` | ``difference`` | ``not offered``, note) of one dynamo name."""
+    name = qualified.split(".", 1)[1]
+    if name in offered:
+        if qualified in DIFFERENCES:
+            return "difference", DIFFERENCES[qualified]
+        return "offered", ""
+    for pattern, why in NOT_OFFERED:
+        if re.search(pattern, qualified):
+            return "not offered", why
+    return "not offered", "not built yet"
+
+
+def table(dynamo: dict[str, list[str]]) -> str:
+    """The Markdown of docs/api.md."""
+    lines = [
+        "# dynamo 1.5.3's public names in dynadask",
+        "",
+        "Generated by `python docs/api_coverage.py` (a test checks it is current). "
+        "*offered*: same name and call; *difference*: offered, with the difference noted; "
+        "*not offered*: with the reason.",
+        "",
+        "| namespace | dynamo names | offered | with a difference | not offered |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    detail: list[str] = []
+    for ns in NAMESPACES:
+        offered = ours(ns)
+        rows = [(n, *status(f"{ns}.{n}", offered)) for n in dynamo[ns]]
+        count = {k: sum(r[1] == k for r in rows) for k in ("offered", "difference", "not offered")}
+        lines.append(
+            f"| `dyn.{ns}` | {len(rows)} | {count['offered']} | {count['difference']} "
+            f"| {count['not offered']} |"
+        )
+        detail += ["", f"## dyn.{ns}", "", "| name | status | note |", "|---|---|---|"]
+        detail += [f"| `{n}` | {s} | {note} |" for n, s, note in rows]
+    return "\n".join(lines + detail) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-read dynamo's names when asked, then rewrite docs/api.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dynamo-src", type=Path, help="dynamo's source folder (re-read names)")
+    args = parser.parse_args(argv)
+    if args.dynamo_src:
+        NAMES.write_text(json.dumps(read_dynamo(args.dynamo_src), indent=1) + "\n")
+    TABLE.write_text(table(json.loads(NAMES.read_text())))
+    print(TABLE.read_text().split("\n\n## ")[0])
+
+
+if __name__ == "__main__":
+    main()
