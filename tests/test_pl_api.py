@@ -20,7 +20,6 @@ import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrow  # noqa: E402
 from matplotlib.quiver import Quiver  # noqa: E402
 from scipy import sparse  # noqa: E402
 
@@ -233,11 +232,13 @@ def test_variance_explained_draws_the_pca_ratio(adata, reference):
 def test_biplot_arrows_are_the_loadings(adata):
     ax = dyn.pl.biplot(adata, show_text=True, save_show_or_return=R)
     pcs, scores = adata.uns["PCs"], adata.obsm["X_pca"]
-    arrows = [p for p in ax.patches if isinstance(p, FancyArrow)]
-    assert len(arrows) == pcs.shape[0] == adata.var["use_for_pca"].sum()
+    (arrows,) = [c for c in ax.collections if isinstance(c, Quiver)]
+    assert arrows.N == pcs.shape[0] == adata.var["use_for_pca"].sum()
     genes = adata.var_names[adata.var["use_for_pca"].to_numpy()]
-    tips = pcs[:, :2] * scores[:, :2].max(axis=0) * 1.01
-    np.testing.assert_allclose([t.get_position() for t in ax.texts], tips, rtol=1e-6)
+    tips = pcs[:, :2] * scores[:, :2].max(axis=0)
+    np.testing.assert_allclose(arrows.X, 0)
+    np.testing.assert_allclose(np.column_stack([arrows.U, arrows.V]), tips, rtol=1e-6)
+    np.testing.assert_allclose([t.get_position() for t in ax.texts], tips * 1.01, rtol=1e-6)
     assert [t.get_text() for t in ax.texts] == list(genes)
     cells = dyn.pl.biplot(
         adata,
@@ -360,8 +361,8 @@ def test_store_backed_figures_equal_memory(store, adata):
         dyn.pl.exp_by_groups(adata, ["Gcg", "Ins1"], **kwargs).data["value"],
         rtol=1e-6,
     )
-    arrows = dyn.pl.biplot(store, save_show_or_return=R).patches
-    assert len(arrows) == adata.uns["PCs"].shape[0]
+    (arrows,) = dyn.pl.biplot(store, save_show_or_return=R).collections
+    assert arrows.N == adata.uns["PCs"].shape[0]
     np.testing.assert_allclose(
         dyn.pl.variance_explained(store, save_show_or_return=R).lines[0].get_ydata(),
         adata.uns["explained_variance_ratio_"],

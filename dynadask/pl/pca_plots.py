@@ -140,10 +140,11 @@ def biplot(
 ) -> Axes | None:
     """Overlay the genes' loadings (arrows) on two principal components (and the cells).
 
-    Each PCA gene is an arrow from the origin to ``(loading_x * max(pc_x), loading_y *
-    max(pc_y))``, the maxima taken over the cells' scores (only the two score columns are
-    read). With ``draw_pca_embedding`` the cells are drawn too (divided by the range of each
-    column with ``scale_pca_embedding``), as points of the usual size ``120000 / n_cells``.
+    Each PCA gene is an arrow (all in one quiver) from the origin to ``(loading_x *
+    max(pc_x), loading_y * max(pc_y))``, the maxima taken over the cells' scores (only the
+    two score columns are read). With ``draw_pca_embedding`` the cells are drawn too
+    (divided by the range of each column with ``scale_pca_embedding``), as points of the
+    usual size ``120000 / n_cells``.
 
     Parameters
     ----------
@@ -172,7 +173,8 @@ def biplot(
     Returns
     -------
     Axes or None
-        The axes with ``'return'`` / ``'all'``; one ``FancyArrow`` patch per gene.
+        The axes with ``'return'`` / ``'all'``; the genes' arrows are one ``Quiver`` (one
+        arrow per gene, from the origin).
 
     Raises
     ------
@@ -193,12 +195,25 @@ def biplot(
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     genes = loading_genes(adata, pcs.shape[0])
-    for g in range(pcs.shape[0]):
-        ax.arrow(
-            0, 0, pcs[g, i] * top[0], pcs[g, j] * top[1], color="r", width=0.0005, head_width=0.0025
-        )
-        if show_text:
-            ax.text(pcs[g, i] * top[0] * 1.01, pcs[g, j] * top[1] * 1.01, genes[g], color="r")
+    tips = pcs[:, [i, j]] * top
+    zero = np.zeros(len(tips))
+    # one artist for all genes (dynamo adds one patch per gene, slow with thousands)
+    ax.quiver(
+        zero,
+        zero,
+        tips[:, 0],
+        tips[:, 1],
+        color="r",
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        width=0.002,
+    )
+    ax.update_datalim(np.vstack([tips, [[0.0, 0.0]]]))
+    ax.autoscale_view()
+    if show_text:
+        for (tx, ty), name in zip(tips * 1.01, genes, strict=True):
+            ax.text(tx, ty, name, color="r")
     ax.set_xlabel(f"PC{i}")
     ax.set_ylabel(f"PC{j}")
     if draw_pca_embedding:
