@@ -136,6 +136,19 @@ def test_space_marker_area_from_the_cell_spacing(adata):
     pixels = 2.0 * width / span_x * 100
     np.testing.assert_allclose(_points(axes[0])[0].get_sizes(), pixels**2)
     np.testing.assert_allclose(_points(axes[1])[0].get_offsets(), small.obsm["spatial"])
+    # stacked: one panel, each gene only where it exceeds the threshold, one legend entry each
+    stacked = dyn.pl.space(
+        small,
+        genes=["Gcg", "Ins1"],
+        stack_genes=True,
+        stack_genes_threshold=1,
+        save_show_or_return=R,
+    )
+    assert isinstance(stacked, Axes) and stacked.get_title() == "stacked spatial genes"
+    x = _dense(small.X)
+    above = [(x[:, small.var_names.get_loc(g)] > 1).sum() for g in ["Gcg", "Ins1"]]
+    assert [len(p.get_offsets()) for p in _points(stacked)] == above
+    assert [t.get_text() for t in stacked.get_legend().get_texts()] == ["Gcg", "Ins1"]
     with pytest.raises(KeyError, match=r"obsm\['spatial'\]"):
         dyn.pl.space(adata, color="clusters")
 

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from ..kernels.spatial import smallest_distance
 from . import _data
-from ._points import point_size
+from ._figure import clean_axes, save_show_ret
+from ._points import draw_values, point_size
 from .scatters import scatters
+
+# dynamo's colour maps for stacked genes, in order
+STACK_CMAPS = (
+    "Greys",
+    "Purples",
+    "Blues",
+    "Greens",
+    "Oranges",
+    "Reds",
+    "YlOrBr",
+    "YlOrRd",
+    "OrRd",
+    "PuRd",
+    "RdPu",
+    "BuPu",
+    "GnBu",
+    "PuBu",
+    "YlGnBu",
+    "PuBuGn",
+    "BuGn",
+    "YlGn",
+)
+
+
+@dataclass(frozen=True)
+class _Stack:
+    cmaps: tuple[str, ...] | list[str]
+    threshold: float
+    legend_size: float
 
 
 def umap(adata: ad.AnnData, **kwargs: Any) -> Axes | list[Axes] | None:
@@ -63,6 +97,7 @@ def space(
     color: str | list[str] | None = None,
     genes: str | list[str] | None = None,
     *,
+    gene_cmaps: list[str] | None = None,
     space_key: str = "spatial",
     width: float = 6,
     marker: str = ".",
@@ -70,6 +105,9 @@ def space(
     dpi: int = 100,
     ps_sample_num: int = 1000,
     alpha: float = 0.8,
+    stack_genes: bool = False,
+    stack_genes_threshold: float = 0.01,
+    stack_colors_legend_size: float = 10,
     figsize: tuple[float, float] | None = None,
     **kwargs: Any,
 ) -> Axes | list[Axes] | None:
@@ -89,7 +127,10 @@ def space(
     color
         obs columns or genes drawn after ``genes``.
     genes
-        Genes drawn, one panel each.
+        Genes drawn, one panel each (or all in one panel with ``stack_genes``).
+    gene_cmaps
+        Colour maps of the stacked genes, in order (default: dynamo's 18 sequential maps,
+        ``Greys``, ``Purples``, ``Blues`` ...).
     space_key
         obsm key of the coordinates.
     width
@@ -105,6 +146,15 @@ def space(
         Cells sampled for the spacing.
     alpha
         Point opacity.
+    stack_genes
+        Draw every gene in one panel (titled ``stacked spatial genes``), each with its own
+        colour map and only in the cells where its value exceeds ``stack_genes_threshold``,
+        with a legend instead of colour bars. Ignored (with a warning) when ``color`` is
+        given, as in dynamo.
+    stack_genes_threshold
+        Values at or below it are not drawn when stacking.
+    stack_colors_legend_size
+        Marker size in the stacked legend.
     figsize
         Size of a panel; by default ``(width, width * y range / x range + 0.3)``.
     **kwargs
@@ -113,7 +163,7 @@ def space(
     Returns
     -------
     Axes or list of Axes or None
-        As :func:`scatters`.
+        As :func:`scatters`; the single axes when stacking (dynamo lists it once per gene).
 
     Raises
     ------
@@ -124,6 +174,14 @@ def space(
     ------
     Nothing in ``adata``; a file when saving.
     """
+    if color is not None and stack_genes:
+        warnings.warn(
+            "stack_genes is ignored with color=: stacking draws numeric values only; "
+            "pass the genes (or numeric obs columns) as genes=[...]",
+            UserWarning,
+            stacklevel=2,
+        )
+        stack_genes = False
     names = [genes] if isinstance(genes, str) else list(genes or [])
     if color is not None:
         names += [color] if isinstance(color, str) else list(color)
@@ -145,6 +203,9 @@ def space(
     if pointsize is None:
         pixels = smallest_distance(xy, sample_num=ps_sample_num) * figsize[0] / span[0] * dpi
         pointsize = max(pixels**2, 1e-3) / point_size(adata.n_obs)
+    if stack_genes:
+        stack = _Stack(gene_cmaps or STACK_CMAPS, stack_genes_threshold, stack_colors_legend_size)
+        return _stacked(adata, key, xy, names, figsize, pointsize, alpha, stack, **kwargs)
     return scatters(
         adata,
         space_key,
@@ -155,3 +216,62 @@ def space(
         marker=marker,
         **kwargs,
     )
+
+
+def _stacked(
+    adata: ad.AnnData,
+    key: str,
+    xy: np.ndarray,
+    names: list[str],
+    figsize: tuple[float, float],
+    pointsize: float,
+    alpha: float,
+    stack: _Stack,
+    *,
+    layer: str = "X",
+    use_smoothed: bool = True,
+    ax: Axes | None = None,
+    background: str | None = None,
+    save_show_or_return: str = "show",
+    save_kwargs: dict | None = None,
+    **scatter_kwargs: Any,
+) -> Axes | None:
+    """All genes in one panel, each in its own colour map where it exceeds the threshold."""
+    read = _data.smoothed_layer(layer, use_smoothed)
+    values = _data.gather({n: _data.color_vector(adata, n, read) for n in names})
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    size = point_size(xy.shape[0], pointsize)
+    handles = []
+    for k, name in enumerate(names):
+        v = np.asarray(values[name], dtype=np.float64)
+        keep = v > stack.threshold
+        if not keep.any():
+            continue
+        cmap = stack.cmaps[k % len(stack.cmaps)]
+        draw_values(
+            ax,
+            xy[keep],
+            v[keep],
+            cmap=cmap,
+            show_colorbar=False,
+            s=size,
+            alpha=alpha,
+            **scatter_kwargs,
+        )
+        top = plt.get_cmap(cmap)(1.0)
+        handles.append(
+            Line2D(
+                [0],
+                [0],
+                marker="o",
+                color="w",
+                markerfacecolor=top,
+                label=name,
+                markersize=stack.legend_size,
+            )
+        )
+    ax.legend(handles=handles, loc="upper right", prop={"size": stack.legend_size})
+    ax.set_title("stacked spatial genes")
+    clean_axes(ax, background)
+    return save_show_ret("scatters", save_show_or_return, save_kwargs, ax, ax.figure)
