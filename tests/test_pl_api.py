@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
+import dask.array as da  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -382,3 +383,39 @@ def test_store_backed_figures_equal_memory(store, adata):
     )
     assert len(dyn.pl.feature_genes(store, save_show_or_return=R).axes[0].lines) == 1
     assert dyn.pl.loading(store, save_show_or_return=R).shape == (2, 5)
+
+
+# ---------------------------------------------------------------- the summaries' builders
+
+
+@pytest.mark.parametrize("kind", ["numpy", "csr", "dask", "dask_csr"])
+def test_summaries_builders_over_array_types(kind):
+    from dynadask.graph import summaries as gs
+
+    rng = np.random.default_rng(1)
+    x = rng.poisson(0.4, size=(230, 17)).astype(np.float32)
+    x[5] = 0  # a cell without counts
+    mito = np.zeros(17, dtype=bool)
+    mito[[2, 9]] = True
+    arr = {
+        "numpy": x,
+        "csr": sparse.csr_matrix(x),
+        "dask": da.from_array(x, chunks=(60, 17)),
+        "dask_csr": da.from_array(x, chunks=(60, 17)).map_blocks(
+            sparse.csr_matrix, dtype=np.float32
+        ),
+    }[kind]
+    members = [np.array([3]), np.array([0, 4, 16])]
+    totals, per_cell, fractions, qc = compute_mod.compute(
+        gs.gene_totals(arr),
+        gs.cell_totals(arr, arr, genes=np.array([1, 2, 3])),
+        gs.feature_fractions(arr, members),
+        gs.basic_stats(arr, mito),
+    )
+    np.testing.assert_allclose(totals, x.sum(0))
+    np.testing.assert_allclose(per_cell, np.column_stack([x[:, 1:4].sum(1)] * 2))
+    with np.errstate(invalid="ignore"):
+        expected = np.column_stack([x[:, m].sum(1) for m in members]) / x.sum(1)[:, None]
+    np.testing.assert_allclose(fractions, expected)
+    assert np.isnan(fractions[5]).all()
+    np.testing.assert_allclose(qc, np.column_stack([(x > 0).sum(1), x.sum(1), x[:, mito].sum(1)]))
