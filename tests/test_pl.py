@@ -136,7 +136,7 @@ def test_many_cells_are_aggregated_into_an_image(reference, monkeypatch):
 
 
 def test_cell_wise_vectors_one_arrow_per_cell(reference):
-    ax = dyn.pl.cell_wise_vectors(reference, color="clusters", save_show_or_return="return")
+    (ax,) = dyn.pl.cell_wise_vectors(reference, color="clusters", save_show_or_return="return")
     (q,) = _quivers(ax)
     assert q.N == N_CELLS
     assert len(_points_of(ax)[0].get_offsets()) == N_CELLS
@@ -148,21 +148,25 @@ def test_cell_wise_vectors_one_arrow_per_cell(reference):
 
 def test_cell_wise_vectors_subsample_is_bounded_and_seeded(reference, monkeypatch):
     monkeypatch.setattr(pl_vectors, "MAX_CELL_ARROWS", 500)
-    a = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return"))[0]
-    b = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return"))[0]
+    a = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return")[0])[
+        0
+    ]
+    b = _quivers(dyn.pl.cell_wise_vectors(reference, color="ntr", save_show_or_return="return")[0])[
+        0
+    ]
     assert a.N == 500
     np.testing.assert_array_equal(a.X, b.X)
     c = _quivers(
         dyn.pl.cell_wise_vectors(
             reference, color="ntr", cell_inds=120, save_show_or_return="return"
-        )
+        )[0]
     )[0]
     assert c.N == 120
     names = list(reference.obs_names[:7])
     d = _quivers(
         dyn.pl.cell_wise_vectors(
             reference, color="ntr", cell_inds=names, save_show_or_return="return"
-        )
+        )[0]
     )[0]
     np.testing.assert_allclose(d.X, reference.obsm["X_umap"][:7, 0])
 
@@ -236,11 +240,11 @@ def test_gaussian_grid_reproduces_dynamos_grid(reference):
 
 
 def test_streamline_plot(reference):
-    ax = dyn.pl.streamline_plot(reference, color="clusters", save_show_or_return="return")
+    (ax,) = dyn.pl.streamline_plot(reference, color="clusters", save_show_or_return="return")
     lines = [c for c in ax.collections if isinstance(c, LineCollection)]
     assert len(lines) == 1 and len(lines[0].get_segments()) > 100
     assert len(ax.patches) > 10  # arrow heads
-    sparse = dyn.pl.streamline_plot(
+    (sparse,) = dyn.pl.streamline_plot(
         reference, color="clusters", density=0.3, save_show_or_return="return"
     )
     n_sparse = sum(
@@ -396,10 +400,10 @@ def test_store_backed_scatters_reads_once(store, reference):
 
 
 def test_store_backed_vectors_and_phase(store, reference, tmp_path):
-    ax = dyn.pl.cell_wise_vectors(
+    (ax,) = dyn.pl.cell_wise_vectors(
         store, color="clusters", cell_inds=300, save_show_or_return="return"
     )
-    mem = dyn.pl.cell_wise_vectors(
+    (mem,) = dyn.pl.cell_wise_vectors(
         reference, color="clusters", cell_inds=300, save_show_or_return="return"
     )
     np.testing.assert_allclose(_quivers(ax)[0].U, _quivers(mem)[0].U, rtol=1e-5)

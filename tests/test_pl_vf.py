@@ -150,6 +150,7 @@ def test_many_cells_become_one_image_at_the_default_threshold(small, monkeypatch
 
 def _guide_figure(adata):
     fig, f1_axes = plt.subplots(ncols=2, nrows=2, constrained_layout=True, figsize=(12, 10))
+    panels = f1_axes.copy()
     f1_axes[0, 0] = dyn.pl.cell_wise_vectors(
         adata,
         color="umap_ddhodge_potential",
@@ -174,7 +175,11 @@ def _guide_figure(adata):
     f1_axes[1, 1] = dyn.pl.topography(
         adata, color="acceleration_umap", ax=f1_axes[1, 1], save_show_or_return="return"
     )
-    return fig, f1_axes
+    # as in dynamo, cell_wise_vectors and streamline_plot return a list of axes (one per
+    # panel), grid_vectors and topography the single axes
+    assert f1_axes[0, 0] == [panels[0, 0]] and f1_axes[1, 0] == [panels[1, 0]]
+    assert f1_axes[0, 1] is panels[0, 1] and f1_axes[1, 1] is panels[1, 1]
+    return fig, panels
 
 
 def test_the_guides_two_by_two_figure(small, tmp_path):

@@ -47,3 +47,17 @@ def top_scores(score: np.ndarray, n_top: int) -> np.ndarray:
     nth = np.sort(score[valid])[::-1][min(n_top, valid.size) - 1]
     mask[valid[score[valid] >= nth][:n_top]] = True
     return mask
+
+
+def svr_curve(
+    log_m: np.ndarray, log_cv: np.ndarray, svr_gamma: float, at: np.ndarray
+) -> np.ndarray:
+    """The RBF support-vector regression of ``log_cv`` on ``log_m`` evaluated at ``at``.
+
+    The same fit as :func:`svr_scores` (default SVR settings, ``gamma=svr_gamma``): the
+    trend line the monocle gene selection ranks genes against.
+    """
+    from sklearn.svm import SVR
+
+    fit = SVR(gamma=svr_gamma).fit(np.asarray(log_m)[:, None], np.asarray(log_cv))
+    return fit.predict(np.asarray(at, dtype=np.float64)[:, None])

@@ -4,12 +4,23 @@ Plotting never runs an analysis: a figure that needs a key which is missing says
 function makes it.
 """
 
+from .dimension_reduction import pca as pca
+from .dimension_reduction import space as space
+from .dimension_reduction import umap as umap
 from .dynamics import phase_portraits as phase_portraits
 from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_heatmap as jacobian_heatmap
 from .jacobian import sensitivity as sensitivity
 from .jacobian import sensitivity_heatmap as sensitivity_heatmap
 from .lic import line_integral_conv as line_integral_conv
+from .pca_plots import biplot as biplot
+from .pca_plots import feature_genes as feature_genes
+from .pca_plots import loading as loading
+from .pca_plots import variance_explained as variance_explained
+from .preprocess import basic_stats as basic_stats
+from .preprocess import exp_by_groups as exp_by_groups
+from .preprocess import highest_frac_genes as highest_frac_genes
+from .preprocess import show_fraction as show_fraction
 from .scatters import scatters as scatters
 from .topography import plot_fixed_points as plot_fixed_points
 from .topography import plot_nullclines as plot_nullclines
@@ -29,14 +40,21 @@ stremline_plot = streamline_plot
 
 __all__ = [
     "acceleration",
+    "basic_stats",
+    "biplot",
     "cell_wise_vectors",
     "curl",
     "curvature",
     "divergence",
+    "exp_by_groups",
+    "feature_genes",
     "grid_vectors",
+    "highest_frac_genes",
     "jacobian",
     "jacobian_heatmap",
     "line_integral_conv",
+    "loading",
+    "pca",
     "phase_portraits",
     "plot_fixed_points",
     "plot_nullclines",
@@ -44,8 +62,12 @@ __all__ = [
     "scatters",
     "sensitivity",
     "sensitivity_heatmap",
+    "show_fraction",
+    "space",
     "speed",
     "stremline_plot",
     "streamline_plot",
     "topography",
+    "umap",
+    "variance_explained",
 ]

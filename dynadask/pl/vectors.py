@@ -99,7 +99,7 @@ def cell_wise_vectors(
     s_kwargs_dict: dict | None = None,
     random_state: int = 0,
     **cell_wise_kwargs: Any,
-) -> Axes | list[Axes] | None:
+) -> list[Axes] | None:
     """Draw one arrow per cell (its embedding velocity) over the cells coloured by ``color``.
 
     Cells are drawn as in :func:`scatters`; arrows take the colour of their cell. With
@@ -136,8 +136,9 @@ figsize, show_legend, use_smoothed, ax, sort
 
     Returns
     -------
-    Axes or list of Axes or None
-        The axes when ``save_show_or_return`` is ``'return'`` or ``'all'``.
+    list of Axes or None
+        When ``save_show_or_return`` is ``'return'`` or ``'all'``, a list with one axes per
+        panel, also for a single colour (as dynamo's).
 
     Writes
     ------
@@ -175,8 +176,7 @@ figsize, show_legend, use_smoothed, ax, sort
         rgba = palette.rgba(cells[ok])
         rgba[:, 3] = 1.0
         panel.quiver(xy[ok, 0], xy[ok, 1], v[ok, 0], v[ok, 1], color=rgba, **kwargs)
-    ret = axes[0] if len(axes) == 1 else axes
-    return save_show_ret("cell_wise_vector", save_show_or_return, save_kwargs, ret, fig)
+    return save_show_ret("cell_wise_vector", save_show_or_return, save_kwargs, list(axes), fig)
 
 
 def grid_vectors(
@@ -388,7 +388,7 @@ def streamline_plot(
     save_kwargs: dict | None = None,
     s_kwargs_dict: dict | None = None,
     **streamline_kwargs: Any,
-) -> Axes | list[Axes] | None:
+) -> list[Axes] | None:
     """Draw streamlines of the grid velocities over the cells (matplotlib's ``streamplot``).
 
     The grid comes from ``uns['grid_velocity_<basis>']`` or is averaged from the cells, as in
@@ -423,8 +423,9 @@ figsize, show_legend, use_smoothed, ax, sort
 
     Returns
     -------
-    Axes or list of Axes or None
-        The axes when ``save_show_or_return`` is ``'return'`` or ``'all'``.
+    list of Axes or None
+        When ``save_show_or_return`` is ``'return'`` or ``'all'``, a list with one axes per
+        panel, also for a single colour (as dynamo's).
 
     Writes
     ------
@@ -489,5 +490,4 @@ figsize, show_legend, use_smoothed, ax, sort
         panel.set_ylim(limits[1])
         lines.lines.set_alpha(streamline_alpha)
         lines.arrows.set_alpha(streamline_alpha)
-    ret = axes[0] if len(axes) == 1 else axes
-    return save_show_ret("streamline_plot", save_show_or_return, save_kwargs, ret, fig)
+    return save_show_ret("streamline_plot", save_show_or_return, save_kwargs, list(axes), fig)
