@@ -52,6 +52,16 @@ DIFFERENCES: dict[str, str] = {
     "est_method 'em' adds the EM dynamical model",
     "vf.VectorField": "SparseVFC fitted on a kNN-spread sample, evaluated for every cell by blocks",
     "ext.ddhodge": "the potential is solved by preconditioned conjugate gradients",
+    "pp.filter_genes_by_outliers": "a store's genes are flagged, never dropped (with a warning)",
+    "pp.filter_genes_by_pattern": "a store's genes are not dropped: the flags are returned",
+    "pl.basic_stats": "returns a FacetGrid-like object (seaborn is not a dependency); the QC "
+    "columns are computed for the figure, not written to obs",
+    "pl.show_fraction": "returns a FacetGrid-like object (seaborn is not a dependency)",
+    "pl.exp_by_groups": "FacetGrid-like return; log=False plots the values as they are",
+    "pl.highest_frac_genes": "the table stays in the figure (no uns['highest_frac_genes'])",
+    "pl.biplot": "genes are labelled by gene name",
+    "pl.loading": "genes are labelled by gene name",
+    "sample_data.pancreatic_endocrinogenesis": "without url: the bundled 2,000-gene copy (offline)",
 }
 
 # Why a name is not offered: (regular expression on "namespace.name", reason); first match.
