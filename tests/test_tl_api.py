@@ -425,7 +425,7 @@ def _dynamo_markers(x, genes, labels, exp_frac=0.1, fc=1.0):
             ],
         )
         de = de[de.iloc[:, 2:].sum(1) > 0]
-        de["qval"] = _bh(de["pval"].to_numpy())
+        de["qval"] = _bh(de["pval"].to_numpy()) if len(de) > 1 else np.nan
         de["test_group"] = test
         tables.append(de[de.qval < 0.05])
     return pd.concat(tables)

@@ -139,7 +139,7 @@ def compare_gene(
     if ef < exp_frac_thresh:
         return []
     perc = np.array([np.count_nonzero(test)] + [np.count_nonzero(c) for c in controls]) / n_cells
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_mean_test = np.log2(test.mean())
     rbc, pval, rows = 0.0, 1.0, []
     for i, control in enumerate(controls):
