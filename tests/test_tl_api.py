@@ -25,9 +25,12 @@ GENES = ["Ins1", "Ins2", "Gcg", "Pdx1", "Nkx2-2", "Neurog3", "Pax4", "Arx"]
 
 @pytest.fixture(scope="module")
 def small(reference) -> ad.AnnData:
-    """Every 6th pancreas cell with dynamo's layers, embeddings and a fresh 30-NN graph."""
-    cells = np.arange(0, reference.n_obs, 6)
-    sub = reference[cells]
+    """Every 8th pancreas cell, 300 genes (the marker genes among them), dynamo's layers and
+    embeddings, and a fresh 30-NN graph."""
+    cells = np.arange(0, reference.n_obs, 8)
+    dyn_genes = reference.var_names[np.asarray(reference.var["use_for_dynamics"], dtype=bool)]
+    genes = reference.var_names.isin(list(dyn_genes[:292]) + GENES)
+    sub = reference[cells, genes]
     pca = np.asarray(sub.obsm["X_pca"], dtype=np.float64)
     nn = NearestNeighbors(n_neighbors=30).fit(pca)
     dist = nn.kneighbors_graph(pca, mode="distance")
@@ -43,6 +46,11 @@ def small(reference) -> ad.AnnData:
     )
     out.uns["neighbors"] = {"params": {"n_neighbors": 30}}
     return out
+
+
+def _dense(x) -> np.ndarray:
+    x = x.compute() if isinstance(x, da.Array) else x
+    return np.asarray(x.toarray() if sparse.issparse(x) else x)
 
 
 def _store(adata: ad.AnnData, tmp_path, name="s") -> ad.AnnData:
@@ -339,7 +347,7 @@ def test_scvelo_keys_round_trip(tmp_path):
     stored = _store(scv, tmp_path)
     dyn.tl.scv_dyn_convertor(stored)
     again = dyn.io.open(tmp_path / "s.zarr")
-    np.testing.assert_array_equal(np.asarray(again.layers["M_s"]), ms)
+    np.testing.assert_array_equal(_dense(again.layers["M_s"]), ms)
     assert again.var["use_for_pca"].tolist() == [True, False, True, True, False, False]
     np.testing.assert_array_equal(np.asarray(again.varm["vel_params"])[:, 0], alpha)
     with pytest.raises(ValueError, match="unknown mode"):
@@ -454,6 +462,7 @@ def test_group_markers_match_dynamo_rule_in_memory_and_on_a_store(small, tmp_pat
     first = labels[0]
     assert set(adata.uns["cluster_markers"]["de_genes0"]) == set(got.gene[got.test_group == first])
     top = dyn.tl.top_n_markers(adata, top_n_genes=2, display=False)
+    top = top.reset_index(drop=True)  # dynamo's index repeats the test_group column
     assert (top.groupby("test_group").size() <= 2).all()
     ok = got.query("exp_frac > 0.1 and qval < 0.05 and specificity > 0.3 and log2_fc > 1")
     for grp, frame in top.groupby("test_group"):
