@@ -19,6 +19,7 @@ from ..graph import neighbourhood as nb
 from ..graph import pca as gpca
 from ..graph.blocks import as_rows, map_rows, sum_rows, take_columns
 from ..io import commit
+from ..kernels import confidence as kconf
 from ..kernels import embedding as ek
 from .neighbors import neighbour_indices
 
@@ -43,6 +44,9 @@ def cell_wise_confidence(
     - ``'jaccard'``: Jaccard index between the two-step neighbourhoods of the kNN graph
       (``obsp['connectivities']``) and of a kNN graph built on the future states: 30 leading
       components (after the first) of an uncentred SVD of ``log2(x + v + 1)``.
+    - ``'hybrid'``: the Jaccard index times the mean consensus (as above) between the cell's
+      velocity and those of the cells in both two-step neighbourhoods (NaN when a velocity
+      is zero or the intersection is empty, as in dynamo).
 
     Genes with any non-finite velocity are left out. Everything runs in row blocks.
 
@@ -58,7 +62,7 @@ def cell_wise_confidence(
         For ``'jaccard'``: build the present-state graph from a 30-NN search on
         ``X_data``/``ekey`` instead of ``obsp['connectivities']``.
     method
-        ``'jaccard'``, ``'cosine'``, ``'correlation'`` or ``'consensus'``.
+        ``'jaccard'``, ``'hybrid'``, ``'cosine'``, ``'correlation'`` or ``'consensus'``.
 
     Returns
     -------
@@ -75,13 +79,14 @@ def cell_wise_confidence(
     ValueError
         Unknown method, missing layer (run ``dyn.tl.dynamics``) or missing kNN graph.
     """
-    if method not in (*_PAIRWISE, "jaccard"):
+    if method not in (*_PAIRWISE, "jaccard", "hybrid"):
         raise InputError(
-            f"unknown method {method!r}: use 'jaccard', 'cosine', 'correlation' or 'consensus'"
+            f"unknown method {method!r}: use 'jaccard', 'hybrid', 'cosine', 'correlation' or "
+            "'consensus'"
         )
     x, v = _layers(adata, X_data, V_data, ekey, vkey)
-    if method == "jaccard":
-        score = _jaccard(adata, x, v, neighbors_from_basis)
+    if method in ("jaccard", "hybrid"):
+        score = _jaccard(adata, x, v, neighbors_from_basis, hybrid=method == "hybrid")
     else:
         k = int(adata.uns.get("neighbors", {}).get("params", {}).get("n_neighbors", 30))
         knn = neighbour_indices(adata, "", keys.DISTANCES, k)
@@ -173,7 +178,7 @@ def _knn_graph(coords: np.ndarray, k: int) -> sparse.csr_matrix:
     return ((g + g.T) > 0).astype(np.float64).tocsr()
 
 
-def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
+def _jaccard(adata, x, v, from_basis: bool, hybrid: bool = False) -> np.ndarray:
     n_pcs = adata.obsm[keys.X_PCA].shape[1] if keys.X_PCA in adata.obsm else 30
     future = _knn_graph(_future_pcs(x, v, n_pcs), 30)
     if from_basis:
@@ -184,7 +189,7 @@ def _jaccard(adata, x, v, from_basis: bool) -> np.ndarray:
         raise MissingKeyError("obsp['connectivities'] is missing: run dyn.tl.neighbors(adata)")
     if isinstance(present, da.Array):
         present = compute(present, desc="read connectivities")[0]
-    return _two_step_jaccard(_binary(present), future)
+    return _two_step_jaccard(_binary(present), future, v if hybrid else None)
 
 
 def _binary(g: Any) -> sparse.csr_matrix:
@@ -192,30 +197,76 @@ def _binary(g: Any) -> sparse.csr_matrix:
     return (g != 0).astype(np.float64).tocsr()
 
 
-def _two_step_jaccard(a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
+def _two_step_jaccard(a: sparse.csr_matrix, b: sparse.csr_matrix, v: Any = None) -> np.ndarray:
     """Per cell, the Jaccard index of its two-step neighbourhoods in graphs ``a`` and ``b``.
 
     Each row block gathers the rows of its one-step neighbours in each graph (one plan per
-    graph), so no task holds a whole graph.
+    graph), so no task holds a whole graph. With velocities ``v`` (hybrid), each block also
+    gathers the velocities of its cells and their two-step neighbours in ``a`` and weighs
+    the index by the mean consensus over the intersection.
     """
     ar = as_rows(a)
     chunks = ar.chunks[0]
     br = as_rows(b, rows=chunks[0])
+    vr = None if v is None else as_rows(v, rows=chunks[0])
     parts = []
     for pa, pb in zip(nb.plan_blocks(a, chunks), nb.plan_blocks(b, chunks), strict=True):
         la, lb = share([nb.local_graph(a, pa), nb.local_graph(b, pb)])
-        parts.append(dask.delayed(_jaccard_block)(la, nb.gather(ar, pa), lb, nb.gather(br, pb)))
+        args = (la, nb.gather(ar, pa), lb, nb.gather(br, pb))
+        if vr is None:
+            parts.append(dask.delayed(_jaccard_block)(*args))
+            continue
+        reach = nb.Block(pa.start, pa.stop, _two_step_cells(a, pa.start, pa.stop))
+        parts.append(
+            dask.delayed(_hybrid_block)(*args, nb.gather(vr, reach), reach.cells, pa.start)
+        )
     return np.concatenate(compute(*parts, desc="jaccard confidence"))
+
+
+def _two_step_cells(a: sparse.csr_matrix, start: int, stop: int) -> np.ndarray:
+    """The block's own cells and the cells two steps away from them in ``a``, sorted."""
+    reach = sparse.csr_matrix(a[start:stop] @ a).indices
+    return np.unique(np.concatenate([np.arange(start, stop), reach])).astype(np.int64)
+
+
+def _two_step_sets(
+    a_local: sparse.csr_matrix, a_rows: Any, b_local: sparse.csr_matrix, b_rows: Any
+) -> tuple[sparse.csr_matrix, np.ndarray]:
+    a2 = sparse.csr_matrix(a_local @ a_rows) > 0
+    b2 = sparse.csr_matrix(b_local @ b_rows) > 0
+    inter = sparse.csr_matrix(a2.multiply(b2))
+    union = np.asarray((a2 + b2).sum(1)).ravel()
+    n_inter = np.asarray(inter.sum(1)).ravel()
+    jac = np.divide(n_inter, union, out=np.zeros(a_local.shape[0]), where=union > 0)
+    return inter, jac
 
 
 def _jaccard_block(
     a_local: sparse.csr_matrix, a_rows: Any, b_local: sparse.csr_matrix, b_rows: Any
 ) -> np.ndarray:
-    a2 = sparse.csr_matrix(a_local @ a_rows) > 0
-    b2 = sparse.csr_matrix(b_local @ b_rows) > 0
-    inter = np.asarray(a2.multiply(b2).sum(1)).ravel()
-    union = np.asarray((a2 + b2).sum(1)).ravel()
-    return np.divide(inter, union, out=np.zeros(a_local.shape[0]), where=union > 0)
+    return _two_step_sets(a_local, a_rows, b_local, b_rows)[1]
+
+
+def _hybrid_block(
+    a_local: sparse.csr_matrix,
+    a_rows: Any,
+    b_local: sparse.csr_matrix,
+    b_rows: Any,
+    v_cells: Any,
+    cells: np.ndarray,
+    start: int,
+) -> np.ndarray:
+    inter, jac = _two_step_sets(a_local, a_rows, b_local, b_rows)
+    inter.sort_indices()
+    v = _dense(v_cells)
+    rows = np.repeat(np.arange(inter.shape[0]), np.diff(inter.indptr))
+    vi_pos = np.searchsorted(cells, rows + start)
+    vj_pos = np.searchsorted(cells, inter.indices)
+    cons = kconf.pair_consensus(v, vi_pos, vj_pos)
+    total = np.bincount(rows, weights=cons, minlength=inter.shape[0])
+    count = np.bincount(rows, minlength=inter.shape[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return jac * (total / count)
 
 
 def cross_boundary_direction(
