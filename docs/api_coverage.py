@@ -52,6 +52,16 @@ DIFFERENCES: dict[str, str] = {
     "est_method 'em' adds the EM dynamical model",
     "vf.VectorField": "SparseVFC fitted on a kNN-spread sample, evaluated for every cell by blocks",
     "ext.ddhodge": "the potential is solved by preconditioned conjugate gradients",
+    "tl.find_group_markers": "the control group's values are sorted and each group's own "
+    "counts are used (dynamo keeps the last cells of a sparse X, and counts the test group "
+    "twice on a dense layer)",
+    "tl.top_n_markers": "with_moran_i needs the Moran columns in var (moran_i is not built)",
+    "tl.stationary_distribution": "reads the method's transition matrix (obsp['<method>_"
+    "transition_matrix']) that cell_velocities writes; the sink is the left eigenvector",
+    "tl.cell_growth_rate": "without clone information, birth_genes and death_genes must be "
+    "given (no downloaded default lists)",
+    "tl.scv_dyn_convertor": "on a store the keys under their old names stay in the store",
+    "tl.sample": "the kmeans method is seeded",
     "pp.filter_genes_by_outliers": "a store's genes are flagged, never dropped (with a warning)",
     "pp.filter_genes_by_pattern": "a store's genes are not dropped: the flags are returned",
     "pl.basic_stats": "returns a FacetGrid-like object (seaborn is not a dependency); the QC "
