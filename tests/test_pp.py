@@ -362,3 +362,28 @@ def test_top_pca_genes_and_gene_patterns(processed, pancreas_path):
     assert all(n.startswith(("Rps", "Rpl")) for n in names)
     assert dyn.pp.filter_genes_by_pattern(small, patterns=("Rps", "Rpl"), drop_genes=True) is None
     assert small.n_vars == 2000 - len(names) and not small.var_names.isin(names).any()
+
+
+def test_filter_genes_by_clusters_is_velocytos_rule(pancreas_path, tmp_path):
+    adata = _small(pancreas_path, 600)
+    flags = dyn.pp.filter_genes_by_clusters(adata, "clusters", min_avg_S=0.1, size_limit=40)
+    u, s = adata.layers["unspliced"].toarray(), adata.layers["spliced"].toarray()
+    labels = adata.obs["clusters"].to_numpy()
+    u_avg, s_avg = [], []
+    for c in np.unique(labels):
+        rows = labels == c
+        big = rows.sum() > 40
+        u_avg.append(u[rows].mean(0) if big else u.mean(0))
+        s_avg.append(s[rows].mean(0) if big else s.mean(0))
+    expected = (np.max(u_avg, 0) > 0.02) & (np.max(s_avg, 0) > 0.1)
+    assert 100 < expected.sum() < 2000
+    np.testing.assert_array_equal(flags, expected)
+    dyn.io.convert(pancreas_path, tmp_path / "c.zarr")
+    full = dyn.io.open(tmp_path / "c.zarr")
+    memory = ad.read_h5ad(pancreas_path)
+    np.testing.assert_array_equal(
+        dyn.pp.filter_genes_by_clusters(full, "clusters"),
+        dyn.pp.filter_genes_by_clusters(memory, "clusters"),
+    )
+    with pytest.raises(KeyError, match="obs\\['nope'\\]"):
+        dyn.pp.filter_genes_by_clusters(adata, "nope")

@@ -14,6 +14,7 @@ from .qc import (
     filter_cells,
     filter_cells_by_outliers,
     filter_genes,
+    filter_genes_by_clusters,
     filter_genes_by_outliers,
     filter_genes_by_pattern,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "filter_cells",
     "filter_cells_by_outliers",
     "filter_genes",
+    "filter_genes_by_clusters",
     "filter_genes_by_outliers",
     "filter_genes_by_pattern",
     "log1p",

@@ -11,7 +11,8 @@ import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
-from .._core.errors import InputError
+from .._core.errors import InputError, MissingKeyError
+from ..graph import markers as gmarkers
 from ..graph.preprocess import qc_sums
 from ..io import store_path
 from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells
@@ -407,3 +408,60 @@ def filter_genes_by_pattern(
         return matched
     adata._inplace_subset_var(~np.asarray(matched))
     return None
+
+
+def filter_genes_by_clusters(
+    adata: ad.AnnData,
+    cluster: str,
+    min_avg_U: float = 0.02,  # noqa: N803 - dynamo's name
+    *,
+    min_avg_S: float = 0.08,  # noqa: N803 - dynamo's name
+    size_limit: int = 40,
+) -> np.ndarray:
+    """Genes whose mean unspliced and spliced counts pass thresholds in some cluster.
+
+    A gene is kept when its largest cluster mean of ``unspliced`` exceeds ``min_avg_U`` and
+    its largest cluster mean of ``spliced`` exceeds ``min_avg_S`` (velocyto's rule, as in
+    dynamo). A cluster with at most ``size_limit`` cells counts with the mean over all cells.
+    The per-cluster sums are one pass over the row blocks.
+
+    Parameters
+    ----------
+    adata
+        AnnData with raw ``spliced`` and ``unspliced`` layers (in memory or store-backed).
+    cluster
+        The obs column of cluster labels.
+    min_avg_U, min_avg_S
+        The thresholds on the largest cluster mean.
+    size_limit
+        Clusters this small or smaller use the mean over all cells.
+
+    Returns
+    -------
+    numpy.ndarray
+        One flag per gene (nothing is written).
+    """
+    missing = [n for n in (keys.UNSPLICED, keys.SPLICED) if n not in adata.layers]
+    if missing:
+        raise MissingKeyError(
+            f"layer(s) {missing} not in adata.layers: filter_genes_by_clusters needs the raw "
+            f"spliced and unspliced counts (present: {sorted(adata.layers)})"
+        )
+    if cluster not in adata.obs:
+        raise MissingKeyError(f"obs[{cluster!r}] not found: name a column of cluster labels")
+    codes, groups = pd.factorize(adata.obs[cluster], sort=True)
+    if (codes < 0).any():
+        raise InputError(f"obs[{cluster!r}] has missing labels: fill or drop those cells first")
+    u, s = compute(
+        *(
+            gmarkers.group_counts(adata.layers[n], codes, len(groups))
+            for n in ("unspliced", "spliced")
+        ),
+        desc="cluster means",
+    )
+    means = []
+    for stats in (u, s):
+        cells = stats["cells"][:, None]
+        overall = stats["sum"].sum(0) / cells.sum()
+        means.append(np.where(cells > size_limit, stats["sum"] / np.maximum(cells, 1), overall))
+    return (means[0].max(0) > min_avg_U) & (means[1].max(0) > min_avg_S)
