@@ -64,23 +64,39 @@ def fit_cells(
     return mask
 
 
+_NONE_PASS = {
+    "obs": "no cell passes the cell filter: relax its thresholds (min_expr_genes_*)",
+    "var": "no gene passes the gene filter: relax its thresholds (min_cell_*, ...)",
+}
+
+
 def subset_cells(adata: ad.AnnData, mask: np.ndarray, *, keep_filtered: bool) -> bool:
     """Drop failing cells in memory (dynamo's default); a store's cells are only flagged.
 
     Returns whether ``adata`` was subset.
     """
-    if keep_filtered or mask.all():
+    return not keep_filtered and subset_in_place(adata, mask, "obs", stacklevel=4)
+
+
+def subset_in_place(adata: ad.AnnData, mask: np.ndarray, axis: str, stacklevel: int = 3) -> bool:
+    """Drop failing cells (``axis='obs'``) or genes (``'var'``) from an in-memory AnnData.
+
+    A store keeps them, flagged in ``pass_basic_filter``, with a warning. Returns whether
+    ``adata`` was subset.
+    """
+    if mask.all():
         return False
     if not mask.any():
-        raise InputError("no cell passes the cell filter: relax its thresholds (min_expr_genes_*)")
+        raise InputError(_NONE_PASS[axis])
     if store_path(adata) is not None:
+        what = "cells" if axis == "obs" else "genes"
         warnings.warn(
-            f"{int((~mask).sum())} cells fail the basic filter; a store is not subset in place, "
-            "so they stay (flagged in obs['pass_basic_filter'])",
-            stacklevel=3,
+            f"{int((~mask).sum())} {what} fail the basic filter; a store is not subset in "
+            f"place, so they stay (flagged in {axis}['pass_basic_filter'])",
+            stacklevel=stacklevel,
         )
         return False
-    adata._inplace_subset_obs(mask)
+    getattr(adata, f"_inplace_subset_{axis}")(mask)
     return True
 
 

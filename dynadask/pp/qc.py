@@ -15,7 +15,7 @@ from .._core.errors import InputError, MissingKeyError
 from ..graph import markers as gmarkers
 from ..graph.preprocess import qc_sums
 from ..io import store_path
-from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells
+from ._inputs import RAW_LAYERS, fit_cells, raw_layers, subset_cells, subset_in_place
 from ._pending import Pending
 
 INF = np.inf
@@ -355,18 +355,7 @@ def filter_genes_by_outliers(
     Pending(var={keys.PASS_BASIC_FILTER: mask}).commit(adata, "filter_genes")
     if not inplace:
         return adata.var[keys.PASS_BASIC_FILTER]
-    if mask.all():
-        return adata
-    if not mask.any():
-        raise InputError("no gene passes the gene filter: relax its thresholds (min_cell_*, ...)")
-    if store_path(adata) is not None:
-        warnings.warn(
-            f"{int((~mask).sum())} genes fail the basic filter; a store is not subset in place, "
-            "so they stay (flagged in var['pass_basic_filter'])",
-            stacklevel=2,
-        )
-        return adata
-    adata._inplace_subset_var(mask)
+    subset_in_place(adata, mask, "var")
     return adata
 
 
