@@ -1,3 +1,4 @@
 """Predictions made with a vector field: cell fates and trajectories."""
 
 from .fate import fate as fate
+from .fate_bias import fate_bias as fate_bias
