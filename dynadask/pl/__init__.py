@@ -8,6 +8,9 @@ from .dimension_reduction import pca as pca
 from .dimension_reduction import space as space
 from .dimension_reduction import umap as umap
 from .dynamics import phase_portraits as phase_portraits
+from .energy import plot_energy as plot_energy
+from .fate import fate as fate
+from .fate import fate_bias as fate_bias
 from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_heatmap as jacobian_heatmap
 from .jacobian import sensitivity as sensitivity
@@ -47,6 +50,8 @@ __all__ = [
     "curvature",
     "divergence",
     "exp_by_groups",
+    "fate",
+    "fate_bias",
     "feature_genes",
     "grid_vectors",
     "highest_frac_genes",
@@ -56,6 +61,7 @@ __all__ = [
     "loading",
     "pca",
     "phase_portraits",
+    "plot_energy",
     "plot_fixed_points",
     "plot_nullclines",
     "plot_separatrix",
