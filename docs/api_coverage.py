@@ -71,6 +71,8 @@ DIFFERENCES: dict[str, str] = {
     "pl.highest_frac_genes": "the table stays in the figure (no uns['highest_frac_genes'])",
     "pl.biplot": "genes are labelled by gene name",
     "pl.loading": "genes are labelled by gene name",
+    "pd.fate_bias": "exact kNN search at every size; paths with zero time steps do not raise",
+    "pl.fate_bias": "an imshow heatmap clustered as seaborn's clustermap, without dendrograms",
     "sample_data.pancreatic_endocrinogenesis": "without url: the bundled 2,000-gene copy (offline)",
 }
 
