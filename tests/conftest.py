@@ -37,15 +37,29 @@ def reference() -> ad.AnnData:
     return ad.read_h5ad(REFERENCE)
 
 
-@pytest.fixture(scope="module")
-def local_client():
-    """A LocalCluster of two single-threaded worker processes, as on the CI machine."""
-    from distributed import Client, LocalCluster
+@pytest.fixture(scope="session")
+def _local_cluster():
+    """Two single-threaded worker processes, started once for the whole session.
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    A new cluster's workers would import and compile the numba-backed libraries again
+    (umap-learn, pynndescent), which costs more than most tests that use them.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def local_client(_local_cluster):
+    """A client of a LocalCluster of two single-threaded worker processes, as on the CI machine.
+
+    The client (and with it the default scheduler) lives for one test module; the cluster
+    behind it is the session's.
+    """
+    from distributed import Client
+
+    with Client(_local_cluster) as client:
         yield client
