@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from dask.utils import parse_bytes
+
 GIB = 2**30
 MEASURED_CHUNK_CELLS = 20_000
 """Cells per row chunk of the 1,000,000-cell runs in README.md's scale tables,"""
@@ -59,13 +61,16 @@ def worker_memory(chunk_cells: int, n_genes: int = MEASURED_GENES) -> int:
     return max(MIN_WORKER_MEMORY, math.ceil(need / GIB) * GIB)
 
 
-def cluster_kwargs(args: argparse.Namespace, chunk_cells: int) -> dict[str, Any]:
-    """The ``SLURMCluster`` / ``PBSCluster`` settings: one job = ``cores`` 1-thread workers."""
-    per_worker = worker_memory(chunk_cells, args.genes)
+def cluster_kwargs(args: argparse.Namespace, chunk_cells: int | None) -> dict[str, Any]:
+    """The cluster's settings: one job = ``cores`` 1-thread workers of the sized memory."""
+    if args.worker_memory is not None:
+        per_worker = int(parse_bytes(args.worker_memory))
+    else:
+        per_worker = worker_memory(chunk_cells, args.genes)
     kwargs: dict[str, Any] = {
         "cores": args.cores,
         "processes": args.cores,  # one single-threaded worker process a core
-        "memory": f"{args.cores * per_worker // GIB}GiB",
+        "memory": f"{args.cores * per_worker / GIB:g}GiB",
         "walltime": args.walltime,
         "queue": args.queue,
         "account": args.account,
@@ -79,12 +84,24 @@ def cluster_kwargs(args: argparse.Namespace, chunk_cells: int) -> dict[str, Any]
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def make_cluster(kind: str, args: argparse.Namespace, chunk_cells: int):
-    """A ``dask_jobqueue`` cluster of ``kind`` ``"slurm"`` or ``"pbs"`` (no jobs submitted)."""
-    import dask_jobqueue
+KINDS = ("slurm", "pbs", "local")
+"""The job systems: SLURM, PBS, and ``local`` (dask-jobqueue's ``LocalCluster``: the same
+worker jobs run as processes of this machine, to try a launcher and job file before a queue)."""
 
-    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
-    return cls(**cluster_kwargs(args, chunk_cells))
+
+def make_cluster(kind: str, args: argparse.Namespace, chunk_cells: int | None):
+    """A ``dask_jobqueue`` cluster of one of :data:`KINDS` (no jobs submitted yet)."""
+    import dask_jobqueue
+    from dask_jobqueue.local import LocalCluster as LocalJobCluster
+
+    classes = {
+        "slurm": dask_jobqueue.SLURMCluster,
+        "pbs": dask_jobqueue.PBSCluster,
+        "local": LocalJobCluster,
+    }
+    if kind not in classes:
+        raise ValueError(f"no job system {kind!r}: use one of {KINDS}")
+    return classes[kind](**cluster_kwargs(args, chunk_cells))
 
 
 def parser(kind: str) -> argparse.ArgumentParser:
@@ -103,6 +120,7 @@ def parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--log-directory", help="folder of the worker jobs' logs")
     p.add_argument("--python", help="python on the compute nodes (default: this one)")
     p.add_argument("--genes", type=int, default=MEASURED_GENES, help="genes, for sizing")
+    p.add_argument("--worker-memory", help="each worker's memory (e.g. 6GiB): overrides sizing")
     p.add_argument("--dashboard-port", type=int, default=8787)
     p.add_argument("--wait", type=float, default=600, help="seconds to wait for the workers")
     p.add_argument(
@@ -123,10 +141,10 @@ def main(kind: str, argv: Sequence[str] | None = None) -> int:
     args = parser(kind).parse_args(argv[:cut])
     run_args = argv[cut + 1 :]
     chunk_cells = run_arguments(run_args).chunk_cells
-    if chunk_cells is None:
+    if chunk_cells is None and args.worker_memory is None:
         print(
             f"{kind}/launch.py: workers are sized from the chunk size: give dynadask run "
-            "--chunk-cells (or chunk-cells in its --config file)",
+            "--chunk-cells (or chunk-cells in its --config file), or --worker-memory",
             file=sys.stderr,
         )
         return 2

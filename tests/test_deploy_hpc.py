@@ -107,3 +107,33 @@ def test_launch_script_runs_and_the_command_line_overrides_the_job_file():
 def test_launcher_needs_the_chunk_size(capsys):
     assert hpc.main("slurm", ["--print-job-script", "--", "data.h5ad"]) == 2
     assert "--chunk-cells" in capsys.readouterr().err
+
+
+def test_worker_memory_option_overrides_the_rule():
+    script = _script("slurm", "--cores", "2", "--worker-memory", "1.5GiB")
+    assert "--memory-limit 1.50GiB" in _worker_command(script)
+    assert "#SBATCH --mem=3G" in script
+    with pytest.raises(ValueError, match="no job system 'lsf'"):
+        hpc.make_cluster("lsf", hpc.parser("lsf").parse_args([]), 20_000)
+
+
+@pytest.mark.slow
+def test_launcher_runs_dynadask_on_its_worker_jobs(tmp_path, pancreas_path, capsys):
+    """The launcher's whole path with dask-jobqueue's local job system: the worker jobs are
+    processes of this machine (2 jobs of 1 worker), ``dynadask run`` goes through them."""
+    import numpy as np
+
+    import dynadask as dyn
+
+    a = dyn.read_h5ad(pancreas_path)
+    idx = np.sort(np.random.default_rng(0).choice(a.n_obs, 400, replace=False))
+    a[idx].copy().write_h5ad(tmp_path / "tiny.h5ad")
+    argv = ["--jobs", "2", "--cores", "1", "--worker-memory", "1.5GiB", "--dashboard-port", "0",
+            "--wait", "300", "--", str(tmp_path / "tiny.h5ad"), "--out", str(tmp_path / "out"),
+            "--chunk-cells", "200", "--stages", "preprocess", "--no-progress"]  # fmt: skip
+    assert hpc.main("local", argv) == 0
+    out = capsys.readouterr().out
+    assert "dashboard: http://" in out and "preprocess" in out
+    adata = dyn.io.open(tmp_path / "out" / "tiny.zarr")
+    assert "preprocess" in dyn.pipeline.completed(adata)
+    assert adata.obsm["X_pca"].shape == (400, 30)
