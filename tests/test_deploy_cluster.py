@@ -9,7 +9,9 @@ the same arithmetic on the same blocks; what may differ is float rounding where 
 results are combined in the order they arrive, or where a BLAS call in the test process (the
 in-process workers) uses other threads than a worker process (one BLAS thread, set by the
 nanny). Those are float32 rounding effects: 1e-5 of each quantity's largest magnitude bounds
-them with room, and a wrong block, gene or cell order would be off by O(1) of it.
+them with room, and a wrong block, gene or cell order would be off by O(1) of it. Measured
+(2026-12-02, 600 cells): every compared quantity bitwise equal (relative gap 0.0), in
+preprocess and in preprocess .. cell_velocities.
 """
 
 from __future__ import annotations
