@@ -43,6 +43,23 @@ def run_options(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**options)
 
 
+def run_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The options a ``dynadask run`` command line would use, job file included.
+
+    Parameters
+    ----------
+    argv
+        The arguments after ``dynadask run``.
+
+    Returns
+    -------
+    argparse.Namespace
+        Every option of :data:`dynadask.runconfig.RUN_OPTIONS`, as ``dynadask run`` would
+        set it (for launchers that size a cluster from ``chunk_cells`` before the run).
+    """
+    return run_options(_parser().parse_args(["run", *argv]))
+
+
 def _run(args: argparse.Namespace) -> int:
     opts = run_options(args)
     pipeline.check_stages(opts.stages)  # before a cluster starts
