@@ -1,6 +1,7 @@
 """Preprocessing: filters, size factors, normalisation, feature genes and PCA."""
 
 from .gene_selection import normalized_X, select_genes_monocle
+from .gini import calc_Gini
 from .normalization import (
     calc_sz_factor,
     log1p,
@@ -18,12 +19,15 @@ from .qc import (
     filter_genes_by_outliers,
     filter_genes_by_pattern,
 )
+from .svr import calc_dispersion_by_svr, get_svr_filter
 
 normalize_cells = normalize
 
 __all__ = [
     "Preprocessor",
     "basic_stats",
+    "calc_Gini",
+    "calc_dispersion_by_svr",
     "calc_sz_factor",
     "filter_cells",
     "filter_cells_by_outliers",
@@ -31,6 +35,7 @@ __all__ = [
     "filter_genes_by_clusters",
     "filter_genes_by_outliers",
     "filter_genes_by_pattern",
+    "get_svr_filter",
     "log1p",
     "normalize",
     "normalize_cell_expr_by_size_factors",

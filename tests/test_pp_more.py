@@ -1,0 +1,175 @@
+"""dyn.pp's gene statistics as dynamo writes them: Gini, SVR dispersion, ntr, fractions.
+
+Each is checked against a direct numpy computation of dynamo's formula (or dynamo's own
+outputs on pancreas), a store against the same data in memory, and bad input.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.svm import SVR
+
+import dynadask as dyn
+
+N_CELLS = 600
+
+
+@pytest.fixture(scope="module")
+def small_path(pancreas_path, tmp_path_factory):
+    """A 600-cell pancreas subsample (X = spliced counts) as an h5ad file."""
+    adata = ad.read_h5ad(pancreas_path)[:N_CELLS].copy()
+    path = tmp_path_factory.mktemp("small") / "small.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.fixture
+def small(small_path):
+    return ad.read_h5ad(small_path)
+
+
+@pytest.fixture
+def store(small_path, tmp_path):
+    dyn.io.convert(small_path, tmp_path / "s.zarr", chunk_cells=128)
+    return dyn.io.open(tmp_path / "s.zarr")
+
+
+def _dense(x):
+    x = x.compute() if hasattr(x, "compute") else x
+    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+
+
+def dynamo_gini(x):
+    """dynamo's formula: shift by the matrix minimum and 1e-7, sort, weight by rank."""
+    cm = _dense(x)
+    cm = cm - cm.min() + 1e-7
+    cm = np.sort(cm, axis=0)
+    n = cm.shape[0]
+    index = 2 * np.arange(1, n + 1) - n - 1
+    return (index[:, None] * cm).sum(0) / (n * cm.sum(0))
+
+
+# --- calc_Gini -------------------------------------------------------------------------
+
+
+def test_gini_equals_dynamo_formula(small):
+    out = dyn.pp.calc_Gini(small)
+    assert out is small
+    for layer in ("X", "spliced", "unspliced"):
+        ref = small.X if layer == "X" else small.layers[layer]
+        np.testing.assert_allclose(small.var[f"{layer}_gini"], dynamo_gini(ref), atol=1e-12)
+    assert 0.3 < np.median(small.var["X_gini"]) < 1
+
+
+def test_gini_negative_values_and_batches():
+    from dynadask.pp.gini import gini_of
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 25))
+    x[rng.random(x.shape) < 0.6] = 0
+    x[:, 4] = 0  # a gene without values
+    x[:, 5] = 2.5  # a gene without zeros
+    got = gini_of({"a": sparse.csr_matrix(x), "b": x}, max_values=200)  # many batches
+    for values in got.values():
+        np.testing.assert_allclose(values, dynamo_gini(x), atol=1e-12)
+
+
+def test_gini_store_equals_memory(small, store):
+    dyn.pp.calc_Gini(small, layers=["X", "unspliced"])
+    dyn.pp.calc_Gini(store, layers=["X", "unspliced"])
+    reopened = dyn.io.open(dyn.io.store_path(store))
+    for key in ("X_gini", "unspliced_gini"):
+        np.testing.assert_allclose(reopened.var[key], small.var[key], atol=1e-12)
+    assert "spliced_gini" not in reopened.var
+
+
+def test_gini_rejects_missing_layer(small):
+    with pytest.raises(KeyError, match="not in this AnnData"):
+        dyn.pp.calc_Gini(small, layers=["nope"])
+
+
+# --- calc_dispersion_by_svr / get_svr_filter -------------------------------------------
+
+
+def _direct_svr(x, sf, genes, algorithm, ddof=0):
+    y = _dense(x)[:, genes] / sf[:, None]
+    mu = y.mean(0)
+    var = y.var(0, ddof=ddof)
+    if algorithm == "cv_dispersion":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m, cv = np.log2(mu), np.log2(np.sqrt(var) / mu)
+        m[mu == 0], cv[mu == 0] = 0, 0
+    else:
+        m, cv = mu, var / mu
+    fit = SVR(gamma=150.0 / genes.size).fit(m[:, None], cv)
+    return m, cv, cv - fit.predict(m[:, None])
+
+
+@pytest.mark.parametrize("algorithm", ["cv_dispersion", "fano_dispersion"])
+def test_svr_equals_direct_fit(small, algorithm):
+    dyn.pp.filter_genes(small, min_cell_s=10, min_cell_u=5, min_avg_exp_s=0)
+    dyn.pp.calc_sz_factor(small)
+    out = dyn.pp.calc_dispersion_by_svr(small, algorithm=algorithm)
+    assert out is small
+    genes = np.flatnonzero(small.var.pass_basic_filter)
+    assert 300 < genes.size < small.n_vars
+    m, cv, score = _direct_svr(small.X, small.obs.Size_Factor.to_numpy(), genes, algorithm)
+    var = small.var.iloc[genes]
+    np.testing.assert_allclose(var["log_m"], m, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(var["log_cv"], cv, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(var["score"], score, atol=5e-3)
+    assert small.var["score"].isna().sum() == small.n_vars - genes.size
+    assert small.uns["velocyto_SVR"]["svr_gamma"] == pytest.approx(150 / genes.size)
+    top = dyn.pp.get_svr_filter(small, layer="X", n_top_genes=100)
+    expected = np.zeros(small.n_vars, bool)
+    expected[genes[np.argsort(-score, kind="stable")[:100]]] = True
+    assert top.sum() == 100 and (top & expected).sum() >= 98
+
+
+def test_svr_layer_subset_and_dense_sample_sd(small):
+    small.var["pass_basic_filter"] = np.asarray(small.layers["unspliced"].sum(0)).ravel() > 20
+    dyn.pp.calc_sz_factor(small)
+    small.layers["unspliced"] = small.layers["unspliced"].toarray()  # dense: sample s.d.
+    dyn.pp.calc_dispersion_by_svr(small, layers="unspliced", min_expr_cells=3)
+    genes = small.var.pass_basic_filter.to_numpy()
+    detected = genes & ((small.layers["unspliced"] > 0).sum(0) >= 3)
+    sf = small.obs.unspliced_Size_Factor.to_numpy()
+    idx = np.flatnonzero(detected)
+    m, cv, score = _direct_svr(small.layers["unspliced"], sf, idx, "cv_dispersion", ddof=1)
+    np.testing.assert_allclose(small.var["unspliced_score"].to_numpy()[idx], score, atol=5e-3)
+    assert np.isnan(small.var["unspliced_score"].to_numpy()[~genes]).all()
+    assert np.isneginf(small.var["unspliced_score"].to_numpy()[genes & ~detected]).all()
+    assert "unspliced_velocyto_SVR" in small.uns
+    mask = dyn.pp.get_svr_filter(small, layer="unspliced", n_top_genes=50, return_adata=True)
+    assert mask is small and small.var.use_for_pca.sum() == 50
+
+
+def test_svr_store_equals_memory(small, store):
+    for adata in (small, store):
+        dyn.pp.calc_sz_factor(adata)
+        dyn.pp.calc_dispersion_by_svr(adata, layers=["X", "spliced"])
+    reopened = dyn.io.open(dyn.io.store_path(store))
+    for key in ("log_m", "spliced_log_cv"):
+        np.testing.assert_allclose(reopened.var[key], small.var[key], atol=1e-9)
+    for key in ("score", "spliced_score"):  # libsvm stops within its tolerance, 1e-3
+        np.testing.assert_allclose(reopened.var[key], small.var[key], atol=5e-3)
+    np.testing.assert_allclose(reopened.uns["velocyto_SVR"]["cv"], small.uns["velocyto_SVR"]["cv"])
+
+
+def test_svr_bad_input(small):
+    with pytest.raises(KeyError, match="calc_sz_factor"):
+        dyn.pp.calc_dispersion_by_svr(small)
+    dyn.pp.calc_sz_factor(small)
+    with pytest.raises(ValueError, match="algorithm"):
+        dyn.pp.calc_dispersion_by_svr(small, algorithm="gini")
+    with pytest.raises(ValueError, match="winsorize"):
+        dyn.pp.calc_dispersion_by_svr(small, winsorize=True)
+    with pytest.raises(TypeError, match="unexpected"):
+        dyn.pp.calc_dispersion_by_svr(small, nonsense=1)
+    with pytest.raises(ValueError, match="no expression"):  # all-zero genes have no Fano factor
+        dyn.pp.calc_dispersion_by_svr(small, algorithm="fano_dispersion")
+    with pytest.raises(KeyError, match="calc_dispersion_by_svr"):
+        dyn.pp.get_svr_filter(small, layer="unspliced")
