@@ -173,3 +173,51 @@ def test_svr_bad_input(small):
         dyn.pp.calc_dispersion_by_svr(small, algorithm="fano_dispersion")
     with pytest.raises(KeyError, match="calc_dispersion_by_svr"):
         dyn.pp.get_svr_filter(small, layer="unspliced")
+
+
+# --- select_genes_monocle(sort_by=...) and the Preprocessor ------------------------------
+
+
+def _prepared(adata):
+    dyn.pp.filter_genes(adata, min_cell_s=10, min_cell_u=5, min_avg_exp_s=0)
+    dyn.pp.normalize(adata)  # X / Size_Factor, as dynamo's X when it selects genes
+    return np.flatnonzero(adata.var.pass_basic_filter)
+
+
+def test_select_genes_by_gini(small):
+    passed = _prepared(small)
+    dyn.pp.select_genes_monocle(small, n_top_genes=200, sort_by="gini")
+    gini = dynamo_gini(small.X)
+    np.testing.assert_allclose(small.var["X_gini"], gini, atol=1e-12)
+    assert {"spliced_gini", "unspliced_gini"} <= set(small.var)
+    expected = np.zeros(small.n_vars, bool)
+    expected[passed[np.argsort(-gini[passed], kind="stable")[:200]]] = True
+    np.testing.assert_array_equal(small.var.use_for_pca, expected)
+    assert small.uns["feature_selection"] == "gini"
+
+
+def test_select_genes_by_fano(small):
+    passed = _prepared(small)
+    dyn.pp.select_genes_monocle(small, n_top_genes=200, sort_by="fano_dispersion")
+    m, fano, score = _direct_svr(small.X, np.ones(small.n_obs), passed, "fano_dispersion")
+    np.testing.assert_allclose(small.var["log_cv"].to_numpy()[passed], fano, rtol=1e-6)
+    expected = np.zeros(small.n_vars, bool)
+    expected[passed[np.argsort(-score, kind="stable")[:200]]] = True
+    chosen = small.var.use_for_pca.to_numpy()
+    assert chosen.sum() == 200 and (chosen & expected).sum() >= 196
+    assert small.uns["feature_selection"] == "fano_dispersion"
+    with pytest.raises(ValueError, match="sort_by"):
+        dyn.pp.select_genes_monocle(small, sort_by="SVR")
+
+
+def test_preprocessor_gini_store_equals_memory(small, small_path, store):
+    kwargs = {"select_genes_kwargs": {"sort_by": "gini", "n_top_genes": 300}}
+    dyn.pp.Preprocessor(**kwargs).preprocess_adata(small, recipe="monocle")
+    dyn.pp.Preprocessor(**kwargs).preprocess_adata(store, recipe="monocle")
+    reopened = dyn.io.open(dyn.io.store_path(store))
+    counts = ad.read_h5ad(small_path)[small.obs_names].X
+    gini = dynamo_gini(_dense(counts) / small.obs.Size_Factor.to_numpy()[:, None])
+    np.testing.assert_allclose(small.var["X_gini"], gini, atol=1e-12)
+    np.testing.assert_allclose(reopened.var["X_gini"], gini, atol=1e-9)
+    assert small.var.use_for_pca.sum() == 300 and small.uns["feature_selection"] == "gini"
+    np.testing.assert_array_equal(reopened.var.use_for_pca, small.var.use_for_pca)
