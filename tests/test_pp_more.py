@@ -221,3 +221,111 @@ def test_preprocessor_gini_store_equals_memory(small, small_path, store):
     np.testing.assert_allclose(reopened.var["X_gini"], gini, atol=1e-9)
     assert small.var.use_for_pca.sum() == 300 and small.uns["feature_selection"] == "gini"
     np.testing.assert_array_equal(reopened.var.use_for_pca, small.var.use_for_pca)
+
+
+# --- calc_new_to_total_ratio -----------------------------------------------------------
+
+
+def test_ntr_equals_dynamo_reference(pancreas, reference):
+    ntr, var_ntr = dyn.pp.calc_new_to_total_ratio(pancreas)
+    np.testing.assert_allclose(ntr, reference.obs["ntr"], rtol=1e-6)
+    np.testing.assert_allclose(var_ntr, reference.var["ntr"], rtol=1e-6)  # NaN where both are
+    assert np.isnan(var_ntr).sum() == np.isnan(reference.var["ntr"]).sum() > 0
+
+
+def test_ntr_labelling_store_equals_memory(small, store, tmp_path):
+    ntr, var_ntr = dyn.pp.calc_new_to_total_ratio(store)
+    u, s = _dense(small.layers["unspliced"]), _dense(small.layers["spliced"])
+    np.testing.assert_allclose(ntr, u.sum(1) / (u + s).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(
+        var_ntr[(u + s).sum(0) > 0], (u.sum(0) / (u + s).sum(0))[(u + s).sum(0) > 0]
+    )
+    labelled = ad.AnnData(
+        X=small.X, layers={"new": small.layers["unspliced"], "total": small.layers["spliced"]}
+    )
+    ntr, var_ntr = dyn.pp.calc_new_to_total_ratio(labelled)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_allclose(ntr, u.sum(1) / s.sum(1), rtol=1e-12)
+    parts = {k: small.layers["spliced"][:, i::4] for i, k in enumerate(("uu", "ul", "su", "sl"))}
+    four = ad.AnnData(X=sparse.csr_matrix((N_CELLS, parts["uu"].shape[1])), layers=parts)
+    ntr, _ = dyn.pp.calc_new_to_total_ratio(four)
+    p = {k: _dense(v).sum(1) for k, v in parts.items()}
+    np.testing.assert_allclose(ntr, (p["ul"] + p["sl"]) / sum(p.values()), rtol=1e-12)
+    assert dyn.pp.calc_new_to_total_ratio(ad.AnnData(X=small.X)) == (None, None)
+
+
+# --- highest_frac_genes, scale, log1p_adata_layer, filter_cells_by_highly_variable_genes --
+
+
+def test_highest_frac_genes_as_dynamo(small, store):
+    small.X[:2] = 0  # two cells without counts leave the table
+    small.X.eliminate_zeros()
+    dyn.pp.highest_frac_genes(small, n_top=10)
+    got = small.uns["highest_frac_genes"]
+    x = _dense(small.X)
+    percent = x.sum(0) / small.n_vars
+    top = np.argsort(-percent, kind="stable")[:10]
+    np.testing.assert_array_equal(got["selected_indices"], top)
+    np.testing.assert_allclose(got["gene_percents"]["percent"], percent)
+    keep = x.sum(1) > 0
+    expected = x[keep][:, top] / x[keep].sum(1, keepdims=True)
+    np.testing.assert_allclose(got["top_genes_df"].to_numpy(), expected, rtol=1e-12)
+    assert list(got["top_genes_df"].columns) == list(small.var_names[top])
+    assert got["top_genes_df"].shape[0] == N_CELLS - 2 and got["gene_mat"] is small.X
+    with pytest.raises(ValueError, match="no gene name starts"):
+        dyn.pp.highest_frac_genes(small, gene_prefix_list=["zzz"])
+
+
+def test_highest_frac_prefixes_store(small_path, store):
+    dyn.pp.highest_frac_genes(store, n_top=5, gene_prefix_list=["Rp", "Gm"], gene_prefix_only=True)
+    got = dyn.io.open(dyn.io.store_path(store)).uns["highest_frac_genes"]
+    raw = ad.read_h5ad(small_path)
+    x, names = _dense(raw.X), raw.var_names.astype(str)
+    rp = x[:, names.str.startswith("Rp")].sum(1)
+    gm = x[:, names.str.startswith("Gm")].sum(1)
+    np.testing.assert_allclose(got["gene_mat"], np.column_stack([rp, gm]), rtol=1e-6)
+    percent = np.array([rp.sum(), gm.sum()]) / 2
+    np.testing.assert_allclose(got["gene_percents"]["percent"], percent, rtol=1e-6)
+    order = np.argsort(-percent, kind="stable")
+    assert list(got["top_genes_df"].columns) == [["Rp", "Gm"][i] for i in order]
+    shares = np.column_stack([rp, gm])[:, order] / x.sum(1, keepdims=True)
+    np.testing.assert_allclose(got["top_genes_df"].to_numpy(), shares, rtol=1e-6)
+
+
+def test_scale_and_log1p_layer(small, store):
+    before = _dense(small.layers["unspliced"])
+    out = dyn.pp.scale(small, layers=["unspliced"], scale_to=100)
+    assert out is small and sparse.issparse(small.layers["unspliced"])
+    totals = before.sum(1, keepdims=True)
+    expected = np.divide(before * 100, totals, out=np.zeros_like(before), where=totals > 0)
+    np.testing.assert_allclose(_dense(small.layers["unspliced"]), expected, rtol=1e-5)
+    dyn.pp.scale(store, layers=["unspliced"], scale_to=100)
+    dyn.pp.log1p_adata_layer(store, layer="unspliced")
+    reopened = dyn.io.open(dyn.io.store_path(store))
+    got = _dense(reopened.layers["unspliced"])
+    np.testing.assert_allclose(got, np.log1p(expected), rtol=1e-5, atol=1e-6)
+    copy = dyn.pp.log1p_adata_layer(small, copy=True)
+    assert copy is not small and copy.uns["pp"]["X_norm_method"] == "log1p"
+    np.testing.assert_allclose(_dense(copy.X), np.log1p(_dense(small.X)), rtol=1e-6)
+    with pytest.raises(ValueError, match="X is not scaled"):
+        dyn.pp.scale(small, layers=["X"])
+    with pytest.raises(KeyError, match="scale_to_layer"):
+        dyn.pp.scale(small, scale_to_layer="nope")
+
+
+def test_filter_cells_by_highly_variable_genes(small, store):
+    genes = np.zeros(small.n_vars, bool)
+    genes[np.argsort(-np.asarray(small.X.sum(0)).ravel())[1000:1010]] = True  # ten rarer genes
+    without = np.asarray(small.X[:, genes].sum(1)).ravel() == 0
+    assert 0 < without.sum() < N_CELLS
+    for adata in (small, store):
+        adata.var["use_for_pca"] = genes
+    with pytest.warns(UserWarning, match="not subset"):
+        dyn.pp.filter_cells_by_highly_variable_genes(store)
+    reopened = dyn.io.open(dyn.io.store_path(store))
+    np.testing.assert_array_equal(reopened.obs["pass_basic_filter"], ~without)
+    dyn.pp.filter_cells_by_highly_variable_genes(small)
+    assert small.n_obs == N_CELLS - without.sum() and small.obs["pass_basic_filter"].all()
+    del small.var["use_for_pca"]
+    with pytest.raises(KeyError, match="gene selection"):
+        dyn.pp.filter_cells_by_highly_variable_genes(small)
