@@ -30,6 +30,7 @@ def highest_frac_genes(
     adata: ad.AnnData,
     store_key: str = "highest_frac_genes",
     n_top: int = 30,
+    *,
     gene_prefix_list: list[str] | None = None,
     gene_prefix_only: bool = False,
     layer: str | None = None,

@@ -139,7 +139,7 @@ def dispersion_columns(
 
 
 def calc_dispersion_by_svr(
-    adata_ori: ad.AnnData,
+    adata: ad.AnnData,
     filter_bool: np.ndarray | None = None,
     layers: str | list[str] = "X",
     *,
@@ -165,8 +165,8 @@ def calc_dispersion_by_svr(
 
     Parameters
     ----------
-    adata_ori
-        In-memory or store-backed AnnData.
+    adata
+        In-memory or store-backed AnnData (dynamo calls it ``adata_ori``).
     filter_bool
         Boolean mask of genes (only with ``use_all_genes_cells``, as in dynamo).
     layers
@@ -184,7 +184,7 @@ def calc_dispersion_by_svr(
     Returns
     -------
     anndata.AnnData
-        ``adata_ori``, updated.
+        ``adata``, updated.
 
     Writes
     ------
@@ -203,25 +203,26 @@ def calc_dispersion_by_svr(
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm={algorithm!r} is not available: use one of {ALGORITHMS}")
     options = _options(SVRs_kwargs)
-    names = available_layers(adata_ori, layers)
-    genes, cells = _subset(adata_ori, filter_bool, use_all_genes_cells)
-    factors = {name: _size_factors(adata_ori, name, options) for name in names}
-    lazy = [gene_moments(layer_data(adata_ori, n), factors[n], cells) for n in names]
+    names = available_layers(adata, layers)
+    genes, cells = _subset(adata, filter_bool, use_all_genes_cells)
+    factors = {name: _size_factors(adata, name, options) for name in names}
+    lazy = [gene_moments(layer_data(adata, n), factors[n], cells) for n in names]
     stats = compute(*lazy, desc="gene moments")
     pending = Pending()
     for name, got in zip(names, stats, strict=True):
-        ddof = 1 if _is_dense(layer_data(adata_ori, name)) else 0
+        ddof = 1 if _is_dense(layer_data(adata, name)) else 0
         columns, record = dispersion_columns(got, genes, algorithm, options, ddof)
         pending.var.update({_prefix(name) + k: v for k, v in columns.items()})
         pending.uns[svr_key(name)] = record
-    pending.commit(adata_ori, "dispersion")
-    return adata_ori
+    pending.commit(adata, "dispersion")
+    return adata
 
 
 def get_svr_filter(
     adata: ad.AnnData,
     layer: str = "spliced",
     n_top_genes: int = 3000,
+    *,
     return_adata: bool = False,
 ) -> ad.AnnData | np.ndarray:
     """The ``n_top_genes`` genes with the highest finite SVR score, as dynamo picks them.

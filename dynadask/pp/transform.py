@@ -18,6 +18,7 @@ def scale(
     adata: ad.AnnData,
     layers: str | list[str] | None = None,
     scale_to_layer: str | None = None,
+    *,
     scale_to: float = 1e4,
 ) -> ad.AnnData:
     """Scale each layer so that every cell's total is ``scale_to`` (CSR, float32).
