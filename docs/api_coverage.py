@@ -64,6 +64,9 @@ DIFFERENCES: dict[str, str] = {
     "tl.sample": "the kmeans method is seeded",
     "pp.filter_genes_by_outliers": "a store's genes are flagged, never dropped (with a warning)",
     "pp.filter_genes_by_pattern": "a store's genes are not dropped: the flags are returned",
+    "pp.calc_dispersion_by_svr": "winsorize=True is refused (needs per-gene percentiles)",
+    "pp.scale": "each layer by its own totals, as dynamo's loop (scale_to_layer is only checked)",
+    "pp.highest_frac_genes": "rows: cells with counts; a store's uns gets no gene_mat copy of X",
     "pl.basic_stats": "returns a FacetGrid-like object (seaborn is not a dependency); the QC "
     "columns are computed for the figure, not written to obs",
     "pl.show_fraction": "returns a FacetGrid-like object (seaborn is not a dependency)",

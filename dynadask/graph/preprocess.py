@@ -210,3 +210,12 @@ def log1p_layer(x: ArrayLike) -> da.Array:
     """Lazy ``log1p`` of a layer's stored values as CSR row blocks, float32."""
     xd = align_rows(x)[0]
     return xd.map_blocks(kpp.log1p_block, dtype=np.float32, meta=_CSR_META)
+
+
+def gene_moments(x: ArrayLike, size_factors: np.ndarray, cells: np.ndarray | None = None) -> Any:
+    """Lazy per-gene ``sum``, ``sumsq``, ``npos`` and ``n`` of ``x / s`` over ``cells``.
+
+    ``cells`` is a boolean mask of the rows summed over (all when ``None``).
+    """
+    sf = np.asarray(size_factors, dtype=np.float64)
+    return sum_kept_rows(kpp.gene_moments, x, sf, cells=cells)

@@ -176,3 +176,18 @@ def normalized_gene_moments(block, size_factors: np.ndarray, log: bool = False) 
         "sumsq": np.asarray(sq.sum(axis=0)).ravel(),
         "n": np.array([float(x.shape[0])]),
     }
+
+
+def gene_moments(block, size_factors: np.ndarray) -> dict:
+    """Per-gene ``sum``, ``sumsq`` and ``npos`` (values above 0) of ``x / s``, and ``n``.
+
+    Any values (not only counts); float64 sums.
+    """
+    x = scale_rows(block, size_factors, dtype=np.float64)
+    positive = np.bincount(x.indices[x.data > 0], minlength=x.shape[1])
+    return {
+        "sum": np.asarray(x.sum(axis=0)).ravel(),
+        "sumsq": np.asarray(x.multiply(x).sum(axis=0)).ravel(),
+        "npos": positive.astype(np.float64),
+        "n": np.array([float(x.shape[0])]),
+    }

@@ -23,6 +23,36 @@ def mean_cv(total: np.ndarray, total_sq: np.ndarray, n: float) -> tuple[np.ndarr
     return log_m, log_cv
 
 
+def mean_fano(
+    total: np.ndarray, total_sq: np.ndarray, n: float, ddof: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and Fano factor (variance / mean; NaN for genes with zero mean)."""
+    mu = np.asarray(total, dtype=np.float64) / n
+    var = gene_variance(total, total_sq, n, ddof)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mu, var / mu
+
+
+def gene_variance(total: np.ndarray, total_sq: np.ndarray, n: float, ddof: int = 0) -> np.ndarray:
+    """Per-gene variance from sums (``ddof=1``: the sample variance), clipped at 0."""
+    mu = np.asarray(total, dtype=np.float64) / n
+    var = np.clip(np.asarray(total_sq, dtype=np.float64) / n - mu**2, 0, None)
+    return var * n / (n - ddof) if n > ddof else var
+
+
+def mean_cv_ddof(
+    total: np.ndarray, total_sq: np.ndarray, n: float, ddof: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_cv` with the standard deviation of ``ddof`` (1: the sample s.d.)."""
+    mu = np.asarray(total, dtype=np.float64) / n
+    sd = np.sqrt(gene_variance(total, total_sq, n, ddof))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_m, log_cv = np.log2(mu), np.log2(sd / mu)
+    zero = mu == 0
+    log_m[zero], log_cv[zero] = 0.0, 0.0
+    return log_m, log_cv
+
+
 def svr_scores(
     log_m: np.ndarray, log_cv: np.ndarray, svr_gamma: float | None = None
 ) -> tuple[np.ndarray, float]:

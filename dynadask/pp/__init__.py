@@ -1,6 +1,9 @@
 """Preprocessing: filters, size factors, normalisation, feature genes and PCA."""
 
+from .fractions import highest_frac_genes
 from .gene_selection import normalized_X, select_genes_monocle
+from .gini import calc_Gini
+from .hvg_cells import filter_cells_by_highly_variable_genes
 from .normalization import (
     calc_sz_factor,
     log1p,
@@ -18,26 +21,37 @@ from .qc import (
     filter_genes_by_outliers,
     filter_genes_by_pattern,
 )
+from .ratios import calc_new_to_total_ratio
+from .svr import calc_dispersion_by_svr, get_svr_filter
+from .transform import log1p_adata_layer, scale
 
 normalize_cells = normalize
 
 __all__ = [
     "Preprocessor",
     "basic_stats",
+    "calc_Gini",
+    "calc_dispersion_by_svr",
+    "calc_new_to_total_ratio",
     "calc_sz_factor",
     "filter_cells",
+    "filter_cells_by_highly_variable_genes",
     "filter_cells_by_outliers",
     "filter_genes",
     "filter_genes_by_clusters",
     "filter_genes_by_outliers",
     "filter_genes_by_pattern",
+    "get_svr_filter",
+    "highest_frac_genes",
     "log1p",
+    "log1p_adata_layer",
     "normalize",
     "normalize_cell_expr_by_size_factors",
     "normalize_cells",
     "normalized_X",
     "pca",
     "recipe_monocle",
+    "scale",
     "select_genes_monocle",
     "top_pca_genes",
 ]

@@ -14,8 +14,9 @@ from ..graph.preprocess import normalized, normalized_stats
 from ..kernels import preprocess_genes as kg
 from ._inputs import fit_cells, x_counts
 from ._pending import Pending
+from .gini import available_layers, gini_of, layer_data
 
-SORT_BY = ("cv_dispersion",)
+SORT_BY = ("cv_dispersion", "fano_dispersion", "gini")
 
 
 def x_view(adata: ad.AnnData, pending: Pending | None = None) -> tuple[Any, np.ndarray, bool]:
@@ -93,16 +94,19 @@ def select_from_moments(
     """Choose the feature genes from per-gene sums of X (``sum``, ``sumsq``, ``n``).
 
     Adds ``use_for_pca``, ``frac`` (and the SVR columns) to ``pending`` and returns the mask.
+    ``sort_by='gini'`` ranks by ``var['X_gini']``, which must be in ``pending`` (or var).
     """
-    if sort_by not in SORT_BY:
-        raise InputError(f"sort_by={sort_by!r} is not available: use one of {SORT_BY}")
+    check_sort_by(sort_by)
     n = float(stats["n"][0])
     passed = pending.column(adata, "var", keys.PASS_BASIC_FILTER)
     passed = np.ones(adata.n_vars, bool) if passed is None else passed.astype(bool)
     if adata.n_vars <= n_top_genes:
         chosen = np.ones(adata.n_vars, dtype=bool)
+    elif sort_by == "gini":
+        chosen = _gini_choice(pending.column(adata, "var", "X_gini"), passed, n_top_genes)
     else:
-        chosen = _svr_choice(pending, stats, n, passed, n_top_genes, dict(SVRs_kwargs or {}))
+        svr = dict(SVRs_kwargs or {})
+        chosen = _svr_choice(pending, stats, n, passed, n_top_genes, svr, sort_by)
     frac = stats["sum"] / max(float(stats["sum"].sum()), np.finfo(float).tiny)
     excluded = set(genes_to_exclude or []) | set(
         adata.var_names[frac > exprs_frac_for_gene_exclusion]
@@ -115,9 +119,50 @@ def select_from_moments(
     return chosen
 
 
-def _svr_choice(pending, stats, n, passed, n_top_genes, svr_kwargs) -> np.ndarray:
+def check_sort_by(sort_by: str) -> None:
+    """Raise for a ``sort_by`` that is not one of :data:`SORT_BY`."""
+    if sort_by not in SORT_BY:
+        raise InputError(f"sort_by={sort_by!r} is not available: use one of {SORT_BY}")
+
+
+def gini_columns(adata: ad.AnnData, pending: Pending | None = None) -> dict[str, np.ndarray]:
+    """The ``<layer>_gini`` columns of X (as the stage reads it) and of every other layer.
+
+    As dynamo's ``select_genes_monocle(sort_by='gini')``, which runs ``calc_Gini`` on all
+    layers; X is read with ``pending``'s transforms (size factors, log) applied.
+    """
+    arrays = {}
+    for name in available_layers(adata, "all"):
+        arrays[name] = layer_data(adata, name)
+    x, sf, log = x_view(adata, pending)
+    arrays["X"] = x if not log and np.all(sf == 1) else normalized(x, sf, log=log)
+    values = gini_of(arrays, fit_cells(adata, pending))
+    return {f"{name}_gini": v for name, v in values.items()}
+
+
+def _gini_choice(gini: np.ndarray | None, passed: np.ndarray, n_top: int) -> np.ndarray:
+    """The ``n_top`` genes of ``passed`` with the largest Gini coefficient of X."""
+    if gini is None:
+        raise MissingKeyError("var['X_gini'] is missing: run dyn.pp.calc_Gini first")
     idx = np.flatnonzero(passed)
-    log_m, log_cv = kg.mean_cv(stats["sum"][idx], stats["sumsq"][idx], n)
+    chosen = np.zeros(passed.size, dtype=bool)
+    chosen[idx[np.argsort(-np.asarray(gini)[idx], kind="stable")[:n_top]]] = True
+    return chosen
+
+
+def _svr_choice(
+    pending, stats, n, passed, n_top_genes, svr_kwargs, sort_by="cv_dispersion"
+) -> np.ndarray:
+    idx = np.flatnonzero(passed)
+    if sort_by == "fano_dispersion":
+        log_m, log_cv = kg.mean_fano(stats["sum"][idx], stats["sumsq"][idx], n)
+        if not np.isfinite(log_cv).all():
+            raise InputError(
+                "genes without expression have no Fano factor: filter genes first "
+                "(dyn.pp.filter_genes) so that var['pass_basic_filter'] leaves them out"
+            )
+    else:
+        log_m, log_cv = kg.mean_cv(stats["sum"][idx], stats["sumsq"][idx], n)
     score, gamma = kg.svr_scores(log_m, log_cv, svr_kwargs.get("svr_gamma"))
     full = {name: np.full(passed.size, np.nan) for name in ("log_m", "log_cv", "score")}
     full["score"][:] = -np.inf
@@ -143,7 +188,9 @@ def select_genes_monocle(
 
     When there are no more genes than ``n_top_genes``, every gene is kept (dynamo's rule).
     Otherwise, among ``var['pass_basic_filter']`` genes, ``log2`` CV is regressed on ``log2``
-    mean (RBF support-vector regression) and the genes with the largest residuals win.
+    mean (RBF support-vector regression) and the genes with the largest residuals win
+    (``'fano_dispersion'``: the Fano factor on the mean; ``'gini'``: the largest Gini
+    coefficients of X win, computed exactly out of core, see :func:`calc_Gini`).
     Moments come from one pass over X (read as ``uns['pp']`` describes it).
 
     Parameters
@@ -157,7 +204,9 @@ def select_genes_monocle(
     n_top_genes
         Number of feature genes.
     sort_by
-        ``'cv_dispersion'``.
+        ``'cv_dispersion'`` (``log2`` CV against ``log2`` mean), ``'fano_dispersion'`` (Fano
+        factor against mean; ``var['log_m']``/``['log_cv']`` then hold those) or ``'gini'``
+        (the largest Gini coefficients of X, after :func:`calc_Gini` of every layer).
     exprs_frac_for_gene_exclusion
         Genes holding more than this fraction of all counts are left out.
     genes_to_exclude
@@ -168,13 +217,17 @@ def select_genes_monocle(
     Writes
     ------
     var['use_for_pca'], var['frac'], uns['feature_selection']; with the SVR: var['log_m'],
-    var['log_cv'], var['score'], uns['velocyto_SVR']
+    var['log_cv'], var['score'], uns['velocyto_SVR']; with ``'gini'``: var['<layer>_gini']
+    for X and each layer
     """
     if layer != "X" or not keep_filtered:
         raise InputError(
             "select_genes_monocle works on X with keep_filtered=True (genes are flagged)"
         )
+    check_sort_by(sort_by)
     pending = Pending()
+    if sort_by == "gini" and adata.n_vars > n_top_genes:
+        pending.var.update(gini_columns(adata))
     x, sf, log = x_view(adata)
     stats = normalized_stats(x, sf, log=log, cells=fit_cells(adata))
     (stats,) = compute(stats, desc="gene moments")

@@ -22,7 +22,13 @@ from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
 from ._inputs import experiment_info, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
-from .gene_selection import select_from_moments, transformed_X, x_view
+from .gene_selection import (
+    check_sort_by,
+    gini_columns,
+    select_from_moments,
+    transformed_X,
+    x_view,
+)
 from .normalization import normalized_layers, size_factor_columns
 from .pca import finish_pca
 from .qc import CellFilter, GeneFilter, QCSums, as_mask, qc_pass, stats_columns
@@ -241,6 +247,10 @@ class Preprocessor:
         passed = pending.var[keys.PASS_BASIC_FILTER]
         cover = np.arange(adata.n_vars) if adata.n_vars <= n_top else np.flatnonzero(passed)
         fused = cover.size <= MAX_FUSED_GRAM_GENES
+        sort_by = self.select_genes_kwargs.get("sort_by", "cv_dispersion")
+        check_sort_by(sort_by)
+        if sort_by == "gini" and adata.n_vars > n_top:
+            pending.var.update(gini_columns(adata, pending))
         x, sf, _ = x_view(adata, pending)
         kept = self._fit_cells(adata, pending)
         stats = normalized_stats(x, sf, gram_genes=cover if fused else None, cells=kept)
