@@ -112,8 +112,11 @@ def test_choose_method_follows_dynamo():
         gn.choose_method(10, 3, "annoy")
 
 
-@pytest.mark.parametrize("method", ["ball_tree", "brute", "pynn"])
+@pytest.mark.parametrize(
+    "method", ["ball_tree", "brute", pytest.param("pynn", marks=pytest.mark.slow)]
+)
 def test_search_methods_find_the_true_neighbours(method):
+    """pynndescent compiles its numba search on first use (over a minute on 2 cores): slow."""
     x = np.random.default_rng(6).normal(size=(300, 8)).astype(np.float32)
     idx, dist = gn.knn(x, 10, method)
     want, wd = _brute(x, 10)
