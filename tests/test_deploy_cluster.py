@@ -58,8 +58,10 @@ def _run(src, out, address, stages) -> ad.AnnData:
 def _in_process_run(src, out, stages) -> ad.AnnData:
     from distributed import LocalCluster
 
+    # no memory limit: threads in this process would measure the whole test process's
+    # memory against it and pause (a hang, seen once the process had grown past 1.2 GiB)
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, memory_limit="1.5GiB",
+        n_workers=2, threads_per_worker=1, processes=False, memory_limit=0,
         dashboard_address=":0",
     ) as cluster:  # fmt: skip
         return _run(src, out, cluster.scheduler_address, stages)
