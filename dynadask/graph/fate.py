@@ -42,7 +42,9 @@ def fates(
     Returns
     -------
     t, X
-        ``(n, L)`` times and ``(n, L, d)`` states.
+        ``(n, L)`` times and ``(n, d, L)`` states (dynamo's layout of ``prediction``).
+        Each batch is copied into the preallocated output and dropped, so the client holds
+        the result and the finished batches once, never a second copy of the whole.
     """
     y0 = np.atleast_2d(np.asarray(y0, dtype=np.float64))
     n, d = y0.shape
@@ -52,5 +54,13 @@ def fates(
         dask.delayed(kf.fate_batch, pure=True)(y0[s : s + batch], field_d, t_end, **options)
         for s in range(0, n, batch)
     ]
-    done = compute(*parts, desc="fate integration")
-    return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done])
+    done = list(compute(*parts, desc="fate integration"))
+    length = done[0][0].shape[1]
+    t = np.empty((n, length))
+    X = np.empty((n, d, length))
+    for i, s in enumerate(range(0, n, batch)):
+        t_b, X_b = done[i]
+        done[i] = None  # release the batch once copied
+        t[s : s + len(t_b)] = t_b
+        X[s : s + len(t_b)] = X_b.transpose(0, 2, 1)
+    return t, X

@@ -156,13 +156,12 @@ def fate(
     )
     if average == "trajectory":
         T, P = T.mean(axis=0, keepdims=True), P.mean(axis=0, keepdims=True)
-    prediction = np.ascontiguousarray(P.transpose(0, 2, 1))
     out = {
         "init_states": y0,
         "init_cells": np.asarray(names, dtype=str),
         "average": average,
         "t": T,
-        "prediction": prediction,
+        "prediction": P,
         "genes": np.array([f"{basis}_{i}" for i in range(y0.shape[1])]),
         "parameters": {
             "t_end": float(t_end),
@@ -283,12 +282,12 @@ def _t_end(adata, X, basis, vf, VecFld_true) -> float:
 
 
 def _to_genes(adata: ad.AnnData, P: np.ndarray, Qkey: str) -> tuple[np.ndarray, np.ndarray]:
-    """``P Q^T`` for every trajectory (``n x L x genes``) and the genes' names."""
+    """``Q P`` for every trajectory ``P`` (``n x d x L``): ``n x L x genes``, and the genes."""
     Q = adata.uns.get(Qkey) if Qkey in adata.uns else adata.varm.get(Qkey)
     if Q is None:
         raise ValueError(f"no PCA loadings uns[{Qkey!r}] (or varm): run dyn.pp.pca first")
     Q = np.asarray(Q, dtype=np.float64)
-    d = P.shape[2]
+    d = P.shape[1]
     if Q.ndim != 2 or Q.shape[1] < d:
         raise ValueError(f"uns[{Qkey!r}] has shape {Q.shape}: need genes x at least {d}")
     genes = adata.var_names.to_numpy()
@@ -299,5 +298,5 @@ def _to_genes(adata: ad.AnnData, P: np.ndarray, Qkey: str) -> tuple[np.ndarray, 
                 f"uns[{Qkey!r}] has {Q.shape[0]} rows, neither all genes nor var['use_for_pca']"
             )
         genes = genes[np.asarray(mask, dtype=bool)]
-    exprs = np.einsum("nld,gd->nlg", P, Q[:, :d]).astype(np.float32)
+    exprs = np.einsum("ndl,gd->nlg", P, Q[:, :d]).astype(np.float32)
     return exprs, genes.astype(str)
