@@ -305,9 +305,12 @@ def _umap(adata: ad.AnnData, context: Context) -> None:
     reduceDimension(adata)
 
 
-@register("cell_velocities")
+@register("cell_velocities", record="cell_velocities_umap")
 def _velocity_umap(adata: ad.AnnData, context: Context) -> None:
+    # dyn.tl.cell_velocities records "cell_velocities" in any basis: each basis's stage
+    # records its own name, so the pca stage alone never marks this one complete
     cell_velocities(adata, basis="umap")
+    io.commit(adata, "cell_velocities_umap")
 
 
 @register("cell_velocities_pca", record="cell_velocities_pca")

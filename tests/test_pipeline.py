@@ -78,6 +78,20 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     np.testing.assert_allclose(plain.obs["speed_umap"], adata.obs["speed_umap"])
 
 
+def test_each_velocity_stage_records_only_itself(small_store, tmp_path):
+    # the pca velocity stage run alone must not mark the umap one complete (or refresh it)
+    import shutil
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(small_store, copy)
+    before = pipeline.completed(dyn.io.open(copy))
+    assert {"cell_velocities_umap", "cell_velocities_pca"} <= set(before)
+    adata = pipeline.run(copy, stages=["cell_velocities_pca"], force=True, log=lambda _: None)
+    after = pipeline.completed(adata)
+    assert after["cell_velocities_pca"] != before["cell_velocities_pca"]
+    assert after["cell_velocities_umap"] == before["cell_velocities_umap"]
+
+
 def _check_vector_field_stages(adata, genes: list[str] | None = None) -> None:
     """The new stages' keys, with invariants that tie them to the field they came from."""
     for basis in ("umap", "pca"):
