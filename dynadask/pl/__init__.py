@@ -15,6 +15,7 @@ from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_heatmap as jacobian_heatmap
 from .jacobian import sensitivity as sensitivity
 from .jacobian import sensitivity_heatmap as sensitivity_heatmap
+from .landscape import show_landscape as show_landscape
 from .lic import line_integral_conv as line_integral_conv
 from .pca_plots import biplot as biplot
 from .pca_plots import feature_genes as feature_genes
@@ -69,6 +70,7 @@ __all__ = [
     "sensitivity",
     "sensitivity_heatmap",
     "show_fraction",
+    "show_landscape",
     "space",
     "speed",
     "stremline_plot",
