@@ -95,3 +95,35 @@ def test_clear_errors(flow):
     with pytest.raises(dyn.MissingKeyError, match=r"dyn\.vf\.VectorField"):
         dyn.pd.state_graph(bare, "clusters")
     assert "clusters_graph" not in bare.uns
+
+
+def test_the_graph_is_drawn_between_group_medians(flow):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch
+
+    a = flow.copy()
+    a.uns["clusters_graph"] = {
+        "group_graph": np.array([[0.5, 0.1, 0.4], [0.3, 0.4, 0.3], [0.0, 0.0, 1.0]]),
+        "group_avg_time": np.zeros((3, 3)),
+        "group_names": np.array(["B", "A", "C"]),
+    }
+    ax = dyn.pl.state_graph(a, "clusters", save_show_or_return="return")
+    arrows = {p.get_gid(): p for p in ax.patches if isinstance(p, FancyArrowPatch)}
+    assert set(arrows) == {"B->C", "A->B", "A->C"}  # B->A is the weaker direction of A-B
+    X, labels = a.obsm["X_umap"], a.obs["clusters"].to_numpy()
+    from dynadask.pl.state_graph import graph_to_draw
+
+    P = graph_to_draw(a.uns["clusters_graph"]["group_graph"], 0.001, True, 1)
+    np.testing.assert_allclose(P[1], [0.3, 0.4, 0.3])  # A's row kept whole, sums to 1
+    np.testing.assert_allclose(P[0], [0.5, 0.0, 0.4] / np.float64(0.9))  # B->A removed
+    np.testing.assert_allclose(arrows["A->C"].get_linewidth(), 3 * 0.3)
+    a_mid, c_mid = (np.median(X[labels == g], axis=0) for g in ("A", "C"))
+    start, end = arrows["A->C"]._posA_posB  # from A's median to C's (data coordinates)
+    np.testing.assert_allclose(start, a_mid)
+    np.testing.assert_allclose(end, c_mid)
+    plt.close("all")
+    with pytest.raises(dyn.MissingKeyError, match=r"dyn\.pd\.state_graph"):
+        dyn.pl.state_graph(flow.copy(), "clusters")

@@ -26,6 +26,7 @@ from .preprocess import exp_by_groups as exp_by_groups
 from .preprocess import highest_frac_genes as highest_frac_genes
 from .preprocess import show_fraction as show_fraction
 from .scatters import scatters as scatters
+from .state_graph import state_graph as state_graph
 from .topography import plot_fixed_points as plot_fixed_points
 from .topography import plot_nullclines as plot_nullclines
 from .topography import plot_separatrix as plot_separatrix
@@ -73,6 +74,7 @@ __all__ = [
     "show_landscape",
     "space",
     "speed",
+    "state_graph",
     "stremline_plot",
     "streamline_plot",
     "topography",
