@@ -75,6 +75,11 @@ DIFFERENCES: dict[str, str] = {
     "pl.biplot": "genes are labelled by gene name",
     "pl.loading": "genes are labelled by gene name",
     "pd.fate_bias": "exact kNN search at every size; paths with zero time steps do not raise",
+    "vf.Potential": "basis is used; limits from the cells; Tang's paths start at the stable "
+    "point, exact gradient, Zgrid aligned with Xgrid; a constant diffusion matrix",
+    "pd.state_graph": "method 'vf' only; seeded start cells; mean passing times per trajectory",
+    "pl.state_graph": "group and basis are the first arguments; returns the axes",
+    "pl.show_landscape": "the grids are keyword arguments after basis",
     "mv.animate_fates": "frames from the stored fates (no re-integration); save_show_or_return="
     "'return' gives the animation; GIF with Pillow, MP4 with ffmpeg",
     "pl.fate_bias": "an imshow heatmap clustered as seaborn's clustermap, without dendrograms",
