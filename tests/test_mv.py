@@ -74,7 +74,7 @@ def test_gif_has_the_frames_and_the_size(small, tmp_path):
         n_steps=FRAMES,
         fig=fig,
         ax=ax,
-        plot_kwargs={"n_grid": 30},
+        plot_kwargs={"n_grid": 20},
         save_show_or_return="save",
         save_kwargs={"filename": str(target), "dpi": 50},
     )
@@ -98,7 +98,7 @@ def test_frames_interpolate_and_store_equals_memory(small, store):
             color="clusters",
             n_steps=FRAMES,
             cell_states=[0, 2, 5],
-            plot_kwargs={"n_grid": 30},
+            plot_kwargs={"n_grid": 20},
             save_show_or_return="return",
         )
         for adata in (small, store)
@@ -116,12 +116,9 @@ def test_frames_interpolate_and_store_equals_memory(small, store):
 
 
 def test_seeded_random_states_and_clear_errors(small, tmp_path):
-    a = dyn.mv.animate_fates(
-        small, color="clusters", n_steps=2, cell_states=3, save_show_or_return="return"
-    )
-    b = dyn.mv.animate_fates(
-        small, color="clusters", n_steps=2, cell_states=3, save_show_or_return="return"
-    )
+    quick = {"color": "clusters", "n_steps": 2, "plot_kwargs": {"n_grid": 20}}
+    a = dyn.mv.animate_fates(small, cell_states=3, save_show_or_return="return", **quick)
+    b = dyn.mv.animate_fates(small, cell_states=3, save_show_or_return="return", **quick)
     get = lambda anim: [ln for ln in anim._fig.axes[0].lines if ln.get_color() == "red"][0]  # noqa: E731
     np.testing.assert_array_equal(get(a).get_data()[0], get(b).get_data()[0])
     assert len(get(a).get_data()[0]) == 3
@@ -136,9 +133,8 @@ def test_seeded_random_states_and_clear_errors(small, tmp_path):
         with pytest.raises(dyn.InputError, match="ffmpeg"):
             dyn.mv.animate_fates(
                 small,
-                color="clusters",
-                n_steps=2,
                 save_show_or_return="save",
+                **quick,
                 save_kwargs={"filename": str(tmp_path / "x.mp4")},
             )
         assert not (tmp_path / "x.mp4").exists()
