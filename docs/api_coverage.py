@@ -75,13 +75,24 @@ DIFFERENCES: dict[str, str] = {
     "pl.biplot": "genes are labelled by gene name",
     "pl.loading": "genes are labelled by gene name",
     "pd.fate_bias": "exact kNN search at every size; paths with zero time steps do not raise",
+    "vf.Potential": "basis is used; limits from the cells; Tang's paths start at the stable "
+    "point, exact gradient, Zgrid aligned with Xgrid; a constant diffusion matrix",
+    "pd.state_graph": "method 'vf' only; seeded start cells; mean passing times per trajectory",
+    "pl.state_graph": "group and basis are the first arguments; returns the axes",
+    "pl.show_landscape": "the grids are keyword arguments after basis",
+    "mv.animate_fates": "frames from the stored fates (no re-integration); save_show_or_return="
+    "'return' gives the animation; GIF with Pillow, MP4 with ffmpeg",
     "pl.fate_bias": "an imshow heatmap clustered as seaborn's clustermap, without dendrograms",
     "sample_data.pancreatic_endocrinogenesis": "without url: the bundled 2,000-gene copy (offline)",
 }
 
 # Why a name is not offered: (regular expression on "namespace.name", reason); first match.
 NOT_OFFERED: list[tuple[str, str]] = [
-    (r"^(pl|mv)\..*(anim|Anim|movie)", "movies (dyn.mv) are not built yet"),
+    (
+        r"^mv\.(StreamFuncAnim|StreamFuncAnim3D|PyvistaAnim)$",
+        "dynamo's animation classes: dyn.mv.animate_fates makes the 2-D movie in one call; "
+        "3-D and pyvista movies are not built",
+    ),  # fmt: skip
     (r"^pl\..*(shiny|plotly|pyvista|3d|3D)", "interactive or 3-D back-ends are not used"),
     (r"^sample_data\.", "downloads a public dataset; dynadask ships pancreas only (no network)"),
     (

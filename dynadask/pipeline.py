@@ -7,10 +7,11 @@ The stages, in order: ``preprocess`` (monocle recipe and PCA), ``neighbors``, ``
 row chunks; see :func:`reorder_if_spread`), ``moments``,
 ``dynamics``, ``reduceDimension`` (UMAP), ``cell_velocities`` (UMAP basis),
 ``cell_velocities_pca``, ``vectorfield`` (SparseVFC in the umap and pca bases),
-``topography`` (umap), ``vector_calculus`` (speed, divergence, curl, acceleration and
-curvature in both bases), ``jacobian`` (pca, on a few genes) and ``figures`` (written under
-the run's figure folder). A module adds a stage at its place in the workflow with
-:func:`register` (``after=`` the stage it follows).
+``topography`` (umap), ``ddhodge`` (umap potential), ``vector_calculus`` (speed,
+divergence, curl, acceleration and curvature in both bases), ``jacobian`` (pca, on a few
+genes), ``fate`` (umap, from :func:`fate_cells`) and ``figures`` (written under the run's
+figure folder, with the guide's 2 x 2 vector-field figure). A module adds a stage at its
+place in the workflow with :func:`register` (``after=`` the stage it follows).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+from pandas.api.types import is_float_dtype
 
-from . import io, pl, vf
+from . import ext, io, pd, pl, vf
 from ._core import keys
 from ._core.compute import scratch_beside
 from ._core.errors import InputError, MissingKeyError
@@ -405,7 +407,63 @@ def jacobian_genes(adata: ad.AnnData, n: int = JACOBIAN_GENES, Qkey: str = "PCs"
     return [str(g) for g in adata.var_names[np.sort(top[np.isfinite(score[top])])]]
 
 
-# ddhodge (after topography) and fate (after jacobian) join with register(..., after=...)
+FATE_CELLS = 50
+"""How many initial cells the ``fate`` stage integrates from (see :func:`fate_cells`)."""
+FATE_SEED = 0
+"""Seed of the ``fate`` stage's draw of initial cells."""
+
+
+@register("ddhodge", after="topography")
+def _ddhodge(adata: ad.AnnData, context: Context) -> None:
+    ext.ddhodge(adata, basis="umap")
+
+
+@register("fate", after="jacobian")
+def _fate(adata: ad.AnnData, context: Context) -> None:
+    cells, source = fate_cells(adata)
+    context.log(f"{'':<20} fate from {len(cells)} cells of {source}")
+    pd.fate(adata, cells, basis="umap")
+
+
+def fate_cells(
+    adata: ad.AnnData, n: int = FATE_CELLS, seed: int = FATE_SEED
+) -> tuple[list[str], str]:
+    """The initial cells of the ``fate`` stage: a seeded sample of the earliest group.
+
+    The groups are the obs column the figures are coloured by (dynamo's ``clusters`` when
+    present); the earliest is the one whose median ``obs['umap_ddhodge_potential']`` is
+    lowest (the potential increases along the flow, so progenitors sit low). ``n`` of its
+    cells (all when it has fewer) are drawn with ``seed`` and returned in obs order. Without
+    groups or the potential, ``n`` cells are drawn from all cells. On pancreas the earliest
+    group is the Ductal cells, dynamo's own starting point in its fate tutorial.
+
+    Parameters
+    ----------
+    adata
+        AnnData after the ``ddhodge`` stage (or any AnnData: then a sample of all cells).
+    n
+        How many cells.
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    tuple of (list of str, str)
+        The cell names and a description of where they come from.
+    """
+    obs = adata.obs
+    potential = "umap_ddhodge_potential"
+    label = _label_column(adata) if len(obs.columns) else None
+    rows = np.arange(adata.n_obs)
+    source = "all cells (no groups or no umap_ddhodge_potential)"
+    grouped = label is not None and potential in obs and label != "ntr"
+    if grouped and not is_float_dtype(obs[label].dtype):
+        medians = obs[potential].groupby(obs[label].astype(str), observed=True).median()
+        earliest = str(medians.idxmin())
+        rows = np.flatnonzero(obs[label].astype(str).to_numpy() == earliest)
+        source = f"{label} == {earliest!r} (lowest median {potential})"
+    picked = np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False)
+    return [str(c) for c in adata.obs_names[np.sort(picked)]], source
 
 
 @register("figures")
@@ -437,7 +495,51 @@ def _figures(adata: ad.AnnData, context: Context) -> None:
         )
         det = ["jacobian_det_pca"] if "jacobian_det_pca" in adata.obs else []
         pl.scatters(adata, basis="umap", color=calculus + det, ncols=4, **out("vector_calculus"))
+    _guide_figures(adata, context, color)
     io.commit(adata, "figures")
+
+
+GUIDE_PANEL = "guide_vector_field.png"
+"""File of the guide's 2 x 2 vector-field figure in the figure folder."""
+GUIDE_KEYS = ("umap_ddhodge_potential", "speed_umap", "divergence_pca", "acceleration_umap")
+"""The obs columns the guide's 2 x 2 figure is coloured by, panel by panel."""
+
+
+def _guide_figures(adata: ad.AnnData, context: Context, color: str) -> None:
+    """The guide's 2 x 2 figure (one PNG) and the predicted fates, when their keys exist."""
+    import matplotlib.pyplot as plt
+
+    missing = [k for k in GUIDE_KEYS if k not in adata.obs]
+    if missing or "Xss" not in adata.uns.get("VecFld_umap", {}):
+        what = missing or ["uns['VecFld_umap']['Xss']"]
+        context.log(
+            f"{'':<20} the guide's 2 x 2 figure left out: no {what} (run the stages "
+            "vectorfield, topography, ddhodge and vector_calculus)"
+        )
+    else:
+        fig, axes = plt.subplots(ncols=2, nrows=2, constrained_layout=True, figsize=(12, 10))
+        ret = {"save_show_or_return": "return"}
+        pl.cell_wise_vectors(
+            adata, color=GUIDE_KEYS[0], pointsize=0.1, alpha=0.7, ax=axes[0, 0],
+            quiver_length=6, quiver_size=6, **ret,
+        )  # fmt: skip
+        pl.grid_vectors(
+            adata, color=GUIDE_KEYS[1], ax=axes[0, 1], quiver_length=12, quiver_size=12, **ret
+        )
+        pl.streamline_plot(adata, color=GUIDE_KEYS[2], ax=axes[1, 0], **ret)
+        pl.topography(adata, color=GUIDE_KEYS[3], ax=axes[1, 1], **ret)
+        context.figures.mkdir(parents=True, exist_ok=True)
+        fig.savefig(context.figures / GUIDE_PANEL, dpi=120, facecolor="white")
+        plt.close(fig)
+    if "fate_umap" in adata.uns:
+        save = {"path": str(context.figures / "fate_umap"), "ext": "png", "dpi": 120}
+        pl.fate(
+            adata,
+            basis="umap",
+            color=color,
+            save_show_or_return="save",
+            save_kwargs={**save, "verbose": False},
+        )
 
 
 def _label_column(adata: ad.AnnData) -> str:

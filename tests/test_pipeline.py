@@ -26,6 +26,8 @@ FIGURES = [  # each file is named <plot function>_<name given>
     "cell_wise_vector_acceleration_umap.png",
     "cell_wise_vector_cell_wise_vectors_umap.png",
     "grid_velocity_speed_umap.png",
+    "guide_vector_field.png",
+    "kinetic_curves_fate_umap.png",
     "phase_portraits_phase_portraits.png",
     "scatters_umap.png",
     "scatters_vector_calculus.png",
@@ -47,8 +49,10 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
         "cell_velocities_pca",
         "vectorfield",
         "topography",
+        "ddhodge",
         "vector_calculus",
         "jacobian",
+        "fate",
         "figures",
     ]
     lines: list[str] = []
@@ -62,6 +66,7 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     v = np.asarray(adata.obsm["velocity_umap"])
     assert v.shape == (adata.n_obs, 2) and np.isfinite(v).all() and np.abs(v).sum() > 0
     _check_vector_field_stages(adata)
+    _check_potential_and_fate_stages(adata, tmp_path / "fig")
     figures = sorted(p.name for p in (tmp_path / "fig").iterdir())
     assert figures == FIGURES
     assert all((tmp_path / "fig" / f).stat().st_size > 10_000 for f in figures)
@@ -129,6 +134,35 @@ def _check_vector_field_stages(adata, genes: list[str] | None = None) -> None:
     assert np.isfinite(adata.obs["jacobian_det_pca"]).all()
 
 
+def _check_potential_and_fate_stages(adata, figures) -> None:
+    """ddhodge's potential, the fates from the earliest group, the guide's 2 x 2 PNG."""
+    potential = adata.obs["umap_ddhodge_potential"].to_numpy()
+    assert np.isfinite(potential).all() and potential.min() == 0 and potential.max() > 0
+    # the potential rises along the learned flow: its graph gradient follows the field
+    X = np.asarray(adata.obsm["X_umap"])
+    field = np.asarray(adata.obsm["velocity_umap_SparseVFC"])
+    step = X + field / np.linalg.norm(field, axis=1, keepdims=True) * 0.5
+    from scipy.spatial import cKDTree
+
+    ahead = potential[cKDTree(X).query(step, k=5)[1]].mean(axis=1)
+    assert np.mean(ahead > potential) > 0.6
+    fate = adata.uns["fate_umap"]
+    cells = list(fate["init_cells"])
+    assert len(cells) == min(pipeline.FATE_CELLS, adata.n_obs)
+    groups = adata.obs["clusters"].astype(str)
+    earliest = pd.Series(potential, adata.obs_names).groupby(groups).median().idxmin()
+    assert set(groups[cells]) == {earliest}
+    assert cells == pipeline.fate_cells(adata)[0]  # seeded: the same draw again
+    P = np.asarray(fate["prediction"])
+    assert P.shape == (len(cells), 2, 500) and np.isfinite(P).all()
+    rows = adata.obs_names.get_indexer(cells)
+    np.testing.assert_allclose(np.asarray(fate["init_states"]), X[rows], rtol=1e-6)
+    png = (figures / pipeline.GUIDE_PANEL).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (12 * 120, 10 * 120)
+
+
 def test_jacobian_genes_are_the_best_held_by_the_pca(small_store):
     adata = dyn.io.open(small_store)
     genes = pipeline.jacobian_genes(adata, n=7)
@@ -167,7 +201,15 @@ def test_forced_single_stage_and_unknown_names(small_store, tmp_path):
         pipeline.run(small_store, stages=["umap_fit"])
 
 
-NEW_STAGES = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]
+NEW_STAGES = [
+    "vectorfield",
+    "topography",
+    "ddhodge",
+    "vector_calculus",
+    "jacobian",
+    "fate",
+    "figures",
+]
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +232,8 @@ def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, 
     job.write_text(
         'out = "out"\nchunk-cells = 250\nworkers = 1\nprogress = false\n'
         'jacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
-        'stages = ["vectorfield", "topography", "vector_calculus", "jacobian", "figures"]\n'
+        'stages = ["vectorfield", "topography", "ddhodge", "vector_calculus", "jacobian", '
+        '"fate", "figures"]\n'
     )
     out = tmp_path / "out"
     assert main(["run", str(velocity_store), "--config", str(job), "--force"]) == 0
@@ -201,16 +244,17 @@ def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, 
     assert "preprocess" not in summary
     assert f"store    {out.resolve() / 'velocities.zarr'}" in summary
     assert f"figures  {out.resolve() / 'figures'} ({len(FIGURES)} png files)" in summary
-    assert re.search(r"total +\d+\.\d s  \(6 run\)", summary)
+    assert re.search(r"total +\d+\.\d s  \(8 run\)", summary)
     adata = dyn.io.open(out / "velocities.zarr")
     # var order (Ins2, Gcg, Pdx1 are var positions 1006, 1008, 1133), as dynamo
     assert list(adata.uns["jacobian_pca"]["regulators"]) == ["Ins2", "Gcg", "Pdx1"]
     _check_vector_field_stages(adata, genes=["Ins2", "Gcg", "Pdx1"])
+    _check_potential_and_fate_stages(adata, out / "figures")
     # the job again (the command line's --no-force over the file): every stage is complete
     assert main(["run", str(velocity_store), "--config", str(job), "--no-force"]) == 0
     summary = capsys.readouterr().out.split("summary")[-1]
     assert len(re.findall(r"skipped +-$", summary, re.M)) == len(NEW_STAGES)
-    assert re.search(r"\(5 skipped\)", summary) and "convert" not in summary
+    assert re.search(r"\(7 skipped\)", summary) and "convert" not in summary
 
 
 def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):

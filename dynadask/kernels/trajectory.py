@@ -78,3 +78,33 @@ def resample(
     end = repeat_cut(x, tol)
     times = arclength_times(x[:end], labels[:end], num)
     return times, hermite(t, y, f, times)
+
+
+def frame_times(T: np.ndarray, n_steps: int, logspace: bool = False) -> np.ndarray:
+    """``n_steps`` times at which stored trajectories are shown, spanning their time range.
+
+    Linear: the sorted distinct times of all trajectories (and 0) picked at ``n_steps``
+    evenly spaced ranks, so frames are dense where samples are. ``logspace``: from 0 to the
+    largest time evenly in ``log(1 + t)``.
+    """
+    flat = np.unique(np.concatenate([[0.0], T[np.isfinite(T)].ravel()]))
+    if logspace:
+        return np.logspace(0.0, np.log10(max(flat[-1], 0.0) + 1.0), n_steps) - 1.0
+    return flat[np.linspace(0, flat.size - 1, n_steps).astype(np.int64)]
+
+
+def positions_at(P: np.ndarray, T: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Where each trajectory is at ``times``: ``(frames, n, d)`` by linear interpolation.
+
+    ``P`` is ``n x d x L`` (states), ``T`` is ``n x L`` (their times, in any order). Before a
+    trajectory's first time it sits at its first state, after its last at its last state
+    (an integration that stopped early has come to rest).
+    """
+    n, d, _ = P.shape
+    out = np.empty((times.size, n, d))
+    for b in range(n):
+        order = np.argsort(T[b], kind="stable")
+        tb = T[b][order]
+        for k in range(d):
+            out[:, b, k] = np.interp(times, tb, P[b, k][order])
+    return out

@@ -1,1 +1,3 @@
 """Animations of cell fates on a vector field."""
+
+from .fate import animate_fates as animate_fates

@@ -2,3 +2,4 @@
 
 from .fate import fate as fate
 from .fate_bias import fate_bias as fate_bias
+from .state_graph import state_graph as state_graph

@@ -15,6 +15,7 @@ from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_heatmap as jacobian_heatmap
 from .jacobian import sensitivity as sensitivity
 from .jacobian import sensitivity_heatmap as sensitivity_heatmap
+from .landscape import show_landscape as show_landscape
 from .lic import line_integral_conv as line_integral_conv
 from .pca_plots import biplot as biplot
 from .pca_plots import feature_genes as feature_genes
@@ -25,6 +26,7 @@ from .preprocess import exp_by_groups as exp_by_groups
 from .preprocess import highest_frac_genes as highest_frac_genes
 from .preprocess import show_fraction as show_fraction
 from .scatters import scatters as scatters
+from .state_graph import state_graph as state_graph
 from .topography import plot_fixed_points as plot_fixed_points
 from .topography import plot_nullclines as plot_nullclines
 from .topography import plot_separatrix as plot_separatrix
@@ -69,8 +71,10 @@ __all__ = [
     "sensitivity",
     "sensitivity_heatmap",
     "show_fraction",
+    "show_landscape",
     "space",
     "speed",
+    "state_graph",
     "stremline_plot",
     "streamline_plot",
     "topography",

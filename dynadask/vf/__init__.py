@@ -11,6 +11,7 @@ from .hessian import laplacian as laplacian
 from .jacobian import jacobian as jacobian
 from .jacobian import jacobian_array as jacobian_array
 from .jacobian import sensitivity as sensitivity
+from .potential import Potential as Potential
 from .rank import rank_acceleration_genes as rank_acceleration_genes
 from .rank import rank_curvature_genes as rank_curvature_genes
 from .rank import rank_divergence_genes as rank_divergence_genes
