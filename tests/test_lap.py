@@ -108,7 +108,9 @@ def test_action_gradient_and_jacobian_products(kind):
     np.testing.assert_allclose(field.jvp(path, U), np.einsum("nij,nj->ni", J, U), atol=1e-6)
     # the closed-form best time step is the minimum over dt
     dt, S_best = kl.best_dt(path, field, D)
-    scan = minimize_scalar(lambda t: kl.action(path, field, t, D), bounds=(1e-3, 50), method="bounded")
+    scan = minimize_scalar(
+        lambda t: kl.action(path, field, t, D), bounds=(1e-3, 50), method="bounded"
+    )
     assert dt == pytest.approx(scan.x, rel=1e-4)
     assert S_best == pytest.approx(kl.action(path, field, dt, D), rel=1e-10)
 
@@ -116,7 +118,12 @@ def test_action_gradient_and_jacobian_products(kind):
 def test_graph_paths_follow_cells_and_fall_back_to_a_line():
     coords = np.column_stack([np.linspace(0, 1, 11), np.zeros(11)])
     coords = np.vstack([coords, [[5.0, 5.0], [5.1, 5.0]]])  # an island
-    g = kl.knn_graph(np.array([[i, i - 1 if i else 1, min(i + 1, 10)] for i in range(11)] + [[11, 12, 12], [12, 11, 11]]))
+    g = kl.knn_graph(
+        np.array(
+            [[i, i - 1 if i else 1, min(i + 1, 10)] for i in range(11)]
+            + [[11, 12, 12], [12, 11, 11]]
+        )
+    )
     walks = kl.hop_paths(g, np.array([0, 0, 3]), np.array([10, 11, 3]))
     assert walks[0].tolist() == list(range(11)) and walks[1] is None and walks[2].tolist() == [3]
     starts, ends = np.array([[-0.1, 0.0], [0.0, 0.0]]), np.array([[1.1, 0.0], [5.0, 5.0]])

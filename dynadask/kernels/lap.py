@@ -56,8 +56,10 @@ class GaussianField:
         """``J(X) u`` for every row ``x`` of ``X`` and ``u`` of ``U``."""
         K, x = self._kernel(X)
         f = K @ self.C
-        return -2.0 * self.beta * (
-            f * np.einsum("ni,ni->n", x, U)[:, None] - (K * (U @ self.ctrl.T)) @ self.C
+        return (
+            -2.0
+            * self.beta
+            * (f * np.einsum("ni,ni->n", x, U)[:, None] - (K * (U @ self.ctrl.T)) @ self.C)
         )
 
 

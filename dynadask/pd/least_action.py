@@ -181,7 +181,10 @@ def least_action(
     results = gl.least_action_paths(paths, field, per_task=paths_per_task, **opts)
     laps = [
         LeastActionPath(
-            X=r["path"], t=np.arange(len(r["path"])) * r["dt"], D=float(D), cumulative=r["cumulative"]
+            X=r["path"],
+            t=np.arange(len(r["path"])) * r["dt"],
+            D=float(D),
+            cumulative=r["cumulative"],
         )
         for r in results
     ]
