@@ -257,3 +257,34 @@ def test_clear_errors():
     del a.uns["VecFld_toy"]
     with pytest.raises(ValueError, match="VectorField"):
         dyn.pd.least_action(a, ["c0"], ["c300"], basis="toy")
+
+
+def test_plot_draws_each_path_coloured_by_action(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import LineCollection, PathCollection
+
+    a = _adata()
+    a.obs["group"] = "a"
+    dyn.pd.least_action(a, ["c3", "c5"], ["c250", "c260"], basis="toy", n_points=10)
+    ax = dyn.pl.least_action(a, basis="toy", color="group", save_show_or_return="return")
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    P = a.uns["LAP_toy"]["prediction"]
+    for b in range(2):
+        np.testing.assert_allclose(lines.get_segments()[b], P[b])
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    S = a.uns["LAP_toy"]["action"]
+    np.testing.assert_allclose(dots.get_array(), (S / S[:, -1:]).ravel())
+    dyn.pl.least_action(
+        a,
+        basis="toy",
+        color="group",
+        save_show_or_return="save",
+        save_kwargs={"path": str(tmp_path / "lap"), "ext": "png"},
+    )
+    assert (tmp_path / "kinetic_curves_lap.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="least_action"):
+        dyn.pl.least_action(a, basis="umap")
+    with pytest.raises(ValueError, match="columns"):
+        dyn.pl.least_action(a, x=2, basis="toy")
