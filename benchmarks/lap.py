@@ -103,7 +103,10 @@ def main() -> None:
         iters = np.asarray(out["parameters"]["iterations"])
         action = np.asarray(out["action"])[:, -1]
         assert np.asarray(out["prediction"]).shape == (args.paths, 27, D)
+        cpu = np.asarray(out["parameters"]["cpu_seconds"])
         rows[-1].note += (
+            f"; CPU s per path median {np.median(cpu):.1f} (max {cpu.max():.1f}, "
+            f"sum {cpu.sum():.0f})"
             f"; BFGS its median {np.median(iters):.0f} (max {iters.max()}), "
             f"converged {np.mean(out['parameters']['converged']):.0%}, "
             f"median action {np.median(action):.3g}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dask
@@ -80,8 +81,10 @@ def initial_paths(
 def _optimise_batch(paths: list[np.ndarray], field: kl.Field, opts: dict) -> list[dict]:
     out = []
     for p in paths:
+        start = time.process_time()
         res = kl.optimise_path(p, field, **opts)
         res["cumulative"] = kl.cumulative_action(res["path"], field, res["dt"], opts["D"])
+        res["cpu_seconds"] = time.process_time() - start
         out.append(res)
     return out
 
@@ -107,7 +110,7 @@ def least_action_paths(
     -------
     list of dict
         Per path: ``path``, ``dt``, ``action``, ``cumulative``, ``iterations``,
-        ``converged``.
+        ``converged``, ``cpu_seconds`` (processor time of the optimisation).
     """
     per_task = max(1, int(per_task))
     field_d = dask.delayed(field, traverse=False)

@@ -154,7 +154,8 @@ def least_action(
         (``exp(action)``), ``genes`` (``var['use_for_pca']`` names), ``exprs`` (``n x L x
         genes`` for basis ``pca`` with loadings), ``vf_key``, ``parameters`` (``D``,
         ``n_points``, ``EM_steps``, ``init_path``: ``'graph'`` / ``'straight'`` /
-        ``'given'`` per pair, ``iterations``, ``converged``).
+        ``'given'`` per pair, ``iterations``, ``converged``, ``cpu_seconds``: processor
+        time of each optimisation).
 
     Raises
     ------
@@ -293,6 +294,7 @@ def _record(adata, laps, results, starts, ends, names0, names1, vf_key, opts, n_
             "EM_steps": opts["EM_steps"],
             "iterations": np.array([r["iterations"] for r in results]),
             "converged": np.array([r["converged"] for r in results]),
+            "cpu_seconds": np.array([r["cpu_seconds"] for r in results]),
         },
     }
 
