@@ -83,6 +83,11 @@ DIFFERENCES: dict[str, str] = {
     "mv.animate_fates": "frames from the stored fates (no re-integration); save_show_or_return="
     "'return' gives the animation; GIF with Pillow, MP4 with ffmpeg",
     "pl.fate_bias": "an imshow heatmap clustered as seaborn's clustermap, without dendrograms",
+    "pd.least_action": "initial paths on a kNN graph in the basis over <= 20,000 sampled cells "
+    "(adj_key= for a stored graph); L-BFGS-B (optimizer='BFGS' for dynamo's); no min_lap_t; "
+    "arrays stacked over the paths",
+    "pd.perturbation": "J v from the field (jac_key not read); projection 'pearson' (default) "
+    "or 'cosine', not 'fp'",
     "sample_data.pancreatic_endocrinogenesis": "without url: the bundled 2,000-gene copy (offline)",
 }
 

@@ -16,6 +16,7 @@ from .jacobian import jacobian_heatmap as jacobian_heatmap
 from .jacobian import sensitivity as sensitivity
 from .jacobian import sensitivity_heatmap as sensitivity_heatmap
 from .landscape import show_landscape as show_landscape
+from .least_action import least_action as least_action
 from .lic import line_integral_conv as line_integral_conv
 from .pca_plots import biplot as biplot
 from .pca_plots import feature_genes as feature_genes
@@ -59,6 +60,7 @@ __all__ = [
     "highest_frac_genes",
     "jacobian",
     "jacobian_heatmap",
+    "least_action",
     "line_integral_conv",
     "loading",
     "pca",
