@@ -488,6 +488,18 @@ CASES = [
         "dims=5 asks for columns the 2-D",
     ),
     Case(
+        "vf velocities all NaN",
+        lambda d: dyn.vf.VectorField(_set(d.vf(), "obsm", "velocity_umap", np.nan), basis="umap"),
+        E.InputError,
+        f"only 0 of {N_CELLS} cells have finite velocities",
+    ),
+    Case(
+        "vf coordinates NaN",
+        lambda d: dyn.vf.VectorField(_set(d.vf(), "obsm", "X_umap", np.nan), basis="umap"),
+        E.InputError,
+        f"{N_CELLS} cells with NaN or infinite coordinates",
+    ),
+    Case(
         "vf normalize",
         lambda d: dyn.vf.VectorField(d.vf(), basis="umap", normalize=True),
         E.InputError,
@@ -708,7 +720,7 @@ CASES = [
         "streamline_plot unknown basis",
         lambda d: dyn.pl.streamline_plot(d.vf(), basis="tsne"),
         E.MissingKeyError,
-        "X_tsne",
+        r"velocity_tsne' is missing: run dyn.tl.cell_velocities\(adata, basis='tsne'\)",
     ),
     Case(
         "cell_wise_vectors before cell_velocities",
@@ -891,6 +903,12 @@ CASES = [
         "unknown stage",
     ),
 ]
+
+
+def _set(a: ad.AnnData, slot: str, key: str, value: float) -> ad.AnnData:
+    """``a`` with ``<slot>[key]`` filled with ``value`` (in memory: the store keeps it)."""
+    getattr(a, slot)[key] = np.full(getattr(a, slot)[key].shape, value)
+    return a
 
 
 def _rm(a: ad.AnnData, slot: str, key: str) -> ad.AnnData:

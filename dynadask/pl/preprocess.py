@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 
 from .._core import keys
 from .._core.compute import compute
-from .._core.errors import InputError, MissingKeyError
+from .._core.errors import InputError
 from ..graph import summaries as gs
 from . import _data
 from ._facets import Facets, violin_facets
@@ -315,7 +315,7 @@ def _features(
         if hit.any():
             members[prefix] = np.flatnonzero(hit)
     if not members:
-        raise MissingKeyError(
+        raise InputError(
             f"no gene name starts with any of {list(gene_prefix_list)}: "
             "check the prefixes (they are case-sensitive)"
         )

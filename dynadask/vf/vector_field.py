@@ -176,6 +176,7 @@ def VectorField(
     X_all, V_all = _inputs(adata, basis, dims)
     X, V = (np.asarray(v) for v in compute(X_all, V_all, desc="vector field inputs"))
     valid = np.flatnonzero(np.isfinite(V.sum(axis=1)))
+    _check_inputs(X, valid, basis)
     fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
     d = X.shape[1]
     grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
@@ -228,6 +229,26 @@ def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: s
             f"no obsm['velocity_{basis}']: run dyn.tl.cell_velocities(adata, basis={basis!r}) first"
         )
     return basis
+
+
+MIN_CELLS = 10
+"""Fewest cells with finite velocities a field is learned from."""
+
+
+def _check_inputs(X: np.ndarray, valid: np.ndarray, basis: str) -> None:
+    """Raise before the fit when the coordinates are not finite or few velocities are."""
+    bad = int(np.sum(~np.isfinite(X).all(axis=1)))
+    if bad:
+        raise InputError(
+            f"obsm['X_{basis}'] has {bad} cells with NaN or infinite coordinates: recompute "
+            "the embedding (dyn.tl.reduceDimension / dyn.pp.pca) on finite data"
+        )
+    if valid.size < MIN_CELLS:
+        raise InputError(
+            f"only {valid.size} of {X.shape[0]} cells have finite velocities in "
+            f"obsm['velocity_{basis}'] (at least {MIN_CELLS} are needed): rerun "
+            f"dyn.tl.cell_velocities(adata, basis={basis!r}) after dyn.tl.dynamics"
+        )
 
 
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..._core import keys
 from ..._core.compute import compute
-from ..._core.errors import InputError, MissingKeyError
+from ..._core.errors import InputError
 from ...graph import kinetics as gk
 from ...graph.blocks import align_rows
 from ...kernels import estimation_labelling as el
@@ -140,7 +140,7 @@ class Labelling:
         )
         if (self.experiment_type, self.est_method) not in FITTERS:
             known = ", ".join(f"{e}/{m}" for e, m in FITTERS)
-            raise MissingKeyError(
+            raise InputError(
                 f"no labelling estimator for experiment_type="
                 f"{self.experiment_type!r}, est_method={self.est_method!r}: "
                 f"use one of {known}"
