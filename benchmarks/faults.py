@@ -43,6 +43,7 @@ STAGES = ["preprocess", "neighbors", "reorder", "moments", "dynamics", "reduceDi
 DRIVER_KILLS = ["moments", "dynamics", "vectorfield"]
 WORKER_KILLS = ["moments", "dynamics", "vectorfield"]
 COMPARED = ("layers", "obsm", "obs", "var")
+COMMIT_NAME = {"vectorfield": "vector_field"}  # the first commit of a stage, if not its name
 
 
 def _run_cmd(src: Path, out: Path, stages: list[str], chunk: int) -> list[str]:
@@ -80,7 +81,7 @@ def driver_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     killed = None
     while proc.poll() is None:
-        if list(store.parent.glob(f"{store.name}.staging-{stage}-*")):
+        if list(store.parent.glob(f"{store.name}.staging-{COMMIT_NAME.get(stage, stage)}-*")):
             os.killpg(proc.pid, signal.SIGKILL)
             killed = time.strftime("%H:%M:%S")
             break
