@@ -7,6 +7,8 @@ from typing import Literal
 import matplotlib as mpl
 from cycler import cycler
 
+from ._core.errors import InputError
+
 # a colour cycle readable on white and on black backgrounds
 _COLORS = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -48,7 +50,7 @@ def set_figure_params(
         If ``background`` is neither 'white' nor 'black'.
     """
     if background not in ("white", "black"):
-        raise ValueError(f"background must be 'white' or 'black', not {background!r}")
+        raise InputError(f"background must be 'white' or 'black', not {background!r}")
     fg = "black" if background == "white" else "white"
     rc = {
         "figure.dpi": dpi,

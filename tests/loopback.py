@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -108,7 +109,7 @@ def stop(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def loopback_cluster(
-    folder: Path, n_workers: int = 2, memory_limit: str = "1.5GiB"
+    folder: Path, n_workers: int = 2, memory_limit: str = "1.5GiB", tls: Any = None
 ) -> Iterator[Loopback]:
     """Start ``dask scheduler`` and ``n_workers`` single-threaded ``dask worker`` processes.
 
@@ -120,6 +121,10 @@ def loopback_cluster(
         Worker processes (one ``dask worker`` command each, one thread each).
     memory_limit
         Each worker's memory limit.
+    tls
+        Certificate files (``ca``, ``cert``, ``key`` attributes, as ``deploy/tls.py``'s
+        ``TLSFiles``): the scheduler listens on ``tls://`` and every process presents the
+        certificate; ``None`` for plain TCP.
 
     Yields
     ------
@@ -131,6 +136,15 @@ def loopback_cluster(
 
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
+    secure: list[str] = []
+    security = None
+    if tls is not None:
+        from distributed.security import Security
+
+        secure = ["--tls-ca-file", str(tls.ca), "--tls-cert", str(tls.cert),
+                  "--tls-key", str(tls.key)]  # fmt: skip
+        security = Security(tls_ca_file=str(tls.ca), tls_client_cert=str(tls.cert),
+                            tls_client_key=str(tls.key), require_encryption=True)  # fmt: skip
     procs: list[subprocess.Popen] = []
     logs = [folder / "scheduler.log"]
     try:
@@ -146,6 +160,7 @@ def loopback_cluster(
                     "127.0.0.1:0",
                     "--scheduler-file",
                     str(scheduler_file),
+                    *(["--protocol", "tls", *secure] if tls is not None else []),
                 ],
                 logs[0],
             )  # fmt: skip
@@ -169,11 +184,12 @@ def loopback_cluster(
                         f"loopback-{i}",
                         "--local-directory",
                         str(folder / f"worker{i}"),
+                        *secure,
                     ],
                     logs[-1],
                 )  # fmt: skip
             )
-        with Client(info["address"], timeout="30s") as c:
+        with Client(info["address"], timeout="30s", security=security) as c:
             c.wait_for_workers(n_workers, timeout=STARTUP_TIMEOUT)
             dashboard = c.dashboard_link
         yield Loopback(info["address"], dashboard, procs)

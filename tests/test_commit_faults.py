@@ -278,3 +278,86 @@ def test_a_second_writer_gets_a_clear_error(tmp_path, base):
         _second(lazy)  # the owner is gone: its lock is stale and taken over
     assert _state(store) == "new"
     assert not journal.lock_path(store).exists()
+
+
+class _Disk:
+    """A write hook on Zarr's local store: counts the writes into staging folders and raises
+    ``ENOSPC`` (a full disk) or dies at the ``fail_at``-th of them."""
+
+    def __init__(self, fail_at: int | None = None, fault: BaseException | None = None) -> None:
+        self.fail_at, self.fault, self.writes = fail_at, fault, 0
+
+    def install(self, mp: pytest.MonkeyPatch) -> None:
+        import zarr.storage
+
+        real = zarr.storage.LocalStore.set
+        disk = self
+
+        async def set(store, key, value):  # noqa: A001 - the store's method name
+            if ".staging-" in str(store.root):
+                disk.writes += 1
+                if disk.fail_at is not None and disk.writes - 1 >= disk.fail_at:
+                    raise disk.fault or OSError(errno.ENOSPC, "No space left on device", key)
+            return await real(store, key, value)
+
+        mp.setattr(zarr.storage.LocalStore, "set", set)
+
+
+def _staging_writes(tmp_path: Path, base: Path) -> int:
+    store = tmp_path / "dry" / "s.zarr"
+    shutil.copytree(base.parent, store.parent)
+    disk = _Disk()
+    with pytest.MonkeyPatch.context() as mp:
+        disk.install(mp)
+        _second(dyn.io.open(store))
+    assert _state(store) == "new"
+    return disk.writes
+
+
+def _spread(n: int, k: int = 12) -> list[int]:
+    """``k`` injection points over ``n`` writes: the first, the last and evenly between."""
+    return sorted({0, n - 1, *np.linspace(0, n - 1, k).round().astype(int).tolist()})
+
+
+def test_a_full_disk_while_staging_leaves_the_store_as_it_was(tmp_path, base):
+    """ENOSPC at writes spread over the staging of the commit (chunks the workers write,
+    obs/var frames, uns entries, the stage record): a clear error, the store and its earlier
+    stage byte-identical, no staging folder left; with space again the commit succeeds."""
+    n = _staging_writes(tmp_path, base)
+    assert n >= 15, n  # chunks of two layers, the obsm/varm arrays, frames, uns, metadata
+    for i in _spread(n):
+        store = tmp_path / f"full{i}" / "s.zarr"
+        shutil.copytree(base.parent, store.parent)
+        before = _hashes(store)
+        lazy = dyn.io.open(store)
+        with pytest.MonkeyPatch.context() as mp:
+            _Disk(i).install(mp)
+            with pytest.raises(OSError, match="No space left on device") as info:
+                _second(lazy)
+        assert info.value.errno == errno.ENOSPC, i
+        assert _hashes(store) == before, f"write {i}"
+        assert _state(store) == "old"
+        assert "first" in dyn.io.open(store).uns["dynadask"]["stages"]
+    _second(lazy)  # space freed: the same call completes
+    assert _state(store) == "new"
+
+
+def test_a_death_while_staging_opens_old(tmp_path, base):
+    """A process dying at a staging write leaves a staging folder without a journal: the next
+    open removes it and the store holds all of its old values, the stage not recorded."""
+    n = _staging_writes(tmp_path, base)
+    for i in _spread(n, 6):
+        store = tmp_path / f"ds{i}" / "s.zarr"
+        shutil.copytree(base.parent, store.parent)
+        before = _hashes(store)
+        lazy = dyn.io.open(store)
+        with pytest.MonkeyPatch.context() as mp:
+            _Disk(i, _Crash()).install(mp)
+            # the commit's cleanup runs on a BaseException too; a real death skips it
+            mp.setattr(sys.modules["dynadask.io.commit"], "remove_settled", lambda path: None)
+            with pytest.raises(_Crash):
+                _second(lazy)
+        # what the dead process left (nothing when it died at the write that makes the folder)
+        assert bool(journal.staging_folders(store)) is (i > 0), i
+        assert _state(store) == "old"
+        assert {k: v for k, v in _hashes(store).items() if ".lock" not in k} == before

@@ -2,8 +2,11 @@
 store is byte-identical afterwards (a hash of every file beside and in it).
 
 One small processed store (300 pancreas cells: preprocessed, kNN graph, moments, dynamics,
-computed in memory and converted) serves every case; each case opens it afresh, so a case
-that wrote would show in the hashes.
+computed in memory and converted) serves the cases of ``pp``, ``tl``, ``io`` and the pipeline;
+a second store beside it, 300 cells of dynamo's own pancreas outputs (embeddings, velocities,
+the learned fields in umap and pca), serves ``vf``, ``pd``, ``ext`` and ``pl``; ``sim`` and
+``est`` take arrays. Each case opens its store afresh, so a case that wrote would show in the
+hashes of every file in their folder.
 """
 
 from __future__ import annotations
@@ -34,16 +37,35 @@ N_CELLS = 300
 class Data:
     store: Path
     raw: ad.AnnData  # the same cells as raw counts, in memory
+    field: Path  # dynamo's outputs for 300 cells: embeddings, velocities, fields
 
     def lazy(self) -> ad.AnnData:
         return dyn.io.open(self.store)
+
+    def vf(self) -> ad.AnnData:
+        return dyn.io.open(self.field)
 
     def counts(self) -> ad.AnnData:
         return self.raw.copy()
 
 
+# uns entries of the reference the cases do not read (smaller store, faster opens)
+_UNUSED = ("dynamics", "fate_umap", "jacobian_pca", "reference_info_json", "grid_velocity_umap",
+           "grid_velocity_pca", "layers_float32_mantissa_bits_kept", "neighbors", "pp")  # fmt: skip
+
+
+def _field_store(folder: Path, reference_path: Path) -> Path:
+    ref = ad.read_h5ad(reference_path)
+    keep = np.sort(np.random.default_rng(0).choice(ref.n_obs, N_CELLS, replace=False))
+    sub = ref[keep].copy()
+    for key in _UNUSED:
+        sub.uns.pop(key, None)
+    sub.write_h5ad(folder / "f.h5ad")
+    return dyn.io.convert(folder / "f.h5ad", folder / "f.zarr", chunk_cells=100)
+
+
 @pytest.fixture(scope="module")
-def data(tmp_path_factory, pancreas_path) -> Data:
+def data(tmp_path_factory, pancreas_path, reference_path) -> Data:
     folder = tmp_path_factory.mktemp("errors")
     full = ad.read_h5ad(pancreas_path)
     keep = np.random.default_rng(0).choice(full.n_obs, N_CELLS, replace=False)
@@ -54,7 +76,7 @@ def data(tmp_path_factory, pancreas_path) -> Data:
     del done.uns["neighbors"]["indices"]  # as a store-backed run leaves it
     done.write_h5ad(folder / "p.h5ad")
     store = dyn.io.convert(folder / "p.h5ad", folder / "p.zarr", chunk_cells=100)
-    return Data(store, raw)
+    return Data(store, raw, _field_store(folder, reference_path))
 
 
 def _hashes(store: Path) -> dict[str, str]:
@@ -434,6 +456,403 @@ CASES = [
         E.InputError,
         "lineage_dict",
     ),
+    # --- vf ---
+    Case(
+        "vf unknown basis",
+        lambda d: dyn.vf.VectorField(d.vf(), basis="tsne"),
+        E.MissingKeyError,
+        r"no obsm\['X_tsne'\].*reduceDimension",
+    ),
+    Case(
+        "vf before cell_velocities",
+        lambda d: dyn.vf.VectorField(_rm(d.vf(), "obsm", "velocity_umap"), basis="umap"),
+        E.MissingKeyError,
+        r"cell_velocities\(adata, basis='umap'\)",
+    ),
+    Case(
+        "vf unknown method",
+        lambda d: dyn.vf.VectorField(d.vf(), basis="umap", method="gp"),
+        E.InputError,
+        "unknown method 'gp'",
+    ),
+    Case(
+        "vf unknown option",
+        lambda d: dyn.vf.VectorField(d.vf(), basis="umap", lambdaa=3),
+        E.OptionError,
+        r"unknown SparseVFC option\(s\) \['lambdaa'\]",
+    ),
+    Case(
+        "vf dims beyond the basis",
+        lambda d: dyn.vf.VectorField(d.vf(), basis="umap", dims=5),
+        E.InputError,
+        "dims=5 asks for columns the 2-D",
+    ),
+    Case(
+        "vf velocities all NaN",
+        lambda d: dyn.vf.VectorField(_set(d.vf(), "obsm", "velocity_umap", np.nan), basis="umap"),
+        E.InputError,
+        f"only 0 of {N_CELLS} cells have finite velocities",
+    ),
+    Case(
+        "vf coordinates NaN",
+        lambda d: dyn.vf.VectorField(_set(d.vf(), "obsm", "X_umap", np.nan), basis="umap"),
+        E.InputError,
+        f"{N_CELLS} cells with NaN or infinite coordinates",
+    ),
+    Case(
+        "vf normalize",
+        lambda d: dyn.vf.VectorField(d.vf(), basis="umap", normalize=True),
+        E.InputError,
+        "normalize=True",
+    ),
+    Case(
+        "vf gene space, genes not in the data",
+        lambda d: dyn.vf.VectorField(d.vf(), genes=["NOTAGENE"]),
+        E.InputError,
+        "not in var_names",
+    ),
+    Case(
+        "speed before VectorField",
+        lambda d: dyn.vf.speed(_rm(d.vf(), "uns", "VecFld_umap"), basis="umap"),
+        E.MissingKeyError,
+        r"dyn.vf.VectorField\(adata, basis='umap'\)",
+    ),
+    Case(
+        "divergence unknown basis",
+        lambda d: dyn.vf.divergence(d.vf(), basis="tsne"),
+        E.MissingKeyError,
+        "VecFld_tsne",
+    ),
+    Case(
+        "curl numerical method",
+        lambda d: dyn.vf.curl(d.vf(), basis="umap", method="numerical"),
+        E.InputError,
+        "analytical",
+    ),
+    Case(
+        "torsion of a 2-D field",
+        lambda d: dyn.vf.torsion(d.vf(), basis="umap"),
+        E.InputError,
+        "3-D fields",
+    ),
+    Case(
+        "acceleration before VectorField",
+        lambda d: dyn.vf.acceleration(_rm(d.vf(), "uns", "VecFld_pca"), basis="pca"),
+        E.MissingKeyError,
+        "VecFld_pca",
+    ),
+    Case(
+        "curvature without basis",
+        lambda d: dyn.vf.curvature(d.vf(), basis=None),
+        E.InputError,
+        "pass the basis",
+    ),
+    Case(
+        "topography before VectorField",
+        lambda d: dyn.vf.topography(_rm(d.vf(), "uns", "VecFld_umap"), basis="umap"),
+        E.MissingKeyError,
+        "learn the field first",
+    ),
+    Case(
+        "jacobian genes not in the data",
+        lambda d: dyn.vf.jacobian(d.vf(), regulators=["NOTAGENE"], effectors=["Pax4"]),
+        E.InputError,
+        r"regulators \['NOTAGENE'\] not in adata.var_names",
+    ),
+    Case(
+        "jacobian before VectorField",
+        lambda d: dyn.vf.jacobian(_rm(d.vf(), "uns", "VecFld_pca"), regulators=["Pax4"]),
+        E.MissingKeyError,
+        "VecFld_pca",
+    ),
+    Case(
+        "sensitivity genes not in the data",
+        lambda d: dyn.vf.sensitivity(d.vf(), regulators=["Pax4"], effectors=["NOPE"]),
+        E.InputError,
+        r"effectors \['NOPE'\]",
+    ),
+    Case(
+        "hessian genes not in the data",
+        lambda d: dyn.vf.hessian(
+            d.vf(), regulators=["NOPE"], coregulators=["Pax4"], effector=["Pax4"]
+        ),
+        E.InputError,
+        r"regulators \['NOPE'\]",
+    ),
+    Case(
+        "laplacian unknown basis",
+        lambda d: dyn.vf.laplacian(d.vf(), basis="tsne"),
+        E.MissingKeyError,
+        "VecFld_tsne",
+    ),
+    Case(
+        "rank_velocity_genes unknown group",
+        lambda d: dyn.vf.rank_velocity_genes(d.vf(), groups="batch"),
+        E.MissingKeyError,
+        "groups='batch' is not an obs column",
+    ),
+    Case(
+        "rank_genes unknown array",
+        lambda d: dyn.vf.rank_genes(d.vf(), arr_key="nope"),
+        E.MissingKeyError,
+        "neither a layer nor a var column",
+    ),
+    Case(
+        "rank_acceleration_genes before acceleration",
+        lambda d: dyn.vf.rank_acceleration_genes(d.vf(), groups="clusters"),
+        E.MissingKeyError,
+        r"dyn.vf.acceleration\(adata, basis='pca'\)",
+    ),
+    Case(
+        "rank_jacobian_genes before jacobian",
+        lambda d: dyn.vf.rank_jacobian_genes(d.vf(), groups="clusters"),
+        E.MissingKeyError,
+        "run dyn.vf.jacobian",
+    ),
+    Case(
+        "SparseVFC shapes",
+        lambda d: dyn.vf.SparseVFC(np.zeros((10, 2)), np.zeros((9, 2))),
+        E.InputError,
+        "same N x d shape",
+    ),
+    # --- pd ---
+    Case(
+        "fate init cells not in the data",
+        lambda d: dyn.pd.fate(d.vf(), init_cells=["nope"], basis="umap"),
+        E.InputError,
+        "none of init_cells",
+    ),
+    Case(
+        "fate init cells partly not in the data",
+        lambda d: (lambda a: dyn.pd.fate(a, init_cells=[a.obs_names[0], "nope"], basis="umap"))(
+            d.vf()
+        ),
+        E.InputError,
+        r"1 of init_cells are not cells of this AnnData \(e.g. \['nope'\]\)",
+    ),
+    Case(
+        "fate init positions out of range",
+        lambda d: dyn.pd.fate(d.vf(), init_cells=[N_CELLS], basis="umap"),
+        E.InputError,
+        rf"positions must lie in \[0, {N_CELLS}\)",
+    ),
+    Case(
+        "fate init states of the wrong dimension",
+        lambda d: dyn.pd.fate(d.vf(), None, init_states=np.zeros((2, 3)), basis="umap"),
+        E.InputError,
+        "init_states has 3 columns but obsm has 2",
+    ),
+    Case(
+        "fate init states NaN",
+        lambda d: dyn.pd.fate(d.vf(), None, init_states=np.full((2, 2), np.nan), basis="umap"),
+        E.InputError,
+        "4 NaN/infinite",
+    ),
+    Case(
+        "fate before VectorField",
+        lambda d: dyn.pd.fate(_rm(d.vf(), "uns", "VecFld_umap"), init_cells=[0], basis="umap"),
+        E.MissingKeyError,
+        "VecFld_umap",
+    ),
+    Case(
+        "fate unknown direction",
+        lambda d: dyn.pd.fate(d.vf(), init_cells=[0], basis="umap", direction="up"),
+        E.InputError,
+        "unknown direction 'up'",
+    ),
+    Case(
+        "fate unknown basis",
+        lambda d: dyn.pd.fate(d.vf(), init_cells=[0], basis="tsne"),
+        E.MissingKeyError,
+        r"no obsm\['X_tsne'\]",
+    ),
+    Case(
+        "fate_bias before fate",
+        lambda d: dyn.pd.fate_bias(d.vf(), group="clusters"),
+        E.MissingKeyError,
+        r"dyn.pd.fate\(adata, init_cells",
+    ),
+    Case(
+        "fate_bias unknown group",
+        lambda d: dyn.pd.fate_bias(d.vf(), group="batch"),
+        E.MissingKeyError,
+        r"no obs\['batch'\]",
+    ),
+    # --- ext ---
+    Case(
+        "ddhodge unknown basis",
+        lambda d: dyn.ext.ddhodge(d.vf(), basis="tsne"),
+        E.MissingKeyError,
+        "VecFld_tsne",
+    ),
+    Case(
+        "ddhodge before VectorField",
+        lambda d: dyn.ext.ddhodge(_rm(d.vf(), "uns", "VecFld_umap"), basis="umap"),
+        E.MissingKeyError,
+        r"dyn.vf.VectorField\(adata, basis='umap'\)",
+    ),
+    Case(
+        "ddhodge adjmethod",
+        lambda d: dyn.ext.ddhodge(d.vf(), basis="umap", adjmethod="naive"),
+        E.InputError,
+        "unknown adjmethod 'naive'",
+    ),
+    Case(
+        "ddhodge sampling method",
+        lambda d: dyn.ext.ddhodge(d.vf(), basis="umap", sampling_method="foo"),
+        E.InputError,
+        "unknown sampling_method 'foo'",
+    ),
+    Case(
+        "ddhodge X_data rows",
+        lambda d: dyn.ext.ddhodge(d.vf(), np.zeros((5, 2)), basis="umap"),
+        E.InputError,
+        "X_data has shape",
+    ),
+    # --- pl ---
+    Case(
+        "scatters unknown colour",
+        lambda d: dyn.pl.scatters(d.vf(), color="nope"),
+        E.MissingKeyError,
+        "color 'nope' is neither",
+    ),
+    Case(
+        "streamline_plot unknown basis",
+        lambda d: dyn.pl.streamline_plot(d.vf(), basis="tsne"),
+        E.MissingKeyError,
+        r"velocity_tsne' is missing: run dyn.tl.cell_velocities\(adata, basis='tsne'\)",
+    ),
+    Case(
+        "cell_wise_vectors before cell_velocities",
+        lambda d: dyn.pl.cell_wise_vectors(_rm(d.vf(), "obsm", "velocity_umap"), basis="umap"),
+        E.MissingKeyError,
+        "cell_velocities",
+    ),
+    Case(
+        "pl.topography before VectorField",
+        lambda d: dyn.pl.topography(
+            _rm(_rm(d.vf(), "uns", "VecFld_umap"), "uns", "topography_umap"), basis="umap"
+        ),
+        E.MissingKeyError,
+        "VectorField",
+    ),
+    Case(
+        "pl.jacobian before jacobian",
+        lambda d: dyn.pl.jacobian(d.vf()),
+        E.MissingKeyError,
+        "jacobian",
+    ),
+    Case(
+        "pl.fate before fate",
+        lambda d: dyn.pl.fate(d.vf(), basis="umap"),
+        E.MissingKeyError,
+        "dyn.pd.fate",
+    ),
+    Case(
+        "phase_portraits genes not in the data",
+        lambda d: dyn.pl.phase_portraits(d.vf(), genes=["NOTAGENE"]),
+        E.InputError,
+        "not in adata.var_names",
+    ),
+    Case(
+        "plot_energy before VectorField",
+        lambda d: dyn.pl.plot_energy(_rm(d.vf(), "uns", "VecFld_umap"), basis="umap"),
+        E.MissingKeyError,
+        "learn the field first",
+    ),
+    Case(
+        "loading before pca",
+        lambda d: dyn.pl.loading(_rm(d.vf(), "uns", "PCs")),
+        E.MissingKeyError,
+        "PCA loadings",
+    ),
+    # --- sim ---
+    Case(
+        "simulate unknown model",
+        lambda d: dyn.sim.simulate("nope", 100),
+        E.InputError,
+        "unknown model 'nope'",
+    ),
+    Case(
+        "simulate no cells",
+        lambda d: dyn.sim.simulate("independent", 0),
+        E.InputError,
+        "n_cells must be a positive",
+    ),
+    Case(
+        "simulate unknown experiment",
+        lambda d: dyn.sim.simulate("independent", 100, experiment_type="pulse"),
+        E.InputError,
+        "unknown experiment_type 'pulse'",
+    ),
+    Case(
+        "simulate unknown method",
+        lambda d: dyn.sim.simulate("independent", 100, method="euler"),
+        E.InputError,
+        "unknown method 'euler'",
+    ),
+    Case(
+        "simulate negative rate",
+        lambda d: dyn.sim.simulate("independent", 100, params={"gamma": [-1.0]}, n_genes=1),
+        E.InputError,
+        "non-negative",
+    ),
+    Case(
+        "simulate_store onto a store",
+        lambda d: dyn.sim.simulate_store(d.store, "independent", 100),
+        E.StoreExistsError,
+        "overwrite=True",
+    ),
+    # --- est ---
+    Case(
+        "SteadyState unknown model",
+        lambda d: dyn.est.csc.SteadyState(model="x"),
+        E.InputError,
+        "unknown steady-state fit",
+    ),
+    Case(
+        "SteadyState intercept with gmm",
+        lambda d: dyn.est.csc.SteadyState(intercept=True),
+        E.InputError,
+        "intercept=True",
+    ),
+    Case(
+        "SteadyState shapes",
+        lambda d: dyn.est.csc.SteadyState().fit(np.ones((10, 3)), np.ones((9, 3))),
+        E.InputError,
+        r"u \(10, 3\), s \(9, 3\)",
+    ),
+    Case(
+        "SteadyState gmm without second moments",
+        lambda d: dyn.est.csc.SteadyState().fit(np.ones((10, 3)), np.ones((10, 3))),
+        E.InputError,
+        "second moments",
+    ),
+    Case(
+        "Dynamical shapes",
+        lambda d: dyn.est.csc.Dynamical().fit(np.ones((10, 3)), np.ones((10, 4))),
+        E.InputError,
+        "one shape",
+    ),
+    Case(
+        "Labelling unknown experiment",
+        lambda d: dyn.est.tsc.Labelling(experiment_type="pulse"),
+        E.InputError,
+        "no labelling estimator",
+    ),
+    # --- io ---
+    Case(
+        "convert onto an existing store",
+        lambda d: dyn.io.convert(d.store.with_name("p.h5ad"), d.store),
+        E.StoreExistsError,
+        "overwrite=True",
+    ),
+    Case(
+        "read_loom missing file",
+        lambda d: dyn.io.read_loom(d.store.with_name("none.loom")),
+        E.StoreNotFoundError,
+        "no such file",
+    ),
     # --- io and the pipeline ---
     Case(
         "open missing store",
@@ -486,6 +905,18 @@ CASES = [
 ]
 
 
+def _set(a: ad.AnnData, slot: str, key: str, value: float) -> ad.AnnData:
+    """``a`` with ``<slot>[key]`` filled with ``value`` (in memory: the store keeps it)."""
+    getattr(a, slot)[key] = np.full(getattr(a, slot)[key].shape, value)
+    return a
+
+
+def _rm(a: ad.AnnData, slot: str, key: str) -> ad.AnnData:
+    """``a`` without ``<slot>[key]`` (in memory: the store keeps it)."""
+    del getattr(a, slot)[key]
+    return a
+
+
 def _drop(a: ad.AnnData, layer: str) -> ad.AnnData:
     del a.layers[layer]
     return a
@@ -504,9 +935,25 @@ def _text_file(d: Data) -> Path:
     return path
 
 
+def _namespace(case: Case) -> str:
+    """The public namespace a case calls (from the source of its lambda)."""
+    import inspect
+
+    source = inspect.getsource(case.call)
+    found = [ns for ns in NAMESPACES if f"dyn.{ns}." in source]
+    return found[0] if found else "other"
+
+
+NAMESPACES = ("pp", "tl", "vf", "pd", "ext", "pl", "sim", "est", "io")
+
+
 def test_the_battery_is_broad():
     assert len({c.name for c in CASES}) == len(CASES) >= 40
     assert all(issubclass(c.error, dyn.DynadaskError) for c in CASES)
+    per = {ns: sum(_namespace(c) == ns for c in CASES) for ns in NAMESPACES}
+    assert all(n >= 2 for n in per.values()), per
+    # dyn.mv is dynamo's name for animations and holds no function yet (nothing to call)
+    assert not [n for n in dir(dyn.mv) if not n.startswith("_")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -51,6 +51,10 @@ def test_client_starts_a_local_cluster(monkeypatch):
     with dyn.parallel.client(n_workers=1, processes=False) as c:
         assert isinstance(c.cluster, LocalCluster)
         assert len(c.scheduler_info()["workers"]) == 1
+        # the dashboard (plain HTTP) listens on localhost only, not on every interface
+        server = c.cluster.scheduler.http_server
+        hosts = {s.getsockname()[0] for s in server._sockets.values()}
+        assert hosts == {"127.0.0.1"}, hosts
 
 
 def test_default_local_cluster_is_sized_to_the_machine():

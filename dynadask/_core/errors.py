@@ -18,6 +18,10 @@ class InputError(DynadaskError, ValueError):
     """An argument or the data have a wrong value or shape (a ``ValueError``)."""
 
 
+class OptionError(InputError, TypeError):
+    """An unknown keyword option (also a ``TypeError``, as Python's own for a wrong keyword)."""
+
+
 class CountsError(InputError):
     """A layer that must hold counts holds negative, non-finite or non-integer values."""
 
@@ -38,6 +42,10 @@ class StoreNotFoundError(DynadaskError, FileNotFoundError):
     """No store (or input file) at the given path (a ``FileNotFoundError``)."""
 
 
+class StoreExistsError(DynadaskError, FileExistsError):
+    """The output path exists and the call would replace it (a ``FileExistsError``)."""
+
+
 class StoreError(DynadaskError, ValueError):
     """A path is not a dynadask/AnnData store, or the store cannot take this write."""
 
@@ -51,7 +59,9 @@ __all__ = [
     "DynadaskError",
     "InputError",
     "MissingKeyError",
+    "OptionError",
     "StoreError",
+    "StoreExistsError",
     "StoreLockedError",
     "StoreNotFoundError",
 ]

@@ -143,3 +143,24 @@ def sample_counts(x: Any, name: str) -> None:
             "estimated counts; not for a normalised or log-transformed layer)",
             stacklevel=3,
         )
+
+
+def same_shape(**arrays: Any) -> None:
+    """Raise :class:`InputError` when the given arrays (``None`` skipped) differ in shape.
+
+    Raises
+    ------
+    dynadask.InputError
+        Naming each array's shape.
+    """
+    shapes = {
+        k: tuple(np.shape(v) if not hasattr(v, "shape") else v.shape)
+        for k, v in arrays.items()
+        if v is not None
+    }
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{k} {s}" for k, s in shapes.items())
+        raise InputError(
+            f"{listed}: these must be cells x genes arrays of one shape (the same cells and "
+            "genes, in the same order)"
+        )

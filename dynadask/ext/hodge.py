@@ -12,6 +12,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import hodge as gh
 from ..graph import vectorfield as gv
 from ..graph.blocks import take_columns
@@ -155,22 +156,22 @@ def ddhodge(
 
 def _inputs(adata, X_data, layer, basis, VecFld, adjmethod, sampling_method):
     if basis is None or layer is not None:
-        raise ValueError(
+        raise InputError(
             "ddhodge works in an embedding: pass basis= (e.g. 'umap' or 'pca'); the gene-space "
             "graph (basis=None, layer=...) is not offered"
         )
     if adjmethod != "graphize_vecfld":
-        raise ValueError(
+        raise InputError(
             f"unknown adjmethod {adjmethod!r}: use 'graphize_vecfld' (dynamo 1.5.3's 'naive' "
             "reads uns['transition_matrix'], which no step writes)"
         )
     if sampling_method not in _SAMPLING:
-        raise ValueError(f"unknown sampling_method {sampling_method!r}: use one of {_SAMPLING}")
+        raise InputError(f"unknown sampling_method {sampling_method!r}: use one of {_SAMPLING}")
     basis = basis[2:] if basis.startswith("X_") else basis
     vf_key = f"VecFld_{basis}"
     if VecFld is None:
         if vf_key not in adata.uns:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no uns[{vf_key!r}]: learn the field first with dyn.vf.VectorField(adata, "
                 f"basis={basis!r}), or pass VecFld="
             )
@@ -180,18 +181,20 @@ def _inputs(adata, X_data, layer, basis, VecFld, adjmethod, sampling_method):
     if X_data is not None:
         X = np.asarray(X_data)
         if X.ndim != 2 or X.shape[0] != adata.n_obs:
-            raise ValueError(
+            raise InputError(
                 f"X_data has shape {X.shape}: it must hold one row per cell ({adata.n_obs})"
             )
     else:
         if keys.basis_key(basis) not in adata.obsm:
-            raise ValueError(f"no obsm['X_{basis}']: compute the embedding first or pass X_data=")
+            raise MissingKeyError(
+                f"no obsm['X_{basis}']: compute the embedding first or pass X_data="
+            )
         X = adata.obsm[keys.basis_key(basis)]
         dims = VecFld.get("dims")
         if dims is not None:
             X = take_columns(X, np.arange(int(dims)) if np.ndim(dims) == 0 else np.asarray(dims))
     if X.shape[1] != fit["X_ctrl"].shape[1]:
-        raise ValueError(
+        raise InputError(
             f"the coordinates have {X.shape[1]} columns but the field has "
             f"{fit['X_ctrl'].shape[1]}: refit with dyn.vf.VectorField(adata, basis={basis!r})"
         )

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from .._core.compute import share
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from ..kernels import moments as km
 
@@ -99,7 +100,7 @@ def align_rows(*arrays: ArrayLike) -> list[da.Array]:
     out = [first]
     for i, x in enumerate(arrays[1:], start=1):
         if x.shape[0] != first.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"array {i} has {x.shape[0]} rows but array 0 has {first.shape[0]}: "
                 "all inputs of a row-wise step must describe the same cells"
             )

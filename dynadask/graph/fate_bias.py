@@ -17,6 +17,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .._core.compute import compute, share
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from ..kernels import fate_bias as kb
 from .blocks import as_rows
@@ -58,7 +59,7 @@ class Index:
                 algorithm=algorithm, metric=metric, metric_params=metric_kwds, **kwargs
             ).fit(X)
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise InputError(
                 f"the kNN search does not accept metric={metric!r}, metric_kwds={metric_kwds!r} "
                 f"or options {sorted(kwargs)}: {err}"
             ) from err

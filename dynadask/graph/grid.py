@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..kernels import grid as kg
 from .blocks import align_rows, sum_rows
 
@@ -73,7 +74,7 @@ def grid_velocity(
         When no cell has finite coordinates, or for an unknown ``span``.
     """
     if span not in SPANS:
-        raise ValueError(f"unknown span {span!r}: use one of {list(SPANS)}")
+        raise InputError(f"unknown span {span!r}: use one of {list(SPANS)}")
     e, v = _first_two(emb), _first_two(velocity)
     lazy = isinstance(e, da.Array) or isinstance(v, da.Array)
     er, vr = align_rows(e, v)
@@ -85,7 +86,7 @@ def grid_velocity(
     else:
         lo, hi = _span(er, None) if lazy else _span_of(kg.finite_range(e))
         if not np.isfinite(lo).all():
-            raise ValueError("the embedding has no finite coordinates to put a grid on")
+            raise InputError("the embedding has no finite coordinates to put a grid on")
     axes = kg.grid_axes(lo, hi, tuple(xy_grid_nums))
     scale = float(np.mean([ax[1] - ax[0] for ax in axes])) * smooth
     sums = compute(

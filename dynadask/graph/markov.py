@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from .._core.compute import compute, share
+from .._core.errors import InputError
 from .blocks import as_rows, sum_rows
 
 
@@ -43,7 +44,7 @@ class RowBlocked:
 
     def __init__(self, t: Any) -> None:
         if t.ndim != 2 or t.shape[0] != t.shape[1]:
-            raise ValueError(f"a transition matrix is square (got shape {t.shape})")
+            raise InputError(f"a transition matrix is square (got shape {t.shape})")
         self.lazy = not (sparse.issparse(t) or isinstance(t, np.ndarray))
         self.t = as_rows(t) if self.lazy else sparse.csr_matrix(t)
         self.n = t.shape[0]

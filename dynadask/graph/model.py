@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import dask.array as da
 import numpy as np
 
+from .._core.errors import InputError
 from .._core.model import ModelRecord
 from ..kernels import pca as kpca
 from ..kernels import vectorfield as kv
@@ -70,7 +71,7 @@ class PCAModel:
 
     def _sf(self, size_factors: np.ndarray | None) -> np.ndarray | None:
         if self.size_factors is not None and size_factors is None:
-            raise ValueError(
+            raise InputError(
                 f"this PCA divides its input by obs[{self.size_factors!r}]: pass "
                 "size_factors=adata.obs[...].to_numpy()"
             )
@@ -203,7 +204,7 @@ def load(record: ModelRecord, uns: Mapping[str, Any]) -> FittedModel:
         For a kind this version does not know.
     """
     if record.kind not in LOADERS:
-        raise ValueError(
+        raise InputError(
             f"model {record.name!r} has kind {record.kind!r}; known kinds: {sorted(LOADERS)}"
         )
     return LOADERS[record.kind](record, uns)

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from .._core.compute import compute, share
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from ..kernels import neighbors as kn
 
@@ -42,12 +43,12 @@ def choose_method(n_cells: int, n_dims: int, method: str | None) -> str:
             return "pynn"
         return "ball_tree" if n_dims > 10 else "kd_tree"
     if method == "hnswlib":
-        raise ValueError(
+        raise InputError(
             "method 'hnswlib' is not available in dynadask: use 'pynn' "
             "(NN-descent, the default above 5,000 cells) or an exact method"
         )
     if method not in _EXACT + _APPROX:
-        raise ValueError(f"unknown kNN method {method!r}: use one of {list(_EXACT + _APPROX)}")
+        raise InputError(f"unknown kNN method {method!r}: use one of {list(_EXACT + _APPROX)}")
     return method
 
 

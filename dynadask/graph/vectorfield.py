@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..kernels import vectorfield as kv
 from .blocks import as_rows, map_rows, sum_rows
 
@@ -93,7 +94,7 @@ def fit_em(
         gamma = float(np.clip(s["inliers"] / N, 0.05, 0.95))
         i += 1
     if i == 0:
-        raise ValueError(
+        raise InputError(
             f"SparseVFC did not start: sigma2 = {sigma2:.3g} (must exceed 1e-8) and ecr = {ecr} "
             "(must be below 1); the velocities may all be zero"
         )

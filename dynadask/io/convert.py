@@ -21,7 +21,7 @@ import pandas as pd
 import zarr
 from scipy import sparse
 
-from .._core.errors import InputError, StoreNotFoundError
+from .._core.errors import InputError, StoreExistsError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
 from .journal import staging_folders, store_lock
@@ -60,7 +60,7 @@ def convert(
     ------
     FileNotFoundError
         If ``src`` does not exist.
-    FileExistsError
+    dynadask.StoreExistsError
         If ``dst`` exists and ``overwrite`` is False.
     ValueError
         If ``src`` is not a kind of file this reads, or its matrices disagree in shape.
@@ -69,7 +69,7 @@ def convert(
     if not src.exists():
         raise StoreNotFoundError(f"no such file: {src}: check the input path")
     if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists: pass overwrite=True to replace it")
+        raise StoreExistsError(f"{dst} exists: pass overwrite=True to replace it")
     tmp = dst.with_name(f"{dst.name}.converting-{os.getpid()}")
     remove(tmp)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import dask.array as da
 import pandas as pd
 
-from .._core.errors import InputError
+from .._core.errors import InputError, StoreExistsError
 from .._core.settings import get_chunk_policy
 from .format import ANNDATA_ATTRS, DICT_ATTRS, consolidate, open_group, write_elem
 from .writers import quiet_zarr, remove, write_arrays
@@ -58,14 +58,14 @@ def create_store(
 
     Raises
     ------
-    FileExistsError
+    dynadask.StoreExistsError
         If ``path`` exists and ``overwrite`` is False.
     ValueError
         If a matrix's shape does not match ``obs`` x ``var``.
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+        raise StoreExistsError(f"{path} exists: pass overwrite=True to replace it")
     arrays = {f"layers/{k}": v for k, v in layers.items()}
     if X is not None:
         arrays["X"] = X

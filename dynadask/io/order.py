@@ -23,7 +23,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute, share
-from .._core.errors import InputError
+from .._core.errors import InputError, MissingKeyError
 from .._core.settings import get_chunk_policy
 from ..graph import locality as gl
 from ..graph import reorder as gr
@@ -303,7 +303,7 @@ def _embedding(adata: ad.AnnData, basis: str) -> np.ndarray:
     """``obsm['X_<basis>']`` in memory (float32), for the k-d tree order."""
     name = keys.basis_key(basis)
     if name not in adata.obsm:
-        raise ValueError(
+        raise MissingKeyError(
             f"obsm[{name!r}] is missing: run dyn.tl.neighbors (graph order) or dyn.pp.pca "
             "first, or pass order="
         )

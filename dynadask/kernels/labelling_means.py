@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core.errors import InputError
+
 
 def _gap(beta: np.ndarray, gamma: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """``(exp(-beta tau) - exp(-gamma tau)) / (gamma - beta)``, finite when beta ~ gamma."""
@@ -106,7 +108,7 @@ def labelled_means(
         lab = grow(rates["alpha_stm"], *lab, t)
         old = grow(0.0, *ss, zero + big_t)
     else:
-        raise ValueError(f"unknown design {design!r}: use one-shot, kin, deg or mix_std_stm")
+        raise InputError(f"unknown design {design!r}: use one-shot, kin, deg or mix_std_stm")
     if splicing:
         return {"uu": old[0], "ul": lab[0], "su": old[1], "sl": lab[1]}
     return {"new": lab[0], "old": old[0]}

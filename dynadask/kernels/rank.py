@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from .._core.errors import InputError
 from .vectorfield import _centred, sq_distances
 
 STATS = ("sum", "abs_sum", "max", "min", "abs_max", "abs_min", "count")
@@ -111,7 +112,7 @@ def pool(stats: dict[str, np.ndarray], how: str, absolute: bool) -> np.ndarray:
         elif how in ("max", "min"):
             out = stats[pre + how].copy()
         else:
-            raise ValueError(f"unknown pooling {how!r}: use 'mean', 'sum', 'max' or 'min'")
+            raise InputError(f"unknown pooling {how!r}: use 'mean', 'sum', 'max' or 'min'")
     out[np.broadcast_to(count == 0, out.shape)] = np.nan
     return out
 

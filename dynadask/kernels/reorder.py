@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from .._core.errors import InputError
+
 
 def inverse(order: np.ndarray) -> np.ndarray:
     """Return the inverse permutation of ``order`` (int64).
@@ -24,13 +26,13 @@ def inverse(order: np.ndarray) -> np.ndarray:
     order = np.asarray(order)
     n = order.size
     if order.ndim != 1 or (n and (order.dtype.kind not in "iu" or order.min() < 0)):
-        raise ValueError("order must be a 1-D array of non-negative integer row positions")
+        raise InputError("order must be a 1-D array of non-negative integer row positions")
     if n and order.max() >= n:
-        raise ValueError(f"order has position {int(order.max())} but there are only {n} rows")
+        raise InputError(f"order has position {int(order.max())} but there are only {n} rows")
     inv = np.full(n, -1, dtype=np.int64)
     inv[order] = np.arange(n, dtype=np.int64)
     if n and (inv < 0).any():
-        raise ValueError("order repeats some rows and misses others: it must be a permutation")
+        raise InputError("order repeats some rows and misses others: it must be a permutation")
     return inv
 
 
@@ -103,7 +105,7 @@ def place_rows(pieces: list[Any], dests: list[np.ndarray], start: int, n_rows: i
     """
     local = np.concatenate(dests) - start if dests else np.zeros(0, dtype=np.int64)
     if local.size != n_rows or (n_rows and np.bincount(local, minlength=n_rows).max() != 1):
-        raise ValueError(f"the pieces hold {local.size} rows for an output chunk of {n_rows}")
+        raise InputError(f"the pieces hold {local.size} rows for an output chunk of {n_rows}")
     where = np.argsort(local, kind="stable")
     if pieces and sparse.issparse(pieces[0]):
         stacked = sparse.vstack(pieces, format="csr")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._core.errors import InputError
+
 
 @numba.njit(cache=True)
 def _sweep(src, dst, knn, beta):  # pragma: no cover - numba
@@ -26,7 +28,7 @@ def smooth_score(score: np.ndarray, knn: np.ndarray, beta: float, iteration: int
     """
     knn = np.ascontiguousarray(knn, dtype=np.int64)
     if knn.shape[1] < 2:
-        raise ValueError("score smoothing needs at least one neighbour besides the cell")
+        raise InputError("score smoothing needs at least one neighbour besides the cell")
     cur = np.zeros(len(score))
     if iteration < 1:
         return cur

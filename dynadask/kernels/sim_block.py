@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 from scipy import sparse
 
+from .._core.errors import InputError
 from .gillespie import mix_seed, ssa_cells
 from .ode_sim import fast_cells
 from .sim_network import alpha_rows
@@ -53,7 +54,7 @@ def run_kernel(method: str, net: dict, cells: dict, seeds: np.ndarray, dt: float
         return ssa_cells(*args)
     if method in ("langevin", "ode"):
         return fast_cells(*args, float(dt), method == "langevin")
-    raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
 
 
 def _truth(st: np.ndarray, net: dict, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -11,6 +11,8 @@ import numba
 import numpy as np
 from scipy import sparse
 
+from .._core.errors import InputError
+
 
 def recursive_neighbours(
     knn: np.ndarray, rows: np.ndarray, depth: int = 2
@@ -95,7 +97,7 @@ def correlation_kernel(
     """
     codes = {"linear": 0, "sqrt": 1, "log": 2}
     if transform not in codes:
-        raise ValueError(f"transform must be one of {sorted(codes)}, not {transform!r}")
+        raise InputError(f"transform must be one of {sorted(codes)}, not {transform!r}")
     return _correlation(
         np.asarray(x_nbr), np.asarray(x_self), np.asarray(v), ptr, nbr, centred, codes[transform]
     )
@@ -175,7 +177,7 @@ def correlation_weights(
         Weights aligned with ``corr``.
     """
     if negatives not in NEGATIVES:
-        raise ValueError(f"negatives must be one of {sorted(NEGATIVES)}, not {negatives!r}")
+        raise InputError(f"negatives must be one of {sorted(NEGATIVES)}, not {negatives!r}")
     return _raw_weights(corr, ptr, nbr_global, rows, float(sigma), NEGATIVES[negatives])
 
 

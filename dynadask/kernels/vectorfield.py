@@ -20,6 +20,8 @@ from scipy import linalg
 from scipy.spatial import cKDTree
 from scipy.special import expit
 
+from .._core.errors import InputError
+
 QUANTITIES = (
     "velocity",
     "speed",
@@ -104,7 +106,7 @@ def control_points(
     if velocity_based:
         speed = np.linalg.norm(Y[first], axis=1)
         if np.count_nonzero(speed) < M:
-            raise ValueError(
+            raise InputError(
                 f"only {np.count_nonzero(speed)} distinct cells have a non-zero velocity, "
                 f"fewer than the {M} control points: pass a smaller M or "
                 "velocity_based_sampling=False"
@@ -130,7 +132,7 @@ def bandwidth_beta(ctrl: np.ndarray) -> float:
     m = ctrl.shape[0]
     k = max(2, int(0.2 * m)) - 1
     if m <= k:
-        raise ValueError(f"{m} control points are too few to choose a kernel width: pass beta")
+        raise InputError(f"{m} control points are too few to choose a kernel width: pass beta")
     dist, _ = cKDTree(ctrl).query(ctrl, k=k + 1)
     h = np.sqrt(2) * np.mean(dist[:, 1:]) / 1.5
     return float(1.0 / h**2)
@@ -234,7 +236,7 @@ def solve_coefficients(A: np.ndarray, B: np.ndarray, method: str = "cholesky") -
             return linalg.lstsq(A, B, check_finite=False)[0]
         if method == "drouin":
             return linalg.solve(A.T @ A, A.T @ B, check_finite=False)
-    raise ValueError(f"unknown lstsq_method {method!r}: use 'cholesky', 'lstsq' or 'drouin'")
+    raise InputError(f"unknown lstsq_method {method!r}: use 'cholesky', 'lstsq' or 'drouin'")
 
 
 def weighted_residual(P_sum: float, Pyy: float, R: np.ndarray, G: np.ndarray, C: np.ndarray):
@@ -357,7 +359,7 @@ def field_quantities(
     """
     unknown = set(names) - set(QUANTITIES)
     if unknown:
-        raise ValueError(f"unknown quantities {sorted(unknown)}: choose from {QUANTITIES}")
+        raise InputError(f"unknown quantities {sorted(unknown)}: choose from {QUANTITIES}")
     x, c = _centred(x, ctrl)
     d = x.shape[1]
     D2 = sq_distances(x, c)
@@ -424,7 +426,7 @@ def _curvature(v: np.ndarray, a: np.ndarray, formula: int) -> dict[str, np.ndarr
         if formula == 2:
             va = np.einsum("ni,ni->n", v, a)
             return {"curvature": (a * vv[:, None] - v * va[:, None]) / (vv**2)[:, None]}
-    raise ValueError(f"curvature formula must be 1 or 2, not {formula!r}")
+    raise InputError(f"curvature formula must be 1 or 2, not {formula!r}")
 
 
 def to_genes(v: np.ndarray, Q: np.ndarray, genes: np.ndarray, n_genes: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import fate as gf
 from ..graph import vectorfield as gv
 from ..io import commit
@@ -127,7 +128,7 @@ def fate(
     X = adata.obsm[keys.basis_key(basis)]
     vf = adata.uns.get(f"VecFld_{basis}")
     if vf is None and VecFld_true is None:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns['VecFld_{basis}']: learn the field first with dyn.vf.VectorField(adata, "
             f"basis={basis!r}), or pass VecFld_true="
         )
@@ -142,7 +143,7 @@ def fate(
     if t_end is None:
         t_end = _t_end(adata, X, basis, vf, VecFld_true)
     if not np.isfinite(t_end) or t_end <= 0:
-        raise ValueError(f"t_end must be a positive number, not {t_end!r}")
+        raise InputError(f"t_end must be a positive number, not {t_end!r}")
     T, P = gf.fates(
         y0,
         field,
@@ -179,23 +180,23 @@ def fate(
 
 def _check(adata, basis, direction, sampling, average, stitch, inverse_transform) -> str:
     if basis is None:
-        raise ValueError(
+        raise InputError(
             "fate integrates a field learned in an embedding: pass basis= (e.g. 'umap' or "
             "'pca'); the gene-space field (basis=None) is not offered"
         )
     basis = basis[2:] if basis.startswith("X_") else basis
     if keys.basis_key(basis) not in adata.obsm:
-        raise ValueError(f"no obsm['X_{basis}']: compute the embedding first")
+        raise MissingKeyError(f"no obsm['X_{basis}']: compute the embedding first")
     if direction not in kf.DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}: use one of {kf.DIRECTIONS}")
+        raise InputError(f"unknown direction {direction!r}: use one of {kf.DIRECTIONS}")
     if sampling != "arc_length":
-        raise ValueError(f"unknown sampling {sampling!r}: trajectories are sampled 'arc_length'")
+        raise InputError(f"unknown sampling {sampling!r}: trajectories are sampled 'arc_length'")
     if not any(average is a or (isinstance(a, str) and average == a) for a in _AVERAGE):
-        raise ValueError(f"unknown average {average!r}: use one of {_AVERAGE}")
+        raise InputError(f"unknown average {average!r}: use one of {_AVERAGE}")
     if stitch not in kf.STITCHES:
-        raise ValueError(f"unknown stitch {stitch!r}: use one of {kf.STITCHES}")
+        raise InputError(f"unknown stitch {stitch!r}: use one of {kf.STITCHES}")
     if inverse_transform and basis != "pca":
-        raise ValueError(
+        raise InputError(
             "inverse_transform maps PCA trajectories to genes: integrate in basis='pca' "
             f"(the {basis!r} embedding has no linear inverse)"
         )
@@ -219,29 +220,40 @@ def _initial(adata, X, init_cells, init_states) -> tuple[list[str], np.ndarray]:
     if init_states is not None:
         y0 = np.atleast_2d(np.asarray(init_states, dtype=np.float64))
         if y0.shape[1] != X.shape[1]:
-            raise ValueError(
+            raise InputError(
                 f"init_states has {y0.shape[1]} columns but obsm has {X.shape[1]}: pass states "
                 "in the basis coordinates"
+            )
+        if y0.ndim != 2 or not np.all(np.isfinite(y0)):
+            raise InputError(
+                f"init_states must be a finite (n, {X.shape[1]}) array of start points; got "
+                f"shape {y0.shape} with {int(np.sum(~np.isfinite(y0)))} NaN/infinite values"
             )
         names = [] if init_cells is None else [str(c) for c in np.atleast_1d(init_cells)]
         return names, y0
     if init_cells is None:
-        raise ValueError("pass init_cells (cell names or positions) or init_states")
+        raise InputError("pass init_cells (cell names or positions) or init_states")
     cells = list(np.atleast_1d(init_cells))
     names = adata.obs_names
     found = [c for c in cells if isinstance(c, str) and c in names]
     if found:
+        absent = [c for c in cells if not (isinstance(c, str) and c in names)]
+        if absent:
+            raise InputError(
+                f"{len(absent)} of init_cells are not cells of this AnnData (e.g. "
+                f"{[str(c) for c in absent[:3]]}): pass names from adata.obs_names"
+            )
         rows = names.get_indexer(found)
     else:
         try:
             rows = np.asarray(cells, dtype=np.int64)
         except (TypeError, ValueError):
-            raise ValueError(f"none of init_cells {cells[:5]} is a cell name or position") from None
+            raise InputError(f"none of init_cells {cells[:5]} is a cell name or position") from None
         if rows.size and (rows.min() < -adata.n_obs or rows.max() >= adata.n_obs):
-            raise ValueError(f"init_cells positions must lie in [0, {adata.n_obs})")
+            raise InputError(f"init_cells positions must lie in [0, {adata.n_obs})")
         rows = rows % adata.n_obs
     if rows.size == 0:
-        raise ValueError("init_cells is empty")
+        raise InputError("init_cells is empty")
     if isinstance(X, da.Array):
         order = np.argsort(rows)
         (x,) = compute(X[rows[order]], desc="fate initial states")
@@ -277,7 +289,7 @@ def _t_end(adata, X, basis, vf, VecFld_true) -> float:
     V = np.abs(np.asarray(V, dtype=np.float64))
     V = V[V > 0]
     if V.size == 0:
-        raise ValueError("the field is zero at every cell: pass t_end=")
+        raise InputError("the field is zero at every cell: pass t_end=")
     return float(np.max(np.asarray(hi) - np.asarray(lo)) / np.percentile(V, 1))
 
 
@@ -285,16 +297,16 @@ def _to_genes(adata: ad.AnnData, P: np.ndarray, Qkey: str) -> tuple[np.ndarray, 
     """``Q P`` for every trajectory ``P`` (``n x d x L``): ``n x L x genes``, and the genes."""
     Q = adata.uns.get(Qkey) if Qkey in adata.uns else adata.varm.get(Qkey)
     if Q is None:
-        raise ValueError(f"no PCA loadings uns[{Qkey!r}] (or varm): run dyn.pp.pca first")
+        raise MissingKeyError(f"no PCA loadings uns[{Qkey!r}] (or varm): run dyn.pp.pca first")
     Q = np.asarray(Q, dtype=np.float64)
     d = P.shape[1]
     if Q.ndim != 2 or Q.shape[1] < d:
-        raise ValueError(f"uns[{Qkey!r}] has shape {Q.shape}: need genes x at least {d}")
+        raise InputError(f"uns[{Qkey!r}] has shape {Q.shape}: need genes x at least {d}")
     genes = adata.var_names.to_numpy()
     if Q.shape[0] != adata.n_vars:
         mask = adata.var.get(keys.USE_FOR_PCA)
         if mask is None or int(np.sum(mask)) != Q.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"uns[{Qkey!r}] has {Q.shape[0]} rows, neither all genes nor var['use_for_pca']"
             )
         genes = genes[np.asarray(mask, dtype=bool)]

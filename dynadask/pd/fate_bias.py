@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._core import keys
+from .._core.errors import InputError, MissingKeyError
 from ..graph import fate_bias as gb
 
 
@@ -117,16 +118,16 @@ def fate_bias(
     groups, codes = _codes(labels)
     source = _source(groups, source_groups, group)
     if not 0 <= speed_percentile <= 100:
-        raise ValueError(f"speed_percentile must lie in [0, 100], not {speed_percentile!r}")
+        raise InputError(f"speed_percentile must lie in [0, 100], not {speed_percentile!r}")
     if step_used_percentage is not None and not 0 < step_used_percentage <= 1:
-        raise ValueError(
+        raise InputError(
             f"step_used_percentage is a fraction in (0, 1], not {step_used_percentage!r}"
         )
     L = P.shape[2]
     if inds is not None:
         inds = np.atleast_1d(np.asarray(inds, dtype=np.int64))
         if inds.size == 0 or inds.min() < -L or inds.max() >= L:
-            raise ValueError(f"inds must be time indices in [0, {L}) of the trajectories")
+            raise InputError(f"inds must be time indices in [0, {L}) of the trajectories")
         inds = np.sort(inds % L)
     shares, confidence, _ = gb.bias(
         P,
@@ -154,17 +155,17 @@ def fate_bias(
 
 def _inputs(adata: ad.AnnData, group: str, basis: str | None) -> tuple[str, Any, Any, Any]:
     if group not in adata.obs:
-        raise ValueError(f"no obs[{group!r}]: pass the obs column of the cell groups")
+        raise MissingKeyError(f"no obs[{group!r}]: pass the obs column of the cell groups")
     if basis is None:
-        raise ValueError(
+        raise InputError(
             "fate_bias reads trajectories in an embedding: pass basis= (e.g. 'umap' or 'pca')"
         )
     basis = basis[2:] if basis.startswith("X_") else basis
     if keys.basis_key(basis) not in adata.obsm:
-        raise ValueError(f"no obsm['X_{basis}']: compute the embedding first")
+        raise MissingKeyError(f"no obsm['X_{basis}']: compute the embedding first")
     fate = adata.uns.get(f"fate_{basis}")
     if fate is None:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns['fate_{basis}']: predict the fates first with dyn.pd.fate(adata, "
             f"init_cells, basis={basis!r})"
         )
@@ -173,12 +174,12 @@ def _inputs(adata: ad.AnnData, group: str, basis: str | None) -> tuple[str, Any,
         v if isinstance(v, da.Array) else np.asarray(v) for v in (fate["prediction"], fate["t"])
     )
     if P.ndim != 3 or T.ndim != 2 or P.shape[0] != T.shape[0] or P.shape[2] != T.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"uns['fate_{basis}'] holds prediction {P.shape} and t {T.shape}: expected "
             "n x d x L and n x L from dyn.pd.fate"
         )
     if P.shape[1] != X.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"the trajectories have {P.shape[1]} dimensions but obsm['X_{basis}'] has "
             f"{X.shape[1]}: predict them again in this basis"
         )
@@ -199,7 +200,7 @@ def _source(groups: list, source_groups: Any, group: str) -> np.ndarray | None:
     wanted = [source_groups] if isinstance(source_groups, str) else list(source_groups)
     mask = np.isin(np.asarray(groups, dtype=object), np.asarray(wanted, dtype=object))
     if not mask.any():
-        raise ValueError(
+        raise InputError(
             f"source_groups {wanted} are not groups of obs[{group!r}] (groups: {groups[:10]})"
         )
     return mask

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 
 # layers whose values are signed (drawn with a diverging map, symmetric limits)
 SIGNED_PREFIXES = ("velocity", "acceleration", "curvature", "divergence")
@@ -47,9 +48,9 @@ MAKERS = {
 }
 
 
-def missing(what: str, key: str, maker: str) -> KeyError:
+def missing(what: str, key: str, maker: str) -> MissingKeyError:
     """Return the error raised when a key a figure needs is absent."""
-    return KeyError(f"{what} {key!r} is missing: run {maker} first")
+    return MissingKeyError(f"{what} {key!r} is missing: run {maker} first")
 
 
 def basis_key(adata: ad.AnnData, basis: str) -> str:
@@ -81,7 +82,7 @@ def obsm_columns(adata: ad.AnnData, key: str, dims: Sequence[int]) -> Any:
     n_dim = arr.shape[1] if arr.ndim > 1 else 1
     bad = [d for d in dims if not -n_dim <= d < n_dim]
     if bad:
-        raise ValueError(f"obsm[{key!r}] has {n_dim} columns: x/y index {bad} does not exist")
+        raise InputError(f"obsm[{key!r}] has {n_dim} columns: x/y index {bad} does not exist")
     if isinstance(arr, pd.DataFrame):
         arr = arr.to_numpy()
     return arr[:, list(dims)]
@@ -103,7 +104,7 @@ def layer_array(adata: ad.AnnData, layer: str) -> Any:
     """
     if layer == "X":
         if adata.X is None:
-            raise KeyError(
+            raise MissingKeyError(
                 "adata.X is empty: pass a layer that exists, e.g. layer="
                 f"{next(iter(adata.layers), keys.M_S)!r}"
             )
@@ -112,7 +113,7 @@ def layer_array(adata: ad.AnnData, layer: str) -> Any:
         if layer.startswith(("M_", "velocity")):
             maker = MAKERS[keys.VELOCITY_S if layer.startswith("velocity") else "M_"]
             raise missing("layer", layer, maker)
-        raise KeyError(f"layer {layer!r} is missing: the layers are {sorted(adata.layers)}")
+        raise MissingKeyError(f"layer {layer!r} is missing: the layers are {sorted(adata.layers)}")
     return adata.layers[layer]
 
 
@@ -152,7 +153,7 @@ def color_vector(adata: ad.AnnData, color: str, layer: str) -> Any:
         return adata.obs[color]
     if color in adata.var_names:
         return gene_column(adata, color, layer)
-    raise KeyError(
+    raise MissingKeyError(
         f"color {color!r} is neither a column of adata.obs nor a gene in "
         f"adata.var_names (obs columns: {list(adata.obs.columns)[:12]} ...)"
     )
@@ -208,10 +209,10 @@ def pick_cells(
             idx = obs_names.get_indexer(list(cell_inds))
             if (idx < 0).any():
                 unknown = np.asarray(cell_inds)[idx < 0][:5]
-                raise ValueError(f"cell_inds names unknown cells: {unknown}")
+                raise InputError(f"cell_inds names unknown cells: {unknown}")
             return np.sort(idx)
         return np.sort(np.asarray(cell_inds, dtype=np.int64))
-    raise ValueError(
+    raise InputError(
         "cell_inds must be 'all', 'random', a number of cells or a list of "
         f"cells, not {cell_inds!r}"
     )

@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._core.errors import InputError
+
 MODES = ("save", "show", "return", "both", "all")
 SAVE_DEFAULTS = {
     "path": None,
@@ -39,7 +41,7 @@ def panels(
     """
     if ax is not None:
         if n != 1:
-            raise ValueError(
+            raise InputError(
                 f"ax= draws a single panel but this call makes {n} panels: "
                 "pass one color (and one gene) or leave ax=None"
             )
@@ -113,12 +115,12 @@ def save_show_ret(
         If ``save_show_or_return`` is not one of those.
     """
     if save_show_or_return not in MODES:
-        raise ValueError(f"save_show_or_return must be one of {MODES}, not {save_show_or_return!r}")
+        raise InputError(f"save_show_or_return must be one of {MODES}, not {save_show_or_return!r}")
     if save_show_or_return in ("save", "both", "all"):
         kwargs = {**SAVE_DEFAULTS, "prefix": prefix, **(save_kwargs or {})}
         unknown = set(kwargs) - set(SAVE_DEFAULTS)
         if unknown:
-            raise ValueError(f"unknown save_kwargs {sorted(unknown)}: use {sorted(SAVE_DEFAULTS)}")
+            raise InputError(f"unknown save_kwargs {sorted(unknown)}: use {sorted(SAVE_DEFAULTS)}")
         if save_show_or_return != "save":
             kwargs["close"] = False
         save_fig(fig, **kwargs)

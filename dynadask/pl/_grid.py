@@ -17,6 +17,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core.errors import InputError
 from ..graph import grid as gg
 from . import _data
 
@@ -125,13 +126,13 @@ def reusable_grid(
         For an unknown method or grid option.
     """
     if method.lower() != "gaussian":
-        raise ValueError(
+        raise InputError(
             f"method {method!r}: grid velocities are averaged from the cells "
             "with Gaussian weights, method='gaussian'"
         )
     unknown = set(grid_kwargs) - set(GRID_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown grid options {sorted(unknown)}: use {list(GRID_OPTIONS)}")
+        raise InputError(f"unknown grid options {sorted(unknown)}: use {list(GRID_OPTIONS)}")
     default = (
         vector == "velocity"
         and cells is None

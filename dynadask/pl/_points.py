@@ -25,6 +25,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, to_rgba, to_rgba_array
 from matplotlib.lines import Line2D
 
+from .._core.errors import InputError
+
 RASTER_POINTS = 100_000
 MAX_POINT_SIZE = 200.0
 OTHER_COLOR = "#d3d3d3"
@@ -184,7 +186,7 @@ def draw_values(
     values = np.asarray(values, dtype=np.float64)
     keys = {"raw": values, "abs": np.abs(values), "neg": -values}
     if sort not in keys:
-        raise ValueError(f"sort must be 'raw', 'abs' or 'neg', not {sort!r}")
+        raise InputError(f"sort must be 'raw', 'abs' or 'neg', not {sort!r}")
     order = np.argsort(np.where(np.isnan(keys[sort]), -np.inf, keys[sort]), kind="stable")
     cm = mpl.colormaps[cmap or ("bwr" if sym_c else "viridis")].with_extremes(bad=NAN_COLOR)
     lo, hi = value_limits(values, sym_c)

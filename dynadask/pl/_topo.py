@@ -14,6 +14,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core.errors import InputError
 from ..kernels import vectorfield as kv
 from . import _data
 
@@ -36,7 +37,7 @@ def field(adata: ad.AnnData, basis: str) -> Mapping[str, Any]:
         raise _data.missing("uns entry", key, f"dyn.vf.VectorField(adata, basis={basis!r})")
     d = np.asarray(vf["X_ctrl"]).shape[1]
     if d != 2:
-        raise ValueError(
+        raise InputError(
             f"uns[{key!r}] is a {d}-D field: the topography is drawn for a 2-D field, learn "
             "one with dyn.vf.VectorField(adata, basis='umap')"
         )

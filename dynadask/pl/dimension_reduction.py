@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from .._core.errors import InputError, MissingKeyError
 from ..kernels.spatial import smallest_distance
 from . import _data
 from ._figure import clean_axes, save_show_ret
@@ -186,9 +187,9 @@ def space(
     if color is not None:
         names += [color] if isinstance(color, str) else list(color)
     if not names:
-        raise ValueError("space draws genes or obs columns: pass genes=[...] or color=...")
+        raise InputError("space draws genes or obs columns: pass genes=[...] or color=...")
     if space_key not in adata.obsm and f"X_{space_key}" not in adata.obsm:
-        raise KeyError(
+        raise MissingKeyError(
             f"obsm[{space_key!r}] is missing: space draws the cells' physical coordinates; "
             f"store them as adata.obsm[{space_key!r}] (n_cells x 2) or pass space_key="
         )

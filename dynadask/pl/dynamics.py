@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from .._core import keys
+from .._core.errors import InputError, MissingKeyError
 from . import _data, _points
 from ._figure import clean_axes, panels, save_show_ret
 
@@ -31,7 +32,7 @@ def _phase_layers(adata: ad.AnnData, use_smoothed: bool) -> tuple[str, str]:
             return s, u
     if use_smoothed:
         raise _data.missing("layers", f"{keys.M_S}/{keys.M_U}", _data.MAKERS["M_"])
-    raise KeyError(
+    raise MissingKeyError(
         "layers X_spliced/X_unspliced (or spliced/unspliced) are missing: "
         "use_smoothed=False draws the normalised layers"
     )
@@ -191,7 +192,7 @@ def phase_portraits(
     genes = [genes] if isinstance(genes, str) else list(genes)
     unknown = [g for g in genes if g not in adata.var_names]
     if unknown or not genes:
-        raise ValueError(f"genes {unknown or genes} are not in adata.var_names")
+        raise InputError(f"genes {unknown or genes} are not in adata.var_names")
     s_layer, u_layer = _phase_layers(adata, use_smoothed)
     layers = {"s": s_layer, "u": u_layer, "e": ekey or s_layer, "v": vkey or keys.VELOCITY_S}
     _data.layer_array(adata, layers["v"])

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
 
 
@@ -61,13 +62,13 @@ def plot_energy(
     if vecfld_dict is None:
         key = "VecFld" if basis is None else f"VecFld_{basis}"
         if adata is None or key not in adata.uns:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no uns[{key!r}]: learn the field first with dyn.vf.VectorField(adata, "
                 f"basis={basis!r}), or pass vecfld_dict="
             )
         vecfld_dict = adata.uns[key]
     if "E_traj" not in vecfld_dict or "tecr_traj" not in vecfld_dict:
-        raise ValueError(
+        raise InputError(
             "the fit record has no E_traj / tecr_traj: refit with dyn.vf.VectorField to record "
             "the iterations"
         )

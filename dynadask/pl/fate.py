@@ -16,6 +16,7 @@ from matplotlib.colors import Normalize
 from scipy.cluster import hierarchy
 
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
 from ._points import point_size
 from .scatters import scatters
@@ -24,18 +25,18 @@ from .scatters import scatters
 def _trajectories(adata: ad.AnnData, basis: str | None, x: int, y: int):
     """The two plotted columns of every stored trajectory (``n x 2 x L``) and the times."""
     if basis is None:
-        raise ValueError("pass basis= (e.g. 'umap' or 'pca'): fates are stored per embedding")
+        raise InputError("pass basis= (e.g. 'umap' or 'pca'): fates are stored per embedding")
     basis = basis[2:] if basis.startswith("X_") else basis
     key = f"fate_{basis}"
     if key not in adata.uns:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns[{key!r}]: predict the fates first with dyn.pd.fate(adata, init_cells, "
             f"basis={basis!r})"
         )
     P, T = adata.uns[key]["prediction"], adata.uns[key]["t"]
     d = P.shape[1]
     if not (0 <= x < d and 0 <= y < d):
-        raise ValueError(f"x={x} and y={y} must be columns of the {d}-dimensional trajectories")
+        raise InputError(f"x={x} and y={y} must be columns of the {d}-dimensional trajectories")
     xy = P[:, [x, y], :]
     if isinstance(xy, da.Array) or isinstance(T, da.Array):
         xy, T = compute(xy, T, desc="fate trajectories")
@@ -211,7 +212,7 @@ def fate_bias(
     df = fate_bias_df.copy()
     conf = df.pop("confidence").to_numpy(float) if "confidence" in df else None
     if df.shape[1] == 0:
-        raise ValueError("fate_bias_df has no group columns: pass dyn.pd.fate_bias's table")
+        raise InputError("fate_bias_df has no group columns: pass dyn.pd.fate_bias's table")
     m = np.nan_to_num(df.to_numpy(dtype=np.float64), nan=0.0)
     rows = _order(m, 0) if row_cluster else np.arange(m.shape[0])
     cols = _order(m, 1) if col_cluster else np.arange(m.shape[1])

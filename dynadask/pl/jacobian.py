@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
+from .._core.errors import InputError, MissingKeyError
 from . import _data, _points
 from ._figure import clean_axes, panels, save_show_ret
 
@@ -51,7 +52,7 @@ def _choose(asked: Sequence[str] | str | None, stored: list[str], role: str, key
     asked = [asked] if isinstance(asked, str) else list(asked)
     unknown = [g for g in asked if g not in stored]
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{role} {unknown} have no values in uns[{key!r}] (it holds {stored}): rerun the "
             "dyn.vf call with them"
         )
@@ -97,7 +98,7 @@ def derivatives(
     shape = tuple(array.shape)
     if shape != (cells.size, len(effs), len(regs)):
         if shape != (len(effs), len(regs), cells.size):
-            raise ValueError(f"uns[{key!r}]['{kind}_gene'] has shape {shape}: not a cell array")
+            raise InputError(f"uns[{key!r}]['{kind}_gene'] has shape {shape}: not a cell array")
         array = array.transpose(2, 0, 1)  # dynamo's effectors x regulators x cells
     values = array[:, e][:, :, r]
     return Derivatives(values, cells, [regs[i] for i in r], [effs[i] for i in e])
@@ -344,7 +345,7 @@ def _heatmaps(
     where = {int(c): k for k, c in enumerate(der.cell_idx)}
     rows = [where[int(c)] for c in asked if int(c) in where]
     if not rows:
-        raise ValueError(
+        raise MissingKeyError(
             f"no {kind} was computed for cells {asked[:10].tolist()}: pick among "
             f"uns['{kind}_{basis}']['cell_idx'] or rerun dyn.vf.{kind} with cell_idx="
         )

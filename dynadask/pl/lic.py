@@ -10,6 +10,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 
+from .._core.errors import InputError
 from ..kernels import lic as klic
 from ..kernels import vectorfield as kv
 from . import _data, _grid
@@ -151,9 +152,9 @@ def line_integral_conv(
     Nothing in ``adata``; a file when saving.
     """
     if (U_grid is None) != (V_grid is None):
-        raise ValueError("pass both U_grid and V_grid, or neither")
+        raise InputError("pass both U_grid and V_grid, or neither")
     if not 0 <= lim[0] < lim[1] <= 1:
-        raise ValueError(f"lim must satisfy 0 <= lim[0] < lim[1] <= 1, not {lim}")
+        raise InputError(f"lim must satisfy 0 <= lim[0] < lim[1] <= 1, not {lim}")
     if U_grid is not None:
         V = np.stack([np.asarray(U_grid, float), np.asarray(V_grid, float)])
         xy = _data.gather({"xy": _data.obsm_columns(adata, _data.basis_key(adata, basis), [0, 1])})

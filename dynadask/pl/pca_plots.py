@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
 from .._core.model import read as read_record
 from ..graph import summaries as gs
 from ..kernels import preprocess_genes as kg
@@ -391,7 +392,7 @@ def feature_genes(
     """
     mode = mode if mode is not None else str(_uns(adata, "feature_selection", SELECTION_MAKER))
     if "_dispersion" not in mode and mode != "gini":
-        raise ValueError(
+        raise InputError(
             f"mode={mode!r}: use 'cv_dispersion', 'fano_dispersion', 'seurat_dispersion' or 'gini'"
         )
     x, y, svr = _selection_table(adata, layer, mode)

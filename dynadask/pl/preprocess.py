@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..graph import summaries as gs
 from . import _data
 from ._facets import Facets, violin_facets
@@ -100,7 +101,7 @@ def _fraction_mode(adata: ad.AnnData) -> str:
     for mode, names in FRACTION_MODES.items():
         if set(names) <= set(adata.layers):
             return mode
-    raise ValueError(
+    raise InputError(
         "show_fraction needs raw spliced and unspliced layers, new and total layers, or "
         f"uu, ul, su and sl layers; this AnnData has {sorted(adata.layers)}"
     )
@@ -155,7 +156,7 @@ def show_fraction(
     if genes is not None:
         cols = np.flatnonzero(adata.var_names.isin(list(genes)))
         if cols.size == 0:
-            raise ValueError(f"none of the genes {list(genes)[:5]} is in adata.var_names")
+            raise InputError(f"none of the genes {list(genes)[:5]} is in adata.var_names")
     mode = _fraction_mode(adata)
     names = list(FRACTION_MODES[mode])
     if mode == "splicing" and "ambiguous" in adata.layers:
@@ -264,9 +265,9 @@ def exp_by_groups(
     """
     valid = [g for g in adata.var_names.intersection(list(genes))]
     if not valid:
-        raise ValueError(f"none of the genes {list(genes)[:5]} is in adata.var_names")
+        raise InputError(f"none of the genes {list(genes)[:5]} is in adata.var_names")
     if group is not None and group not in adata.obs.columns:
-        raise ValueError(f"group {group!r} is not a column of adata.obs")
+        raise InputError(f"group {group!r} is not a column of adata.obs")
     layer = _default_layer(adata, layer)
     read = _data.smoothed_layer(layer, use_smoothed) if layer.startswith("X_") else layer
     items: dict[Any, Any] = {("x", g): v for g, v in _gene_columns(adata, valid, read).items()}
@@ -314,7 +315,7 @@ def _features(
         if hit.any():
             members[prefix] = np.flatnonzero(hit)
     if not members:
-        raise ValueError(
+        raise InputError(
             f"no gene name starts with any of {list(gene_prefix_list)}: "
             "check the prefixes (they are case-sensitive)"
         )
@@ -412,7 +413,7 @@ def highest_frac_genes(
     ``save_path``.
     """
     if orient not in ("v", "h"):
-        raise ValueError(f"orient must be 'v' (genes along x) or 'h' (along y), not {orient!r}")
+        raise InputError(f"orient must be 'v' (genes along x) or 'h' (along y), not {orient!r}")
     names, members = _features(adata, gene_prefix_list, gene_prefix_only)
     x = _data.layer_array(adata, "X" if layer is None else layer)
     gene_sum = np.asarray(compute(gs.gene_totals(x), desc="gene totals")[0], dtype=np.float64)

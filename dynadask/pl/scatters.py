@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._core.errors import InputError
 from . import _data, _points
 from ._figure import clean_axes, panels, save_show_ret
 
@@ -67,7 +68,7 @@ def point_panels(
         If both ``labels`` and ``values`` are given.
     """
     if style.labels is not None and style.values is not None:
-        raise ValueError("labels and values colour the cells in two ways: give only one")
+        raise InputError("labels and values colour the cells in two ways: give only one")
     items = {f"emb:{b}": _data.obsm_columns(adata, _data.basis_key(adata, b), dims) for b in bases}
     given = style.labels if style.labels is not None else style.values
     for c in colors:

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.markers import MarkerStyle
 
+from .._core.errors import InputError
 from . import _data, _topo
 from ._figure import save_show_ret
 from .scatters import _as_list, point_panels
@@ -53,7 +54,7 @@ def _overlays(
     """
     unknown = sorted(set(terms) - set(TERMS))
     if unknown:
-        raise ValueError(f"unknown terms {unknown}: topography draws {list(TERMS)}")
+        raise InputError(f"unknown terms {unknown}: topography draws {list(TERMS)}")
     vf = _topo.field(adata, basis) if "streamline" in terms else adata.uns.get(f"VecFld_{basis}")
     layers = _Layers(vf=vf, stored=dict(vf) if isinstance(vf, Mapping) else {})
     names = [

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
-from .._core.errors import InputError
+from .._core.errors import InputError, OptionError
 from .._core.validate import sample_counts, unique_names
 from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
@@ -334,7 +334,7 @@ def _check_legacy_options(options: dict[str, Any]) -> None:
     """
     unknown = sorted(set(options) - set(_LEGACY_DEFAULTS))
     if unknown:
-        raise TypeError(f"recipe_monocle got unexpected keyword argument(s) {unknown}")
+        raise OptionError(f"recipe_monocle got unexpected keyword argument(s) {unknown}")
     changed = sorted(k for k, v in options.items() if v is not None and v != _LEGACY_DEFAULTS[k])
     changed = [k for k in changed if not (k.startswith("keep_") and options[k] is True)]
     if changed:

@@ -11,7 +11,7 @@ from scipy import sparse
 
 from .._core import keys
 from .._core.compute import compute
-from .._core.errors import InputError, MissingKeyError
+from .._core.errors import InputError, MissingKeyError, OptionError
 from ..graph.preprocess import gene_moments
 from ..kernels import preprocess_genes as kg
 from ._inputs import fit_cells
@@ -44,7 +44,7 @@ def _prefix(layer: str) -> str:
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(kwargs) - set(_OPTIONS))
     if unknown:
-        raise TypeError(f"calc_dispersion_by_svr got unexpected keyword argument(s) {unknown}")
+        raise OptionError(f"calc_dispersion_by_svr got unexpected keyword argument(s) {unknown}")
     options = {**_OPTIONS, **kwargs}
     if options["winsorize"]:
         raise InputError(

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from .._core.errors import InputError
+
 EXPERIMENTS = ("conventional", "one-shot", "kin", "deg", "mix_pulse_chase")
 ALIASES = {
     "one_shot": "one-shot", "oneshot": "one-shot", "kinetics": "kin", "kinetic": "kin",
@@ -34,7 +36,7 @@ def experiment_name(experiment_type: str) -> str:
     """Return dynamo's name of ``experiment_type`` or raise naming the known ones."""
     name = ALIASES.get(experiment_type, experiment_type)
     if name not in EXPERIMENTS:
-        raise ValueError(
+        raise InputError(
             f"unknown experiment_type {experiment_type!r}: use one of {', '.join(EXPERIMENTS)}"
         )
     return name
@@ -43,7 +45,7 @@ def experiment_name(experiment_type: str) -> str:
 def _times(value: float | Sequence[float] | None, default: Sequence[float], what: str):
     values = np.atleast_1d(np.asarray(default if value is None else value, dtype=np.float64))
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(f"{what} must be non-negative numbers, got {value!r}")
+        raise InputError(f"{what} must be non-negative numbers, got {value!r}")
     return values
 
 
@@ -58,7 +60,7 @@ def _conventional(n, rng, label, chase, pulse):
 
 def _one_shot(n, rng, label, chase, pulse):
     if label.size != 1:
-        raise ValueError("a one-shot experiment has one label_time; use 'kin' for several")
+        raise InputError("a one-shot experiment has one label_time; use 'kin' for several")
     return np.full(n, label[0]), np.zeros(n), np.full(n, "pulse")
 
 
@@ -103,7 +105,7 @@ def schedule(
     """
     name = experiment_name(experiment_type)
     if not (np.isfinite(t_span[0]) and np.isfinite(t_span[1]) and 0 <= t_span[0] <= t_span[1]):
-        raise ValueError(f"t_span must be (start, end) with 0 <= start <= end, got {t_span}")
+        raise InputError(f"t_span must be (start, end) with 0 <= start <= end, got {t_span}")
     label = _times(label_time, DEFAULT_LABEL_TIME.get(name, (1.0,)), "label_time")
     chase = _times(chase_time, DEFAULT_CHASE_TIME, "chase_time")
     pulse = float(_times(pulse_time, (DEFAULT_PULSE_TIME,), "pulse_time")[0])

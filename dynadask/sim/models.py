@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._core.errors import InputError, MissingKeyError
 from ..kernels.sim_network import ACT, CONST, INH, PROD_ACT, SUM_ACT, is_coupled
 
 bifur2genes_params = {
@@ -132,16 +133,16 @@ class _Terms:
 def _per_gene(params: Mapping, name: str, n_genes: int, default=None) -> np.ndarray:
     value = params.get(name, default)
     if value is None:
-        raise ValueError(f"parameter {name!r} is missing: give it in `params`")
+        raise MissingKeyError(f"parameter {name!r} is missing: give it in `params`")
     value = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_genes,)).copy()
     if not np.all(np.isfinite(value)) or np.any(value < 0):
-        raise ValueError(f"parameter {name!r} must be finite and non-negative, got {value}")
+        raise InputError(f"parameter {name!r} must be finite and non-negative, got {value}")
     return value
 
 
 def _positive_rates(beta: np.ndarray, gamma: np.ndarray) -> None:
     if np.any(beta <= 0) or np.any(gamma <= 0):
-        raise ValueError("splicing (beta) and degradation (gamma) rates must be positive")
+        raise InputError("splicing (beta) and degradation (gamma) rates must be positive")
 
 
 def _random_kinetics(n_genes: int, seed: int) -> dict[str, np.ndarray]:
@@ -172,7 +173,7 @@ def independent(
     alpha, beta, gamma = (_per_gene(params, k, n_genes) for k in ("alpha", "beta", "gamma"))
     _positive_rates(beta, gamma)
     if start not in ("zero", "steady"):
-        raise ValueError(f"start must be 'zero' or 'steady', got {start!r}")
+        raise InputError(f"start must be 'zero' or 'steady', got {start!r}")
     terms = _Terms()
     for g in range(n_genes):
         terms.add(g, CONST, (), alpha[g])
@@ -304,5 +305,5 @@ def build_network(model: str | Network, params: Mapping | None = None, **options
     name = ALIASES.get(model, model)
     if name not in MODELS:
         known = ", ".join(sorted({*MODELS, *ALIASES}))
-        raise ValueError(f"unknown model {model!r}: use one of {known}")
+        raise InputError(f"unknown model {model!r}: use one of {known}")
     return MODELS[name](params, **options)

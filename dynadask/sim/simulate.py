@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.compute import compute
+from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from ..graph.blocks import map_rows
 from ..graph.sim import simulation_blocks, simulation_layers
@@ -52,14 +53,14 @@ class _Plan:
 
 def _check_counts(n_cells: int, seed: int, method: str, layers: Sequence[str]) -> None:
     if int(n_cells) < 1:
-        raise ValueError(f"n_cells must be a positive number of cells, got {n_cells}")
+        raise InputError(f"n_cells must be a positive number of cells, got {n_cells}")
     if int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise InputError(f"seed must be a non-negative integer, got {seed}")
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     unknown = sorted(set(layers) - set(COUNT_LAYERS))
     if unknown or not layers:
-        raise ValueError(f"unknown layers {unknown}: choose from {', '.join(COUNT_LAYERS)}")
+        raise InputError(f"unknown layers {unknown}: choose from {', '.join(COUNT_LAYERS)}")
 
 
 def _spliced_keys(layers: Sequence[str]) -> tuple[str, ...]:

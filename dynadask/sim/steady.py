@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.errors import InputError
 from ..kernels.labelling_means import labelled_means
 
 DESIGNS = ("one-shot", "kin", "deg", "mix_std_stm")
@@ -89,12 +90,12 @@ def simulate_steady_labelling(
         ``true_alpha``, ``true_beta``, ``true_gamma`` (and ``true_alpha_stm``: ``mix_std_stm``).
     """
     if experiment_type not in DESIGNS:
-        raise ValueError(f"unknown experiment_type {experiment_type!r}: use one of {DESIGNS}")
+        raise InputError(f"unknown experiment_type {experiment_type!r}: use one of {DESIGNS}")
     if int(n_cells) < 1 or int(n_genes) < 1 or size_sd < 0:
-        raise ValueError("n_cells and n_genes must be positive and size_sd non-negative")
+        raise InputError("n_cells and n_genes must be positive and size_sd non-negative")
     values = np.asarray(DEFAULT_TIMES[experiment_type] if times is None else times, dtype=float)
     if values.size == 0 or np.any(values < 0) or not np.all(np.isfinite(values)):
-        raise ValueError(f"times must be non-negative numbers, got {times!r}")
+        raise InputError(f"times must be non-negative numbers, got {times!r}")
     rng = np.random.default_rng([seed, 11])
     rates = {
         "alpha": rng.uniform(5, 40, n_genes),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
-from .._core.errors import InputError, MissingKeyError
+from .._core.errors import InputError, MissingKeyError, OptionError
 from .._core.settings import get_chunk_policy
 from .._core.validate import enough_cells
 from ..graph import grid as gg
@@ -274,7 +274,7 @@ def _kernel_options(
     allowed = _KERNEL_DEFAULTS[method]
     unknown = sorted(set(kernel_kwargs) - set(allowed))
     if unknown:
-        raise TypeError(
+        raise OptionError(
             f"unknown option(s) {unknown} for method {method!r}; it accepts {sorted(allowed)}"
         )
     o = {**_CORR_KWARGS, **_KMC_KWARGS, **allowed, **kernel_kwargs}

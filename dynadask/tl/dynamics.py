@@ -8,7 +8,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
-from .._core.errors import InputError
+from .._core.errors import InputError, OptionError
 from .._core.validate import unique_names, varied_time
 from ..io import commit
 from . import _dynamics_methods as dm
@@ -173,7 +173,7 @@ def dynamics(
 def _check_legacy(legacy: dict, cores: int) -> None:
     unknown = sorted(set(legacy) - set(_IGNORED))
     if unknown:
-        raise TypeError(f"dynamics() got unexpected arguments {unknown}")
+        raise OptionError(f"dynamics() got unexpected arguments {unknown}")
     for k, v in legacy.items():
         if v != _IGNORED[k]:
             warnings.warn(f"{k}={v!r} is not supported by dynadask and is ignored", stacklevel=3)

@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 
 from .._core import keys
+from .._core.errors import InputError, MissingKeyError
 from .calculus import _cells
 
 GeneList = str | Sequence[str] | None
@@ -32,13 +33,13 @@ def resolve_genes(adata: ad.AnnData, genes: GeneList, role: str) -> list[str]:
     wanted = set(genes)
     unknown = sorted(wanted - set(adata.var_names))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{role} {unknown} not in adata.var_names: pass genes of this AnnData "
             f"(e.g. {list(adata.var_names[:3])})"
         )
     names = [g for g in adata.var_names if g in wanted]
     if not names:
-        raise ValueError(f"no {role} given: pass at least one gene name")
+        raise MissingKeyError(f"no {role} given: pass at least one gene name")
     return names
 
 
@@ -58,19 +59,19 @@ def loadings(adata: ad.AnnData, Qkey: str, d: int) -> tuple[np.ndarray, np.ndarr
     elif Qkey in adata.varm:
         Q = np.asarray(adata.varm[Qkey], dtype=np.float64)
     else:
-        raise ValueError(
+        raise MissingKeyError(
             f"no PCA loadings uns[{Qkey!r}] or varm[{Qkey!r}]: run dyn.pp.pca first or pass "
             "Qkey= the key of the loadings"
         )
     if Q.ndim != 2 or Q.shape[1] < d:
-        raise ValueError(f"loadings {Qkey!r} have shape {Q.shape}: need at least {d} components")
+        raise InputError(f"loadings {Qkey!r} have shape {Q.shape}: need at least {d} components")
     if Q.shape[0] == adata.n_vars:
         return Q[:, :d], np.arange(adata.n_vars)
     if keys.USE_FOR_PCA in adata.var:
         rows = np.flatnonzero(adata.var[keys.USE_FOR_PCA].to_numpy(dtype=bool))
         if rows.size == Q.shape[0]:
             return Q[:, :d], rows
-    raise ValueError(
+    raise InputError(
         f"loadings {Qkey!r} have {Q.shape[0]} rows, neither the {adata.n_vars} genes nor the "
         f"var[{keys.USE_FOR_PCA!r}] genes: pass the loadings of this AnnData's PCA"
     )
@@ -88,7 +89,7 @@ def gene_rows(adata: ad.AnnData, Q: np.ndarray, rows: np.ndarray, genes: list[st
     idx = adata.var_names.get_indexer(genes)
     missing = [g for g, i in zip(genes, idx, strict=True) if int(i) not in pos]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{role} {missing} have no PCA loadings (not in var['use_for_pca']): the field "
             "knows only the genes of the PCA; choose genes among them"
         )
@@ -109,7 +110,7 @@ def chosen_cells(
         return None
     idx = np.unique(np.asarray(idx, dtype=np.int64))
     if idx.size and (idx[0] < 0 or idx[-1] >= adata.n_obs):
-        raise ValueError(f"cell_idx must lie in [0, {adata.n_obs}): got {idx[0]}..{idx[-1]}")
+        raise InputError(f"cell_idx must lie in [0, {adata.n_obs}): got {idx[0]}..{idx[-1]}")
     return idx
 
 

@@ -9,6 +9,7 @@ import anndata as ad
 import numpy as np
 
 from .._core import keys
+from .._core.errors import MissingKeyError
 from .._core.model import ModelRecord, read
 from ..graph import model as gm
 
@@ -61,7 +62,7 @@ def load_field(adata: ad.AnnData, basis: str, prefix: str = "VecFld") -> gm.Fiel
     """
     name = f"{prefix}_{basis}"
     if name not in adata.uns:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns[{name!r}]: learn the field first with dyn.vf.VectorField(adata, "
             f"basis={basis!r})"
         )

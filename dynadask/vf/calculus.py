@@ -18,6 +18,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..graph import vectorfield as gv
 from ..io import commit
 from ..kernels import vectorfield as kv
@@ -29,16 +30,16 @@ _METHODS = ("analytical",)
 def _field(adata: ad.AnnData, basis: str | None, method: str) -> tuple[Any, dict[str, Any]]:
     """The cells' coordinates (a lazy or in-memory array) and the fit of ``basis``."""
     if method not in _METHODS:
-        raise ValueError(
+        raise InputError(
             f"unknown method {method!r}: derivatives are computed analytically ('analytical')"
         )
     if basis is None:
-        raise ValueError("pass the basis the field was learned in (e.g. basis='umap')")
+        raise InputError("pass the basis the field was learned in (e.g. basis='umap')")
     model = load_field(adata, basis)
     X = model.inputs(adata.obsm[keys.basis_key(basis)])
     fit = {"X_ctrl": model.X_ctrl, "C": model.C, "beta": model.beta}
     if X.shape[1] != fit["X_ctrl"].shape[1]:
-        raise ValueError(
+        raise InputError(
             f"obsm['X_{basis}'] has {X.shape[1]} columns but the field has "
             f"{fit['X_ctrl'].shape[1]}: refit with dyn.vf.VectorField(adata, basis={basis!r})"
         )
@@ -160,7 +161,7 @@ def _cells(adata, cell_idx, sampling, n, basis) -> np.ndarray | None:
         speed = np.linalg.norm(np.asarray(V, dtype=np.float64), axis=1)
         rng = np.random.default_rng(19491001)
         return rng.choice(adata.n_obs, size=n, p=speed / speed.sum(), replace=False)
-    raise ValueError(f"unknown sampling {sampling!r}: use None, 'all', 'random' or 'velocity'")
+    raise InputError(f"unknown sampling {sampling!r}: use None, 'all', 'random' or 'velocity'")
 
 
 def curl(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical") -> None:
@@ -233,7 +234,7 @@ def torsion(adata: ad.AnnData, basis: str = "umap", *, method: str = "analytical
     X, fit = _field(adata, basis, method)
     d = fit["X_ctrl"].shape[1]
     if d != 3:
-        raise ValueError(
+        raise InputError(
             f"torsion is defined for 3-D fields; the {basis} field has {d} dimensions: learn "
             "a field on a 3-D embedding (e.g. VectorField(adata, basis=..., dims=3))"
         )
@@ -332,7 +333,7 @@ def curvature(
         NaN elsewhere (float32).
     """
     if formula not in (1, 2):
-        raise ValueError(f"curvature formula must be 1 or 2, not {formula!r}")
+        raise InputError(f"curvature formula must be 1 or 2, not {formula!r}")
     X, fit = _field(adata, basis, method)
     k = _quantities(X, fit, ["curvature"], formula)["curvature"]
     key = f"curvature_{basis}"

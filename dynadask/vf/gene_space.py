@@ -23,6 +23,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph.blocks import map_rows, sum_rows, take_columns
 from ..kernels import gene_field as kg
 
@@ -68,7 +69,7 @@ def resolve(
         left with finite values.
     """
     if velocity_key not in adata.layers:
-        raise ValueError(
+        raise MissingKeyError(
             f"no layers[{velocity_key!r}] for the gene-space field (basis=None): run "
             "dyn.tl.dynamics first or name the velocity layer with velocity_key=, or pass "
             f"basis= one of {bases or ['umap', 'pca']}"
@@ -82,7 +83,7 @@ def resolve(
     )
     finite = (np.asarray(bad_x) == 0) & (np.asarray(bad_v) == 0)
     if not finite.any():
-        raise ValueError(
+        raise InputError(
             f"every chosen gene has NaN or infinite values in layers[{layer!r}] or "
             f"layers[{velocity_key!r}]: choose genes with finite velocities (genes=)"
         )
@@ -102,13 +103,13 @@ def _layer(adata: ad.AnnData, layer: str | None, velocity_key: str) -> str:
     if layer is None:
         layer = MOMENT_OF.get(velocity_key)
         if layer is None:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no default expression layer for velocity_key={velocity_key!r}: pass "
                 "layer= (the layer whose time derivative the velocities are, e.g. 'M_s')"
             )
     if layer != "X" and layer not in adata.layers:
         hint = "run dyn.tl.moments (or dyn.tl.dynamics)" if layer.startswith("M") else "pass layer="
-        raise ValueError(
+        raise MissingKeyError(
             f"no layers[{layer!r}] for the gene-space field: {hint}; layers present: "
             f"{sorted(adata.layers)}"
         )
@@ -121,7 +122,7 @@ def _genes(adata: ad.AnnData, genes: Any) -> np.ndarray:
         names = np.atleast_1d(np.asarray(genes)).astype(str)
         missing = names[~np.isin(names, adata.var_names)]
         if missing.size:
-            raise ValueError(
+            raise InputError(
                 f"{missing.size} gene(s) not in var_names, e.g. {list(missing[:5])}: check "
                 "the names (adata.var_names)"
             )
@@ -131,7 +132,7 @@ def _genes(adata: ad.AnnData, genes: Any) -> np.ndarray:
             cols = np.flatnonzero(adata.var[flag].to_numpy(dtype=bool))
             if cols.size:
                 return cols
-    raise ValueError(
+    raise MissingKeyError(
         "no transition genes (var['use_for_transition'], or scVelo's var['velocity_genes']): "
         "run dyn.tl.cell_velocities, which selects them, or pass genes="
     )
@@ -166,7 +167,7 @@ def field_inputs(adata: ad.AnnData, vf: dict) -> tuple[da.Array, dict[str, Any]]
     genes = np.asarray(vf["genes"]).astype(str)
     cols = adata.var_names.get_indexer(genes)
     if (cols < 0).any():
-        raise ValueError(
+        raise InputError(
             f"the gene-space field's genes {list(genes[cols < 0][:5])} are not in var_names: "
             "refit with dyn.vf.VectorField(adata, basis=None)"
         )

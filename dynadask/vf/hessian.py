@@ -9,6 +9,7 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core.errors import InputError
 from ..graph import jacobian as gj
 from ..io import commit
 from ..kernels import jacobian as kj
@@ -94,7 +95,7 @@ def hessian(
     d = fit["X_ctrl"].shape[1]
     given = [g is not None for g in (regulators, coregulators, effector)]
     if any(given) and not all(given):
-        raise ValueError(
+        raise InputError(
             "gene Hessians need regulators, coregulators and effector= (one gene); pass all "
             "three, or none for the basis Hessians"
         )
@@ -105,12 +106,12 @@ def hessian(
     entry: dict[str, Any] = {}
     if all(given):
         if basis != "pca":
-            raise ValueError(
+            raise InputError(
                 f"gene Hessians need a field learned on PCA scores (basis='pca'), not {basis!r}"
             )
         eff = resolve_genes(adata, effector, "effector")
         if len(eff) != 1:
-            raise ValueError(f"effector must be one gene, got {eff}")
+            raise InputError(f"effector must be one gene, got {eff}")
         regs = resolve_genes(adata, regulators, "regulators")
         coregs = resolve_genes(adata, coregulators, "coregulators")
         Q, rows = loadings(adata, Qkey, d)

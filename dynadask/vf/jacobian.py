@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import jacobian as gj
 from ..io import commit
 from ..kernels import jacobian as kj
@@ -46,7 +47,7 @@ def _gene_pair(adata, regulators, effectors, basis, Qkey, d):
     regulators = effectors if regulators is None else regulators
     effectors = regulators if effectors is None else effectors
     if basis != "pca":
-        raise ValueError(
+        raise InputError(
             f"gene Jacobians need a field learned on PCA scores (basis='pca'), not {basis!r}: "
             "fit dyn.vf.VectorField(adata, basis='pca'), or omit regulators/effectors to get "
             f"the {basis} Jacobians"
@@ -68,7 +69,7 @@ def _fit_args(fit: dict) -> dict[str, Any]:
 
 def _check_method(method: str) -> None:
     if method != "analytical":
-        raise ValueError(f"unknown method {method!r}: derivatives are computed analytically")
+        raise InputError(f"unknown method {method!r}: derivatives are computed analytically")
 
 
 def jacobian(
@@ -252,7 +253,7 @@ def sensitivity(
     """
     _check_method(method)
     if projection_method not in PROJECTIONS:
-        raise ValueError(f"unknown projection_method {projection_method!r}: use {PROJECTIONS}")
+        raise InputError(f"unknown projection_method {projection_method!r}: use {PROJECTIONS}")
     X, fit = _field(adata, basis, "analytical")
     d = fit["X_ctrl"].shape[1]
     genes = _gene_pair(adata, regulators, effectors, basis, Qkey, d)
@@ -339,7 +340,7 @@ def jacobian_array(
     entry = adata.uns.get(key)
     if entry is None or array not in entry or array not in _DIMS:
         known = sorted(entry) if entry is not None else []
-        raise KeyError(
+        raise MissingKeyError(
             f"no uns[{key!r}][{array!r}] (present: {known}): run dyn.vf.jacobian (or "
             "sensitivity / hessian) with genes, or pca_jacobian=True for the basis array"
         )

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError, OptionError
 from ..graph import rank as gr
 from ..graph.blocks import take_columns
 from ..io import commit
@@ -259,7 +260,7 @@ def rank_divergence_genes(
     allowed = [o for o in _OPTIONS if o != "genes"] + ["abs"]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown}: use {allowed}")
+        raise OptionError(f"unknown option(s) {unknown}: use {allowed}")
     how = _pool_name(kwargs.pop("fcn_pool", "mean"))
     gene_list, cells, basis = _jacobian_genes(adata, jkey, genes)
     names = np.asarray(adata.var_names[_gene_mask(adata, gene_list)])
@@ -290,14 +291,14 @@ def rank_divergence_genes(
 def _rank_pair(adata, key, prefix, stage, hint, kwargs) -> ad.AnnData:
     """Rank by ``key`` and by ``|key|`` in one pass; commit both tables."""
     if "abs" in kwargs:
-        raise TypeError(
+        raise OptionError(
             "abs is not an option here: both the signed and the absolute rankings are written"
         )
     unknown = sorted(set(kwargs) - set(_OPTIONS))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown}: use {list(_OPTIONS)}")
+        raise OptionError(f"unknown option(s) {unknown}: use {list(_OPTIONS)}")
     if isinstance(key, str) and key not in adata.layers and key not in adata.var:
-        raise ValueError(f"no layers[{key!r}] (nor var[{key!r}]): {hint}")
+        raise MissingKeyError(f"no layers[{key!r}] (nor var[{key!r}]): {hint}")
     how = _pool_name(kwargs.get("fcn_pool", "mean"))
     names, array = _gene_array(adata, key, kwargs.get("genes"))
     signed, absolute = _rank(
@@ -319,7 +320,7 @@ def _pool_name(fcn_pool: Any) -> str:
     try:
         return _POOLS[fcn_pool]
     except (KeyError, TypeError):
-        raise TypeError(
+        raise OptionError(
             f"fcn_pool {fcn_pool!r} cannot be pooled block by block: use 'mean' (dynamo's "
             "default), 'sum', 'max' or 'min' (or numpy's mean, sum, max, min)"
         ) from None
@@ -336,13 +337,13 @@ def _gene_mask(adata: ad.AnnData, genes: Any) -> np.ndarray:
         mask = dyn_genes
     elif isinstance(genes, str):
         if genes not in adata.var:
-            raise ValueError(f"genes={genes!r} is not a var column: pass gene names or a mask")
+            raise InputError(f"genes={genes!r} is not a var column: pass gene names or a mask")
         mask = adata.var[genes].to_numpy(dtype=bool) & dyn_genes
     else:
         arr = np.asarray(genes)
         if arr.dtype == bool:
             if arr.shape != (adata.n_vars,):
-                raise ValueError(
+                raise InputError(
                     f"a boolean genes mask needs {adata.n_vars} values, not {arr.size}"
                 )
             mask = arr & dyn_genes
@@ -350,13 +351,13 @@ def _gene_mask(adata: ad.AnnData, genes: Any) -> np.ndarray:
             arr = arr.astype(str)
             missing = arr[~np.isin(arr, adata.var_names)]
             if missing.size:
-                raise ValueError(
+                raise InputError(
                     f"{missing.size} gene(s) not in var_names, e.g. {list(missing[:5])}: "
                     "check the names (adata.var_names)"
                 )
             mask = adata.var_names.isin(arr) & dyn_genes
     if not mask.any():
-        raise ValueError(
+        raise MissingKeyError(
             "no gene to rank: the genes given are not among var['use_for_dynamics'] "
             "(pass genes that dyn.tl.dynamics used)"
         )
@@ -373,13 +374,13 @@ def _gene_array(adata: ad.AnnData, arr_key: Any, genes: Any) -> tuple[np.ndarray
             return names, take_columns(adata.layers[arr_key], cols)
         if arr_key in adata.var:
             return names, adata.var[arr_key].to_numpy(dtype=np.float64)[cols]
-        raise ValueError(f"{arr_key!r} is neither a layer nor a var column")
+        raise MissingKeyError(f"{arr_key!r} is neither a layer nor a var column")
     arr = arr_key
     if arr.ndim == 1 and arr.shape[0] == adata.n_vars:
         return names, np.asarray(arr, dtype=np.float64)[cols]
     if arr.ndim == 2 and arr.shape == adata.shape:
         return names, take_columns(arr, cols)
-    raise ValueError(
+    raise InputError(
         f"an array to rank must be n_obs x n_vars {adata.shape} or have n_vars values, "
         f"not {arr.shape}"
     )
@@ -391,14 +392,14 @@ def _codes(adata: ad.AnnData, groups: Any) -> tuple[np.ndarray, list[str]]:
         return np.zeros(adata.n_obs, dtype=np.int64), ["all"]
     if isinstance(groups, str):
         if groups not in adata.obs:
-            raise ValueError(
+            raise MissingKeyError(
                 f"groups={groups!r} is not an obs column: choose one of {list(adata.obs)[:10]}"
             )
         values = adata.obs[groups]
     else:
         values = pd.Series(np.asarray(groups))
         if values.size != adata.n_obs:
-            raise ValueError(f"groups needs one label per cell ({adata.n_obs}), not {values.size}")
+            raise InputError(f"groups needs one label per cell ({adata.n_obs}), not {values.size}")
     missing = values.isna().to_numpy()
     labels = values.astype(str).to_numpy()
     names = np.unique(labels[~missing])
@@ -453,13 +454,13 @@ def _jacobian_genes(adata, jkey, genes) -> tuple[list[str], np.ndarray | None, s
     elif jkey.startswith("jacobian_"):
         basis = jkey[len("jacobian_") :]
     elif jkey != "jacobian":
-        raise ValueError(
+        raise InputError(
             f"cannot tell the field of jkey={jkey!r}: use 'jacobian_<basis>' (e.g. "
             "'jacobian_pca') or 'jacobian' for a gene-space field"
         )
     if info is None:
         if genes is None:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no uns[{jkey!r}]: run dyn.vf.jacobian(adata, regulators=genes, "
                 "effectors=genes) first, or pass genes= to rank those genes' Jacobian "
                 "diagonals directly"
@@ -468,7 +469,7 @@ def _jacobian_genes(adata, jkey, genes) -> tuple[list[str], np.ndarray | None, s
     regulators = [str(g) for g in np.atleast_1d(info["regulators"])]
     effectors = [str(g) for g in np.atleast_1d(info["effectors"])]
     if regulators != effectors:
-        raise ValueError(
+        raise InputError(
             f"uns[{jkey!r}] has different regulators and effectors: the diagonal needs the "
             "same genes on both sides (dyn.vf.jacobian(adata, regulators=g, effectors=g))"
         )
@@ -486,13 +487,13 @@ def _diagonal_field(adata, basis, names, Qkey) -> tuple[Any, dict, np.ndarray]:
     if basis is None:  # gene-space field
         vf = adata.uns.get("VecFld")
         if vf is None or "genes" not in vf:
-            raise ValueError(
+            raise MissingKeyError(
                 "no gene-space field uns['VecFld']: run dyn.vf.VectorField(adata, basis=None)"
             )
         field_genes = np.asarray(vf["genes"]).astype(str)
         pos = pd.Index(field_genes).get_indexer(names)
         if (pos < 0).any():
-            raise ValueError(
+            raise InputError(
                 f"genes {list(names[pos < 0][:5])} are not in the gene-space field: "
                 "refit with them in genes="
             )
@@ -500,14 +501,14 @@ def _diagonal_field(adata, basis, names, Qkey) -> tuple[Any, dict, np.ndarray]:
         Q = np.eye(field_genes.size)[pos]
         return X, fit, Q
     if basis != "pca":
-        raise ValueError(
+        raise InputError(
             f"gene-wise Jacobians need a PCA field (jkey='jacobian_pca') or a gene-space field "
             f"(jkey='jacobian'); basis {basis!r} has no way back to genes"
         )
     X, fit = _field(adata, basis, "analytical")
     Q = adata.uns.get(Qkey) if Qkey in adata.uns else adata.varm.get(Qkey)
     if Q is None or keys.USE_FOR_PCA not in adata.var:
-        raise ValueError(
+        raise MissingKeyError(
             f"no PCA loadings uns[{Qkey!r}] with var['use_for_pca']: run dyn.pp.pca (or the "
             "recipe) so that the field's components can be taken back to genes"
         )
@@ -517,7 +518,7 @@ def _diagonal_field(adata, basis, names, Qkey) -> tuple[Any, dict, np.ndarray]:
         Q = Q[pca_genes]
     pos = pd.Index(adata.var_names[pca_genes]).get_indexer(names)
     if (pos < 0).any():
-        raise ValueError(
+        raise InputError(
             f"genes {list(names[pos < 0][:5])} are not among var['use_for_pca']: they have "
             "no PCA loadings, so no gene-wise Jacobian"
         )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import jacobian as gj
 from ..io import commit
 
@@ -32,7 +33,7 @@ def _group_labels(adata: ad.AnnData, groups: Any, cells: np.ndarray) -> np.ndarr
         return np.full(cells.size, "all", dtype=object)
     if isinstance(groups, str):
         if groups not in adata.obs:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no obs[{groups!r}]: pass an obs column with the cell groups (e.g. "
                 f"{list(adata.obs.columns[:3])}) or an array of one label per cell"
             )
@@ -40,7 +41,7 @@ def _group_labels(adata: ad.AnnData, groups: Any, cells: np.ndarray) -> np.ndarr
     else:
         labels = np.asarray(groups)
         if labels.shape[0] != adata.n_obs:
-            raise ValueError(f"groups has {labels.shape[0]} labels, expected {adata.n_obs}")
+            raise InputError(f"groups has {labels.shape[0]} labels, expected {adata.n_obs}")
     return np.asarray(labels, dtype=object)[cells]
 
 
@@ -61,7 +62,7 @@ def group_means(
     """
     entry = adata.uns.get(jkey)
     if entry is None or array not in entry:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns[{jkey!r}][{array!r}]: run dyn.vf.jacobian(adata, regulators=..., "
             "effectors=...) first"
         )
@@ -197,10 +198,10 @@ def rank_jacobian_genes(
     """
     mode = mode.replace("_", " ")
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use one of {MODES}")
+        raise InputError(f"unknown mode {mode!r}: use one of {MODES}")
     entry = adata.uns.get(jkey, {})
     if mode == "switch" and list(entry.get("regulators", [])) != list(entry.get("effectors", [])):
-        raise ValueError("mode 'switch' needs the same regulators and effectors (J_ij and J_ji)")
+        raise InputError("mode 'switch' needs the same regulators and effectors (J_ij and J_ji)")
     means, eff, reg = group_means(
         adata, jkey, groups, absolute=abs, normalize=normalize, switch=mode == "switch"
     )

@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 
 from .._core.compute import compute
+from .._core.errors import InputError
 from ..graph import vectorfield as gv
 from ..kernels import vectorfield as kv
 
@@ -122,7 +123,7 @@ def SparseVFC(
     """
     X, Y = _as_numpy(X), _as_numpy(Y)
     if X.shape != Y.shape or X.ndim != 2:
-        raise ValueError(f"X {X.shape} and Y {Y.shape} must be the same N x d shape")
+        raise InputError(f"X {X.shape} and Y {Y.shape} must be the same N x d shape")
     valid = np.flatnonzero(np.isfinite(Y.sum(axis=1)))
     params = {"a": a, "ecr": ecr, "gamma": gamma, "lambda_": lambda_, "minP": minP}
     params |= {"MaxIter": MaxIter, "theta": theta, "lstsq_method": lstsq_method}

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import topography as gt
 from ..graph.blocks import take_columns
 from ..io import commit
@@ -159,7 +160,7 @@ def topography(
     vf_key = _result_key(basis, layer)
     field_dict = _field_dict(adata, basis, VecFld)
     if n < 1 or k < 1 or n_flow < 0:
-        raise ValueError(f"n ({n}) and k ({k}) must be at least 1 and n_flow ({n_flow}) >= 0")
+        raise InputError(f"n ({n}) and k ({k}) must be at least 1 and n_flow ({n_flow}) >= 0")
     setup = _setup(adata, basis, X, dims, field_dict, seed)
     d = setup.lo.size
     Xss, extra = _fixed_points(setup, n=n, seed=seed, n_flow=n_flow, tol=tol_redundant)
@@ -189,7 +190,7 @@ def topography(
 def _result_key(basis: str | None, layer: str | None) -> str:
     if layer is None:
         if basis is None:
-            raise ValueError("pass basis= (e.g. 'umap') or layer= to name the result")
+            raise InputError("pass basis= (e.g. 'umap') or layer= to name the result")
         return f"VecFld_{basis}"
     return "VecFld" if layer == "X" else f"VecFld_{layer}"
 
@@ -198,14 +199,14 @@ def _field_dict(adata: ad.AnnData, basis: str | None, VecFld: Any) -> Mapping[st
     if VecFld is None:
         key = f"VecFld_{basis}"
         if key not in adata.uns:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no uns[{key!r}]: learn the field first with dyn.vf.VectorField(adata, "
                 f"basis={basis!r}), or pass VecFld="
             )
         VecFld = adata.uns[key]
     missing = [m for m in ("X_ctrl", "C", "beta") if m not in VecFld]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"the vector field has no {missing}: pass a SparseVFC fit "
             "(dyn.vf.VectorField or dyn.vf.SparseVFC)"
         )
@@ -216,7 +217,7 @@ def _setup(adata, basis, X, dims, vf, seed) -> _Setup:
     """Coordinates, field, box and the cell sample (one pass over the cells)."""
     if X is None:
         if basis is None or keys.basis_key(basis) not in adata.obsm:
-            raise ValueError(
+            raise MissingKeyError(
                 f"no obsm['X_{basis}']: pass basis= an embedding in obsm or the coordinates X="
             )
         X = adata.obsm[keys.basis_key(basis)]
@@ -227,7 +228,7 @@ def _setup(adata, basis, X, dims, vf, seed) -> _Setup:
         X = take_columns(X if isinstance(X, da.Array) else np.asarray(X), np.asarray(dims))
     ctrl = np.asarray(vf["X_ctrl"], dtype=np.float64)
     if X.shape[1] != ctrl.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"the coordinates have {X.shape[1]} columns but the field has {ctrl.shape[1]}: "
             "pass the dims= the field was learned on"
         )
@@ -238,7 +239,7 @@ def _setup(adata, basis, X, dims, vf, seed) -> _Setup:
     sample = sample[np.all(np.isfinite(sample), axis=1)]
     lo, hi = span
     if not np.all(np.isfinite(span)) or sample.shape[0] < 2:
-        raise ValueError("fewer than 2 cells have finite coordinates: nothing to map")
+        raise InputError("fewer than 2 cells have finite coordinates: nothing to map")
     if lo.size <= 3:
         lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
     return _Setup(X, field, lo, hi, span[1] - span[0], sample, int(rows.size))

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError, OptionError
 from .._core.model import with_record
 from ..graph import vectorfield as gv
 from ..graph.blocks import take_columns
@@ -175,6 +176,7 @@ def VectorField(
     X_all, V_all = _inputs(adata, basis, dims)
     X, V = (np.asarray(v) for v in compute(X_all, V_all, desc="vector field inputs"))
     valid = np.flatnonzero(np.isfinite(V.sum(axis=1)))
+    _check_inputs(X, valid, basis)
     fit, rows, P, score = _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr)
     d = X.shape[1]
     grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
@@ -208,9 +210,9 @@ def _bases(adata: ad.AnnData) -> list[str]:
 def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: str) -> str | None:
     bases = _bases(adata)
     if method.lower() != "sparsevfc":
-        raise ValueError(f"unknown method {method!r}: dynadask fits 'SparseVFC'")
+        raise InputError(f"unknown method {method!r}: dynadask fits 'SparseVFC'")
     if normalize:
-        raise ValueError(
+        raise InputError(
             "normalize=True is not supported (dynamo 1.5.3's fails with KeyError 'X_ctrl'); "
             "fit on the coordinates as they are"
         )
@@ -218,21 +220,41 @@ def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: s
         return None
     basis = basis[2:] if basis.startswith("X_") else basis
     if keys.basis_key(basis) not in adata.obsm:
-        raise ValueError(
+        raise MissingKeyError(
             f"no obsm['X_{basis}']: run dyn.tl.reduceDimension (umap) or dyn.pp.pca first, "
             f"or pass one of the bases with velocities: {bases}"
         )
     if keys.velocity_key(basis) not in adata.obsm:
-        raise ValueError(
+        raise MissingKeyError(
             f"no obsm['velocity_{basis}']: run dyn.tl.cell_velocities(adata, basis={basis!r}) first"
         )
     return basis
 
 
+MIN_CELLS = 10
+"""Fewest cells with finite velocities a field is learned from."""
+
+
+def _check_inputs(X: np.ndarray, valid: np.ndarray, basis: str) -> None:
+    """Raise before the fit when the coordinates are not finite or few velocities are."""
+    bad = int(np.sum(~np.isfinite(X).all(axis=1)))
+    if bad:
+        raise InputError(
+            f"obsm['X_{basis}'] has {bad} cells with NaN or infinite coordinates: recompute "
+            "the embedding (dyn.tl.reduceDimension / dyn.pp.pca) on finite data"
+        )
+    if valid.size < MIN_CELLS:
+        raise InputError(
+            f"only {valid.size} of {X.shape[0]} cells have finite velocities in "
+            f"obsm['velocity_{basis}'] (at least {MIN_CELLS} are needed): rerun "
+            f"dyn.tl.cell_velocities(adata, basis={basis!r}) after dyn.tl.dynamics"
+        )
+
+
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(kwargs) - set(_SVC_DEFAULTS))
     if unknown:
-        raise TypeError(f"unknown SparseVFC option(s) {unknown}: use {sorted(_SVC_DEFAULTS)}")
+        raise OptionError(f"unknown SparseVFC option(s) {unknown}: use {sorted(_SVC_DEFAULTS)}")
     opts = _SVC_DEFAULTS | kwargs
     kv.solve_coefficients(np.eye(1), np.ones((1, 1)), opts["lstsq_method"])  # validate early
     return opts
@@ -243,6 +265,11 @@ def _inputs(adata: ad.AnnData, basis: str, dims: Any) -> tuple[Any, Any]:
     if dims is None:
         return X, V
     cols = np.arange(int(dims)) if np.isscalar(dims) else np.asarray(dims)
+    if cols.size == 0 or cols.min() < 0 or cols.max() >= X.shape[1]:
+        raise InputError(
+            f"dims={dims!r} asks for columns the {X.shape[1]}-D obsm['X_{basis}'] does not "
+            f"have: pass dims <= {X.shape[1]} (or column positions below {X.shape[1]})"
+        )
     return take_columns(X, cols), take_columns(V, cols)
 
 
@@ -328,10 +355,10 @@ def _gene_field(adata, space, dims, grid_opts, opts, seeds, min_vel_corr, result
     """Fit and write a gene-space field: the EM reads a seeded sample of rows only."""
     grid_velocity, grid_num = grid_opts
     if dims is not None:
-        raise ValueError("dims selects columns of an embedding; in gene space pass genes=")
+        raise InputError("dims selects columns of an embedding; in gene space pass genes=")
     n, d = adata.n_obs, space.genes.size
     if grid_velocity and float(grid_num) ** d > 1e6:
-        raise ValueError(
+        raise InputError(
             f"a grid of {grid_num}^{d} points in gene space is too large: leave "
             "grid_velocity=False, or fit on fewer genes (genes=)"
         )

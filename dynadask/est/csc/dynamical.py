@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..._core.compute import compute
+from ..._core.validate import same_shape
 from ...graph import kinetics as gk
 from ...graph.blocks import as_rows
 from ...kernels import dynamical as kd
@@ -75,6 +76,7 @@ class Dynamical:
         Dynamical
             ``self``, with :attr:`params` set.
         """
+        same_shape(u=u, s=s)
         n = u.shape[0]
         codes = np.zeros(n, np.int64) if codes is None else np.asarray(codes, np.int64)
         n_strata = int(n_strata if n_strata is not None else codes.max() + 1)

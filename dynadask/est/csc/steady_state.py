@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..._core.compute import compute
+from ..._core.errors import InputError
+from ..._core.validate import same_shape
 from ...graph import kinetics as gk
 from ...kernels import estimation as ke
 from ..quantiles import N_BINS, extreme_thresholds
@@ -95,12 +97,12 @@ class SteadyState:
     def __post_init__(self) -> None:
         if (self.model, self.est_method) not in METHODS:
             known = ", ".join(f"{m}/{e}" for m, e in METHODS)
-            raise ValueError(
+            raise InputError(
                 f"unknown steady-state fit model={self.model!r}, "
                 f"est_method={self.est_method!r}: use one of {known}"
             )
         if self.est_method != "ols" and self.intercept:
-            raise ValueError("intercept=True is only available with est_method='ols'")
+            raise InputError("intercept=True is only available with est_method='ols'")
 
     def fit(
         self,
@@ -131,8 +133,9 @@ class SteadyState:
             ``self``, with :attr:`params` set.
         """
         extra, finish, second = METHODS[(self.model, self.est_method)]
+        same_shape(u=u, s=s, us=us, ss=ss)
         if second and (us is None or ss is None):
-            raise ValueError(
+            raise InputError(
                 f"est_method={self.est_method!r} needs the second moments us and "
                 "ss (layers M_us, M_ss: run dyn.tl.moments)"
             )
@@ -190,5 +193,5 @@ def _strata(codes: np.ndarray | None, n_strata: int | None, n: int) -> tuple[np.
         return np.zeros(n, dtype=np.int64), 1
     codes = np.asarray(codes, dtype=np.int64).ravel()
     if codes.size != n:
-        raise ValueError(f"codes has {codes.size} entries but the data has {n} cells")
+        raise InputError(f"codes has {codes.size} entries but the data has {n} cells")
     return codes, int(n_strata if n_strata is not None else codes.max() + 1)

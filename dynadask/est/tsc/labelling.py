@@ -37,6 +37,7 @@ import numpy as np
 
 from ..._core import keys
 from ..._core.compute import compute
+from ..._core.errors import InputError
 from ...graph import kinetics as gk
 from ...graph.blocks import align_rows
 from ...kernels import estimation_labelling as el
@@ -57,7 +58,7 @@ def layer_kind(layers: Mapping[str, Any]) -> bool:
         return True
     if all(k in layers for k in keys.NEW_TOTAL):
         return False
-    raise ValueError(
+    raise InputError(
         f"labelling estimation needs layers {keys.NEW_TOTAL} or {keys.LABELLING_LAYERS}, got "
         f"{sorted(layers)}: give the new/total (or uu/ul/su/sl) layers"
     )
@@ -79,7 +80,7 @@ class Strata:
         """Strata of the cells from their labelling times and (optional) group codes."""
         t = np.asarray(t, dtype=np.float64).ravel()
         if not np.all(np.isfinite(t)):
-            raise ValueError("the labelling time column has missing or infinite values")
+            raise InputError("the labelling time column has missing or infinite values")
         times, tcode = np.unique(t, return_inverse=True)
         g = np.zeros(t.size, np.int64) if group_codes is None else np.asarray(group_codes)
         n_groups = int(n_groups if n_groups is not None else max(g.max() + 1, 1))
@@ -139,7 +140,7 @@ class Labelling:
         )
         if (self.experiment_type, self.est_method) not in FITTERS:
             known = ", ".join(f"{e}/{m}" for e, m in FITTERS)
-            raise ValueError(
+            raise InputError(
                 f"no labelling estimator for experiment_type="
                 f"{self.experiment_type!r}, est_method={self.est_method!r}: "
                 f"use one of {known}"
@@ -241,19 +242,19 @@ def _spliced_velocities(layers, strata, flat, tau, experiment_type):
 
 def _check_times(experiment_type: str, times: np.ndarray) -> None:
     if experiment_type == "one-shot" and times.size != 1:
-        raise ValueError(
+        raise InputError(
             f"a one-shot experiment has one labelling time, found {times.size} "
             f"({times[:5]}): use experiment_type='kin' for several"
         )
     if experiment_type in ("kin", "deg", "mix_std_stm") and times.size < 2:
-        raise ValueError(
+        raise InputError(
             f"a {experiment_type} experiment needs at least 2 distinct labelling "
             f"times in the time column, found {times.size}: use 'one-shot' for one"
         )
     if experiment_type in ("one-shot", "kin") and np.any(times <= 0):
-        raise ValueError("labelling durations must be positive for one-shot/kin experiments")
+        raise InputError("labelling durations must be positive for one-shot/kin experiments")
     if experiment_type == "mix_std_stm" and np.any(times < 0):
-        raise ValueError("stimulation times of a mix_std_stm experiment must be >= 0")
+        raise InputError("stimulation times of a mix_std_stm experiment must be >= 0")
 
 
 def _mean(st: dict, name: str) -> np.ndarray:
