@@ -23,6 +23,7 @@ from scipy import sparse
 from scipy.optimize import minimize
 from scipy.sparse import csgraph
 
+from .._core.errors import InputError
 from .vectorfield import sq_distances
 
 
@@ -177,7 +178,7 @@ def optimise_path(
     """
     path = np.array(path, dtype=np.float64, copy=True)
     if path.ndim != 2 or path.shape[0] < 3:
-        raise ValueError(f"a path needs at least 3 points (L x d), got shape {path.shape}")
+        raise InputError(f"a path needs at least 3 points (L x d), got shape {path.shape}")
     start, end = path[0].copy(), path[-1].copy()
     dt, S = best_dt(path, field, D)
     iterations, converged = 0, True
@@ -200,7 +201,7 @@ def optimise_path(
 
 def _options(method: str, gtol: float, maxiter: int | None) -> dict:
     if method not in ("BFGS", "L-BFGS-B"):
-        raise ValueError(f"unknown optimiser {method!r}: use 'L-BFGS-B' or 'BFGS'")
+        raise InputError(f"unknown optimiser {method!r}: use 'L-BFGS-B' or 'BFGS'")
     opts: dict = {"gtol": gtol}
     if method == "L-BFGS-B":
         opts.update(ftol=1e-12, maxcor=20, maxfun=10**6)

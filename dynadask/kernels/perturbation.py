@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core.errors import InputError
 from .lap import GaussianField
 
 METHODS = ("j_delta_x", "j_x_prime", "j_jv", "f_x_prime", "f_x_prime_minus_f_x_0")
@@ -61,7 +62,7 @@ def response(
         return field(xp)
     if method == "f_x_prime_minus_f_x_0":
         return field(xp) - field(x)
-    raise ValueError(f"unknown perturbation method {method!r}: use one of {METHODS}")
+    raise InputError(f"unknown perturbation method {method!r}: use one of {METHODS}")
 
 
 def gene_moments(x: np.ndarray, Q_g: np.ndarray, mu_g: np.ndarray) -> np.ndarray:

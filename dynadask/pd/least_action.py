@@ -12,6 +12,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import lap as gl
 from ..io import commit
 from ..kernels import lap as kl
@@ -174,7 +175,7 @@ def least_action(
     names1, y1 = _initial(adata, X, target_cells, target_states)
     starts, ends, names0, names1 = _pairs(y0, y1, names0, names1, paired)
     if n_points < 1:
-        raise ValueError(f"n_points must be at least 1, not {n_points}")
+        raise InputError(f"n_points must be at least 1, not {n_points}")
     if init_paths is None:
         paths, on_graph = _graph_paths(
             adata, X, starts, ends, n_points, adj_key, n_neighbors, sample_cells, seed
@@ -212,22 +213,22 @@ def least_action(
 
 def _basis(adata: ad.AnnData, basis: str | None) -> str:
     if basis is None:
-        raise ValueError("pass basis= (e.g. 'pca' or 'umap'): paths live in an embedding")
+        raise InputError("pass basis= (e.g. 'pca' or 'umap'): paths live in an embedding")
     basis = basis[2:] if basis.startswith("X_") else basis
     if keys.basis_key(basis) not in adata.obsm:
-        raise ValueError(f"no obsm['X_{basis}']: compute the embedding first")
+        raise MissingKeyError(f"no obsm['X_{basis}']: compute the embedding first")
     return basis
 
 
 def _field(adata: ad.AnnData, basis: str, vf_key: str, vecfld) -> kl.Field:
     if vecfld is not None:
         if not callable(vecfld):
-            raise ValueError("vecfld must be a function f(Y) of an m x d array of states")
+            raise InputError("vecfld must be a function f(Y) of an m x d array of states")
         return kl.CallableField(vecfld)
     key = f"{vf_key}_{basis}"
     vf = adata.uns.get(key)
     if vf is None:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns[{key!r}]: learn the field first with dyn.vf.VectorField(adata, "
             f"basis={basis!r}), or pass vecfld="
         )
@@ -236,7 +237,7 @@ def _field(adata: ad.AnnData, basis: str, vf_key: str, vecfld) -> kl.Field:
 
 def _pairs(y0, y1, names0, names1, paired):
     if y0.shape[1] != y1.shape[1]:
-        raise ValueError(f"initial states have {y0.shape[1]} columns, targets {y1.shape[1]}")
+        raise InputError(f"initial states have {y0.shape[1]} columns, targets {y1.shape[1]}")
     if paired:
         n = min(len(y0), len(y1))
         if len(y0) != len(y1):
@@ -255,7 +256,7 @@ def _graph_paths(adata, X, starts, ends, n_points, adj_key, n_neighbors, sample_
     graph = None
     if adj_key is not None:
         if adj_key not in adata.obsp:
-            raise ValueError(f"no obsp[{adj_key!r}]: pass adj_key=None for the kNN graph")
+            raise MissingKeyError(f"no obsp[{adj_key!r}]: pass adj_key=None for the kNN graph")
         rows = np.arange(adata.n_obs)
         graph = adata.obsp[adj_key]
     elif adata.n_obs > sample_cells:
@@ -277,10 +278,10 @@ def _given_paths(init_paths, n_pairs: int, d: int) -> list[np.ndarray]:
     else:
         paths = [np.asarray(p, dtype=np.float64) for p in init_paths]
     if len(paths) != n_pairs:
-        raise ValueError(f"{len(paths)} init_paths for {n_pairs} pairs: give one per pair")
+        raise InputError(f"{len(paths)} init_paths for {n_pairs} pairs: give one per pair")
     for p in paths:
         if p.ndim != 2 or p.shape[1] != d or p.shape[0] < 3:
-            raise ValueError(f"an initial path must be L x {d} with L >= 3, got {p.shape}")
+            raise InputError(f"an initial path must be L x {d} with L >= 3, got {p.shape}")
     return paths
 
 
@@ -321,10 +322,10 @@ def _to_genes(adata, P: np.ndarray, PCs: str | None, expr_func) -> np.ndarray | 
     Q = np.asarray(adata.uns[key], dtype=np.float64)
     d = P.shape[2]
     if Q.ndim != 2 or Q.shape[1] < d:
-        raise ValueError(f"uns[{key!r}] has shape {Q.shape}: need genes x at least {d}")
+        raise InputError(f"uns[{key!r}] has shape {Q.shape}: need genes x at least {d}")
     mean = np.asarray(adata.uns.get("pca_mean", 0.0), dtype=np.float64)
     if mean.ndim == 1 and mean.shape[0] != Q.shape[0]:
-        raise ValueError(f"uns['pca_mean'] has {mean.shape[0]} values, the loadings {Q.shape[0]}")
+        raise InputError(f"uns['pca_mean'] has {mean.shape[0]} values, the loadings {Q.shape[0]}")
     exprs = np.einsum("nld,gd->nlg", P, Q[:, :d]) + mean
     if expr_func is not None:
         exprs = expr_func(exprs)

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._core import keys
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ..graph import neighbourhood as gnb
 from ..graph import transition as gt
 from ..graph.blocks import as_rows, map_rows, sum_rows
@@ -134,7 +135,7 @@ def perturbation(
     if delta_Y is None:
         field, d = _field(adata, basis)
         if x.shape[1] < d:
-            raise ValueError(f"the scores have {x.shape[1]} columns, the field {d}")
+            raise InputError(f"the scores have {x.shape[1]} columns, the field {d}")
         x = x[:, :d]
         Q = Q[:, :d]
         rows, values = _targets(adata, use, genes, expression)
@@ -158,7 +159,7 @@ def perturbation(
     else:
         dY = as_rows(np.asarray(delta_Y, dtype=np.float64))
         if dY.shape[0] != n:
-            raise ValueError(f"delta_Y has {dY.shape[0]} rows for {n} cells")
+            raise InputError(f"delta_Y has {dY.shape[0]} rows for {n} cells")
         d = dY.shape[1]
         x, Q = x[:, :d], Q[:, :d]
         rows, _ = _targets(adata, use, genes, expression)
@@ -185,11 +186,11 @@ def perturbation(
 
 def _check(method: str, perturb_mode: str, projection_method: str, jac_key: str) -> None:
     if method not in kp.METHODS:
-        raise ValueError(f"unknown pertubation_method {method!r}: use one of {kp.METHODS}")
+        raise InputError(f"unknown pertubation_method {method!r}: use one of {kp.METHODS}")
     if perturb_mode not in ("raw", "z_score"):
-        raise ValueError(f"unknown perturb_mode {perturb_mode!r}: use 'raw' or 'z_score'")
+        raise InputError(f"unknown perturb_mode {perturb_mode!r}: use 'raw' or 'z_score'")
     if projection_method not in PROJECTIONS:
-        raise ValueError(
+        raise InputError(
             f"projection_method {projection_method!r} is not offered: use one of {PROJECTIONS}"
         )
     if jac_key != "jacobian_pca":
@@ -202,7 +203,7 @@ def _check(method: str, perturb_mode: str, projection_method: str, jac_key: str)
 
 def _pca_genes(adata: ad.AnnData) -> np.ndarray:
     if keys.USE_FOR_PCA not in adata.var:
-        raise ValueError("no var['use_for_pca']: run dyn.pp.recipe_monocle / dyn.pp.pca first")
+        raise MissingKeyError("no var['use_for_pca']: run dyn.pp.recipe_monocle / dyn.pp.pca first")
     return np.asarray(adata.var[keys.USE_FOR_PCA], dtype=bool)
 
 
@@ -210,13 +211,13 @@ def _loadings(adata, PCs_key, pca_mean_key, n_genes: int) -> tuple[np.ndarray, n
     Q = _array(adata, PCs_key, "PCs")
     mu = _array(adata, pca_mean_key, "pca_mean")
     if Q.ndim != 2 or Q.shape[0] != n_genes:
-        raise ValueError(
+        raise InputError(
             f"the loadings have shape {Q.shape} but var['use_for_pca'] marks {n_genes} genes: "
             "recompute the PCA or pass PCs_key= matching those genes"
         )
     mu = np.broadcast_to(mu, (n_genes,)) if mu.ndim == 0 else mu
     if mu.shape != (n_genes,):
-        raise ValueError(f"pca_mean has shape {mu.shape}, the loadings {n_genes} genes")
+        raise InputError(f"pca_mean has shape {mu.shape}, the loadings {n_genes} genes")
     return Q, np.asarray(mu, dtype=np.float64)
 
 
@@ -225,7 +226,7 @@ def _array(adata, key, default: str) -> np.ndarray:
         return np.asarray(key, dtype=np.float64)
     key = key or default
     if key not in adata.uns:
-        raise ValueError(f"no uns[{key!r}]: run dyn.pp.pca first (or pass the array)")
+        raise MissingKeyError(f"no uns[{key!r}]: run dyn.pp.pca first (or pass the array)")
     return np.asarray(adata.uns[key], dtype=np.float64)
 
 
@@ -237,17 +238,17 @@ def _scores(adata, X_pca, pca_key) -> Any:
     else:
         key = pca_key or keys.X_PCA
         if key not in adata.obsm:
-            raise ValueError(f"no obsm[{key!r}]: run dyn.pp.pca first (or pass X_pca=)")
+            raise MissingKeyError(f"no obsm[{key!r}]: run dyn.pp.pca first (or pass X_pca=)")
         x = adata.obsm[key]
     if x.shape[0] != adata.n_obs:
-        raise ValueError(f"the scores have {x.shape[0]} rows for {adata.n_obs} cells")
+        raise InputError(f"the scores have {x.shape[0]} rows for {adata.n_obs} cells")
     return x
 
 
 def _field(adata, basis: str) -> tuple[kl.GaussianField, int]:
     vf = adata.uns.get(f"VecFld_{basis}")
     if vf is None:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns['VecFld_{basis}']: learn the field first with dyn.vf.VectorField(adata, "
             f"basis={basis!r})"
         )
@@ -260,14 +261,14 @@ def _targets(adata, use, genes, expression) -> tuple[np.ndarray, np.ndarray]:
     genes = [genes] if isinstance(genes, str) else list(genes)
     values = np.atleast_1d(np.asarray(expression, dtype=np.float64))
     if values.size not in (1, len(genes)):
-        raise ValueError(
+        raise InputError(
             f"{values.size} expression values for {len(genes)} genes: give 1 or one each"
         )
     pca_genes = adata.var_names[use]
     pos = pca_genes.get_indexer(genes)
     keep = pos >= 0
     if not keep.any():
-        raise ValueError(
+        raise InputError(
             f"none of {genes[:5]} is a PCA gene (var['use_for_pca']): perturb genes the PCA used"
         )
     values = np.broadcast_to(values, (len(genes),))[keep]
@@ -298,9 +299,9 @@ def _cell_mask(adata, cells) -> np.ndarray:
     try:
         pos = np.asarray(cells, dtype=np.int64)
     except (TypeError, ValueError):
-        raise ValueError(f"cells {cells[:5]} are neither cell names nor positions") from None
+        raise InputError(f"cells {cells[:5]} are neither cell names nor positions") from None
     if pos.size and (pos.min() < -adata.n_obs or pos.max() >= adata.n_obs):
-        raise ValueError(f"cell positions must lie in [0, {adata.n_obs})")
+        raise InputError(f"cell positions must lie in [0, {adata.n_obs})")
     mask[pos] = True
     return mask
 
@@ -308,7 +309,7 @@ def _cell_mask(adata, cells) -> np.ndarray:
 def _embedding(adata, emb_basis: str) -> np.ndarray:
     key = keys.basis_key(emb_basis)
     if key not in adata.obsm:
-        raise ValueError(f"no obsm[{key!r}]: compute the embedding first (or pass emb_basis=)")
+        raise MissingKeyError(f"no obsm[{key!r}]: compute the embedding first (or pass emb_basis=)")
     emb = adata.obsm[key]
     if isinstance(emb, da.Array):
         (emb,) = compute(emb, desc="embedding")
@@ -322,5 +323,5 @@ def _knn(adata, k: int) -> np.ndarray:
         if idx.ndim == 2 and idx.shape[0] == adata.n_obs:
             return idx[:, :k].astype(np.int64)
     if keys.DISTANCES not in adata.obsp:
-        raise ValueError("no kNN graph (obsp['distances']): run dyn.tl.neighbors first")
+        raise MissingKeyError("no kNN graph (obsp['distances']): run dyn.tl.neighbors first")
     return gnb.self_padded(gnb.knn_from_graph(adata.obsp[keys.DISTANCES], k)[0])

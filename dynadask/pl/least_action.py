@@ -12,6 +12,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 
 from .._core.compute import compute
+from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
 from .scatters import scatters
 
@@ -19,18 +20,18 @@ from .scatters import scatters
 def _paths(adata: ad.AnnData, basis: str | None, x: int, y: int):
     """The plotted columns of every stored path (``n x L x 2``) and their cumulative action."""
     if basis is None:
-        raise ValueError("pass basis= (e.g. 'pca' or 'umap'): paths are stored per embedding")
+        raise InputError("pass basis= (e.g. 'pca' or 'umap'): paths are stored per embedding")
     basis = basis[2:] if basis.startswith("X_") else basis
     key = f"LAP_{basis}"
     if key not in adata.uns:
-        raise ValueError(
+        raise MissingKeyError(
             f"no uns[{key!r}]: find the paths first with dyn.pd.least_action(adata, init_cells, "
             f"target_cells, basis={basis!r})"
         )
     P, S = adata.uns[key]["prediction"], adata.uns[key]["action"]
     d = P.shape[2]
     if not (0 <= x < d and 0 <= y < d):
-        raise ValueError(f"x={x} and y={y} must be columns of the {d}-dimensional paths")
+        raise InputError(f"x={x} and y={y} must be columns of the {d}-dimensional paths")
     xy = P[:, :, [x, y]]
     if isinstance(xy, da.Array) or isinstance(S, da.Array):
         xy, S = compute(xy, S, desc="least action paths")
