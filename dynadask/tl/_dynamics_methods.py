@@ -15,6 +15,7 @@ import numpy as np
 from .._core import keys
 from .._core.errors import InputError
 from ..est.csc.dynamical import Dynamical
+from ..est.csc.dynamical_em import DynamicalEM
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import take_columns
@@ -66,8 +67,19 @@ def run_steady_state(job: Job) -> tuple[dict, dict]:
     return params, {keys.VELOCITY_S: _splicing_velocity(job, params)}
 
 
-def run_dynamical(job: Job) -> tuple[dict, dict]:
-    """Conventional data: the splicing ODE's trajectory fitted per gene (``beta = 1``)."""
+def run_dynamical_em(job: Job) -> tuple[dict, dict]:
+    """Conventional data: EM over latent cell times and the splicing ODE's rates (``beta = 1``)."""
+    est = DynamicalEM().fit(
+        job.columns(job.layers["u"]),
+        job.columns(job.layers["s"]),
+        codes=job.codes,
+        n_strata=job.n_groups,
+    )
+    return est.params, {keys.VELOCITY_S: _splicing_velocity(job, est.params)}
+
+
+def run_dynamical_curve(job: Job) -> tuple[dict, dict]:
+    """Conventional data: the trajectory curve nearest to the cells (the first dynamical fit)."""
     est = Dynamical().fit(
         job.columns(job.layers["u"]),
         job.columns(job.layers["s"]),
@@ -110,7 +122,8 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("conventional", "stochastic", "gmm"): run_steady_state,
     ("conventional", "stochastic", "negbin"): run_steady_state,
     ("conventional", "deterministic", "ols"): run_steady_state,
-    ("conventional", "dynamical", "em"): run_dynamical,
+    ("conventional", "dynamical", "em"): run_dynamical_em,
+    ("conventional", "dynamical", "curve"): run_dynamical_curve,
     ("one-shot", "deterministic", "ols"): run_labelling("one-shot"),
     ("one-shot", "stochastic", "gmm"): run_labelling("one-shot"),
     ("kin", "deterministic", "direct"): run_labelling("kin"),

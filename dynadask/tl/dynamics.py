@@ -84,8 +84,11 @@ def dynamics(
       binomial moments. ``velocity_S = beta M_u - gamma M_s`` (``beta = 1``).
       ``model='dynamical'`` (``est_method='em'``) fits the whole trajectory of the splicing
       ODE (induction then repression) per gene on a sample of cells instead of the extreme
-      cells only (:class:`dynadask.est.csc.Dynamical`; writes ``alpha`` and ``t_switch``
-      too).
+      cells only: an EM over latent cell times, ``alpha``, ``gamma`` and the switching time
+      under Gaussian noise, from several starts (:class:`dynadask.est.csc.DynamicalEM`;
+      writes ``alpha``, ``t_switch``, ``fit_likelihood``, ``fit_steady`` … too; genes at
+      steady state get the ratio of means). ``est_method='curve'`` is the first dynamical
+      fit (nearest curve in the data's spread, :class:`dynadask.est.csc.Dynamical`).
     - labelling (see :class:`dynadask.est.tsc.Labelling`): ``one-shot`` (``ols``/``gmm``),
       ``kin`` (``direct``/``twostep``), ``deg`` (``direct``); summaries are taken per
       labelling time and smoothing never mixes labelling times (moments are computed within
