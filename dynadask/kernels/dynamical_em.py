@@ -188,7 +188,10 @@ def _grid_starts(u, s, gamma0, n_grid, n_starts):
                 cand[m, 2] = np.log(0.5) + k * 0.5 * np.log(2.0)
                 m += 1
     order = np.argsort(cand[:m, 0])[:n_starts]
-    return cand[order, 1:]
+    starts = np.empty((order.size, 2))
+    for k in range(order.size):
+        starts[k, 0], starts[k, 1] = cand[order[k], 1], cand[order[k], 2]
+    return starts
 
 
 @numba.njit(cache=True)
@@ -202,7 +205,9 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int
     starts = _grid_starts(u, s, gamma0, n_grid, N_STARTS)
     best = -np.inf
     for k in range(starts.shape[0] + 1):
-        lg, lt = (np.log(gamma0), np.log(16.0)) if k == starts.shape[0] else starts[k]
+        lg, lt = np.log(gamma0), np.log(16.0)
+        if k < starts.shape[0]:
+            lg, lt = starts[k, 0], starts[k, 1]
         lg, lt, alpha, ll, var_u, var_s = em_gene(u, s, lg, lt, n_grid, n_em)
         if ll > best:
             best = ll
