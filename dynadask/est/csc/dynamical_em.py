@@ -8,10 +8,11 @@ Rates are in units of ``beta`` (``beta = 1``): with a latent time per gene, the 
 and ``beta`` cannot be told apart, and dynamo reports conventional rates relative to
 ``beta`` too.
 
-A gene whose cells sit at one point of their curve (the fitted points vary by less than
-``min_signal`` noise variances) is at steady state: its curve says nothing of ``gamma``,
-and ``gamma`` is then the ratio of the mean unspliced to the mean spliced value of the fit
-cells (the steady-state relation ``u = gamma s``).
+A gene whose curve explains less than ``min_r2`` of the spread of ``u`` and ``s`` (each in
+units of its variance) is at steady state: its cells form a blob (the curve's two branches
+through it explain up to about three quarters), the curve says nothing of ``gamma``, and
+``gamma`` is then the ratio of the mean unspliced to the mean spliced value of the fit cells (the
+steady-state relation ``u = gamma s``).
 
 Out of core: the fit runs on a seeded sample of at most ``n_fit_cells`` cells per stratum,
 gathered in one pass; genes are fitted in parallel tasks of ``genes_per_task`` genes. The
@@ -35,7 +36,7 @@ from ...kernels.kinetics import dense_rows
 from .steady_state import splicing_velocity
 
 _AT = {"alpha": 0, "gamma": 1, "t_switch": 2, "loglik": 3, "var_u": 4, "var_s": 5}
-_AT |= {"signal": 6, "t_min": 7, "t_max": 8}  # rows of kernels.dynamical_em.fit_genes
+_AT |= {"r2": 6, "t_min": 7, "t_max": 8}  # rows of kernels.dynamical_em.fit_genes
 
 
 @dataclass
@@ -50,13 +51,17 @@ class DynamicalEM:
         Curve points per phase (the latent times between them are interpolated).
     n_em
         EM iterations per start at most (they stop when the noise variances settle).
-    min_signal
-        Variance of the fitted points, in noise variances, below which a gene is taken to be
-        at steady state.
+    min_r2
+        Share of the scaled spread of ``u`` and ``s`` explained by the curve below which a
+        gene is taken to be at steady state.
     genes_per_task
         Genes fitted by one task.
     random_state
-        Seed of the cell sample.
+        Seed of the cell sample (and of the held-out split).
+    holdout
+        Cells per stratum sampled besides the fit cells and held out of the fit, to score
+        the fit against a steady-state line (``reference_gamma`` of :meth:`fit`); when a
+        stratum has fewer cells than wanted, at most half of them are held out.
 
     Attributes
     ----------
@@ -65,7 +70,7 @@ class DynamicalEM:
         t_switch, gamma_b (= 0)``, ``gamma_r2`` (share of the spread of ``u`` and ``s``,
         each scaled to unit variance, that the curve explains), ``fit_likelihood`` (per-cell
         mean likelihood of the cells scaled to unit variance under the fitted noise),
-        ``fit_signal`` (spread of the fitted points in noise variances), ``fit_steady``
+        ``fit_steady``
         (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
         fit cells).
@@ -74,13 +79,20 @@ class DynamicalEM:
     n_fit_cells: int = 2000
     n_grid: int = 24
     n_em: int = 4
-    min_signal: float = ke.MIN_SIGNAL
+    min_r2: float = ke.MIN_R2
     genes_per_task: int = 32
     random_state: int = 0
+    holdout: int = 0
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def fit(
-        self, u: Any, s: Any, *, codes: np.ndarray | None = None, n_strata: int | None = None
+        self,
+        u: Any,
+        s: Any,
+        *,
+        codes: np.ndarray | None = None,
+        n_strata: int | None = None,
+        reference_gamma: np.ndarray | None = None,
     ) -> DynamicalEM:
         """Fit every gene (in every stratum).
 
@@ -92,6 +104,12 @@ class DynamicalEM:
             Stratum of each cell (-1 leaves a cell out); one stratum of all cells if None.
         n_strata
             Number of strata (default ``codes.max() + 1``).
+        reference_gamma
+            ``n_strata x genes`` slopes of a steady-state fit. With :attr:`holdout` cells,
+            :attr:`params` gains ``fit_heldout_loglik`` (the held-out cells' mean
+            log-likelihood under the fitted curve) and ``fit_heldout_loglik_ref`` (under the
+            line ``u = reference_gamma s`` with its own noise fitted on the fit cells), both
+            with ``u`` and ``s`` in units of the fit cells' variances.
 
         Returns
         -------
@@ -107,23 +125,42 @@ class DynamicalEM:
             dense_rows(x, 0, x.shape[0])
             for x in compute(as_rows(u)[rows], as_rows(s)[rows], desc="dynamics: sample cells")
         )
-        at = [np.searchsorted(rows, p) for p in picks]
-        fits = [self._fit_stratum(got_u[i], got_s[i]) for i in at]
-        tables = compute(*fits, desc="dynamics: EM fits")
-        ratios = [_mean_ratio(got_u[i], got_s[i]) for i in at]
-        spreads = [(np.var(got_u[i], axis=0), np.var(got_s[i], axis=0)) for i in at]
-        self.params = self._params(np.stack(tables), np.stack(ratios), spreads)
+        split = [self._split(np.searchsorted(rows, p)) for p in picks]
+        fits = [self._fit_stratum(got_u[i], got_s[i]) for i, _ in split]
+        tables = np.stack(compute(*fits, desc="dynamics: EM fits"))
+        ratios = np.stack([_mean_ratio(got_u[i], got_s[i]) for i, _ in split])
+        self.params = self._params(tables, ratios)
+        if self.holdout and reference_gamma is not None:
+            ref = np.asarray(reference_gamma, np.float64).reshape(n_strata, -1)
+            lls = compute(
+                *[self._heldout(got_u, got_s, i, j, k, ref[k]) for k, (i, j) in enumerate(split)],
+                desc="dynamics: held-out likelihoods",
+            )
+            self.params["fit_heldout_loglik"] = np.stack([x[0] for x in lls])
+            self.params["fit_heldout_loglik_ref"] = np.stack([x[1] for x in lls])
         return self
 
-    def _params(self, table: np.ndarray, ratio: np.ndarray, spreads: list) -> dict:
+    def _split(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fit and held-out positions of a stratum's sampled cells (seeded)."""
+        if not self.holdout or at.size < 20:
+            return at, at[:0]
+        rng = np.random.default_rng([self.random_state, 1])
+        mixed = rng.permutation(at)
+        n_out = min(self.holdout, at.size // 2)
+        return np.sort(mixed[n_out:]), np.sort(mixed[:n_out])
+
+    def _heldout(self, u, s, fit, out, k, ref) -> Any:
+        p = self.params
+        vectors = [p[c][k] for c in ("alpha", "fit_gamma_curve", "t_switch", "fit_var_u")]
+        vectors += [p["fit_var_s"][k], ref]
+        return gk.column_blocks(
+            ke.heldout, [u[fit], s[fit], u[out], s[out]], vectors, self.genes_per_task,
+            n_grid=self.n_grid,
+        )  # fmt: skip
+
+    def _params(self, table: np.ndarray, ratio: np.ndarray) -> dict:
         p = {k: table[:, i] for k, i in _AT.items()}
-        vu = np.stack([a for a, _ in spreads])
-        vs = np.stack([b for _, b in spreads])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            unit_u, unit_s = p["var_u"] / vu, p["var_s"] / vs
-            r2 = 1.0 - 0.5 * (unit_u + unit_s)
-            loglik = -0.5 * (np.log(2 * np.pi * unit_u) + np.log(2 * np.pi * unit_s)) - 1.0
-        steady = p["signal"] < self.min_signal
+        steady = p["r2"] < self.min_r2
         gamma = np.where(steady, ratio, p["gamma"])
         return {
             "alpha": p["alpha"],
@@ -131,10 +168,9 @@ class DynamicalEM:
             "gamma": gamma,
             "t_switch": p["t_switch"],
             "gamma_b": np.zeros_like(gamma),
-            "gamma_r2": r2,
-            "fit_likelihood": np.exp(loglik),
-            "fit_signal": p["signal"],
-            "fit_steady": np.where(np.isfinite(p["signal"]), steady.astype(float), np.nan),
+            "gamma_r2": p["r2"],
+            "fit_likelihood": np.exp(p["loglik"]),
+            "fit_steady": np.where(np.isfinite(p["r2"]), steady.astype(float), np.nan),
             "fit_var_u": p["var_u"],
             "fit_var_s": p["var_s"],
             "fit_t_min": p["t_min"],
@@ -181,10 +217,11 @@ class DynamicalEM:
         )  # fmt: skip
 
     def _sample(self, cells: np.ndarray) -> np.ndarray:
-        if cells.size <= self.n_fit_cells:
+        want = self.n_fit_cells + self.holdout
+        if cells.size <= want:
             return cells
         rng = np.random.default_rng(self.random_state)
-        return np.sort(rng.choice(cells, self.n_fit_cells, replace=False))
+        return np.sort(rng.choice(cells, want, replace=False))
 
     def _fit_stratum(self, u: np.ndarray, s: np.ndarray) -> Any:
         return gk.column_blocks(
