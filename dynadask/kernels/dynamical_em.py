@@ -99,7 +99,7 @@ def _search(u, s, wu, ws, lg, lt, alpha, n_grid, step, min_step):
         for k in range(8):
             dg, dt = moves[k] if k < 4 else moves2[k - 4]
             g, t = lg + dg * step, lt + dt * step
-            if t > np.log(200.0) or abs(g) > np.log(1e3):
+            if t > np.log(200.0) or t < np.log(0.01) or abs(g) > np.log(1e3):
                 continue
             fg, ag = distance(u, s, wu, ws, np.exp(g), np.exp(t), alpha, n_grid, 2)
             if fg < f:
@@ -155,7 +155,7 @@ def em_gene(
     noise variances in those units and the share of the scaled spread the curve leaves
     unexplained.
     """
-    vu, vs = np.var(u), np.var(s)
+    vu, vs = max(np.var(u), 1e-300), max(np.var(s), 1e-300)  # 0 on a thinned sparse gene
     nu, ns = 1.0, 1.0
     if not alpha > 0:
         alpha = _start_alpha(u, np.exp(lt))
@@ -231,6 +231,8 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int
         gamma0 = np.mean(u) / max(np.mean(s), 1e-12)
     starts = _grid_starts(u, s, gamma0, n_grid, N_STARTS)
     su, ss = _thin(u, SEARCH_CELLS), _thin(s, SEARCH_CELLS)
+    if not (np.var(su) > 0 and np.var(ss) > 0):
+        su, ss = u, s
     best, bg, bt, ba = -np.inf, 0.0, 0.0, 0.0
     for k in range(starts.shape[0] + 1):
         lg, lt = np.log(gamma0), np.log(16.0)
