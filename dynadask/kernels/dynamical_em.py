@@ -43,7 +43,7 @@ MAX_RATIO = 4.0  # bound on the ratio of the two scaled noise variances
 MIN_R2 = 0.8  # share of the scaled spread explained below which a gene is at steady state
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def project(
     u: np.ndarray,
     s: np.ndarray,
@@ -88,7 +88,7 @@ def project(
     return pu, ps, pt
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _search(u, s, wu, ws, lg, lt, alpha, n_grid, step, min_step):
     """Pattern search in ``(log gamma, log t_switch)``; ``alpha`` re-solved at each trial."""
     moves = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))
@@ -110,7 +110,7 @@ def _search(u, s, wu, ws, lg, lt, alpha, n_grid, step, min_step):
     return lg, lt, alpha, f
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _residuals(u, s, pu, ps, vu, vs):
     """Mean squared residuals of ``u`` and ``s`` in units of the data's variances."""
     ru = np.mean((u - pu) ** 2) / vu
@@ -118,7 +118,7 @@ def _residuals(u, s, pu, ps, vu, vs):
     return max(ru, 1e-8), max(rs, 1e-8)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _bounded(ru: float, rs: float) -> tuple[float, float]:
     """Noise variances from the residuals, their ratio kept within ``MAX_RATIO``.
 
@@ -131,13 +131,13 @@ def _bounded(ru: float, rs: float) -> tuple[float, float]:
     return g * q, g / q
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _start_alpha(u: np.ndarray, t_switch: float) -> float:
     top = np.sort(u)[int(0.99 * (u.size - 1))]
     return max(top, 1e-12) / (1.0 - np.exp(-min(t_switch, 50.0)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def em_gene(
     u: np.ndarray,
     s: np.ndarray,
@@ -175,12 +175,12 @@ def em_gene(
     return lg, lt, alpha, loglik, nu, ns, 0.5 * (ru + rs)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _thin(x: np.ndarray, at_most: int) -> np.ndarray:
     return x[:: max(1, x.size // at_most)]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grid_starts(u, s, gamma0, n_grid, n_starts):
     """The ``n_starts`` best local minima of a coarse ``(log gamma, log t_switch)`` grid.
 
@@ -218,7 +218,7 @@ def _grid_starts(u, s, gamma0, n_grid, n_starts):
     return starts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int) -> np.ndarray:
     """Fit one gene from several starts; the ``N_OUT`` values of :func:`fit_genes`.
 
@@ -251,7 +251,7 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fit_genes(
     u: np.ndarray, s: np.ndarray, gamma0: np.ndarray, n_grid: int = 24, n_em: int = 4
 ) -> np.ndarray:
@@ -271,7 +271,7 @@ def fit_genes(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def gene_times(
     u: np.ndarray,
     s: np.ndarray,
@@ -296,7 +296,7 @@ def gene_times(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _gauss(u, s, pu, ps, var_u, var_s) -> float:
     """Mean Gaussian log-likelihood per cell of residuals ``(u - pu, s - ps)``."""
     ru = np.mean((u - pu) ** 2)
@@ -304,7 +304,7 @@ def _gauss(u, s, pu, ps, var_u, var_s) -> float:
     return -0.5 * (np.log(2 * np.pi * var_u) + np.log(2 * np.pi * var_s) + ru / var_u + rs / var_s)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _line(u, s, wu, ws, gamma):
     """Projections of the cells on the ray ``u = gamma s`` (``s >= 0``) in the metric."""
     dd = wu * gamma * gamma + ws
@@ -312,7 +312,7 @@ def _line(u, s, wu, ws, gamma):
     return gamma * lam, lam
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def heldout_gene(u, s, ut, st, alpha, gamma, t_switch, var_u, var_s, gamma_ref, n_grid):
     """Held-out log-likelihoods of the curve and of the steady-state line ``u = gamma_ref s``.
 
@@ -339,7 +339,7 @@ def heldout_gene(u, s, ut, st, alpha, gamma, t_switch, var_u, var_s, gamma_ref, 
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def heldout(u, s, ut, st, alpha, gamma, t_switch, var_u, var_s, gamma_ref, n_grid=24):
     """:func:`heldout_gene` for every column: ``2 x genes`` (curve, line)."""
     out = np.full((2, u.shape[1]), np.nan)

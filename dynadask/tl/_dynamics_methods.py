@@ -161,7 +161,6 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("conventional", "deterministic", "ols"): run_steady_state,
     ("conventional", "dynamical", "em"): run_dynamical_em,
     ("conventional", "dynamical", "curve"): run_dynamical_curve,
-    ("conventional", "auto", "auto"): run_auto,
     ("one-shot", "deterministic", "ols"): run_labelling("one-shot"),
     ("one-shot", "stochastic", "gmm"): run_labelling("one-shot"),
     ("kin", "deterministic", "direct"): run_labelling("kin"),

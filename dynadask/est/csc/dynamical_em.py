@@ -80,7 +80,7 @@ class DynamicalEM:
     n_grid: int = 24
     n_em: int = 4
     min_r2: float = ke.MIN_R2
-    genes_per_task: int = 32
+    genes_per_task: int = 8
     random_state: int = 0
     holdout: int = 0
     params: dict[str, np.ndarray] = field(default_factory=dict)
