@@ -49,7 +49,8 @@ DIFFERENCES: dict[str, str] = {
     "pp.recipe_monocle": "works on a Zarr store out of core; the kNN graph is NN-descent",
     "tl.neighbors": "NN-descent (pynndescent's method, own implementation) on every size",
     "tl.dynamics": "one-shot/kinetics/degradation/mixed labelling and splicing models; "
-    "est_method 'em' adds the EM dynamical model",
+    "est_method 'em' adds the EM dynamical model; model='auto' chooses per gene between it "
+    "and the steady-state fit (dynamo's 'auto' is the default, model=None)",
     "vf.VectorField": "SparseVFC fitted on a kNN-spread sample, evaluated for every cell by blocks",
     "ext.ddhodge": "the potential is solved by preconditioned conjugate gradients",
     "tl.find_group_markers": "the control group's values are sorted and each group's own "

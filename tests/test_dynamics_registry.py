@@ -135,7 +135,11 @@ CONVENTIONAL = [
     ("conventional", "stochastic", "negbin"),
     ("conventional", "deterministic", "ols"),
 ]
-OTHERS = [("conventional", "dynamical", "em"), ("mix_std_stm", "deterministic", "direct")]
+OTHERS = [
+    ("conventional", "dynamical", "em"),
+    ("conventional", "dynamical", "curve"),  # tests/test_est_dynamical_em.py
+    ("mix_std_stm", "deterministic", "direct"),
+]
 
 
 def test_every_registry_entry_has_a_case():

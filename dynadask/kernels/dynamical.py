@@ -35,7 +35,7 @@ COARSE_CELLS = 200  # cells that score the coarse grid
 SEARCH_CELLS = 500  # cells that guide the pattern search (the final alpha uses all)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cross(t: float, gamma: float) -> float:
     """``(e^{-t} - e^{-gamma t}) / (gamma - 1)``, continuous at ``gamma = 1``."""
     if abs(gamma - 1.0) < 1e-6:
@@ -43,7 +43,7 @@ def _cross(t: float, gamma: float) -> float:
     return (np.exp(-t) - np.exp(-gamma * t)) / (gamma - 1.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def shape(gamma: float, t_switch: float, n_grid: int) -> tuple[np.ndarray, np.ndarray]:
     """The unit-``alpha`` curve ``(u, s)`` at ``n_grid`` times of each phase (on, then off)."""
     cu = np.empty(2 * n_grid)
@@ -61,7 +61,7 @@ def shape(gamma: float, t_switch: float, n_grid: int) -> tuple[np.ndarray, np.nd
     return cu, cs
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def distance(
     u: np.ndarray,
     s: np.ndarray,
@@ -109,26 +109,26 @@ def distance(
     return sse, alpha
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _start_alpha(u: np.ndarray, t_switch: float) -> float:
     """``alpha`` whose curve reaches the 99th percentile of ``u`` at the switch."""
     top = np.sort(u)[int(0.99 * (u.size - 1))]
     return max(top, 1e-12) / (1.0 - np.exp(-t_switch))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _thin(x: np.ndarray, at_most: int) -> np.ndarray:
     """Every k-th value so that at most about ``at_most`` remain."""
     return x[:: max(1, x.size // at_most)]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _evaluate(u, s, wu, ws, log_gamma, log_switch, n_grid, n_iter):
     ts = np.exp(log_switch)
     return distance(u, s, wu, ws, np.exp(log_gamma), ts, _start_alpha(u, ts), n_grid, n_iter)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _compass(u, s, wu, ws, lg, lt, f, n_grid, n_iter, step, min_step):
     """Pattern search in ``(log gamma, log t_s)``: try the 8 neighbours, halve when stuck."""
     moves = (
@@ -154,7 +154,7 @@ def _compass(u, s, wu, ws, lg, lt, f, n_grid, n_iter, step, min_step):
     return lg, lt, f
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fit_gene(
     u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int = 20, n_iter: int = 2
 ) -> tuple[float, float, float, float]:
@@ -200,7 +200,7 @@ def fit_gene(
     return alpha, gamma, t_switch, r2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fit_genes(
     u: np.ndarray, s: np.ndarray, gamma0: np.ndarray, n_grid: int = 20, n_iter: int = 2
 ) -> np.ndarray:

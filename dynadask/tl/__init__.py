@@ -10,6 +10,7 @@ from .conversion import scv_dyn_convertor as scv_dyn_convertor
 from .dynamics import dynamics as dynamics
 from .growth import cell_growth_rate as cell_growth_rate
 from .growth import score_cells as score_cells
+from .latent_time import latent_time as latent_time
 from .markers import find_group_markers as find_group_markers
 from .markers import top_n_markers as top_n_markers
 from .markov import stationary_distribution as stationary_distribution

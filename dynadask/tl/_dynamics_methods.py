@@ -15,6 +15,7 @@ import numpy as np
 from .._core import keys
 from .._core.errors import InputError
 from ..est.csc.dynamical import Dynamical
+from ..est.csc.dynamical_em import DynamicalEM
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import take_columns
@@ -66,8 +67,56 @@ def run_steady_state(job: Job) -> tuple[dict, dict]:
     return params, {keys.VELOCITY_S: _splicing_velocity(job, params)}
 
 
-def run_dynamical(job: Job) -> tuple[dict, dict]:
-    """Conventional data: the splicing ODE's trajectory fitted per gene (``beta = 1``)."""
+def run_dynamical_em(job: Job) -> tuple[dict, dict]:
+    """Conventional data: EM over latent cell times and the splicing ODE's rates (``beta = 1``)."""
+    est = DynamicalEM().fit(
+        job.columns(job.layers["u"]),
+        job.columns(job.layers["s"]),
+        codes=job.codes,
+        n_strata=job.n_groups,
+    )
+    return est.params, {keys.VELOCITY_S: _splicing_velocity(job, est.params)}
+
+
+AUTO_MARGIN = 0.05  # held-out log-likelihood per cell the curve must gain over the line
+
+
+def run_auto(job: Job) -> tuple[dict, dict]:
+    """Conventional data: per gene, the dynamical EM where held-out cells support it.
+
+    The default steady-state fit (``stochastic/gmm``) runs on all cells; the EM runs on a
+    seeded sample with a seeded held-out share. A gene takes the EM's parameters when its
+    curve is not flat (``fit_steady == 0``) and gives the held-out cells a mean
+    log-likelihood at least ``AUTO_MARGIN`` above the steady-state line ``u = gamma s``
+    (both with their noise fitted on the fit cells); else the steady-state parameters.
+    """
+    ss_job = Job(**{**job.__dict__, "model": "stochastic", "est_method": "gmm"})
+    ss, _ = run_steady_state(ss_job)
+    em = (
+        DynamicalEM(holdout=1000)
+        .fit(
+            job.columns(job.layers["u"]),
+            job.columns(job.layers["s"]),
+            codes=job.codes,
+            n_strata=job.n_groups,
+            reference_gamma=ss["gamma"],
+        )
+        .params
+    )
+    gain = em["fit_heldout_loglik"] - em["fit_heldout_loglik_ref"]
+    pick = (gain >= AUTO_MARGIN) & (em["fit_steady"] == 0) & np.isfinite(em["gamma"])
+    params = {k: v for k, v in em.items() if k.startswith("fit_")}
+    for k in set(ss) | {"alpha", "t_switch"}:
+        a = np.asarray(em.get(k, np.full(pick.shape, np.nan)), np.float64)
+        b = np.asarray(ss.get(k, np.full(pick.shape, np.nan)), np.float64)
+        params[k] = np.where(pick, a, b)
+    params["fit_loglik_gain"] = gain
+    params["fit_dynamical"] = np.where(np.isfinite(gain), pick.astype(np.float64), np.nan)
+    return params, {keys.VELOCITY_S: _splicing_velocity(job, params)}
+
+
+def run_dynamical_curve(job: Job) -> tuple[dict, dict]:
+    """Conventional data: the trajectory curve nearest to the cells (the first dynamical fit)."""
     est = Dynamical().fit(
         job.columns(job.layers["u"]),
         job.columns(job.layers["s"]),
@@ -110,7 +159,8 @@ REGISTRY: dict[tuple[str, str, str], Runner] = {
     ("conventional", "stochastic", "gmm"): run_steady_state,
     ("conventional", "stochastic", "negbin"): run_steady_state,
     ("conventional", "deterministic", "ols"): run_steady_state,
-    ("conventional", "dynamical", "em"): run_dynamical,
+    ("conventional", "dynamical", "em"): run_dynamical_em,
+    ("conventional", "dynamical", "curve"): run_dynamical_curve,
     ("one-shot", "deterministic", "ols"): run_labelling("one-shot"),
     ("one-shot", "stochastic", "gmm"): run_labelling("one-shot"),
     ("kin", "deterministic", "direct"): run_labelling("kin"),
@@ -138,9 +188,16 @@ AUTO_METHOD = {
 }
 
 
-def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str, Runner]:
-    """Pick the runner; ``'auto'`` model/method resolve per experiment type."""
-    model = AUTO_MODEL[experiment_type] if model == "auto" else model
+def resolve(experiment_type: str, model: str | None, est_method: str) -> tuple[str, str, Runner]:
+    """Pick the runner.
+
+    ``model=None`` (nothing named) resolves per experiment type as dynamo's ``'auto'``;
+    ``'auto'`` is the per-gene choice for splicing data (:func:`run_auto`) and dynamo's
+    resolution for labelling data.
+    """
+    if model == "auto" and experiment_type == "conventional" and est_method == "auto":
+        return model, est_method, run_auto
+    model = AUTO_MODEL[experiment_type] if model in (None, "auto") else model
     model = {"moment": "stochastic"}.get(model, model)
     if est_method == "auto":
         est_method = AUTO_METHOD.get((experiment_type, model), "auto")
@@ -157,4 +214,4 @@ def resolve(experiment_type: str, model: str, est_method: str) -> tuple[str, str
 
 def needs_second_moments(model: str, est_method: str) -> bool:
     """Whether the estimator reads second moments (M_us/M_ss or M_tn/M_tt)."""
-    return est_method in ("gmm", "negbin")
+    return est_method in ("gmm", "negbin") or (model, est_method) == ("auto", "auto")

@@ -57,7 +57,9 @@ def gene_wise_confidence(
     var['avg_prog_confidence'], var['avg_mature_confidence']
         Mean confidence over the lineages (NaN for genes not scored).
     uns['gene_wise_confidence']
-        Columns ``gene, progenitor, mature, prog_confidence, mature_confidence``.
+        Columns ``gene, progenitor, mature, prog_confidence, mature_confidence``; after
+        ``dyn.tl.dynamics(model='auto')`` also ``kinetic_model`` (the fit each gene's
+        velocity comes from) and ``fit_loglik_gain``.
 
     Raises
     ------
@@ -81,6 +83,9 @@ def gene_wise_confidence(
     )
     thr_nan = counts["nan"].sum(0) > 0
     table = _table(adata.var_names[idx], pairs, names, medians, counts, thr_nan)
+    for key in ("kinetic_model", "fit_loglik_gain"):
+        if key in adata.var:
+            table[key] = np.tile(adata.var[key].to_numpy()[idx], len(pairs))
     _write(adata, idx, table)
 
 
@@ -150,4 +155,6 @@ def _write(adata, idx, table) -> None:
     table["gene"] = table["gene"].astype(str)
     table["progenitor"] = table["progenitor"].astype(str)
     table["mature"] = table["mature"].astype(str)
+    if "kinetic_model" in table:
+        table["kinetic_model"] = table["kinetic_model"].astype(str)
     commit(adata, "gene_wise_confidence", var=var, uns={"gene_wise_confidence": table})

@@ -56,7 +56,7 @@ def dynamics(
     *,
     filter_gene_mode: str = "final",
     use_smoothed: bool = True,
-    model: str = "auto",
+    model: str | None = None,
     est_method: str = "auto",
     group: str | None = None,
     re_smooth: bool = False,
@@ -84,8 +84,18 @@ def dynamics(
       binomial moments. ``velocity_S = beta M_u - gamma M_s`` (``beta = 1``).
       ``model='dynamical'`` (``est_method='em'``) fits the whole trajectory of the splicing
       ODE (induction then repression) per gene on a sample of cells instead of the extreme
-      cells only (:class:`dynadask.est.csc.Dynamical`; writes ``alpha`` and ``t_switch``
-      too).
+      cells only: an EM over latent cell times, ``alpha``, ``gamma`` and the switching time
+      under Gaussian noise, from several starts (:class:`dynadask.est.csc.DynamicalEM`;
+      writes ``alpha``, ``t_switch``, ``fit_likelihood``, ``fit_steady`` … too; genes at
+      steady state get the ratio of means). ``est_method='curve'`` is the first dynamical
+      fit (nearest curve in the data's spread, :class:`dynadask.est.csc.Dynamical`).
+      ``model='auto'`` chooses per gene: the steady-state fit (``stochastic/gmm``) on all
+      cells and the EM on a seeded sample with 1,000 seeded held-out cells per group; a
+      gene takes the EM's parameters when its curve is not flat and gives the held-out
+      cells a mean log-likelihood (``u``, ``s`` in units of their variances) at least 0.05
+      per cell above the steady-state line ``u = gamma s``, else the steady-state ones
+      (``var['kinetic_model']`` says which; ``fit_loglik_gain`` the gain). dynamo's
+      ``'auto'`` is the steady-state model: here that is the default (``model=None``).
     - labelling (see :class:`dynadask.est.tsc.Labelling`): ``one-shot`` (``ols``/``gmm``),
       ``kin`` (``direct``/``twostep``), ``deg`` (``direct``); summaries are taken per
       labelling time and smoothing never mixes labelling times (moments are computed within
@@ -103,7 +113,9 @@ def dynamics(
     use_smoothed
         Use the moments (``M_*``) rather than the normalised layers (``X_*``).
     model, est_method
-        ``'auto'`` or one of the registered combinations (an error lists them).
+        None (dynamo's default: ``stochastic/gmm`` for splicing data, ``deterministic`` for
+        labelling), ``'auto'`` (splicing data: the per-gene choice above; labelling: as
+        None) or one of the registered combinations (an error lists them).
     group
         obs column: parameters per group, named ``<group>_<value>_<param>``.
     re_smooth
@@ -136,6 +148,9 @@ def dynamics(
         ``beta, gamma, half_life, gamma_b, gamma_r2, gamma_logLL`` … (prefixed per group).
     layers['velocity_S'] (splicing), layers['velocity_U'], ['velocity_N'], ['velocity_T']
         Velocities (float32, genes outside ``use_for_dynamics`` are 0).
+    var['kinetic_model'], var['fit_loglik_gain'], var['fit_dynamical']
+        With ``model='auto'``: ``'dynamical'`` or ``'stochastic'`` per gene, the held-out
+        log-likelihood gain of the curve over the line, 1 where the EM was taken.
     uns['dynamics']
         The settings used.
     """
@@ -249,5 +264,9 @@ def _write(adata, params, velocities, valid, group, names, settings) -> None:
         varm[f"{pre}vel_params"] = np.column_stack(list(table.values()))
         uns[f"{pre}vel_params_names"] = cols
         var.update({pre + k: v for k, v in table.items() if not np.all(np.isnan(v))})
+        if "fit_dynamical" in table:
+            var[pre + "kinetic_model"] = np.where(
+                table["fit_dynamical"] == 1, "dynamical", np.where(valid, "stochastic", "")
+            )
     uns["dynamics" if group is None else f"{group}_dynamics"] = settings
     commit(adata, "dynamics", layers=velocities, var=var, varm=varm, uns=uns)

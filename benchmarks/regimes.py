@@ -1,0 +1,208 @@
+"""Kinetics recovery across regimes of the splicing ODE; prints the table of issue 20.
+
+    python -m benchmarks.regimes [--cells 5000] [--genes 300] [--seed 0]
+
+Simulated splicing data with known rates: every gene follows the closed-form mean of the
+on/off splicing ODE at its cell's time, and the counts are Poisson draws of that mean
+(``depth`` scales the mean: two noise levels). Regimes per gene:
+
+- ``steady``: the gene sits at its steady state ``(alpha / beta, alpha / gamma)`` in all cells;
+- ``induction``: switched on at time 0 from no RNA, never switched off;
+- ``repression``: at steady state until time 0, then transcription stops;
+- ``cycle``: induction from no RNA, switched off at a time inside the cells' time span;
+- ``mixture``: the four regimes in equal shares over the genes.
+
+Each cell has one time shared by its genes (uniform over the span). The data go through
+the guide's calls (``recipe_monocle`` keeping all genes, ``dynamics(model=...)``; moments
+are taken by ``dynamics``), then per estimator: Spearman of ``gamma / beta`` with the truth,
+and the median over cells of the cosine between ``velocity_S`` and the true velocity
+``(beta u - gamma s) / beta`` of the noise-free mean (the estimators report rates in units of
+``beta``). ``oracle`` is ``M_u - (gamma / beta) M_s`` with the true rates on the same smoothed
+data. Seconds are the ``dynamics`` call's wall time per 1,000 genes, and its CPU time (the
+process's, all threads: the figure to read on a shared machine). ``auto/auto`` is
+``model='auto'``, the per-gene choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import anndata as ad
+import numpy as np
+from scipy import sparse
+from scipy.stats import spearmanr
+
+import dynadask as dyn
+
+REGIMES = ("steady", "induction", "repression", "cycle", "mixture")
+ESTIMATORS = (
+    ("stochastic", "gmm"),
+    ("deterministic", "ols"),
+    ("stochastic", "negbin"),
+    ("dynamical", "curve"),
+    ("dynamical", "em"),
+    ("auto", "auto"),
+)
+SPAN = 12.0  # cells' times are uniform on [0, SPAN] (units of 1 / beta of a beta = 1 gene)
+
+
+def _cross(t: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """``(e^{-beta t} - e^{-gamma t}) / (gamma - beta)``."""
+    return (np.exp(-beta * t) - np.exp(-gamma * t)) / (gamma - beta)
+
+
+def means(
+    t: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    t_switch: np.ndarray,
+    u0: np.ndarray,
+    s0: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(u, s)`` at times ``t`` (cells x 1) of genes switched off at ``t_switch``.
+
+    From ``(u0, s0)`` at time 0 with transcription ``alpha`` until ``t_switch``, then none.
+    """
+
+    def run(t, a, u0, s0):
+        u = a / beta + (u0 - a / beta) * np.exp(-beta * t)
+        s_inf = a / gamma
+        s = (
+            s_inf
+            + (s0 - s_inf) * np.exp(-gamma * t)
+            + beta * (u0 - a / beta) * _cross(t, beta, gamma)
+        )
+        return u, s
+
+    on_u, on_s = run(np.minimum(t, t_switch), alpha, u0, s0)
+    sw_u, sw_s = run(t_switch, alpha, u0, s0)
+    off_u, off_s = run(np.maximum(t - t_switch, 0.0), 0.0 * alpha, sw_u, sw_s)
+    after = t > t_switch
+    return np.where(after, off_u, on_u), np.where(after, off_s, on_s)
+
+
+def simulate(
+    n_cells: int, n_genes: int, regime: str, *, depth: float = 1.0, seed: int = 0
+) -> ad.AnnData:
+    """Poisson splicing counts of genes in one regime (or a mixture), with the truth in var."""
+    rng = np.random.default_rng([seed, REGIMES.index(regime)])
+    alpha = np.exp(rng.uniform(np.log(2.0), np.log(20.0), n_genes)) * depth
+    beta = np.exp(rng.uniform(np.log(0.5), np.log(2.0), n_genes))
+    gamma = np.exp(rng.uniform(np.log(0.1), np.log(1.0), n_genes)) * beta
+    kinds = (
+        rng.permutation(np.arange(n_genes) % 4)
+        if regime == "mixture"
+        else np.full(n_genes, REGIMES.index(regime))
+    )
+    steady_u, steady_s = alpha / beta, alpha / gamma
+    at_steady = (kinds == 0) | (kinds == 2)
+    u0, s0 = steady_u * at_steady, steady_s * at_steady
+    t_switch = np.where(
+        kinds == 3, rng.uniform(0.3, 0.7, n_genes) * SPAN, np.where(kinds == 2, 0.0, np.inf)
+    )
+    t = np.sort(rng.uniform(0, SPAN, n_cells))[:, None]
+    mu, ms = means(t, alpha, beta, gamma, t_switch, u0, s0)
+    v = (beta * mu - gamma * ms) / beta
+    u, s = rng.poisson(mu).astype(np.float32), rng.poisson(ms).astype(np.float32)
+    a = ad.AnnData(
+        X=sparse.csr_matrix(s),
+        layers={"spliced": sparse.csr_matrix(s), "unspliced": sparse.csr_matrix(u)},
+    )
+    a.obs_names = [f"c{i}" for i in range(n_cells)]
+    a.var_names = [f"g{j}" for j in range(n_genes)]
+    a.obs["true_time"] = t[:, 0]
+    a.var["true_alpha"], a.var["true_beta"], a.var["true_gamma"] = alpha, beta, gamma
+    a.var["true_t_switch"] = t_switch
+    a.var["regime"] = np.asarray(REGIMES[:4])[kinds]
+    a.layers["velocity_S_true"] = v.astype(np.float32)
+    return a
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    num = np.sum(a * b, axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.median(num[den > 0] / den[den > 0]))
+
+
+def _dense(x) -> np.ndarray:
+    x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    return np.asarray(x, dtype=np.float64)
+
+
+def preprocess(sim: ad.AnnData) -> ad.AnnData:
+    """``recipe_monocle`` keeping every gene for dynamics."""
+    a = sim.copy()
+    dyn.pp.recipe_monocle(a, n_top_genes=a.n_vars, num_dim=30, keep_filtered_cells=True)
+    a.var["use_for_pca"] = True
+    return a
+
+
+def score(a: ad.AnnData, gamma: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Spearman of gamma / beta with the truth and median cell cosine of the velocity."""
+    truth = (a.var["true_gamma"] / a.var["true_beta"]).to_numpy()
+    ok = np.isfinite(gamma)
+    rho = spearmanr(gamma[ok], truth[ok])[0] if ok.sum() > 2 else np.nan
+    return float(rho), _cosine(np.nan_to_num(v), _dense(a.layers["velocity_S_true"]))
+
+
+def run_regime(
+    n_cells: int,
+    n_genes: int,
+    regime: str,
+    depth: float,
+    seed: int,
+    estimators: list[str] | None = None,
+) -> list[dict]:
+    """Every estimator (or the named ``model/est_method`` ones) and the oracle on one data set."""
+    base = preprocess(simulate(n_cells, n_genes, regime, depth=depth, seed=seed))
+    rows = []
+    chosen = [tuple(e.split("/")) for e in estimators] if estimators else ESTIMATORS
+    for model, method in chosen:
+        a = base.copy()
+        start, cpu = time.perf_counter(), time.process_time()
+        dyn.tl.dynamics(a, model=model, est_method=method)
+        sec, cpu = time.perf_counter() - start, time.process_time() - cpu
+        rho, cos = score(a, a.var["gamma"].to_numpy(), _dense(a.layers["velocity_S"]))
+        rows.append(
+            {"estimator": f"{model}/{method}", "rho": rho, "cos": cos, "sec": sec, "cpu": cpu}
+        )
+    truth = (a.var["true_gamma"] / a.var["true_beta"]).to_numpy()
+    oracle = _dense(a.layers["M_u"]) - truth * _dense(a.layers["M_s"])
+    cos = score(a, truth, oracle)[1]
+    rows.append({"estimator": "oracle", "rho": 1.0, "cos": cos, "sec": 0.0, "cpu": 0.0})
+    for r in rows:
+        r.update(regime=regime, depth=depth, sec_per_1000_genes=r["sec"] * 1000 / n_genes)
+        r["cpu_per_1000_genes"] = r["cpu"] * 1000 / n_genes
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=5000)
+    parser.add_argument("--genes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regimes", nargs="*", default=list(REGIMES))
+    parser.add_argument("--depths", nargs="*", type=float, default=[1.0, 0.2])
+    parser.add_argument("--estimators", nargs="*", default=None, help="model/est_method names")
+    args = parser.parse_args(argv)
+    head = f"{'regime':<11}{'depth':>6}  {'estimator':<22}{'rho':>7}{'cos':>7}"
+    print(head + f"{'s/1000g':>9}{'cpu/1000g':>10}")
+    for depth in args.depths:
+        for regime in args.regimes:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows = run_regime(args.cells, args.genes, regime, depth, args.seed, args.estimators)
+            for r in rows:
+                print(
+                    f"{regime:<11}{depth:>6.1f}  {r['estimator']:<22}{r['rho']:>7.3f}"
+                    f"{r['cos']:>7.3f}{r['sec_per_1000_genes']:>9.1f}"
+                    f"{r['cpu_per_1000_genes']:>10.1f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""EM fit of the splicing ODE with latent cell times (the ``dynamical`` model's default).
+
+Per gene (and stratum), the cells are placed at latent times on the curve of an
+induction-then-repression trajectory, and ``alpha``, ``gamma`` and the switching time are
+fitted by EM under Gaussian observation noise with per-gene variances
+(:mod:`dynadask.kernels.dynamical_em`), from several starts, keeping the most likely fit.
+Rates are in units of ``beta`` (``beta = 1``): with a latent time per gene, the time scale
+and ``beta`` cannot be told apart, and dynamo reports conventional rates relative to
+``beta`` too.
+
+A gene whose curve explains less than ``min_r2`` of the spread of ``u`` and ``s`` (each in
+units of its variance) is at steady state: its cells form a blob (the curve's two branches
+through it explain up to about three quarters), the curve says nothing of ``gamma``, and
+``gamma`` is then the ratio of the mean unspliced to the mean spliced value of the fit cells (the
+steady-state relation ``u = gamma s``).
+
+Out of core: the fit runs on a seeded sample of at most ``n_fit_cells`` cells per stratum,
+gathered in one pass; genes are fitted in parallel tasks of ``genes_per_task`` genes. The
+velocity ``u - gamma s`` is evaluated for every cell, row block by row block, and latent
+times likewise (:meth:`DynamicalEM.latent_time`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..._core.compute import compute
+from ...graph import kinetics as gk
+from ...graph.blocks import as_rows, map_rows
+from ...kernels import dynamical as kd
+from ...kernels import dynamical_em as ke
+from ...kernels.kinetics import dense_rows
+from .steady_state import splicing_velocity
+
+_AT = {"alpha": 0, "gamma": 1, "t_switch": 2, "loglik": 3, "var_u": 4, "var_s": 5}
+_AT |= {"r2": 6, "t_min": 7, "t_max": 8}  # rows of kernels.dynamical_em.fit_genes
+
+
+@dataclass
+class DynamicalEM:
+    """EM over latent cell times and per-gene ``alpha``, ``gamma``, switching time.
+
+    Parameters
+    ----------
+    n_fit_cells
+        Cells sampled per stratum for the fit (all when fewer).
+    n_grid
+        Curve points per phase (the latent times between them are interpolated).
+    n_em
+        EM iterations per start at most (they stop when the noise variances settle).
+    min_r2
+        Share of the scaled spread of ``u`` and ``s`` explained by the curve below which a
+        gene is taken to be at steady state.
+    genes_per_task
+        Genes fitted by one task.
+    random_state
+        Seed of the cell sample (and of the held-out split).
+    holdout
+        Cells per stratum sampled besides the fit cells and held out of the fit, to score
+        the fit against a steady-state line (``reference_gamma`` of :meth:`fit`); when a
+        stratum has fewer cells than wanted, at most half of them are held out.
+
+    Attributes
+    ----------
+    params : dict
+        After :meth:`fit`, each ``n_strata x n_genes``: ``alpha, beta (= 1), gamma,
+        t_switch, gamma_b (= 0)``, ``gamma_r2`` (share of the spread of ``u`` and ``s``,
+        each scaled to unit variance, that the curve explains), ``fit_likelihood`` (per-cell
+        mean likelihood of the cells scaled to unit variance under the fitted noise),
+        ``fit_steady``
+        (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
+        variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
+        fit cells).
+    """
+
+    n_fit_cells: int = 2000
+    n_grid: int = 24
+    n_em: int = 4
+    min_r2: float = ke.MIN_R2
+    genes_per_task: int = 8
+    random_state: int = 0
+    holdout: int = 0
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fit(
+        self,
+        u: Any,
+        s: Any,
+        *,
+        codes: np.ndarray | None = None,
+        n_strata: int | None = None,
+        reference_gamma: np.ndarray | None = None,
+    ) -> DynamicalEM:
+        """Fit every gene (in every stratum).
+
+        Parameters
+        ----------
+        u, s
+            Cells x genes unspliced and spliced values (moments or normalised layers).
+        codes
+            Stratum of each cell (-1 leaves a cell out); one stratum of all cells if None.
+        n_strata
+            Number of strata (default ``codes.max() + 1``).
+        reference_gamma
+            ``n_strata x genes`` slopes of a steady-state fit. With :attr:`holdout` cells,
+            :attr:`params` gains ``fit_heldout_loglik`` (the held-out cells' mean
+            log-likelihood under the fitted curve) and ``fit_heldout_loglik_ref`` (under the
+            line ``u = reference_gamma s`` with its own noise fitted on the fit cells), both
+            with ``u`` and ``s`` in units of the fit cells' variances.
+
+        Returns
+        -------
+        DynamicalEM
+            ``self``, with :attr:`params` set.
+        """
+        n = u.shape[0]
+        codes = np.zeros(n, np.int64) if codes is None else np.asarray(codes, np.int64)
+        n_strata = int(n_strata if n_strata is not None else codes.max() + 1)
+        picks = [self._sample(np.flatnonzero(codes == k)) for k in range(n_strata)]
+        rows = np.unique(np.concatenate(picks))
+        got_u, got_s = (
+            dense_rows(x, 0, x.shape[0])
+            for x in compute(as_rows(u)[rows], as_rows(s)[rows], desc="dynamics: sample cells")
+        )
+        split = [self._split(np.searchsorted(rows, p)) for p in picks]
+        fits = [self._fit_stratum(got_u[i], got_s[i]) for i, _ in split]
+        tables = np.stack(compute(*fits, desc="dynamics: EM fits"))
+        ratios = np.stack([_mean_ratio(got_u[i], got_s[i]) for i, _ in split])
+        self.params = self._params(tables, ratios)
+        if self.holdout and reference_gamma is not None:
+            ref = np.asarray(reference_gamma, np.float64).reshape(n_strata, -1)
+            lls = compute(
+                *[self._heldout(got_u, got_s, i, j, k, ref[k]) for k, (i, j) in enumerate(split)],
+                desc="dynamics: held-out likelihoods",
+            )
+            self.params["fit_heldout_loglik"] = np.stack([x[0] for x in lls])
+            self.params["fit_heldout_loglik_ref"] = np.stack([x[1] for x in lls])
+        return self
+
+    def _split(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fit and held-out positions of a stratum's sampled cells (seeded)."""
+        if not self.holdout or at.size < 20:
+            return at, at[:0]
+        rng = np.random.default_rng([self.random_state, 1])
+        mixed = rng.permutation(at)
+        n_out = min(self.holdout, at.size // 2)
+        return np.sort(mixed[n_out:]), np.sort(mixed[:n_out])
+
+    def _heldout(self, u, s, fit, out, k, ref) -> Any:
+        p = self.params
+        vectors = [p[c][k] for c in ("alpha", "fit_gamma_curve", "t_switch", "fit_var_u")]
+        vectors += [p["fit_var_s"][k], ref]
+        return gk.column_blocks(
+            ke.heldout, [u[fit], s[fit], u[out], s[out]], vectors, self.genes_per_task,
+            n_grid=self.n_grid,
+        )  # fmt: skip
+
+    def _params(self, table: np.ndarray, ratio: np.ndarray) -> dict:
+        p = {k: table[:, i] for k, i in _AT.items()}
+        steady = p["r2"] < self.min_r2
+        gamma = np.where(steady, ratio, p["gamma"])
+        return {
+            "alpha": p["alpha"],
+            "beta": np.ones_like(gamma),
+            "gamma": gamma,
+            "t_switch": p["t_switch"],
+            "gamma_b": np.zeros_like(gamma),
+            "gamma_r2": p["r2"],
+            "fit_likelihood": np.exp(p["loglik"]),
+            "fit_steady": np.where(np.isfinite(p["r2"]), steady.astype(float), np.nan),
+            "fit_var_u": p["var_u"],
+            "fit_var_s": p["var_s"],
+            "fit_t_min": p["t_min"],
+            "fit_t_max": p["t_max"],
+            "fit_gamma_curve": p["gamma"],
+        }
+
+    def velocity(
+        self, u: Any, s: Any, codes: np.ndarray | None = None, n_strata: int | None = None
+    ) -> Any:
+        """Lazy ``beta u - gamma s`` per cell with its stratum's parameters (float32)."""
+        return splicing_velocity(self.params, u, s, codes, n_strata)
+
+    def latent_time(self, u: Any, s: Any, genes: np.ndarray, stratum: int = 0) -> Any:
+        """Lazy per-cell latent time shared by ``genes`` (row blocks; float64).
+
+        Each gene's latent time of a cell (its projection on the gene's fitted curve,
+        :func:`~dynadask.kernels.dynamical_em.gene_times`) is scaled so that the gene's
+        earliest and latest times among the fit cells are 0 and 1, and the cell's time is
+        the median over ``genes`` of these (a robust consensus of the genes' clocks).
+
+        Parameters
+        ----------
+        u, s
+            Cells x genes values, the columns the parameters were fitted on.
+        genes
+            Indices of the columns (genes) to combine.
+        stratum
+            Which stratum's parameters to use.
+        """
+        p = {k: np.asarray(v[stratum])[genes] for k, v in self.params.items()}
+        return map_rows(
+            _block_latent_time,
+            u,
+            s,
+            n_cols=None,
+            dtype=np.float64,
+            genes=np.asarray(genes),
+            curve=(
+                p["alpha"], p["fit_gamma_curve"], p["t_switch"],
+                p["fit_var_u"], p["fit_var_s"], p["fit_t_min"], p["fit_t_max"],
+            ),
+            n_grid=self.n_grid,
+        )  # fmt: skip
+
+    def _sample(self, cells: np.ndarray) -> np.ndarray:
+        want = self.n_fit_cells + self.holdout
+        if cells.size <= want:
+            return cells
+        rng = np.random.default_rng(self.random_state)
+        return np.sort(rng.choice(cells, want, replace=False))
+
+    def _fit_stratum(self, u: np.ndarray, s: np.ndarray) -> Any:
+        return gk.column_blocks(
+            ke.fit_genes,
+            [u, s],
+            [kd.start_gamma(u, s)],
+            self.genes_per_task,
+            n_grid=self.n_grid,
+            n_em=self.n_em,
+        )
+
+
+def _mean_ratio(u: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Per-gene ``sum u / sum s`` over the finite cells (the steady-state ``gamma``)."""
+    ok = np.isfinite(u) & np.isfinite(s)
+    su, ss = np.where(ok, u, 0).sum(0), np.where(ok, s, 0).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ss > 0, su / ss, np.nan)
+
+
+def _block_latent_time(u: Any, s: Any, *, genes, curve, n_grid) -> np.ndarray:
+    n = u.shape[0]
+    ub = dense_rows(u, 0, n)[:, genes].astype(np.float64)
+    sb = dense_rows(s, 0, n)[:, genes].astype(np.float64)
+    alpha, gamma, t_switch, var_u, var_s, t_min, t_max = curve
+    times = ke.gene_times(ub, sb, alpha, gamma, t_switch, var_u, var_s, n_grid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = (times - t_min) / (t_max - t_min)
+    out = np.full(n, np.nan)
+    has = np.isfinite(scaled).any(axis=1)
+    out[has] = np.nanmedian(scaled[has], axis=1)
+    return out

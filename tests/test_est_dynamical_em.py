@@ -1,0 +1,184 @@
+"""The EM dynamical model: kernel vs a slow projection, known rates, steady genes, latent time."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+import dynadask as dyn
+from dynadask.est.csc import DynamicalEM, SteadyState
+from dynadask.kernels import dynamical as kd
+from dynadask.kernels import dynamical_em as ke
+
+
+def _curve(alpha, gamma, t_switch, t):
+    """Closed-form means of the on/off splicing ODE (beta = 1)."""
+
+    def on(t):
+        e, eg = np.exp(-t), np.exp(-gamma * t)
+        return alpha * (1 - e), alpha / gamma * (1 - eg) - alpha * (e - eg) / (gamma - 1)
+
+    us, ss = on(t_switch)
+    tau = np.maximum(t - t_switch, 0)
+    uf = us * np.exp(-tau)
+    sf = ss * np.exp(-gamma * tau) + us * (np.exp(-tau) - np.exp(-gamma * tau)) / (gamma - 1)
+    uo, so = on(np.minimum(t, t_switch))
+    return np.where(t <= t_switch, uo, uf), np.where(t <= t_switch, so, sf)
+
+
+def _cells(n=1000, g=12, pool=20, seed=0, steady=0):
+    """Cells along induction and repression (Poisson counts averaged over ``pool`` draws, as
+    kNN smoothing pools neighbours); the last ``steady`` genes sit at their steady state."""
+    rng = np.random.default_rng(seed)
+    alpha, gamma = rng.uniform(5, 30, g), rng.uniform(0.1, 1.5, g)
+    t_switch = rng.uniform(2, 6, g)
+    t = np.sort(rng.uniform(0, 1, n))[:, None] * 12.0
+    mu, ms = _curve(alpha, gamma, t_switch, t)
+    if steady:
+        mu[:, -steady:] = alpha[-steady:]
+        ms[:, -steady:] = alpha[-steady:] / gamma[-steady:]
+    u = rng.poisson(mu * pool) / pool
+    s = rng.poisson(ms * pool) / pool
+    return u, s, {"alpha": alpha, "gamma": gamma, "t_switch": t_switch, "t": t[:, 0]}
+
+
+def _project_slow(u, s, wu, ws, gamma, ts, alpha, n_grid):
+    cu, cs = kd.shape(gamma, ts, n_grid)
+    horizon = 8.0 * max(1.0, 1.0 / gamma)
+    j = np.arange(n_grid) / (n_grid - 1)
+    times = np.r_[ts * j, ts + horizon * j**2]
+    pts = alpha * np.c_[cu, cs]
+    w = np.array([wu, ws])
+    out = []
+    for x in np.c_[u, s]:
+        best = (np.inf, None, None)
+        for k in range(2 * n_grid - 1):
+            if k == n_grid - 1:
+                continue
+            a, d = pts[k], pts[k + 1] - pts[k]
+            lam = np.clip(np.sum(w * (x - a) * d) / max(np.sum(w * d * d), 1e-300), 0, 1)
+            r = x - a - lam * d
+            if np.sum(w * r * r) < best[0]:
+                best = (np.sum(w * r * r), a + lam * d, times[k] + lam * (times[k + 1] - times[k]))
+        out.append((*best[1], best[2]))
+    return np.array(out).T
+
+
+def test_projection_matches_a_slow_version():
+    rng = np.random.default_rng(1)
+    u, s = rng.uniform(0, 10, 30), rng.uniform(0, 30, 30)
+    got = ke.project(u, s, 0.3, 0.05, 0.5, 2.0, 9.0, 12)
+    want = _project_slow(u, s, 0.3, 0.05, 0.5, 2.0, 9.0, 12)
+    np.testing.assert_allclose(np.array(got), want, rtol=1e-9, atol=1e-9)
+
+
+def test_noise_free_trajectories_recover_the_rates():
+    u, s, truth = _cells(n=400, g=6, pool=10**6, seed=2)
+    out = ke.fit_genes(u, s, kd.start_gamma(u, s))
+    assert np.median(np.abs(out[1] / truth["gamma"] - 1)) < 0.03
+    assert np.median(np.abs(out[0] / truth["alpha"] - 1)) < 0.03
+    assert np.median(np.abs(out[2] / truth["t_switch"] - 1)) < 0.05
+    assert np.all(out[6] > 0.999)  # the curve explains the cells' whole spread
+
+
+def test_em_beats_the_steady_state_fit_and_reports_steady_genes():
+    u, s, truth = _cells(n=800, g=12, steady=3, seed=4)
+    p = DynamicalEM(n_fit_cells=800).fit(u, s).params
+    moving = slice(0, 9)
+    err_em = np.median(np.abs(p["gamma"][0, moving] / truth["gamma"][moving] - 1))
+    ss = SteadyState("stochastic", "gmm").fit(u, s, u * u, s * s).params["gamma"][0]
+    err_ss = np.median(np.abs(ss[moving] / truth["gamma"][moving] - 1))
+    assert err_em < 0.05 and err_em < 0.5 * err_ss
+    # genes at steady state: flagged, gamma is the ratio of means (the truth is alpha/gamma)
+    np.testing.assert_array_equal(p["fit_steady"][0], [0] * 9 + [1] * 3)
+    np.testing.assert_allclose(p["gamma"][0, 9:], truth["gamma"][9:], rtol=0.02)
+    assert np.all(p["gamma_r2"][0, moving] > 0.9)
+    assert np.all(p["gamma_r2"][0, 9:] < 0.8)  # a blob: curves through it explain little
+    assert p["fit_likelihood"][0, moving].min() > p["fit_likelihood"][0, 9:].max()
+
+
+def test_strata_and_degenerate_genes():
+    u, s, _ = _cells(n=800, g=4, seed=5)
+    u[:, 0] = 0.0
+    codes = np.arange(u.shape[0]) % 2
+    p = DynamicalEM(n_fit_cells=400).fit(u, s, codes=codes).params
+    assert p["gamma"].shape == (2, 4)
+    assert np.all(np.isnan(p["gamma"][:, 0]))
+    np.testing.assert_allclose(p["gamma"][0, 1:], p["gamma"][1, 1:], rtol=0.1)
+
+
+def _adata(u, s):
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(u.shape[0])])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(u.shape[1])])
+    return ad.AnnData(
+        obs=obs, var=var, layers={"M_u": u.astype(np.float32), "M_s": s.astype(np.float32)}
+    )
+
+
+def test_dynamics_em_and_latent_time_in_memory_and_store(tmp_path):
+    u, s, truth = _cells(n=900, g=8, steady=2, seed=3)
+    a = _adata(u, s)
+    a.write_h5ad(tmp_path / "d.h5ad")
+    dyn.tl.dynamics(a, model="dynamical")
+    assert a.uns["dynamics"]["est_method"] == "em"
+    assert np.median(np.abs(a.var["gamma"] / truth["gamma"] - 1)) < 0.05
+    assert {"alpha", "t_switch", "gamma_r2", "fit_likelihood", "fit_steady"} <= set(a.var)
+    want = a.layers["M_u"] - a.var["gamma"].to_numpy() * a.layers["M_s"]
+    np.testing.assert_allclose(a.layers["velocity_S"], want, rtol=1e-5, atol=1e-4)
+    dyn.tl.latent_time(a)
+    assert spearmanr(a.obs["latent_time"], truth["t"])[0] > 0.95
+    dyn.io.convert(tmp_path / "d.h5ad", tmp_path / "d.zarr", chunk_cells=300)
+    b = dyn.io.open(tmp_path / "d.zarr")
+    dyn.tl.dynamics(b, model="dynamical")
+    np.testing.assert_allclose(b.var["gamma"], a.var["gamma"], rtol=1e-6)
+    dyn.tl.latent_time(b)
+    np.testing.assert_allclose(b.obs["latent_time"], a.obs["latent_time"], rtol=1e-6)
+    c = dyn.io.open(tmp_path / "d.zarr")
+    np.testing.assert_allclose(c.obs["latent_time"], a.obs["latent_time"], rtol=1e-6)
+
+
+def test_the_first_dynamical_fit_stays_available():
+    u, s, truth = _cells(n=600, g=4, seed=6)
+    a = _adata(u, s)
+    dyn.tl.dynamics(a, model="dynamical", est_method="curve")
+    assert a.uns["dynamics"]["est_method"] == "curve"
+    assert "fit_likelihood" not in a.var
+    assert np.median(np.abs(a.var["gamma"] / truth["gamma"] - 1)) < 0.1
+
+
+def test_latent_time_needs_the_dynamical_fit():
+    u, s, _ = _cells(n=300, g=3, seed=7)
+    a = _adata(u, s)
+    dyn.tl.dynamics(a, model="deterministic")
+    with pytest.raises(ValueError, match="model='dynamical'"):
+        dyn.tl.latent_time(a)
+
+
+def test_auto_chooses_per_gene_by_held_out_likelihood(tmp_path):
+    u, s, truth = _cells(n=1200, g=6, steady=2, seed=8)
+    a = _adata(u, s)
+    a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
+    a.write_h5ad(tmp_path / "d.h5ad")
+    ref = a.copy()
+    dyn.tl.dynamics(ref)  # nothing named: dynamo's default
+    assert ref.uns["dynamics"]["model"] == "stochastic" and "kinetic_model" not in ref.var
+    dyn.tl.dynamics(a, model="auto")
+    want = ["dynamical"] * 4 + ["stochastic"] * 2
+    assert list(a.var["kinetic_model"]) == want
+    assert np.all(a.var["fit_loglik_gain"][:4] > 0.05)
+    np.testing.assert_allclose(a.var["gamma"][4:], ref.var["gamma"][4:], rtol=1e-9)
+    assert np.median(np.abs(a.var["gamma"][:4] / truth["gamma"][:4] - 1)) < 0.05
+    want_v = a.layers["M_u"] - a.var["gamma"].to_numpy() * a.layers["M_s"]
+    np.testing.assert_allclose(a.layers["velocity_S"], want_v, rtol=1e-5, atol=1e-4)
+    dyn.io.convert(tmp_path / "d.h5ad", tmp_path / "d.zarr", chunk_cells=400)
+    b = dyn.io.open(tmp_path / "d.zarr")
+    dyn.tl.dynamics(b, model="auto")
+    assert list(dyn.io.open(tmp_path / "d.zarr").var["kinetic_model"]) == want
+    np.testing.assert_allclose(b.var["gamma"], a.var["gamma"], rtol=1e-6)
+    a.obs["state"] = np.where(truth["t"] < 6, "early", "late")
+    dyn.tl.gene_wise_confidence(a, "state", {"early": "late"})
+    table = a.uns["gene_wise_confidence"]
+    assert list(table["kinetic_model"]) == want
