@@ -157,6 +157,11 @@ def expression(adata: ad.AnnData, layer: str, cols: np.ndarray) -> da.Array:
     return _dense(take_columns(adata.layers[layer], cols), cols.size, expm1=logged)
 
 
+def dense_columns(x: Any, cols: np.ndarray) -> da.Array:
+    """Lazy dense float64 columns ``cols`` of a cells x genes matrix (sparse or dense)."""
+    return _dense(take_columns(x, cols), cols.size)
+
+
 def _dense(x: Any, n_cols: int, expm1: bool = False) -> da.Array:
     return map_rows(kg.densify, x, n_cols=n_cols, dtype=np.float64, expm1=expm1)
 
