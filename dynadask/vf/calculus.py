@@ -156,7 +156,7 @@ def _velocities(adata: ad.AnnData, basis: str | None) -> Any:
         return adata.obsm[keys.velocity_key(basis)]
     _field(adata, None, "analytical")  # checks the field is there
     vf = adata.uns["VecFld"]
-    cols = adata.var_names.get_indexer(np.asarray(vf["genes"]).astype(str))
+    cols = adata.var_names.get_indexer(gs.field_genes(vf))
     return gs.dense_columns(adata.layers[str(vf["velocity_key"])], cols)
 
 
@@ -360,7 +360,7 @@ def _gene_layer(adata: ad.AnnData, basis: str | None, vectors: Any, Qkey: str, n
     Gene space (``basis=None``): the vectors placed on the field's genes, NaN elsewhere.
     """
     if basis is None:
-        cols = adata.var_names.get_indexer(np.asarray(adata.uns["VecFld"]["genes"]).astype(str))
+        cols = adata.var_names.get_indexer(gs.field_genes(adata.uns["VecFld"]))
         return {name: gv.gene_vectors(vectors, None, cols, adata.n_vars)}
     if basis != "pca" or keys.USE_FOR_PCA not in adata.var:
         return {}

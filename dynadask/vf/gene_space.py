@@ -166,9 +166,14 @@ def _dense(x: Any, n_cols: int, expm1: bool = False) -> da.Array:
     return map_rows(kg.densify, x, n_cols=n_cols, dtype=np.float64, expm1=expm1)
 
 
+def field_genes(vf: dict) -> np.ndarray:
+    """The genes of a gene-space field as a numpy str array (whatever string type a store gave)."""
+    return np.array([str(g) for g in np.asarray(vf["genes"]).tolist()], dtype=str)
+
+
 def field_inputs(adata: ad.AnnData, vf: dict) -> tuple[da.Array, dict[str, Any]]:
     """Cell coordinates and fit of a stored gene-space field ``uns['VecFld']``."""
-    genes = np.asarray(vf["genes"]).astype(str)
+    genes = field_genes(vf)
     cols = adata.var_names.get_indexer(genes)
     if (cols < 0).any():
         raise ValueError(
