@@ -346,9 +346,8 @@ def _topography(adata: ad.AnnData, context: Context) -> None:
 
 @register("vector_calculus")
 def _vector_calculus(adata: ad.AnnData, context: Context) -> None:
-    for basis in VF_BASES:
-        for name in CALCULUS:
-            getattr(vf, name)(adata, basis=basis)
+    for basis in VF_BASES:  # one pass over the cells per basis
+        vf.vector_calculus(adata, basis=basis, quantities=CALCULUS)
     io.commit(adata, "vector_calculus")
 
 

@@ -204,8 +204,10 @@ def _packed(x: np.ndarray, **kwargs: Any) -> np.ndarray:
     return np.column_stack([v for v in res.values()])
 
 
-def gene_vectors(vectors: Any, Q: np.ndarray, genes: np.ndarray, n_genes: int) -> da.Array:
-    """Lazy ``vectors Q^T`` placed on columns ``genes`` of ``n_genes`` (NaN elsewhere, float32).
+def gene_vectors(vectors: Any, Q: np.ndarray | None, genes: np.ndarray, n_genes: int) -> da.Array:
+    """Lazy ``vectors Q^T`` (or the vectors) on columns ``genes`` of ``n_genes``, NaN elsewhere.
+
+    ``Q`` None places the vectors themselves (a gene-space field); the result is float32.
 
     One row block at a time, so the cells x genes result is never whole in memory.
     """

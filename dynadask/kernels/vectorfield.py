@@ -429,8 +429,12 @@ def _curvature(v: np.ndarray, a: np.ndarray, formula: int) -> dict[str, np.ndarr
     raise InputError(f"curvature formula must be 1 or 2, not {formula!r}")
 
 
-def to_genes(v: np.ndarray, Q: np.ndarray, genes: np.ndarray, n_genes: int) -> np.ndarray:
-    """Rows ``v Q^T`` on columns ``genes`` of an ``n_genes``-wide float32 matrix, NaN elsewhere."""
+def to_genes(v: np.ndarray, Q: np.ndarray | None, genes: np.ndarray, n_genes: int) -> np.ndarray:
+    """Rows ``v Q^T`` on columns ``genes`` of an ``n_genes``-wide float32 matrix, NaN elsewhere.
+
+    ``Q`` None places ``v`` itself.
+    """
     out = np.full((v.shape[0], n_genes), np.nan, dtype=np.float32)
-    out[:, genes] = np.asarray(v, dtype=np.float64) @ Q.T
+    v = np.asarray(v, dtype=np.float64)
+    out[:, genes] = v if Q is None else v @ Q.T
     return out

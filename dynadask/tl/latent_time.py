@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 
 from .._core import keys
+from .._core.errors import InputError, MissingKeyError
 from ..est.csc.dynamical_em import DynamicalEM
 from ..io import commit
 
@@ -54,7 +55,7 @@ def latent_time(
     adata = adata.copy() if copy else adata
     missing = [c for c in (*CURVE, "fit_steady") if c not in adata.var]
     if missing:
-        raise ValueError(
+        raise MissingKeyError(
             f"var lacks {missing}: run dyn.tl.dynamics(adata, model='dynamical') "
             "(est_method='em') first"
         )
@@ -64,7 +65,7 @@ def latent_time(
     if min_likelihood is not None:
         ok &= np.asarray(adata.var["fit_likelihood"] >= min_likelihood)
     if not ok.any():
-        raise ValueError(
+        raise InputError(
             "no gene follows a trajectory (every fitted gene is at steady state or below "
             "min_likelihood): latent time needs genes in transient kinetics"
         )
@@ -72,7 +73,7 @@ def latent_time(
     names = (keys.M_U, keys.M_S) if smoothed else ("X_unspliced", "X_spliced")
     for name in names:
         if name not in adata.layers:
-            raise ValueError(f"layer {name!r} is missing: run dyn.tl.dynamics again")
+            raise MissingKeyError(f"layer {name!r} is missing: run dyn.tl.dynamics again")
     genes = np.flatnonzero(ok)
     est = DynamicalEM(
         params={

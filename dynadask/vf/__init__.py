@@ -6,6 +6,7 @@ from .calculus import curvature as curvature
 from .calculus import divergence as divergence
 from .calculus import speed as speed
 from .calculus import torsion as torsion
+from .fused import vector_calculus as vector_calculus
 from .hessian import hessian as hessian
 from .hessian import laplacian as laplacian
 from .jacobian import jacobian as jacobian

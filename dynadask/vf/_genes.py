@@ -77,8 +77,15 @@ def loadings(adata: ad.AnnData, Qkey: str, d: int) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def gene_rows(adata: ad.AnnData, Q: np.ndarray, rows: np.ndarray, genes: list[str], role: str):
-    """The loadings' rows of ``genes``.
+def gene_rows(
+    adata: ad.AnnData,
+    Q: np.ndarray,
+    rows: np.ndarray,
+    genes: list[str],
+    role: str,
+    gene_space: bool = False,
+):
+    """The loadings' rows of ``genes`` (``gene_space``: the rows are a gene-space field's genes).
 
     Raises
     ------
@@ -88,6 +95,12 @@ def gene_rows(adata: ad.AnnData, Q: np.ndarray, rows: np.ndarray, genes: list[st
     pos = {int(r): i for i, r in enumerate(rows)}
     idx = adata.var_names.get_indexer(genes)
     missing = [g for g, i in zip(genes, idx, strict=True) if int(i) not in pos]
+    if missing and gene_space:
+        raise InputError(
+            f"{role} {missing} are not genes of the gene-space field (uns['VecFld']['genes']): "
+            "choose genes among them, or refit with dyn.vf.VectorField(adata, basis=None, "
+            "genes=...)"
+        )
     if missing:
         raise InputError(
             f"{role} {missing} have no PCA loadings (not in var['use_for_pca']): the field "

@@ -158,13 +158,23 @@ def expression(adata: ad.AnnData, layer: str, cols: np.ndarray) -> da.Array:
     return _dense(take_columns(adata.layers[layer], cols), cols.size, expm1=logged)
 
 
+def dense_columns(x: Any, cols: np.ndarray) -> da.Array:
+    """Lazy dense float64 columns ``cols`` of a cells x genes matrix (sparse or dense)."""
+    return _dense(take_columns(x, cols), cols.size)
+
+
 def _dense(x: Any, n_cols: int, expm1: bool = False) -> da.Array:
     return map_rows(kg.densify, x, n_cols=n_cols, dtype=np.float64, expm1=expm1)
 
 
+def field_genes(vf: dict) -> np.ndarray:
+    """The genes of a gene-space field as a numpy str array (whatever string type a store gave)."""
+    return np.array([str(g) for g in np.asarray(vf["genes"]).tolist()], dtype=str)
+
+
 def field_inputs(adata: ad.AnnData, vf: dict) -> tuple[da.Array, dict[str, Any]]:
     """Cell coordinates and fit of a stored gene-space field ``uns['VecFld']``."""
-    genes = np.asarray(vf["genes"]).astype(str)
+    genes = field_genes(vf)
     cols = adata.var_names.get_indexer(genes)
     if (cols < 0).any():
         raise InputError(

@@ -24,8 +24,9 @@ from .._core.errors import InputError, MissingKeyError
 from ..graph import jacobian as gj
 from ..io import commit
 from ..kernels import jacobian as kj
+from . import gene_space as gs
 from ._genes import GeneList, cell_index, chosen_cells, gene_rows, loadings, resolve_genes
-from .calculus import _field
+from .calculus import _field, key
 
 PROJECTIONS = ("from_jacobian", "direct")
 
@@ -46,21 +47,33 @@ def _gene_pair(adata, regulators, effectors, basis, Qkey, d):
         return None
     regulators = effectors if regulators is None else regulators
     effectors = regulators if effectors is None else effectors
-    if basis != "pca":
+    if basis not in ("pca", None):
         raise InputError(
-            f"gene Jacobians need a field learned on PCA scores (basis='pca'), not {basis!r}: "
-            "fit dyn.vf.VectorField(adata, basis='pca'), or omit regulators/effectors to get "
-            f"the {basis} Jacobians"
+            f"gene Jacobians need a field learned on PCA scores (basis='pca') or in gene "
+            f"space (basis=None), not {basis!r}: fit dyn.vf.VectorField(adata, basis='pca'), "
+            f"or omit regulators/effectors to get the {basis} Jacobians"
         )
     regs = resolve_genes(adata, regulators, "regulators")
     effs = resolve_genes(adata, effectors, "effectors")
-    Q, rows = loadings(adata, Qkey, d)
+    Q, rows = _loadings(adata, basis, Qkey, d)
     return (
         regs,
         effs,
-        gene_rows(adata, Q, rows, regs, "regulators"),
-        gene_rows(adata, Q, rows, effs, "effectors"),
+        gene_rows(adata, Q, rows, regs, "regulators", basis is None),
+        gene_rows(adata, Q, rows, effs, "effectors", basis is None),
     )
+
+
+def _loadings(adata: ad.AnnData, basis: str | None, Qkey: str, d: int):
+    """Loadings from the field's coordinates to genes and the var positions of their rows.
+
+    Basis pca: the PCA loadings. Gene space: the identity on the field's genes, so a gene
+    Jacobian is the block of the field's own Jacobian (``J[eff, reg]``).
+    """
+    if basis is None:
+        cols = adata.var_names.get_indexer(gs.field_genes(adata.uns["VecFld"]))
+        return np.eye(d), cols
+    return loadings(adata, Qkey, d)
 
 
 def _fit_args(fit: dict) -> dict[str, Any]:
@@ -80,7 +93,7 @@ def jacobian(
     cell_idx: Any = None,
     sampling: str | None = None,
     sample_ncells: int = 1000,
-    basis: str = "pca",
+    basis: str | None = "pca",
     Qkey: str = "PCs",
     method: str = "analytical",
     store_in_adata: bool = True,
@@ -109,7 +122,11 @@ def jacobian(
     sample_ncells
         Cells to sample.
     basis
-        The basis the field was learned in; genes need ``'pca'``.
+        The basis the field was learned in; genes need ``'pca'`` or ``None`` (the
+        gene-space field ``uns['VecFld']``: the gene Jacobian is the block
+        ``J[effectors, regulators]`` of the field's own Jacobian, the genes must be the
+        field's, and the keys drop the ``_<basis>`` suffix: ``uns['jacobian']``,
+        ``obs['jacobian_det']``; dynamo keeps the whole Jacobian there instead).
     Qkey
         PCA loadings in ``uns`` or ``varm`` (``use_for_pca`` genes or all genes x PCs).
     method
@@ -197,7 +214,7 @@ def sensitivity(
     cell_idx: Any = None,
     sampling: str | None = None,
     sample_ncells: int = 1000,
-    basis: str = "pca",
+    basis: str | None = "pca",
     Qkey: str = "PCs",
     method: str = "analytical",
     projection_method: str = "from_jacobian",
@@ -220,7 +237,11 @@ def sensitivity(
     cell_idx, sampling, sample_ncells
         The cells to evaluate (as for :func:`jacobian`).
     basis
-        The basis the field was learned in; genes need ``'pca'``.
+        The basis the field was learned in; genes need ``'pca'`` or ``None`` (the
+        gene-space field ``uns['VecFld']``: the gene Jacobian is the block
+        ``J[effectors, regulators]`` of the field's own Jacobian, the genes must be the
+        field's, and the keys drop the ``_<basis>`` suffix: ``uns['jacobian']``,
+        ``obs['jacobian_det']``; dynamo keeps the whole Jacobian there instead).
     Qkey
         PCA loadings.
     method
@@ -266,8 +287,8 @@ def sensitivity(
         regs, effs, Q_reg, Q_eff = genes
         if projection_method == "from_jacobian":
             union = resolve_genes(adata, regs + effs, "genes")
-            Q, rows = loadings(adata, Qkey, d)
-            kwargs["Q_all"] = gene_rows(adata, Q, rows, union, "genes")
+            Q, rows = _loadings(adata, basis, Qkey, d)
+            kwargs["Q_all"] = gene_rows(adata, Q, rows, union, "genes", basis is None)
             regs = effs = union
         else:
             kwargs.update(Q_eff=Q_eff, Q_reg=Q_reg)
@@ -294,7 +315,8 @@ def _write(adata, name: str, basis: str, res: dict, entry: dict, cells, store: b
         entry[name] = res["full"].astype(np.float32)
     if not store:
         return _computed(entry, det=res["det"], cells=cells)
-    commit(adata, name, obs={f"{name}_det_{basis}": res["det"]}, uns={f"{name}_{basis}": entry})
+    obs = {key(f"{name}_det", basis): res["det"]}
+    commit(adata, name, obs=obs, uns={key(name, basis): entry})
     return None
 
 

@@ -27,7 +27,7 @@ from ..graph.blocks import take_columns
 from ..io import commit
 from ..kernels import rank as kr
 from .calculus import _field
-from .gene_space import field_inputs
+from .gene_space import field_genes, field_inputs
 
 _POOLS: dict[Any, str] = {
     None: "mean",
@@ -490,15 +490,15 @@ def _diagonal_field(adata, basis, names, Qkey) -> tuple[Any, dict, np.ndarray]:
             raise MissingKeyError(
                 "no gene-space field uns['VecFld']: run dyn.vf.VectorField(adata, basis=None)"
             )
-        field_genes = np.asarray(vf["genes"]).astype(str)
-        pos = pd.Index(field_genes).get_indexer(names)
+        genes_of_field = field_genes(vf)
+        pos = pd.Index(genes_of_field).get_indexer(names)
         if (pos < 0).any():
             raise InputError(
                 f"genes {list(names[pos < 0][:5])} are not in the gene-space field: "
                 "refit with them in genes="
             )
         X, fit = field_inputs(adata, vf)
-        Q = np.eye(field_genes.size)[pos]
+        Q = np.eye(genes_of_field.size)[pos]
         return X, fit, Q
     if basis != "pca":
         raise InputError(
