@@ -130,7 +130,8 @@ def state_graph(
     T, P = gf.fates(
         y0, field, float(t_end), direction="forward", interpolation_num=int(interpolation_num)
     )
-    graph, avg = _lump(X, codes, starts, T, P, len(names))
+    # fates come as (n, d, L), dynamo's layout; the lumping walks each trajectory's points
+    graph, avg = _lump(X, codes, starts, T, P.transpose(0, 2, 1), len(names))
     out = {"group_graph": graph, "group_avg_time": avg, "group_names": np.asarray(names)}
     commit(adata, "state_graph", uns={f"{group}_graph": out})
     return adata
