@@ -62,6 +62,35 @@ def shape(gamma: float, t_switch: float, n_grid: int) -> tuple[np.ndarray, np.nd
 
 
 @numba.njit(cache=True, nogil=True)
+def nearest_segment(
+    ui: float, si: float, cu: np.ndarray, cs: np.ndarray, alpha: float, wu: float, ws: float
+) -> tuple[float, int, float]:
+    """A cell's nearest point on the curve ``alpha * (cu, cs)``: distance, segment, position.
+
+    The curve is piecewise linear between its grid points (two phases of ``len(cu) // 2``
+    points each, no segment joining them); the distance is weighted by ``wu``, ``ws``; the
+    point is ``alpha * (c[j] + lam * (c[j + 1] - c[j]))`` with ``lam`` in ``[0, 1]``.
+    """
+    n_grid = cu.size // 2
+    best, best_j, best_lam = np.inf, 0, 0.0
+    for j in range(2 * n_grid - 1):
+        if j == n_grid - 1:
+            continue  # no segment joins the end of one phase to the other's start
+        au, as_ = alpha * cu[j], alpha * cs[j]
+        du, ds = alpha * (cu[j + 1] - cu[j]), alpha * (cs[j + 1] - cs[j])
+        dd = wu * du * du + ws * ds * ds
+        lam = 0.0
+        if dd > 0:
+            lam = (wu * (ui - au) * du + ws * (si - as_) * ds) / dd
+            lam = min(max(lam, 0.0), 1.0)
+        ru, rs = ui - au - lam * du, si - as_ - lam * ds
+        d = wu * ru * ru + ws * rs * rs
+        if d < best:
+            best, best_j, best_lam = d, j, lam
+    return best, best_j, best_lam
+
+
+@numba.njit(cache=True, nogil=True)
 def distance(
     u: np.ndarray,
     s: np.ndarray,
@@ -84,23 +113,9 @@ def distance(
     for _ in range(n_iter):
         num, den, sse = 0.0, 0.0, 0.0
         for i in range(u.size):
-            best, pu, ps = np.inf, 0.0, 0.0
-            for j in range(2 * n_grid - 1):
-                if j == n_grid - 1:
-                    continue  # no segment joins the end of one phase to the other's start
-                au, as_ = alpha * cu[j], alpha * cs[j]
-                du, ds = alpha * (cu[j + 1] - cu[j]), alpha * (cs[j + 1] - cs[j])
-                dd = wu * du * du + ws * ds * ds
-                lam = 0.0
-                if dd > 0:
-                    lam = (wu * (u[i] - au) * du + ws * (s[i] - as_) * ds) / dd
-                    lam = min(max(lam, 0.0), 1.0)
-                ru, rs = u[i] - au - lam * du, s[i] - as_ - lam * ds
-                d = wu * ru * ru + ws * rs * rs
-                if d < best:
-                    best = d
-                    pu = cu[j] + lam * (cu[j + 1] - cu[j])
-                    ps = cs[j] + lam * (cs[j + 1] - cs[j])
+            best, j, lam = nearest_segment(u[i], s[i], cu, cs, alpha, wu, ws)
+            pu = cu[j] + lam * (cu[j + 1] - cu[j])
+            ps = cs[j] + lam * (cs[j + 1] - cs[j])
             sse += best
             num += wu * u[i] * pu + ws * s[i] * ps
             den += wu * pu * pu + ws * ps * ps

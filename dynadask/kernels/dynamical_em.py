@@ -33,7 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .dynamical import distance, shape
+from .dynamical import distance, nearest_segment, shape
 
 N_OUT = 9  # alpha, gamma, t_switch, loglik, var_u, var_s, r2, t_min, t_max
 COARSE_CELLS = 200  # cells that score the coarse grid of starts
@@ -68,23 +68,10 @@ def project(
     n = u.size
     pu, ps, pt = np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        best = np.inf
-        for j in range(2 * n_grid - 1):
-            if j == n_grid - 1:
-                continue
-            au, as_ = alpha * cu[j], alpha * cs[j]
-            du, ds = alpha * (cu[j + 1] - cu[j]), alpha * (cs[j + 1] - cs[j])
-            dd = wu * du * du + ws * ds * ds
-            lam = 0.0
-            if dd > 0:
-                lam = (wu * (u[i] - au) * du + ws * (s[i] - as_) * ds) / dd
-                lam = min(max(lam, 0.0), 1.0)
-            ru, rs = u[i] - au - lam * du, s[i] - as_ - lam * ds
-            d = wu * ru * ru + ws * rs * rs
-            if d < best:
-                best = d
-                pu[i], ps[i] = au + lam * du, as_ + lam * ds
-                pt[i] = times[j] + lam * (times[j + 1] - times[j])
+        _, j, lam = nearest_segment(u[i], s[i], cu, cs, alpha, wu, ws)
+        pu[i] = alpha * (cu[j] + lam * (cu[j + 1] - cu[j]))
+        ps[i] = alpha * (cs[j] + lam * (cs[j + 1] - cs[j]))
+        pt[i] = times[j] + lam * (times[j + 1] - times[j])
     return pu, ps, pt
 
 
