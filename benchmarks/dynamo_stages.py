@@ -30,7 +30,81 @@ def _stage_calls(dyn):
         "reduceDimension": lambda a: dyn.tl.reduceDimension(a),
         "cell_velocities": lambda a: dyn.tl.cell_velocities(a),
         "cell_velocities_pca": lambda a: dyn.tl.cell_velocities(a, basis="pca"),
+        "vectorfield": lambda a: [dyn.vf.VectorField(a, basis=b) for b in ("umap", "pca")],
+        "topography": lambda a: dyn.vf.topography(a, basis="umap"),
+        "ddhodge": lambda a: dyn.ext.ddhodge(a, basis="umap"),
+        "vector_calculus": lambda a: _calculus(dyn, a, ("umap", "pca")),
+        "jacobian": lambda a: dyn.vf.jacobian(
+            a, regulators=_top_genes(a, 10), effectors=_top_genes(a, 10), basis="pca"
+        ),
+        "fate": lambda a: dyn.pd.fate(a, init_cells=_fate_cells(a), basis="umap"),
+        # the pca-only steps of benchmarks.vf_scale (a store with only pca coordinates)
+        "vectorfield_pca": lambda a: dyn.vf.VectorField(a, basis="pca"),
+        "vector_calculus_pca": lambda a: _calculus(dyn, a, ("pca",)),
+        "jacobian_8x8": lambda a: dyn.vf.jacobian(
+            a, regulators=_top_genes(a, 8), effectors=_top_genes(a, 8), basis="pca"
+        ),
+        "ddhodge_pca": lambda a: dyn.ext.ddhodge(a, basis="pca"),
+        "fate_pca": lambda a: dyn.pd.fate(a, init_cells=_random_cells(a), basis="pca"),
     }
+
+
+def _calculus(dyn, adata, bases) -> None:
+    """speed, divergence, curl, acceleration, curvature per basis; curl only in 2-D/3-D
+    (dynamo's curl fails on a 30-D field, so there is nothing to time there)."""
+    for basis in bases:
+        dyn.vf.speed(adata, basis=basis)
+        dyn.vf.divergence(adata, basis=basis)
+        if adata.obsm[f"X_{basis}"].shape[1] <= 3:
+            dyn.vf.curl(adata, basis=basis)
+        dyn.vf.acceleration(adata, basis=basis)
+        dyn.vf.curvature(adata, basis=basis)
+
+
+def _top_genes(adata, n: int) -> list[str]:
+    """The genes dynadask's jacobian stage picks (pipeline.jacobian_genes): those the PCA
+    holds best, sum_k Q[g, k]^2 * explained_variance_ratio_[k], among the genes with
+    loadings, use_for_dynamics and a finite gamma; the top n in var order."""
+    import numpy as np
+
+    d = np.asarray(adata.uns["VecFld_pca"]["X_ctrl"]).shape[1]
+    Q = np.asarray(adata.uns["PCs"] if "PCs" in adata.uns else adata.varm["PCs"])[:, :d]
+    if Q.shape[0] == adata.n_vars:
+        rows = np.arange(adata.n_vars)
+    else:
+        rows = np.flatnonzero(adata.var["use_for_pca"].to_numpy(dtype=bool))
+    ratio = np.asarray(adata.uns.get("explained_variance_ratio_", np.ones(d)), dtype=float)[:d]
+    score = np.full(adata.n_vars, -np.inf)
+    score[rows] = (Q**2) @ ratio
+    if "use_for_dynamics" in adata.var:
+        score[~adata.var["use_for_dynamics"].to_numpy(dtype=bool)] = -np.inf
+    if "gamma" in adata.var:
+        score[~np.isfinite(adata.var["gamma"].to_numpy(dtype=float))] = -np.inf
+    top = np.argsort(-score, kind="stable")[:n]
+    return [str(g) for g in adata.var_names[np.sort(top[np.isfinite(score[top])])]]
+
+
+def _fate_cells(adata, n: int = 50, seed: int = 0) -> list[str]:
+    """dynadask's fate stage's cells (pipeline.fate_cells): a seeded draw of n cells of the
+    group with the lowest median umap_ddhodge_potential (clusters), in obs order."""
+    import numpy as np
+
+    obs = adata.obs
+    rows = np.arange(adata.n_obs)
+    if "clusters" in obs and "umap_ddhodge_potential" in obs:
+        medians = obs["umap_ddhodge_potential"].groupby(obs["clusters"].astype(str)).median()
+        rows = np.flatnonzero(obs["clusters"].astype(str).to_numpy() == medians.idxmin())
+    picked = np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False)
+    return list(adata.obs_names[np.sort(picked)])
+
+
+def _random_cells(adata) -> list[str]:
+    """benchmarks.vf_scale's fate cells: FATE_CELLS seeded random cells (seed 1)."""
+    import numpy as np
+
+    n = int(os.environ.get("FATE_CELLS", "1000"))
+    init = np.random.default_rng(1).choice(adata.n_obs, min(n, adata.n_obs), replace=False)
+    return list(adata.obs_names[np.sort(init)])
 
 
 class Peak:

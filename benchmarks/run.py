@@ -103,9 +103,9 @@ def merge(ours: list[Row], theirs: list[dict]) -> None:
             continue
         if other.get("status") == "ok":
             ratio = other["seconds"] / row.seconds if row.seconds else float("nan")
+            speed = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
             row.note = (
-                f"dynamo {other['seconds']:.1f} s, {other['peak_gib']:.2f} GiB; "
-                f"dynadask {ratio:.1f}x faster"
+                f"dynamo {other['seconds']:.1f} s, {other['peak_gib']:.2f} GiB; dynadask {speed}"
             )
         else:
             row.note = f"dynamo: {other['status']}"

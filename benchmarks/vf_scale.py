@@ -26,11 +26,19 @@ store-backed AnnData and a LocalCluster:
 
 Each row gives wall seconds and the peak resident memory of the client, the largest worker
 and all processes (sampled every 0.2 s).
+
+With ``--compare-dynamo PYTHON`` (an interpreter with dynamo-release 1.5.3), dynamo runs the
+same steps on the same cells (the subset written as .h5ad) in that interpreter, after ours,
+through ``benchmarks/dynamo_stages.py``: ``VectorField(basis='pca')`` with its defaults;
+speed, divergence, acceleration and curvature as four calls (its curl fails in 30-D, and it
+has no fused pass); ``jacobian`` of the same 8 x 8 genes; ``ddhodge`` and ``fate`` from the
+same cells. Its time and peak memory go into the note of our row (or how it failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,6 +50,7 @@ from scipy import sparse
 
 import dynadask as dyn
 from benchmarks.common import MemoryMonitor, Row, format_rows, save
+from benchmarks.run import merge, run_dynamo
 from dynadask._core.compute import compute
 from dynadask.graph import vectorfield as gv
 from dynadask.pipeline import jacobian_genes
@@ -67,7 +76,6 @@ def subset_store(prepared: ad.AnnData, n: int, folder: Path, chunk_cells: int) -
     path = folder / f"cells_{n}.zarr"
     adata.write_h5ad(h5)
     dyn.io.convert(h5, path, chunk_cells=chunk_cells)
-    h5.unlink()
     return path
 
 
@@ -104,6 +112,36 @@ def measure(
             dyn.pd.fate(adata, names, basis="pca")
 
 
+DYNAMO_STEPS = {
+    "fit": "vectorfield_pca",
+    "fused pass": "vector_calculus_pca",
+    "jacobian 8x8": "jacobian_8x8",
+    "ddhodge": "ddhodge_pca",
+    "fate": "fate_pca",
+}
+"""Our step -> the dynamo_stages.py stage that does the same work in dynamo."""
+
+
+def dynamo_rows(args: argparse.Namespace, path: Path, n: int) -> list[dict]:
+    """dynamo's rows for the steps measured at ``n`` cells, named as ours."""
+    steps = ["fit", "fused pass", "jacobian 8x8"]
+    steps += ["ddhodge"] * args.hodge + ["fate"] * bool(args.fate_cells)
+    os.environ["FATE_CELLS"] = str(args.fate_cells)
+    args.results.mkdir(parents=True, exist_ok=True)
+    theirs = run_dynamo(
+        args.compare_dynamo,
+        path,
+        [DYNAMO_STEPS[s] for s in steps],
+        n,
+        args.dynamo_timeout,
+        args.results,
+    )
+    ours_by_theirs = {v: k for k, v in DYNAMO_STEPS.items()}
+    for row in theirs:
+        row["stage"] = ours_by_theirs.get(row["stage"], row["stage"])
+    return theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("prepared", type=Path)
@@ -119,6 +157,8 @@ def main() -> None:
     parser.add_argument("--hodge", action="store_true", help="also time ext.ddhodge (pca)")
     parser.add_argument("--fate-cells", type=int, default=0, help="also time pd.fate from so many")
     parser.add_argument("--results", type=Path, default=Path("results_vf_scale"))
+    parser.add_argument("--compare-dynamo", metavar="PYTHON", default=None)
+    parser.add_argument("--dynamo-timeout", type=float, default=3600.0)
     args = parser.parse_args()
     prepared = dyn.io.open(args.prepared)
     rows: list[Row] = []
@@ -133,9 +173,15 @@ def main() -> None:
                 path = (
                     args.prepared if whole else subset_store(prepared, n, folder, args.chunk_cells)
                 )
+                first = len(rows)
                 measure(path, n, mon, rows, args.hodge, args.fate_cells)
+                if args.compare_dynamo and not whole:
+                    theirs = dynamo_rows(args, path, n)
+                    merge(rows[first:], theirs)
+                    print(format_rows(rows[first:]), flush=True)
                 if not whole:
                     shutil.rmtree(path)
+                    path.with_suffix(".h5ad").unlink(missing_ok=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print()
