@@ -238,3 +238,42 @@ def test_gene_space_one_pass_on_a_store(gene_field, tmp_path):
         dyn.vf.jacobian(one, regulators=["flat1"], basis=None)
     with pytest.raises(ValueError, match="3-D"):
         dyn.vf.torsion(one, basis=None)
+
+
+def test_gene_space_hessian_and_laplacian_against_finite_differences(gene_field, tmp_path):
+    adata, *_ = gene_field
+    vf = adata.uns["VecFld"]
+    regs, coregs, eff = ["g0", "g3"], ["g1", "g4", "g7"], "g2"
+    dyn.vf.hessian(adata, regs, coregs, effector=eff, basis=None, cell_idx=np.arange(20))
+    dyn.vf.laplacian(adata, basis=None)
+    entry = adata.uns["hessian"]  # unsuffixed in gene space, as the other keys there
+    assert entry["regulators"] == regs and entry["effectors"] == [eff]
+    pts = np.asarray(adata.layers["M_s"][:20, :12], dtype=np.float64)
+    h = 1e-3
+
+    def jac(x):
+        return _finite_differences(lambda y: dyn.vf.vector_field_function(y, vf), x)
+
+    # H[n, i, j, k] = d2 f_i / dx_j dx_k by central differences of the Jacobian
+    eye = np.eye(12)
+    H = np.stack([(jac(pts + h * e) - jac(pts - h * e)) / (2 * h) for e in eye], axis=3)
+    want = H[:, 2][:, [0, 3]][:, :, [1, 4, 7]]
+    got = np.asarray(entry["hessian_gene"])
+    np.testing.assert_allclose(got, want, atol=2e-3 * np.abs(H).max())
+    lap = np.einsum("nijj->ni", H)
+    np.testing.assert_allclose(adata.obsm["Laplacian"][:20], lap, atol=2e-3 * np.abs(lap).max())
+    layer = np.asarray(adata.layers["laplacian"])
+    assert np.isnan(layer[:, -2:]).all()
+    np.testing.assert_allclose(layer[:, :12], adata.obsm["Laplacian"], rtol=1e-5, atol=1e-6)
+    # a store gives the same
+    adata.write_h5ad(tmp_path / "h.h5ad")
+    dyn.io.convert(tmp_path / "h.h5ad", tmp_path / "h.zarr", chunk_cells=500)
+    stored = dyn.io.open(tmp_path / "h.zarr")
+    dyn.vf.laplacian(stored, basis=None)
+    np.testing.assert_allclose(
+        np.asarray(dyn.io.open(tmp_path / "h.zarr").obsm["Laplacian"]),
+        adata.obsm["Laplacian"],
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="gene-space field"):
+        dyn.vf.hessian(adata, ["flat1"], ["g0"], effector="g1", basis=None)

@@ -13,9 +13,9 @@ from .._core.errors import InputError
 from ..graph import jacobian as gj
 from ..io import commit
 from ..kernels import jacobian as kj
-from ._genes import GeneList, cell_index, chosen_cells, gene_rows, loadings, resolve_genes
-from .calculus import _field, _gene_layer, _quantities, _row_norms
-from .jacobian import _check_method, _computed, _fit_args
+from ._genes import GeneList, cell_index, chosen_cells, gene_rows, resolve_genes
+from .calculus import _field, _gene_layer, _quantities, _row_norms, key
+from .jacobian import _check_method, _computed, _fit_args, _loadings
 
 
 def _hessian_kernel(x, *, ctrl, C, beta, q_eff, Q_reg, Q_co, full):
@@ -36,7 +36,7 @@ def hessian(
     cell_idx: Any = None,
     sampling: str | None = None,
     sample_ncells: int = 1000,
-    basis: str = "pca",
+    basis: str | None = "pca",
     Qkey: str = "PCs",
     method: str = "analytical",
     store_in_adata: bool = True,
@@ -46,7 +46,9 @@ def hessian(
 
     For a PCA field and genes given, the gene Hessian of one effector gene ``e`` is
     ``h[a, b] = sum_ijk Q[e]_i Q[reg_a]_j Q[coreg_b]_k H_ijk`` (dynamo's back-projection),
-    computed from the field's closed form without the ``d^3`` array of each cell.
+    computed from the field's closed form without the ``d^3`` array of each cell. In gene
+    space (``basis=None``, the field ``uns['VecFld']``) the gene Hessian is the block
+    ``H[e, reg, coreg]`` of the field's own Hessian.
 
     Parameters
     ----------
@@ -59,7 +61,7 @@ def hessian(
     cell_idx, sampling, sample_ncells
         The cells to evaluate (as for :func:`dynadask.vf.jacobian`).
     basis
-        The basis the field was learned in; genes need ``'pca'``.
+        The basis the field was learned in; genes need ``'pca'`` or ``None`` (gene space).
     Qkey
         PCA loadings.
     method
@@ -77,7 +79,7 @@ def hessian(
 
     Writes
     ------
-    uns['hessian_<basis>']
+    uns['hessian_<basis>'] (``uns['hessian']`` in gene space)
         ``cell_idx``, ``regulators``, ``coregulators``, ``effectors`` (the one effector),
         ``hessian_gene`` (cells x regulators x coregulators, float32; dynamo keeps a
         1 x regulators x coregulators array per cell), ``hessian`` (cells x d x d x d with
@@ -105,20 +107,22 @@ def hessian(
     kwargs = dict(_fit_args(fit), q_eff=None, Q_reg=None, Q_co=None, full=full)
     entry: dict[str, Any] = {}
     if all(given):
-        if basis != "pca":
+        if basis not in ("pca", None):
             raise InputError(
-                f"gene Hessians need a field learned on PCA scores (basis='pca'), not {basis!r}"
+                f"gene Hessians need a field learned on PCA scores (basis='pca') or in gene "
+                f"space (basis=None), not {basis!r}"
             )
         eff = resolve_genes(adata, effector, "effector")
         if len(eff) != 1:
             raise InputError(f"effector must be one gene, got {eff}")
         regs = resolve_genes(adata, regulators, "regulators")
         coregs = resolve_genes(adata, coregulators, "coregulators")
-        Q, rows = loadings(adata, Qkey, d)
+        Q, rows = _loadings(adata, basis, Qkey, d)
+        genes = basis is None
         kwargs.update(
-            q_eff=gene_rows(adata, Q, rows, eff, "effector")[0],
-            Q_reg=gene_rows(adata, Q, rows, regs, "regulators"),
-            Q_co=gene_rows(adata, Q, rows, coregs, "coregulators"),
+            q_eff=gene_rows(adata, Q, rows, eff, "effector", genes)[0],
+            Q_reg=gene_rows(adata, Q, rows, regs, "regulators", genes),
+            Q_co=gene_rows(adata, Q, rows, coregs, "coregulators", genes),
         )
         shapes["gene"] = (len(regs), len(coregs))
         entry.update(regulators=regs, coregulators=coregs, effectors=eff)
@@ -134,14 +138,14 @@ def hessian(
         entry["hessian"] = res["full"].astype(np.float32)
     if not store_in_adata:
         return _computed(entry)
-    commit(adata, "hessian", uns={f"hessian_{basis}": entry})
+    commit(adata, "hessian", uns={key("hessian", basis): entry})
     return None
 
 
 def laplacian(
     adata: ad.AnnData,
     hkey: str = "hessian_pca",
-    basis: str = "pca",
+    basis: str | None = "pca",
     *,
     Qkey: str = "PCs",
     method: str = "analytical",
@@ -161,7 +165,8 @@ def laplacian(
         dynamo's Hessian key; not needed (a value other than the default is ignored with a
         warning).
     basis
-        The basis the field was learned in.
+        The basis the field was learned in (``None``: the gene-space field, keys without
+        the suffix).
     Qkey
         PCA loadings that take the pca Laplacian back to genes.
     method
@@ -175,7 +180,8 @@ def laplacian(
         ``||L||``.
     layers['laplacian']
         basis pca with loadings present: ``L Q^T`` on the ``use_for_pca`` genes, NaN
-        elsewhere (float32, built one row block at a time).
+        elsewhere (float32, built one row block at a time); gene space: ``L`` on the
+        field's genes.
     """
     _check_method(method)
     if hkey != "hessian_pca":
@@ -186,6 +192,6 @@ def laplacian(
         )
     X, fit = _field(adata, basis, "analytical")
     L = _quantities(X, fit, ["laplacian"])["laplacian"]
-    key = f"Laplacian_{basis}"
+    name = key("Laplacian", basis)
     layers = _gene_layer(adata, basis, L, Qkey, "laplacian")
-    commit(adata, "laplacian", obs={key: _row_norms(L)}, obsm={key: L}, layers=layers)
+    commit(adata, "laplacian", obs={name: _row_norms(L)}, obsm={name: L}, layers=layers)
