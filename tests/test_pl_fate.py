@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
+import dask.array as da  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -150,3 +151,27 @@ def test_clear_errors(small):
         dyn.pl.fate_bias(
             small, "clusters", fate_bias_df=dyn.pd.fate_bias(small, "clusters")[["confidence"]]
         )
+
+
+def test_large_fates_stay_in_the_store_and_draw_the_same(small, store, monkeypatch):
+    # above LAZY_UNS_BYTES a dense uns array opens as a Dask array over the store (1M-cell
+    # stores hold fates of 10,000 cells: 1.1 GiB); here the threshold is lowered
+    import importlib
+
+    io_open = importlib.import_module("dynadask.io.open")  # the module, not dyn.io.open
+
+    path = store.uns["dynadask"]["store"]
+    monkeypatch.setattr(io_open, "LAZY_UNS_BYTES", 1000)
+    lazy = dyn.io.open(path)
+    P = lazy.uns["fate_umap"]["prediction"]
+    assert isinstance(P, da.Array) and P.shape == (50, 2, 500)
+    assert not isinstance(lazy.uns["fate_umap"]["init_cells"], da.Array)  # strings stay
+    np.testing.assert_array_equal(P.compute(), small.uns["fate_umap"]["prediction"])
+    mem = _fate_layers(
+        dyn.pl.fate(small, basis="umap", color="clusters", save_show_or_return="return")
+    )
+    got = _fate_layers(
+        dyn.pl.fate(lazy, basis="umap", color="clusters", save_show_or_return="return")
+    )
+    for a, b in zip(mem[0].get_segments(), got[0].get_segments(), strict=True):
+        np.testing.assert_allclose(a, b)

@@ -87,15 +87,25 @@ LAZY_ATTR = "dynadask-lazy"
 """Attribute of a cell-indexed array in ``uns`` that is read lazily (set by ``commit``)."""
 
 
-def read_uns(group: zarr.Group) -> dict[str, Any]:
-    """Read ``uns`` into memory, except arrays marked :data:`LAZY_ATTR` (Dask arrays).
+LAZY_UNS_BYTES = 64 * 2**20
+"""A dense array in ``uns`` larger than this is opened as a Dask array over the store."""
 
-    Such arrays (e.g. the per-cell gene Jacobians of ``dyn.vf.jacobian``) are written by
-    :func:`dynadask.io.commit` chunked by cells; they stay in the store.
+
+def read_uns(group: zarr.Group) -> dict[str, Any]:
+    """Read ``uns`` into memory, except large arrays, which stay in the store as Dask arrays.
+
+    Lazy are the arrays marked :data:`LAZY_ATTR` (cell-indexed results such as the per-cell
+    gene Jacobians of ``dyn.vf.jacobian``, written by :func:`dynadask.io.commit` chunked by
+    cells) and any dense array of more than :data:`LAZY_UNS_BYTES` (e.g. the trajectories of
+    ``dyn.pd.fate`` from many cells: 10,000 cells x 30 dimensions x 500 points are 1.1 GiB),
+    so that opening a store costs memory for its annotations, not for its results.
     """
 
     def callback(func: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
-        if isinstance(elem, zarr.Array) and elem.attrs.get(LAZY_ATTR):
+        if isinstance(elem, zarr.Array) and (
+            elem.attrs.get(LAZY_ATTR)
+            or (iospec.encoding_type == "array" and elem.nbytes > LAZY_UNS_BYTES)
+        ):
             return lazy_array(elem)
         return func(elem)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -49,9 +50,18 @@ def edge_flows(x: np.ndarray, v: np.ndarray, rows: np.ndarray, nbrs: np.ndarray)
     return flow
 
 
+def index_dtype(n: int) -> type:
+    """The smallest integer type that holds node numbers of an ``n``-node graph."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
 @dataclass(frozen=True)
 class EdgeFlow:
-    """An antisymmetric flow on an undirected graph, one entry per edge ``lo < hi``."""
+    """An antisymmetric flow on an undirected graph, one entry per edge ``lo < hi``.
+
+    Node numbers are 32-bit below 2**31 nodes: at a million cells and 30 neighbours the
+    edge lists are 30 million long, and every byte per edge counts on the client.
+    """
 
     n: int
     lo: np.ndarray
@@ -61,10 +71,7 @@ class EdgeFlow:
 
     def matrix(self) -> sparse.csr_matrix:
         """The ``n x n`` antisymmetric flow matrix ``F`` (dynamo's ``obsp['<basis>_ddhodge']``)."""
-        r = np.concatenate([self.lo, self.hi])
-        c = np.concatenate([self.hi, self.lo])
-        d = np.concatenate([self.flow, -self.flow])
-        return sparse.csr_matrix((d, (r, c)), shape=(self.n, self.n))
+        return _symmetric_csr(self.n, self.lo, self.hi, self.flow, -self.flow)
 
     def divergence(self) -> np.ndarray:
         """Net outflow of every node, ``div_i = sum_j F_ij``."""
@@ -72,19 +79,66 @@ class EdgeFlow:
         out -= np.bincount(self.hi, weights=self.flow, minlength=self.n)
         return out
 
+    def degree(self) -> np.ndarray:
+        """Number of edges at every node."""
+        return np.bincount(self.lo, minlength=self.n) + np.bincount(self.hi, minlength=self.n)
+
+    def laplace(
+        self, x: np.ndarray, free: np.ndarray | None = None, deg: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``L x`` with ``L = D - A``, from the edge lists (no matrix is built).
+
+        With ``free`` (1.0 for a free node, 0.0 for a pinned one): ``L`` restricted to the
+        free nodes and the identity on the pinned ones, ``F L F x + (1 - F) x``. ``deg``:
+        the degrees as floats, when already at hand.
+        """
+        deg = self.degree().astype(np.float64) if deg is None else deg
+        mask = np.ones(self.n) if free is None else np.asarray(free, dtype=np.float64)
+        out = np.empty(self.n)
+        _masked_laplace(self.lo, self.hi, deg, mask, np.ravel(np.asarray(x, np.float64)), out)
+        return out
+
     def laplacian(self) -> sparse.csr_matrix:
         """The unweighted graph Laplacian ``D - A`` of the edges."""
-        deg = np.bincount(self.lo, minlength=self.n) + np.bincount(self.hi, minlength=self.n)
-        r = np.concatenate([self.lo, self.hi, np.arange(self.n)])
-        c = np.concatenate([self.hi, self.lo, np.arange(self.n)])
-        d = np.concatenate([-np.ones(2 * self.lo.size), deg.astype(np.float64)])
-        return sparse.csr_matrix((d, (r, c)), shape=(self.n, self.n))
+        ones = np.ones(self.lo.size)
+        A = _symmetric_csr(self.n, self.lo, self.hi, -ones, -ones)
+        return (A + sparse.diags(self.degree().astype(np.float64))).tocsr()
+
+    def components(self) -> tuple[int, np.ndarray]:
+        """Connected components: their number and each node's label."""
+        ones = np.ones(self.lo.size, dtype=np.int8)
+        graph = sparse.csr_matrix((ones, (self.lo, self.hi)), shape=(self.n, self.n))
+        return csgraph.connected_components(graph, directed=True, connection="weak")
+
+
+@numba.njit(cache=True, nogil=True)
+def _masked_laplace(lo, hi, deg, free, x, out):  # pragma: no cover - compiled
+    """``out = F (D - A) F x + (1 - F) x`` over the edge lists ``(lo, hi)``, one pass."""
+    n = x.shape[0]
+    for i in range(n):
+        out[i] = deg[i] * free[i] * x[i]
+    for e in range(lo.shape[0]):
+        a, b = lo[e], hi[e]
+        out[a] -= free[b] * x[b]
+        out[b] -= free[a] * x[a]
+    for i in range(n):
+        out[i] = free[i] * out[i] + (1.0 - free[i]) * x[i]
+
+
+def _symmetric_csr(n: int, lo, hi, upper: np.ndarray, lower: np.ndarray) -> sparse.csr_matrix:
+    """CSR: ``upper`` at ``(lo, hi)``, ``lower`` at ``(hi, lo)`` (32-bit indices if they fit)."""
+    rows = np.concatenate([lo, hi])
+    cols = np.concatenate([hi, lo])
+    data = np.concatenate([upper, lower])
+    return sparse.csr_matrix((data, (rows, cols)), shape=(n, n))
 
 
 def edges_from_knn(nbrs: np.ndarray, flows: np.ndarray) -> EdgeFlow:
     """The symmetrised graph of kNN lists with one flow per undirected edge.
 
     An edge found from both ends gets the mean of its two (equal up to rounding) flows.
+    Duplicates are merged by a sparse matrix's sum of duplicates (32-bit indices), which
+    needs about half the memory of sorting 64-bit edge keys.
 
     Parameters
     ----------
@@ -94,27 +148,38 @@ def edges_from_knn(nbrs: np.ndarray, flows: np.ndarray) -> EdgeFlow:
         ``n x k`` flows from each cell to each neighbour (:func:`edge_flows`).
     """
     n, k = nbrs.shape
-    i = np.repeat(np.arange(n, dtype=np.int64), k)
-    j = np.asarray(nbrs, dtype=np.int64).ravel()
+    kind = index_dtype(n)
+    i = np.repeat(np.arange(n, dtype=kind), k)
+    j = np.asarray(nbrs).astype(kind, copy=False).ravel()
     f = np.asarray(flows, dtype=np.float64).ravel()
     keep = (j >= 0) & (j != i)
-    i, j, f = i[keep], j[keep], f[keep]
+    if not keep.all():
+        i, j, f = i[keep], j[keep], f[keep]
+    del keep
     swap = j < i
     lo, hi = np.where(swap, j, i), np.where(swap, i, j)
+    del i, j
     f = np.where(swap, -f, f)
-    key, inverse = np.unique(lo * n + hi, return_inverse=True)
-    counts = np.bincount(inverse, minlength=key.size)
-    mean = np.bincount(inverse, weights=f, minlength=key.size) / counts
-    return EdgeFlow(n=n, lo=key // n, hi=key % n, flow=mean)
+    del swap
+    summed = sparse.csr_matrix((f, (lo, hi)), shape=(n, n))
+    del f
+    counts = sparse.csr_matrix((np.ones(lo.size, dtype=np.float32), (lo, hi)), shape=(n, n))
+    del lo, hi
+    summed.sum_duplicates()
+    counts.sum_duplicates()
+    rows = np.repeat(np.arange(n, dtype=kind), np.diff(summed.indptr))
+    flow = summed.data / counts.data
+    return EdgeFlow(n=n, lo=rows, hi=summed.indices.astype(kind, copy=False), flow=flow)
 
 
 def edges_from_matrix(F: sparse.spmatrix) -> EdgeFlow:
     """The edges of a stored antisymmetric flow matrix (its upper triangle)."""
     coo = sparse.triu(sparse.csr_matrix(F), k=1).tocoo()
+    kind = index_dtype(F.shape[0])
     return EdgeFlow(
         n=F.shape[0],
-        lo=coo.row.astype(np.int64),
-        hi=coo.col.astype(np.int64),
+        lo=coo.row.astype(kind),
+        hi=coo.col.astype(kind),
         flow=coo.data.astype(np.float64),
     )
 
@@ -137,8 +202,10 @@ def graph_potential(
 
     One node per component is pinned to 0, which leaves a symmetric positive-definite
     system; it is solved by conjugate gradients with a Jacobi (degree) preconditioner, all
-    components at once. The pinned solution is then centred on each component, which is
-    the minimum-norm solution of the singular system (``sum div = 0`` on each component,
+    components at once. ``L`` is applied from the edge lists by a compiled loop, so neither
+    ``L`` nor a copy of its free block is built. The pinned
+    solution is then centred on each component, which is the minimum-norm solution of the
+    singular system (``sum div = 0`` on each component,
     so the system is consistent).
 
     Parameters
@@ -158,26 +225,32 @@ def graph_potential(
         If CG does not reach ``rtol`` within ``maxiter`` iterations.
     """
     n = edges.n
-    L = edges.laplacian()
-    n_comp, label = csgraph.connected_components(L, directed=False)
+    n_comp, label = edges.components()
     pinned = np.zeros(n, dtype=bool)
     pinned[np.unique(label, return_index=True)[1]] = True
-    free = np.flatnonzero(~pinned)
+    free = (~pinned).astype(np.float64)
+    deg = edges.degree().astype(np.float64)
     b = -np.asarray(div, dtype=np.float64)
+
+    def pinned_laplace(x: np.ndarray) -> np.ndarray:
+        # L restricted to the free nodes, the identity on the pinned ones: symmetric
+        # positive definite, applied from the edge lists in one compiled pass
+        return edges.laplace(x, free, deg)
+
+    inv_deg = np.where(pinned, 1.0, 1.0 / np.maximum(deg, 1.0))
     p = np.zeros(n)
     iterations = 0
-    if free.size:
-        Lf = sparse.csr_matrix(L[free][:, free])
-        inv_deg = 1.0 / Lf.diagonal()
-        precond = LinearOperator(Lf.shape, matvec=lambda r: inv_deg * r, dtype=np.float64)
+    if not pinned.all():
+        op = LinearOperator((n, n), matvec=pinned_laplace, dtype=np.float64)
+        precond = LinearOperator((n, n), matvec=lambda r: inv_deg * np.ravel(r), dtype=np.float64)
         count = [0]
 
         def _count(_: np.ndarray) -> None:
             count[0] += 1
 
         sol, info = cg(
-            Lf,
-            b[free],
+            op,
+            free * b,
             rtol=rtol,
             atol=0.0,
             maxiter=maxiter or 10 * n,
@@ -189,11 +262,11 @@ def graph_potential(
                 f"the potential's conjugate-gradient solve stopped after {count[0]} iterations "
                 f"without reaching rtol={rtol}: raise maxiter or loosen rtol"
             )
-        p[free] = sol
+        p = free * sol
         iterations = count[0]
     p -= (np.bincount(label, weights=p, minlength=n_comp) / np.bincount(label))[label]
     norm_b = np.linalg.norm(b)
-    residual = float(np.linalg.norm(L @ p - b) / norm_b) if norm_b > 0 else 0.0
+    residual = float(np.linalg.norm(edges.laplace(p, deg=deg) - b) / norm_b) if norm_b > 0 else 0.0
     p -= p.min()
     return PotentialSolve(p, int(n_comp), iterations, residual)
 
