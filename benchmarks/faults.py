@@ -21,6 +21,15 @@ Usage::
 
 The input is a continuous atlas (``benchmarks.make_atlas``, simple template graph, random
 row order), written once into ``--out``.
+
+With ``--from-clean`` a case starts from a copy of the clean run's store instead of from the
+input, so that it costs the faulted stage and what follows rather than a whole run:
+
+- ``driver:<stage>``: the copy's records of ``<stage>`` and every later stage are removed
+  (the store then says what a run killed before ``<stage>`` leaves), ``dynadask run`` is
+  killed while ``<stage>`` writes and run again; it must resume at ``<stage>``;
+- ``worker:<stage>``: ``<stage>`` alone runs again on the copy (forced) while a worker is
+  killed; its results must equal the clean run's.
 """
 
 from __future__ import annotations
@@ -72,9 +81,14 @@ def run_clean(src: Path, out: Path, chunk: int) -> float:
     return time.perf_counter() - start
 
 
-def driver_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
-    """Kill ``dynadask run`` while ``stage`` writes; run it again; what each run did."""
+def driver_kill(src: Path, out: Path, stage: str, chunk: int, ref: Path | None = None) -> dict:
+    """Kill ``dynadask run`` while ``stage`` writes; run it again; what each run did.
+
+    With ``ref`` (the clean run's folder), start from a copy of its store made incomplete
+    from ``stage`` on (:func:`copy_of_clean`)."""
     store = _store(out, src)
+    if ref is not None:
+        copy_of_clean(ref, out, src, before=stage)
     out.mkdir(parents=True, exist_ok=True)
     log = (out.parent / f"{out.name}.log").open("w")
     proc = subprocess.Popen(_run_cmd(src, out, STAGES, chunk), env=_env(), stdout=log,
@@ -93,6 +107,27 @@ def driver_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
                            stderr=subprocess.STDOUT)  # fmt: skip
     return {"killed_at": killed, "complete_after_kill": before, "rerun_status": again.returncode,
             "rerun_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def copy_of_clean(ref: Path, out: Path, src: Path, before: str | None = None) -> Path:
+    """A copy of the clean store in ``out``; with ``before``, its records of ``before`` and
+    every later stage removed (the records of the earlier stages kept)."""
+    import zarr
+
+    store = _store(out, src)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copytree(_store(ref, src), store)
+    if before is not None:
+        keep = set(STAGES[: STAGES.index(before)])
+        if "cell_velocities" in keep:  # that stage records its basis
+            keep.add("cell_velocities_umap")
+        group = zarr.open_group(store / "uns" / "dynadask" / "stages", mode="r+")
+        for name in list(group.array_keys()):
+            if name not in keep:
+                del group[name]
+        zarr.consolidate_metadata(store)
+    return store
 
 
 def _completed(store: Path) -> list[str]:
@@ -133,8 +168,11 @@ class Killer(threading.Thread):
             time.sleep(0.05)
 
 
-def worker_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
-    """Run the stages before ``stage`` cleanly, then ``stage`` with a worker killed."""
+def worker_kill(src: Path, out: Path, stage: str, chunk: int, ref: Path | None = None) -> dict:
+    """Run the stages before ``stage`` cleanly, then ``stage`` with a worker killed.
+
+    With ``ref`` (the clean run's folder): ``stage`` runs again (forced) on a copy of the
+    clean store, with a worker killed, and nothing else runs."""
     from distributed import Client, LocalCluster
 
     from dynadask import pipeline
@@ -142,8 +180,11 @@ def worker_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
     i = STAGES.index(stage)
     out.mkdir(parents=True, exist_ok=True)
     log = (out.parent / f"{out.name}.log").open("w")
-    subprocess.run(_run_cmd(src, out, STAGES[:i], chunk), check=True, env=_env(), stdout=log,
-                   stderr=subprocess.STDOUT)  # fmt: skip
+    if ref is not None:
+        copy_of_clean(ref, out, src)
+    else:
+        subprocess.run(_run_cmd(src, out, STAGES[:i], chunk), check=True, env=_env(),
+                       stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     with (
         LocalCluster(
             n_workers=2,
@@ -158,11 +199,15 @@ def worker_kill(src: Path, out: Path, stage: str, chunk: int) -> dict:
         killer.start()
         start = time.perf_counter()
         try:
-            pipeline.run(_store(out, src), stages=[stage], log=lambda s: None)
+            pipeline.run(
+                _store(out, src), stages=[stage], force=ref is not None, log=lambda s: None
+            )
         finally:
             killer.stop.set()
             killer.join()
         took = time.perf_counter() - start
+    if ref is not None:
+        return {"killed": killer.killed, "stage_s": round(took, 1)}
     rest = subprocess.run(_run_cmd(src, out, STAGES, chunk), env=_env(), stdout=log,
                           stderr=subprocess.STDOUT)  # fmt: skip
     return {"killed": killer.killed, "stage_s": round(took, 1), "rest_status": rest.returncode}
@@ -211,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("faults"))
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--cases", nargs="*", default=None, help="e.g. driver:moments")
+    parser.add_argument(
+        "--from-clean", action="store_true", help="start cases from the clean store"
+    )
     args = parser.parse_args(argv)
     from benchmarks.make_atlas import make_atlas
 
@@ -232,13 +280,14 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(out, ignore_errors=True)
         fn = driver_kill if kind == "driver" else worker_kill
         try:
-            info = fn(src, out, stage, args.chunk_cells)
+            info = fn(src, out, stage, args.chunk_cells, ref if args.from_clean else None)
             info |= compare(_store(ref, src), _store(out, src), args.rtol)
         except Exception as err:  # noqa: BLE001 - a case's failure is its outcome
             info = {"error": f"{type(err).__name__}: {err}"}
         results[case] = info
         print(case, json.dumps(info, default=str), flush=True)
-    (args.out / "faults.json").write_text(json.dumps(results, indent=1, default=str))
+    name = "faults_from_clean.json" if args.from_clean else "faults.json"
+    (args.out / name).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
