@@ -175,3 +175,20 @@ def test_large_fates_stay_in_the_store_and_draw_the_same(small, store, monkeypat
     )
     for a, b in zip(mem[0].get_segments(), got[0].get_segments(), strict=True):
         np.testing.assert_allclose(a, b)
+
+
+def test_a_large_result_is_left_in_the_store_after_its_commit(store, monkeypatch):
+    # pd.fate on a store: the committed trajectories are not kept twice on the client
+    import importlib
+
+    io_open = importlib.import_module("dynadask.io.open")
+    monkeypatch.setattr(io_open, "LAZY_UNS_BYTES", 1000)
+    path = store.uns["dynadask"]["store"]
+    adata = dyn.io.open(path)
+    cells = list(adata.obs_names[:6])
+    dyn.pd.fate(adata, cells, basis="umap", interpolation_num=50)
+    entry = adata.uns["fate_umap"]
+    assert isinstance(entry["prediction"], da.Array) and entry["prediction"].shape[0] == 6
+    assert not isinstance(entry["init_states"], da.Array)  # small arrays stay in memory
+    again = dyn.io.open(path).uns["fate_umap"]["prediction"]
+    np.testing.assert_array_equal(entry["prediction"].compute(), again.compute())

@@ -23,6 +23,7 @@ import anndata as ad
 import dask.array as da
 import numpy as np
 import pandas as pd
+import zarr
 from scipy import sparse
 
 from .._core import keys
@@ -31,7 +32,7 @@ from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
 from .format import open_group, write_elem
 from .journal import JOURNAL, publish, store_lock
-from .open import LAZY_ATTR, _lazy, lazy_array
+from .open import LAZY_ATTR, _lazy, is_large, lazy_array, read_uns
 from .writers import quiet_zarr, remove, remove_settled, write_arrays
 
 _MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
@@ -235,10 +236,32 @@ def _commit_to_store(
         frame = getattr(adata, slot)
         for key, value in items.items():
             frame[key] = value
+    adata.uns.update(_stored_uns(root, uns))
+
+
+def _stored_uns(root: zarr.Group, uns: dict) -> dict[str, Any]:
+    """The committed uns entries as the store opens them.
+
+    Dask arrays over the store for the lazy ones and the large ones (no second copy on the
+    client), the rest in memory.
+    """
     plain, lazy = split_lazy(uns, "uns")
     for name in lazy:
         _put(plain, name, lazy_array(root[name]))
-    adata.uns.update({k: v for k, v in plain.items() if k != keys.DYNADASK})
+    for key, value in plain.items():
+        if key != keys.DYNADASK and _holds_large(value):
+            node = root[f"uns/{key}"]
+            plain[key] = read_uns(node) if isinstance(node, zarr.Group) else lazy_array(node)
+    return {k: v for k, v in plain.items() if k != keys.DYNADASK}
+
+
+def _holds_large(value: Any) -> bool:
+    """Whether an uns entry holds a numeric numpy array that opens lazily from a store."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biuf" and is_large(value)
+    if isinstance(value, Mapping):
+        return any(_holds_large(v) for v in value.values())
+    return False
 
 
 def _block_rows(adata: ad.AnnData) -> int:

@@ -91,6 +91,11 @@ LAZY_UNS_BYTES = 64 * 2**20
 """A dense array in ``uns`` larger than this is opened as a Dask array over the store."""
 
 
+def is_large(array: Any) -> bool:
+    """Whether an ``uns`` array is large enough to stay in the store (:data:`LAZY_UNS_BYTES`)."""
+    return int(array.nbytes) > LAZY_UNS_BYTES
+
+
 def read_uns(group: zarr.Group) -> dict[str, Any]:
     """Read ``uns`` into memory, except large arrays, which stay in the store as Dask arrays.
 
@@ -103,8 +108,7 @@ def read_uns(group: zarr.Group) -> dict[str, Any]:
 
     def callback(func: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
         if isinstance(elem, zarr.Array) and (
-            elem.attrs.get(LAZY_ATTR)
-            or (iospec.encoding_type == "array" and elem.nbytes > LAZY_UNS_BYTES)
+            elem.attrs.get(LAZY_ATTR) or (iospec.encoding_type == "array" and is_large(elem))
         ):
             return lazy_array(elem)
         return func(elem)
