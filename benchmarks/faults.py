@@ -29,7 +29,11 @@ input, so that it costs the faulted stage and what follows rather than a whole r
   (the store then says what a run killed before ``<stage>`` leaves), ``dynadask run`` is
   killed while ``<stage>`` writes and run again; it must resume at ``<stage>``;
 - ``worker:<stage>``: ``<stage>`` alone runs again on the copy (forced) while a worker is
-  killed; its results must equal the clean run's.
+  killed; its results must equal the clean run's;
+- ``control:<stage>``: as ``driver:<stage>`` with nothing killed: how far a fault-free run
+  from ``<stage>`` on, in new processes, lands from the clean run (BLAS kernels may sum in
+  an order that depends on memory alignment, so two processes can differ in the last bits,
+  and a vector-field fit amplifies such differences).
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ def run_clean(src: Path, out: Path, chunk: int) -> float:
     return time.perf_counter() - start
 
 
-def driver_kill(src: Path, out: Path, stage: str, chunk: int, ref: Path | None = None) -> dict:
+def driver_kill(
+    src: Path, out: Path, stage: str, chunk: int, ref: Path | None = None, kill: bool = True
+) -> dict:
     """Kill ``dynadask run`` while ``stage`` writes; run it again; what each run did.
 
     With ``ref`` (the clean run's folder), start from a copy of its store made incomplete
@@ -94,7 +100,7 @@ def driver_kill(src: Path, out: Path, stage: str, chunk: int, ref: Path | None =
     proc = subprocess.Popen(_run_cmd(src, out, STAGES, chunk), env=_env(), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     killed = None
-    while proc.poll() is None:
+    while kill and proc.poll() is None:
         if list(store.parent.glob(f"{store.name}.staging-{COMMIT_NAME.get(stage, stage)}-*")):
             os.killpg(proc.pid, signal.SIGKILL)
             killed = time.strftime("%H:%M:%S")
@@ -128,6 +134,10 @@ def copy_of_clean(ref: Path, out: Path, src: Path, before: str | None = None) ->
                 del group[name]
         zarr.consolidate_metadata(store)
     return store
+
+
+def _control(src: Path, out: Path, stage: str, chunk: int, ref: Path | None = None) -> dict:
+    return driver_kill(src, out, stage, chunk, ref, kill=False)
 
 
 def _completed(store: Path) -> list[str]:
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         kind, stage = case.split(":")
         out = args.out / case.replace(":", "_")
         shutil.rmtree(out, ignore_errors=True)
-        fn = driver_kill if kind == "driver" else worker_kill
+        fn = {"driver": driver_kill, "worker": worker_kill, "control": _control}[kind]
         try:
             info = fn(src, out, stage, args.chunk_cells, ref if args.from_clean else None)
             info |= compare(_store(ref, src), _store(out, src), args.rtol)
