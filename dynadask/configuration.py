@@ -110,6 +110,7 @@ def set_pub_style(scaler: float = 1.0) -> None:
         }
     )
 
+
 __all__ = [
     "DynamoAdataConfig",
     "set_figure_params",

@@ -56,7 +56,7 @@ def test_full_is_the_default_mode_and_the_table_follows_the_mode():
 
 def test_succinct_mode_makes_dynamics_drop_second_moments(tmp_path):
     full = _tiny()
-    dyn.tl.dynamics(full)
+    assert dyn.tl.dynamics(full) is full  # dynamo returns the AnnData, copy or not
     assert SECOND <= set(full.layers)
     try:
         dyn.configuration.update_data_store_mode("succinct")

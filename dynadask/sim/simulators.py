@@ -39,6 +39,7 @@ class _MotifSimulator:
 
     model = ""
     synthesis_param_names: tuple[str, ...] = ()
+    kinetic_param_names: tuple[str, ...] = ()  # divided by tau, besides beta and gamma
 
     def __init__(
         self,
@@ -74,6 +75,11 @@ class _MotifSimulator:
         self.species = {k: list(range(i * g, (i + 1) * g)) for i, k in enumerate(kinds)}
         params = (*self.synthesis_param_names, *(("beta",) if self.splicing else ()), "gamma")
         self.param_dict = {k: np.asarray(self.network.var[f"true_{k}"]) for k in params}
+        # whole-number parameters that no rate division touches stay integers (dynamo's dtypes)
+        whole = float(r_aug).is_integer()
+        for k in set(self.synthesis_param_names) - set(self.kinetic_param_names):
+            if whole and np.asarray(param_dict[k]).dtype.kind in "iu":
+                self.param_dict[k] = np.rint(self.param_dict[k]).astype(np.int64)
         self.C0s = self._initial(C0s, r_aug, tau)
         self.augment_C0_gaussian(int(n_C0s), sigma=5)
         self.C = self.T = self.V = self.traj_id = None
@@ -312,6 +318,7 @@ class BifurcationTwoGenes(_MotifSimulator):
 
     model = "bifur2genes"
     synthesis_param_names = ("a", "b", "S", "K", "m", "n")
+    kinetic_param_names = ("a", "b")
 
     def __init__(
         self,
@@ -343,6 +350,7 @@ class OscillationTwoGenes(_MotifSimulator):
 
     model = "osc2genes"
     synthesis_param_names = ("a", "b", "S", "K", "m", "n")
+    kinetic_param_names = ("a", "b")
 
     def __init__(
         self,
@@ -373,6 +381,7 @@ class Neurongenesis(_MotifSimulator):
 
     model = "neurongenesis"
     synthesis_param_names = ("a", "K", "n")
+    kinetic_param_names = ("a",)
 
     def __init__(
         self,

@@ -69,7 +69,7 @@ def dynamics(
     del_2nd_moments: bool | None = None,
     copy: bool = False,
     **legacy: Any,
-) -> ad.AnnData | None:
+) -> ad.AnnData:
     """Estimate per-gene kinetic parameters and RNA velocity.
 
     The experiment type comes from ``experiment_type``, ``uns['pp']['experiment_type']`` or
@@ -142,8 +142,8 @@ def dynamics(
 
     Returns
     -------
-    anndata.AnnData or None
-        The copy when ``copy``.
+    anndata.AnnData
+        ``adata`` (the copy when ``copy``), as dynamo returns it.
 
     Writes
     ------
@@ -191,7 +191,7 @@ def dynamics(
         del_2nd_moments, DynamoAdataConfig.DYNAMICS_DEL_2ND_MOMENTS_KEY
     ):
         _drop_second_moments(adata)
-    return adata if copy else None
+    return adata  # as dynamo's, also without copy
 
 
 def _drop_second_moments(adata: ad.AnnData) -> None:
