@@ -97,7 +97,10 @@ DIFFERENCES: dict[str, str] = {
     "sim.BifurcationTwoGenes": _SIM_CLASS,
     "sim.OscillationTwoGenes": _SIM_CLASS,
     "sim.Neurongenesis": _SIM_CLASS + "; with beta in param_dict also a splicing model",
-    "sim.KinLabelingSimulator": "seeded (seed=); write_to_anndata also writes into a store",
+    "sim.KinLabelingSimulator": "seeded (seed=); write_to_anndata also writes into a store; "
+    "labelling stops at label_time (dynamo keeps the first reaction after it: about one "
+    "molecule more per cell, actual_label_time past label_time)",
+    "pp.log1p": "an AnnData without uns['pp'] gets one (dynamo logs X, then raises KeyError)",
     "configuration.DynamoAdataConfig": "the switches dynamo 1.5.3 reads are read: dynamics' "
     "del_2nd_moments=None follows the mode ('succinct' drops M_ss, M_us, ... from the AnnData; "
     "a store keeps them)",
