@@ -44,6 +44,11 @@ SOURCES = {  # the module each namespace star-imports from, relative to dynamo/
     "configuration": "configuration",
 }
 
+_SIM_CLASS = (
+    "seeded (seed=); initial states rounded to whole molecules, n_C0s noisy copies of each "
+    "(dynamo adds n_C0s per species around a single state); the initial state is a cell; "
+    "drawn cells in path order"
+)
 # Offered under the same name, with a behaviour a dynamo user should know about.
 DIFFERENCES: dict[str, str] = {
     "pp.recipe_monocle": "works on a Zarr store out of core; the kNN graph is NN-descent",
@@ -89,6 +94,16 @@ DIFFERENCES: dict[str, str] = {
     "arrays stacked over the paths",
     "pd.perturbation": "J v from the field (jac_key not read); projection 'pearson' (default) "
     "or 'cosine', not 'fp'",
+    "sim.BifurcationTwoGenes": _SIM_CLASS,
+    "sim.OscillationTwoGenes": _SIM_CLASS,
+    "sim.Neurongenesis": _SIM_CLASS + "; with beta in param_dict also a splicing model",
+    "sim.KinLabelingSimulator": "seeded (seed=); write_to_anndata also writes into a store; "
+    "labelling stops at label_time (dynamo keeps the first reaction after it: about one "
+    "molecule more per cell, actual_label_time past label_time)",
+    "pp.log1p": "an AnnData without uns['pp'] gets one (dynamo logs X, then raises KeyError)",
+    "configuration.DynamoAdataConfig": "the switches dynamo 1.5.3 reads are read: dynamics' "
+    "del_2nd_moments=None follows the mode ('succinct' drops M_ss, M_us, ... from the AnnData; "
+    "a store keeps them)",
     "sample_data.pancreatic_endocrinogenesis": "without url: the bundled 2,000-gene copy (offline)",
 }
 
@@ -102,9 +117,8 @@ NOT_OFFERED: list[tuple[str, str]] = [
     (r"^pl\..*(shiny|plotly|pyvista|3d|3D)", "interactive or 3-D back-ends are not used"),
     (r"^sample_data\.", "downloads a public dataset; dynadask ships pancreas only (no network)"),
     (
-        r"^configuration\.(DKM|DynamoAdataKeyManager|DynamoAdataConfig|update_data_store_mode)",
-        "dynamo's key manager and store modes: dynadask's keys are fixed (dynadask._core.keys) "
-        "and a store keeps every result",
+        r"^configuration\.(DKM|DynamoAdataKeyManager)$",
+        "dynamo's key manager: dynadask's keys are fixed (dynadask._core.keys)",
     ),  # fmt: skip
     (r"^configuration\.", "dynamo's plotting themes and colour maps"),
     (
@@ -122,10 +136,15 @@ NOT_OFFERED: list[tuple[str, str]] = [
     ),  # fmt: skip
     (r"^est\.", "dynamo's estimation internals: dyn.tl.dynamics is the public entry"),
     (
-        r"^sim\.(Gillespie|BifurcationTwoGenes|OscillationTwoGenes|Neurongenesis|"
-        r"KinLabelingSimulator|AnnDataSimulator|CellularModelSimulator)$",
-        "dynamo's simulator classes: dyn.sim.simulate(model=...) makes the cells and the truth "
-        "in one call",
+        r"^sim\.(AnnDataSimulator|CellularModelSimulator)$",
+        "dynamo's base classes for user-defined reaction systems: the motifs' classes "
+        "(BifurcationTwoGenes, ...) and dyn.sim.simulate(model=Network) are offered",
+    ),  # fmt: skip
+    (
+        r"^sim\.Gillespie$",
+        "dynamo's Gillespie(method=...) designs need a promoter-switching model ('basic') or "
+        "a protein species ('oscillation', 'differentiation'), which dynadask does not model; "
+        "splicing and labelling designs: dyn.sim.simulate(model=..., experiment_type=...)",
     ),  # fmt: skip
     (r"^sim\.", "not built yet"),
     (r"^(vf|pd|ext)\.", "not built yet (vector-field half)"),

@@ -1,4 +1,4 @@
-"""Figure settings in dynamo's style (matplotlib rc parameters)."""
+"""Figure settings in dynamo's style (matplotlib rc parameters) and dynamo's data-store switches."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 import matplotlib as mpl
 from cycler import cycler
 
+from ._core.adata_config import DynamoAdataConfig, update_data_store_mode
 from ._core.errors import InputError
 
 # a colour cycle readable on white and on black backgrounds
@@ -108,3 +109,11 @@ def set_pub_style(scaler: float = 1.0) -> None:
             "ps.fonttype": 42,
         }
     )
+
+
+__all__ = [
+    "DynamoAdataConfig",
+    "set_figure_params",
+    "set_pub_style",
+    "update_data_store_mode",
+]

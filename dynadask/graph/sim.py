@@ -16,6 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ..kernels.sim_block import simulate_block
+from ..kernels.sim_path import ssa_events
 
 
 def simulation_blocks(
@@ -70,3 +71,34 @@ def simulation_layers(
         ]
         out[key] = da.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
     return out
+
+
+def path_tasks(
+    tables: tuple[np.ndarray, ...],
+    c0s: np.ndarray,
+    t_span: tuple[float, float],
+    *,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    splicing: bool,
+    seeds: Sequence[int],
+    skip: int,
+    max_len: int,
+) -> list:
+    """Return one Delayed per initial state, each the recorded path ``(times, states)``.
+
+    Each path is simulated by :func:`~dynadask.kernels.sim_path.ssa_events` from its row of
+    ``c0s`` with its own seed, so the result does not depend on the scheduler.
+    """
+    shared = dask.delayed((tables, beta, gamma), pure=True, traverse=False)
+    return [
+        dask.delayed(_path, pure=True)(
+            shared, c0, float(t_span[0]), float(t_span[1]), splicing, int(s), skip, max_len
+        )
+        for c0, s in zip(np.asarray(c0s, dtype=np.float64), seeds, strict=True)
+    ]
+
+
+def _path(shared, c0, t0, t1, splicing, seed, skip, max_len):
+    tables, beta, gamma = shared
+    return ssa_events(c0, t0, t1, tables, beta, gamma, splicing, seed, skip, max_len)

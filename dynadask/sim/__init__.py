@@ -5,6 +5,8 @@ into a Zarr store, block by block on the active Dask scheduler. ``simulate_stead
 gives labelling designs (one-shot, kin, deg, mix_std_stm) on steady-state cells in closed
 form, with a library size that varies from cell to cell. Models: independent genes,
 the two-gene bifurcation (toggle switch) and oscillator, and the neurogenesis motif.
+dynamo's simulator classes (``BifurcationTwoGenes``, ``OscillationTwoGenes``,
+``Neurongenesis``, ``KinLabelingSimulator``) record exact paths of the same motifs.
 """
 
 from .designs import EXPERIMENTS
@@ -19,13 +21,23 @@ from .models import (
     osc2genes_splicing_params,
 )
 from .simulate import simulate, simulate_store
+from .simulators import (
+    BifurcationTwoGenes,
+    KinLabelingSimulator,
+    Neurongenesis,
+    OscillationTwoGenes,
+)
 from .steady import simulate_steady_labelling
 from .truth import fixed_points, vector_field
 
 __all__ = [
+    "BifurcationTwoGenes",
     "EXPERIMENTS",
+    "KinLabelingSimulator",
     "MODELS",
     "Network",
+    "Neurongenesis",
+    "OscillationTwoGenes",
     "bifur2genes_params",
     "bifur2genes_splicing_params",
     "build_network",

@@ -41,7 +41,7 @@ neurongenesis_params = {
     "gamma": [1.0] * 12,
     "a": [2.2, 4, 3, 3, 3, 4, 5, 5, 3, 3, 3, 3],
     "K": [10, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-    "n": [4] * 12,
+    "n": [4.0] * 12,
 }
 NEUROGENESIS_GENES = (
     "Pax6", "Mash1", "Zic1", "Brn2", "Tuj1", "Hes5", "Scl", "Olig2", "Stat3", "A1dh1L",

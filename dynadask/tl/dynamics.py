@@ -8,9 +8,10 @@ from typing import Any
 import anndata as ad
 import numpy as np
 
+from .._core.adata_config import DynamoAdataConfig
 from .._core.errors import InputError, OptionError
 from .._core.validate import unique_names, varied_time
-from ..io import commit
+from ..io import commit, store_path
 from . import _dynamics_methods as dm
 from . import _dynamics_setup as ds
 from .moments import moments
@@ -45,7 +46,6 @@ _IGNORED = {
     "one_shot_method": "combined",
     "fraction_for_deg": False,
     "sanity_check": False,
-    "del_2nd_moments": None,
     "assumption_mRNA": "auto",
     "log_unnormalized": True,
 }
@@ -66,9 +66,10 @@ def dynamics(
     perc_left: float | None = None,
     perc_right: float | None = None,
     intercept: bool = False,
+    del_2nd_moments: bool | None = None,
     copy: bool = False,
     **legacy: Any,
-) -> ad.AnnData | None:
+) -> ad.AnnData:
     """Estimate per-gene kinetic parameters and RNA velocity.
 
     The experiment type comes from ``experiment_type``, ``uns['pp']['experiment_type']`` or
@@ -129,6 +130,10 @@ def dynamics(
         ``'mix_std_stm'``: named only, never detected).
     perc_left, perc_right, intercept
         Extreme-cell selection and intercept of the steady-state fits.
+    del_2nd_moments
+        Drop the second-moment layers (``M_ss``, ``M_us``, ``M_uu``, …) from the AnnData
+        afterwards (a store keeps them); None takes dynamo's data store mode
+        (``dyn.configuration.DynamoAdataConfig``: False in 'full', True in 'succinct').
     copy
         Work on (and return) a copy.
     **legacy
@@ -137,8 +142,8 @@ def dynamics(
 
     Returns
     -------
-    anndata.AnnData or None
-        The copy when ``copy``.
+    anndata.AnnData
+        ``adata`` (the copy when ``copy``), as dynamo returns it.
 
     Writes
     ------
@@ -182,7 +187,23 @@ def dynamics(
     params, velocities = runner(job)
     settings = _settings(exp, mode, model, est_method, use_smoothed, group, t)
     _write(adata, params, velocities, valid, group, names, settings)
-    return adata if copy else None
+    if DynamoAdataConfig.use_default_var_if_none(
+        del_2nd_moments, DynamoAdataConfig.DYNAMICS_DEL_2ND_MOMENTS_KEY
+    ):
+        _drop_second_moments(adata)
+    return adata  # as dynamo's, also without copy
+
+
+def _drop_second_moments(adata: ad.AnnData) -> None:
+    # dynamo's succinct mode: the second moments (M_ss, M_us, ...) leave the AnnData
+    dropped = [k for k in adata.layers if k.startswith("M_") and len(k) == 4]
+    for key in dropped:
+        del adata.layers[key]
+    if dropped and store_path(adata) is not None:
+        warnings.warn(
+            f"layers {dropped} are dropped from this AnnData; the store keeps them",
+            stacklevel=3,
+        )
 
 
 def _check_legacy(legacy: dict, cores: int) -> None:
