@@ -16,11 +16,19 @@ def pixel_index(
     x0, x1, y0, y1 = extent
     ny, nx = shape
     ok = np.isfinite(xy).all(axis=1)
-    ix = (xy[:, 0] - x0) * (nx / max(x1 - x0, 1e-12))
-    iy = (xy[:, 1] - y0) * (ny / max(y1 - y0, 1e-12))
-    ix = np.clip(np.nan_to_num(ix), 0, nx - 1).astype(np.int64)
-    iy = np.clip(np.nan_to_num(iy), 0, ny - 1).astype(np.int64)
-    return np.where(ok, iy * nx + ix, -1)
+    out = np.empty(xy.shape[0], dtype=np.int64)
+    for col, lo, hi, n, scale in ((0, x0, x1, nx, 1), (1, y0, y1, ny, nx)):
+        t = xy[:, col] - lo  # one float temporary per axis, worked on in place
+        t *= n / max(hi - lo, 1e-12)
+        np.nan_to_num(t, copy=False)
+        np.clip(t, 0, n - 1, out=t)
+        if col == 0:
+            out[:] = t  # truncation toward zero on non-negative values: the floor
+        else:
+            out += t.astype(np.int64) * scale
+    if not ok.all():
+        out[~ok] = -1
+    return out
 
 
 def sum_per_pixel(
@@ -33,13 +41,18 @@ def sum_per_pixel(
     """
     keep = pixels >= 0
     if weights is None:
-        return np.bincount(pixels[keep], minlength=n_pixels).astype(np.float64)
+        p = pixels if keep.all() else pixels[keep]
+        return np.bincount(p, minlength=n_pixels).astype(np.float64)
     w = np.asarray(weights, dtype=np.float64)
     w2 = w.reshape(w.shape[0], -1)
     keep &= np.isfinite(w2).all(axis=1)
-    p = pixels[keep]
+    every = keep.all()
+    p = pixels if every else pixels[keep]
     out = np.stack(
-        [np.bincount(p, weights=w2[keep, j], minlength=n_pixels) for j in range(w2.shape[1])],
+        [
+            np.bincount(p, weights=w2[:, j] if every else w2[keep, j], minlength=n_pixels)
+            for j in range(w2.shape[1])
+        ],
         axis=1,
     )
     return out.reshape((n_pixels,) + w.shape[1:])
@@ -60,7 +73,8 @@ def mean_per_pixel(
     pixels = pixel_index(xy, extent, shape)
     values = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
-    pixels = np.where(ok, pixels, -1)
+    if not ok.all():
+        pixels[~ok] = -1
     count = sum_per_pixel(pixels, n_pixels)
     total = sum_per_pixel(pixels, n_pixels, values)
     with np.errstate(invalid="ignore", divide="ignore"):
