@@ -6,6 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import anndata as ad  # noqa: E402
 import dask.array as da  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,7 +41,7 @@ def _small(reference, with_topography=True):
     """The reference's cells with only what the vector-field figures read."""
     obs = reference.obs[
         ["clusters", "umap_ddhodge_potential", "speed_umap", "divergence_pca", "acceleration_umap"]
-        + ["divergence_umap", "curl_umap"]
+        + ["divergence_umap", "curl_umap", "curvature_umap"]
     ].copy()
     uns = {"VecFld_umap": dict(reference.uns["VecFld_umap"])}
     if with_topography:
@@ -79,13 +82,15 @@ def _norm(ax):
 
 
 def test_point_size_scales_with_the_number_of_cells(small):
-    assert _points.point_size(3696) == pytest.approx(120000 / 3696)
-    assert _points.point_size(10) == _points.MAX_POINT_SIZE
-    assert _points.point_size(1_000_000, 2.0) == pytest.approx(0.24)
+    # dynamo's areas: 16000 / sqrt(n) for scatters, 2500 / sqrt(n) for phase portraits
+    assert _points.point_size(3696) == pytest.approx(263.18, abs=0.01)
+    assert _points.point_size(1_000_000, 2.0) == pytest.approx(32.0)
+    assert _points.point_size(10_000, base=_points.PHASE_POINTS) == pytest.approx(25.0)
     ax = dyn.pl.scatters(small, color="clusters", save_show_or_return="return")
-    np.testing.assert_allclose(_points_of(ax)[0].get_sizes(), 120000 / N_CELLS)
+    np.testing.assert_allclose(_points_of(ax)[0].get_sizes(), 16000 / np.sqrt(N_CELLS))
+    np.testing.assert_allclose(_points_of(ax)[0].get_alpha(), 0.1)
     ax = dyn.pl.scatters(small, color="clusters", pointsize=0.5, save_show_or_return="return")
-    np.testing.assert_allclose(_points_of(ax)[0].get_sizes(), 0.5 * 120000 / N_CELLS)
+    np.testing.assert_allclose(_points_of(ax)[0].get_sizes(), 0.5 * 16000 / np.sqrt(N_CELLS))
 
 
 def test_symmetric_limits_whatever_the_signs():
@@ -116,7 +121,8 @@ def test_phase_portrait_velocity_is_centred_on_zero(reference):
         cm = matplotlib.colormaps["bwr"]
         np.testing.assert_allclose(cm(norm(0.0)), cm(0.5))
         assert len(_points_of(panel)[0].get_offsets()) == N_CELLS
-    np.testing.assert_allclose(_points_of(axes[0])[0].get_sizes(), 120000 / N_CELLS)
+    np.testing.assert_allclose(_points_of(axes[0])[0].get_sizes(), 2500 / np.sqrt(N_CELLS))
+    assert _points_of(axes[0])[0].get_alpha() == 0.2
 
 
 def test_signed_obs_columns_are_centred(small):
@@ -134,6 +140,53 @@ def test_signed_obs_columns_are_centred(small):
     assert [a.get_title() for a in axes] == ["speed_umap", "clusters"]
     with pytest.raises(KeyError, match=r"dyn\.vf\.curvature\(adata, basis='pca'\)"):
         dyn.pl.curvature(small)
+
+
+@pytest.mark.parametrize("source", ["memory", "store"])
+def test_calculus_shortcuts_draw_their_column(small, store, source):
+    adata = small if source == "memory" else store
+    for name, signed in [
+        ("speed", False),
+        ("divergence", True),
+        ("curl", True),
+        ("acceleration", False),
+        ("curvature", False),
+    ]:
+        ax = getattr(dyn.pl, name)(adata, basis="umap", save_show_or_return="return")
+        assert ax.get_title() == f"{name}_umap"
+        (points,) = _points_of(ax)
+        assert len(points.get_offsets()) == N_CELLS
+        np.testing.assert_allclose(points.get_sizes(), 16000 / np.sqrt(N_CELLS))
+        v = small.obs[f"{name}_umap"].to_numpy()
+        lo, hi = np.percentile(v, [2, 98])
+        norm = _norm(ax)
+        if signed:  # centred on zero, the larger percentile magnitude at both ends
+            assert norm.vmax == -norm.vmin == pytest.approx(max(abs(lo), abs(hi)))
+        else:
+            assert (norm.vmin, norm.vmax) == pytest.approx((lo, hi))
+        plt.close(ax.figure)
+
+
+def test_nullclines_and_fixed_points_alone(small):
+    topo = small.uns["topography_umap"]
+    fig, ax = plt.subplots()
+    assert dyn.pl.plot_nullclines(small, ax=ax) is ax
+    lines = {g: [ln for ln in ax.lines if ln.get_gid() == g] for g in ("NCx", "NCy")}
+    for g in ("NCx", "NCy"):
+        assert len(lines[g]) == len(topo[f"{g}_offsets"]) - 1
+        drawn = np.concatenate([ln.get_xydata() for ln in lines[g]])
+        np.testing.assert_allclose(drawn, topo[f"{g}_points"])
+    assert dyn.pl.plot_fixed_points(small, ax=ax) is ax
+    assert len(ax.texts) == len(topo["Xss"])
+
+
+def test_configuration_styles_the_figures(small):
+    with matplotlib.rc_context():
+        dyn.configuration.set_figure_params(background="black")
+        ax = dyn.pl.scatters(small, color="clusters", save_show_or_return="return")
+        assert matplotlib.colors.to_hex(ax.get_facecolor()) == "#000000"
+        assert matplotlib.colors.to_hex(ax.figure.get_facecolor()) == "#000000"
+        assert matplotlib.colors.to_hex(ax.title.get_color()) == "#ffffff"
 
 
 def test_many_cells_become_one_image_at_the_default_threshold(small, monkeypatch):
@@ -190,7 +243,9 @@ def test_the_guides_two_by_two_figure(small, tmp_path):
     assert titles == ["umap_ddhodge_potential", "speed_umap", "divergence_pca", "acceleration_umap"]
     (q,) = [c for c in axes[0, 0].collections if isinstance(c, Quiver)]
     assert q.N == N_CELLS
-    np.testing.assert_allclose(_points_of(axes[0, 0])[0].get_sizes(), 0.1 * 120000 / N_CELLS)
+    np.testing.assert_allclose(
+        _points_of(axes[0, 0])[0].get_sizes(), 0.1 * 16000 / np.sqrt(N_CELLS)
+    )
     assert [c for c in axes[0, 1].collections if isinstance(c, Quiver)][0].N > 200
     assert _norm(axes[1, 0]).vmin == -_norm(axes[1, 0]).vmax  # divergence is centred
     for panel in (axes[1, 0], axes[1, 1]):
@@ -203,6 +258,25 @@ def test_the_guides_two_by_two_figure(small, tmp_path):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (12 * 40, 10 * 40)
     assert dyn.pl.stremline_plot is dyn.pl.streamline_plot
+
+
+def _arrow_length_over_width(ax):
+    """Median drawn arrow length over the axes' width (data units: |(U, V)| / scale)."""
+    (q,) = [c for c in ax.collections if isinstance(c, Quiver)]
+    shown = ~np.ma.getmaskarray(np.ma.array(q.U, mask=q.Umask))
+    length = np.hypot(np.asarray(q.U)[shown], np.asarray(q.V)[shown]) / q.scale
+    return np.median(length[np.isfinite(length)]) / np.diff(ax.get_xlim())[0]
+
+
+def test_the_guides_arrows_are_as_long_as_dynamos(small):
+    # tests/data/pl_arrow_lengths.json: dynamo 1.5.3's own guide figure, drawn by
+    # benchmarks/dynamo_pl_arrows.py from the same stored results
+    dynamo = json.loads((Path(__file__).parent / "data" / "pl_arrow_lengths.json").read_text())
+    fig, axes = _guide_figure(small)
+    fig.canvas.draw()
+    for panel, name in ((axes[0, 0], "cell_wise_vectors"), (axes[0, 1], "grid_vectors")):
+        ours = _arrow_length_over_width(panel)
+        assert ours == pytest.approx(dynamo[name]["median"], rel=0.25), name
 
 
 def test_the_guides_figure_from_a_store(store, small):

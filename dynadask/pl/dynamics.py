@@ -127,7 +127,7 @@ def phase_portraits(
     ncols: int | None = None,
     legend: str = "upper left",
     background: str | None = None,
-    alpha: float = 0.5,
+    alpha: float = 0.2,
     save_show_or_return: str = "show",
     save_kwargs: dict | None = None,
     **kwargs: Any,
@@ -150,7 +150,7 @@ def phase_portraits(
     x, y
         Embedding columns.
     pointsize
-        Multiplier of the default marker area.
+        Multiplier of the default marker area ``2500 / sqrt(n_cells)`` (dynamo's).
     vkey
         Velocity layer (default ``velocity_S``).
     ekey
@@ -174,7 +174,7 @@ def phase_portraits(
     background
         Axes background colour.
     alpha
-        Point opacity.
+        Point opacity (dynamo's 0.2).
     save_show_or_return, save_kwargs
         As in :func:`scatters` (file prefix ``phase_portraits``).
     **kwargs
@@ -199,7 +199,11 @@ def phase_portraits(
     lines = {g: steady_state(adata.var, g) for g in genes}
     data = _fetch(adata, genes, layers, basis, [x, y], color)
     fig, axes = panels(len(genes) * PER_GENE, ncols or PER_GENE, figsize, None, background)
-    draw = {"s": _points.point_size(adata.n_obs, pointsize), "alpha": alpha, **kwargs}
+    draw = {
+        "s": _points.point_size(adata.n_obs, pointsize, _points.PHASE_POINTS),
+        "alpha": alpha,
+        **kwargs,
+    }
     style = {"highlights": highlights, "legend": legend, "scatter": draw}
     stored = adata.uns.get(f"{color}_colors")
     for i, g in enumerate(genes):

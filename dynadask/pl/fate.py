@@ -63,7 +63,7 @@ def fate(
     each trajectory as a black line through its samples and the samples as points coloured
     by time, from the trajectory's first time (bottom of ``cmap``) to its last (top). All
     trajectories form one line collection and one scatter layer, so thousands of them draw
-    quickly; sample points are sized like cells (``120000 / n_samples``, at most 36).
+    quickly; sample points are sized like cells (``16000 / sqrt(n_samples)``, at most 36).
 
     Parameters
     ----------

@@ -132,7 +132,7 @@ def _scatter_grid(
     fig, axes = panels(n_r * n_e, n_e, figsize, ax, background)
     vmin, vmax = scatter_kwargs.pop("vmin", None), scatter_kwargs.pop("vmax", None)
     draw = {
-        "s": _points.point_size(xy.shape[0], pointsize),
+        "s": _points.point_size(xy.shape[0], pointsize, _points.JACOBIAN_POINTS),
         "alpha": 0.2,
         **scatter_kwargs,
     }
@@ -203,7 +203,7 @@ def jacobian(
     background
         Axes background colour.
     pointsize
-        Multiplier of the default marker area.
+        Multiplier of the default marker area ``2000 / sqrt(n_cells)`` (dynamo's).
     figsize
         Size of one panel.
     sym_c

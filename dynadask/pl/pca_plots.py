@@ -145,7 +145,7 @@ def biplot(
     max(pc_x), loading_y * max(pc_y))``, the maxima taken over the cells' scores (only the
     two score columns are read). With ``draw_pca_embedding`` the cells are drawn too
     (divided by the range of each column with ``scale_pca_embedding``), as points of the
-    usual size ``120000 / n_cells``.
+    usual size ``16000 / sqrt(n_cells)``.
 
     Parameters
     ----------

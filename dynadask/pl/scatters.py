@@ -189,7 +189,7 @@ def scatters(
     ncols
         Panels per row.
     pointsize
-        Multiplier of the default marker area ``120000 / n_cells`` (at most 200).
+        Multiplier of the default marker area ``16000 / sqrt(n_cells)`` (dynamo's).
     figsize
         Size of one panel in inches.
     show_legend

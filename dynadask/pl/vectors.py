@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anndata as ad
+import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 
@@ -22,21 +23,59 @@ def _style(adata: ad.AnnData, s_kwargs_dict: dict | None, **style: Any) -> Style
     return Style(**style, scatter_kwargs=extra)
 
 
-def arrow_factor(xy: np.ndarray, v: np.ndarray) -> float:
-    """Factor that makes the mean arrow ``span / (10 max(10, sqrt(n)))`` long, as dynamo's.
+def _autoscale_aspect() -> float:
+    """Height over width of the axes of a default figure (rc ``figure.figsize``, subplot box)."""
+    rc = mpl.rcParams
+    w, h = rc["figure.figsize"]
+    box_w = rc["figure.subplot.right"] - rc["figure.subplot.left"]
+    box_h = rc["figure.subplot.top"] - rc["figure.subplot.bottom"]
+    return float(h * box_h) / float(w * box_w)
 
-    ``span`` is the mean range of the coordinates. dynamo divides the vectors by three
-    times twice matplotlib's automatic quiver scale on coordinates normalised by ``span``,
-    which makes the mean arrow ``span / (1.8 * 3 * 2 / 1.1 * max(10, sqrt(n)))``, about
-    ``span / (10 max(10, sqrt(n)))`` (1.1: the axes' default margins); ``quiver_length``
-    then multiplies it, so the guide's ``quiver_length=6`` / ``12`` look as in dynamo.
+
+def arrow_factor(ranges: tuple[float, float], v: np.ndarray, n: int | None = None) -> float:
+    """Factor on the vectors that gives dynamo's arrow lengths (before ``quiver_length``).
+
+    dynamo divides the vectors by three times twice matplotlib's automatic quiver scale
+    measured in a default figure whose axes span the positions' ranges ``rx``, ``ry`` (plus
+    5 % margins each side). That scale is ``1.8 max(10, sqrt(n))`` times the mean arrow in
+    pixels over the axes' width, so the factor is
+    ``1.1 / (10.8 max(10, sqrt(n)) mean(|(u / rx, a v / ry)|))`` with ``a`` the height over
+    the width of a default axes (0.745 for matplotlib's defaults). ``n`` is the number of
+    positions (masked ones included); by default the number of vectors.
     """
+    rx, ry = (float(r) if np.isfinite(r) and r > 0 else 1.0 for r in ranges)
+    ok = np.isfinite(v).all(axis=1)
+    if not ok.any():
+        return 0.0
+    pixels = np.hypot(v[ok, 0] / rx, _autoscale_aspect() * v[ok, 1] / ry).mean()
+    sn = max(10.0, np.sqrt(ok.sum() if n is None else n))
+    return 1.1 / (10.8 * sn * pixels) if pixels > 0 else 0.0
+
+
+def point_ranges(xy: np.ndarray) -> tuple[float, float]:
+    """Ranges of the x and y coordinates of the finite points."""
     ok = np.isfinite(xy).all(axis=1)
-    span = float(np.mean(np.ptp(xy[ok], axis=0))) if ok.any() else 1.0
-    norms = np.linalg.norm(v[np.isfinite(v).all(axis=1)], axis=1)
-    mean = norms.mean() if norms.size else 0.0
-    n = max(np.sqrt(norms.size), 10.0)
-    return span / (10.0 * n * mean) if mean > 0 else 0.0
+    if not ok.any():
+        return 1.0, 1.0
+    span = np.ptp(xy[ok], axis=0)
+    return float(span[0]), float(span[1])
+
+
+def grid_ranges(gx: np.ndarray, gy: np.ndarray) -> tuple[float, float]:
+    """The ranges dynamo's arrow scale sees for a grid with axes ``gx`` and ``gy``.
+
+    dynamo hands the scale the two axes stacked as a ``2 x N`` array and shifts each column
+    by its smaller entry, so the ranges are those of ``max(gx - gy, 0)`` and
+    ``max(gy - gx, 0)``, not of the axes themselves (on pancreas this makes its grid arrows
+    about six times shorter than the axes' ranges would). Axes of different lengths or a zero
+    range fall back to the axes' own ranges.
+    """
+    gx, gy = np.asarray(gx, dtype=np.float64), np.asarray(gy, dtype=np.float64)
+    own = (float(np.ptp(gx)), float(np.ptp(gy)))
+    if gx.shape != gy.shape:
+        return own
+    rx, ry = float(np.ptp(np.maximum(gx - gy, 0))), float(np.ptp(np.maximum(gy - gx, 0)))
+    return (rx if rx > 0 else own[0], ry if ry > 0 else own[1])
 
 
 def quiver_kwargs(
@@ -105,8 +144,8 @@ def cell_wise_vectors(
     Cells are drawn as in :func:`scatters`; arrows take the colour of their cell. With
     ``cell_inds='all'`` at most ``MAX_CELL_ARROWS`` (10,000) cells, a seeded uniform sample,
     get an arrow, so the figure stays readable and small at millions of cells; only those
-    cells' vectors are read. Arrow lengths are scaled as dynamo's: the mean arrow is about
-    ``quiver_length * span / (10 sqrt(n_arrows))`` long (see :func:`arrow_factor`).
+    cells' vectors are read. Arrow lengths are scaled as dynamo's (see :func:`arrow_factor`):
+    the mean arrow is about ``quiver_length * span / (10 sqrt(n_arrows))`` long.
 
     Parameters
     ----------
@@ -169,7 +208,8 @@ figsize, show_legend, use_smoothed, ax, sort
         adata, [basis], _as_list(color), [x, y], style, extra={"arrows": vel[cells]}
     )
     xy, v = data[f"emb:{basis}"][cells], np.asarray(data["arrows"], dtype=np.float64)
-    v = v * arrow_factor(data[f"emb:{basis}"], v) * (-1 if inverse else 1)
+    factor = arrow_factor(point_ranges(data[f"emb:{basis}"]), v)
+    v = v * factor * (-1 if inverse else 1)
     ok = np.isfinite(v).all(axis=1) & np.isfinite(xy).all(axis=1)
     kwargs = quiver_kwargs(quiver_size, quiver_length, _edge(background), **cell_wise_kwargs)
     for panel, palette in zip(axes, palettes, strict=True):
@@ -294,7 +334,9 @@ figsize, show_legend, use_smoothed, ax, sort
     gx, gy = (g.ravel() for g in np.meshgrid(axes_xy[0], axes_xy[1]))
     u, v = v_grid[0].ravel(), v_grid[1].ravel()
     ok = np.isfinite(u) & np.isfinite(v)
-    factor = arrow_factor(np.column_stack([gx[ok], gy[ok]]), np.column_stack([u[ok], v[ok]]))
+    factor = arrow_factor(
+        grid_ranges(axes_xy[0], axes_xy[1]), np.column_stack([u[ok], v[ok]]), n=u.size
+    )
     sign = -1 if inverse else 1
     edge = _edge(background)
     kwargs = quiver_kwargs(
