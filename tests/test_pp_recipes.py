@@ -248,20 +248,23 @@ def test_store_equals_memory(small_path, tmp_path, recipe, options):
     store = _store(small_path, tmp_path, recipe)
     dyn.pp.Preprocessor(**options).preprocess_adata(store, recipe=recipe)
     again = dyn.io.open(tmp_path / f"{recipe}.zarr")
+    rows = np.asarray(again.obs_names.isin(memory.obs_names))  # a store keeps failing cells
+    assert again.obs["pass_basic_filter"].to_numpy(bool).sum() == memory.n_obs
     np.testing.assert_array_equal(
         again.var["use_for_pca"].to_numpy(bool), memory.var["use_for_pca"].to_numpy(bool)
     )
-    np.testing.assert_allclose(_dense(again.X), _dense(memory.X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_dense(again.X)[rows], _dense(memory.X), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
-        np.abs(np.asarray(again.obsm["X_pca"])),
+        np.abs(np.asarray(again.obsm["X_pca"])[rows]),
         np.abs(np.asarray(memory.obsm["X_pca"])),
         rtol=1e-3,
         atol=1e-3,
     )
     if options.get("cell_cycle_score_enable"):
-        assert (again.obs["cell_cycle_phase"] == memory.obs["cell_cycle_phase"]).all()
+        phases = again.obs["cell_cycle_phase"].astype(str).to_numpy()[rows]
+        assert (phases == memory.obs["cell_cycle_phase"].astype(str).to_numpy()).all()
         np.testing.assert_allclose(
-            again.obsm["cell_cycle_scores"]["S"].to_numpy(float),
+            again.obsm["cell_cycle_scores"]["S"].to_numpy(float)[rows],
             memory.obsm["cell_cycle_scores"]["S"].to_numpy(float),
             atol=1e-6,
         )
