@@ -347,3 +347,20 @@ def test_bad_input_is_named():
         )
     with pytest.raises(dyn.InputError, match="recipe"):
         dyn.pp.Preprocessor().preprocess_adata(adata, recipe="sctransform")
+
+
+def test_seurat_without_pca_stops_after_log1p(small_path):
+    adata = ad.read_h5ad(small_path)
+    pre = dyn.pp.Preprocessor()
+    pre.config_seurat_recipe(adata)
+    assert pre.select_genes_kwargs["algorithm"] == "seurat_dispersion"
+    assert pre.filter_genes_by_outliers_kwargs == {"shared_count": 20}
+    pre.preprocess_adata_seurat_wo_pca(adata)
+    assert "X_pca" not in adata.obsm and adata.uns["pp"]["X_norm_method"] == "log1p"
+    full = ad.read_h5ad(small_path)
+    dyn.pp.Preprocessor().preprocess_adata(full, recipe="seurat")
+    np.testing.assert_array_equal(
+        adata.var["gene_highly_variable"].to_numpy(bool),
+        full.var["gene_highly_variable"].to_numpy(bool),
+    )
+    np.testing.assert_allclose(_dense(adata.X), _dense(full.X), rtol=1e-6)

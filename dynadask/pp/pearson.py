@@ -85,7 +85,9 @@ def residual_variances(
     totals = cell_totals(x)
     sums, totals = compute(sums, totals, desc="Pearson residual totals")
     n = sums["n"]
-    clips = np.sqrt(n) if clip is None else np.full(n_batches, float(clip))
+    # dynamo sets the clip from the first batch and keeps it for the others
+    first = np.sqrt(n[np.flatnonzero(n > 0)[0]]) if clip is None else float(clip)
+    clips = np.full(n_batches, first)
     moments = gres.pearson_moments(
         x,
         np.asarray(totals).ravel(),
@@ -182,8 +184,8 @@ def select_genes_by_pearson_residuals(
 
     For each batch (``obs[batch_key]``; one batch when ``None``): genes with counts in the
     batch get the variance over its cells of their clipped residuals (clip
-    ``sqrt(n_cells)`` of the batch unless ``clip``), others 0; genes are ranked within the
-    batch; then sorted by the number of batches in whose top ``n_top_genes`` they are, ties
+    ``sqrt(n_cells)`` of the first batch, as dynamo, unless ``clip``), others 0; genes are
+    ranked within the batch; then sorted by the number of batches in whose top ``n_top_genes`` they are, ties
     broken by the median rank, and the first ``n_top_genes`` are chosen. Three passes over
     the counts.
 
