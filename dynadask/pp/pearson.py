@@ -185,9 +185,9 @@ def select_genes_by_pearson_residuals(
     For each batch (``obs[batch_key]``; one batch when ``None``): genes with counts in the
     batch get the variance over its cells of their clipped residuals (clip
     ``sqrt(n_cells)`` of the first batch, as dynamo, unless ``clip``), others 0; genes are
-    ranked within the batch; then sorted by the number of batches in whose top ``n_top_genes`` they are, ties
-    broken by the median rank, and the first ``n_top_genes`` are chosen. Three passes over
-    the counts.
+    ranked within the batch; then sorted by the number of batches in whose top
+    ``n_top_genes`` they are, ties broken by the median rank, and the first ``n_top_genes``
+    are chosen. Three passes over the counts.
 
     Parameters
     ----------
