@@ -22,7 +22,7 @@ import dynadask as dyn
 DATA = Path(__file__).parent / "data"
 REF = json.loads((DATA / "pp_recipes_reference.json").read_text())
 ARR = dict(np.load(DATA / "pp_recipes_reference.npz"))
-N_SMALL = 400
+N_SMALL = 200
 
 
 def _dense(x):
@@ -223,7 +223,7 @@ def small_path(pancreas_path, tmp_path_factory):
 
 
 def _store(small_path, tmp_path, name):
-    dyn.io.convert(small_path, tmp_path / f"{name}.zarr", chunk_cells=128)
+    dyn.io.convert(small_path, tmp_path / f"{name}.zarr", chunk_cells=64)
     return dyn.io.open(tmp_path / f"{name}.zarr")
 
 
@@ -231,8 +231,8 @@ def _store(small_path, tmp_path, name):
     ("recipe", "options"),
     [
         ("seurat", {}),
-        ("pearson_residuals", {"select_genes_kwargs": {"n_top_genes": 300}}),
-        ("monocle_pearson_residuals", {"select_genes_kwargs": {"n_top_genes": 300}}),
+        ("pearson_residuals", {"select_genes_kwargs": {"n_top_genes": 150}}),
+        ("monocle_pearson_residuals", {"select_genes_kwargs": {"n_top_genes": 150}}),
         (
             "monocle",
             {
@@ -285,7 +285,9 @@ def test_select_genes_by_pearson_residuals_public(small_path, tmp_path):
     # batches: each batch ranked on its own, genes sorted by batches then median rank
     dyn.pp.select_genes_by_pearson_residuals(memory, n_top_genes=100, batch_key="clusters")
     assert int(memory.var["use_for_pca"].sum()) == 100
-    assert memory.var["highly_variable_nbatches"].max() == memory.obs["clusters"].nunique()
+    nb = memory.var["highly_variable_nbatches"].to_numpy()
+    top = memory.var["use_for_pca"].to_numpy(bool)
+    assert nb.max() <= memory.obs["clusters"].nunique() and nb[top].min() >= nb[~top].max()
     store = _store(small_path, tmp_path, "sel")
     dyn.pp.select_genes_by_pearson_residuals(store, n_top_genes=100, batch_key="clusters")
     np.testing.assert_allclose(
