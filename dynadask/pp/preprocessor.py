@@ -124,8 +124,10 @@ class Preprocessor:
     ) -> None:
         if ignored:
             warnings.warn(f"Preprocessor options {sorted(ignored)} are ignored", stacklevel=2)
+        cells_given = dict(filter_cells_by_outliers_kwargs or {})
+        keep_filtered_cells = cells_given.pop("keep_filtered", keep_filtered_cells)
         self._given = {
-            "filter_cells_by_outliers_kwargs": dict(filter_cells_by_outliers_kwargs or {}),
+            "filter_cells_by_outliers_kwargs": cells_given,
             "filter_genes_by_outliers_kwargs": dict(filter_genes_by_outliers_kwargs or {}),
             "select_genes_kwargs": dict(select_genes_kwargs or {}),
             "pca_kwargs": dict(pca_kwargs or {}),
@@ -134,7 +136,7 @@ class Preprocessor:
             ),
             "normalize_selected_genes_kwargs": dict(normalize_selected_genes_kwargs or {}),
         }
-        self.filter_cells_by_outliers_kwargs = dict(filter_cells_by_outliers_kwargs or {})
+        self.filter_cells_by_outliers_kwargs = dict(cells_given)
         self.filter_genes_by_outliers_kwargs = dict(filter_genes_by_outliers_kwargs or {})
         self.size_factor_kwargs = dict(size_factor_kwargs or {})
         self.select_genes_kwargs = dict(select_genes_kwargs or {})
@@ -150,9 +152,7 @@ class Preprocessor:
         self.gene_exclude_list = list(gene_exclude_list or [])
         self.force_gene_list = force_gene_list
         self.size_factor_per_layer = bool(size_factor_per_layer)
-        self.keep_filtered_cells = bool(
-            self.filter_cells_by_outliers_kwargs.pop("keep_filtered", keep_filtered_cells)
-        )
+        self.keep_filtered_cells = bool(keep_filtered_cells)
 
     def config_monocle_recipe(self, adata: ad.AnnData, n_top_genes: int = 2000) -> None:
         """Set dynamo's monocle thresholds for this data size (user-given options win)."""
