@@ -52,6 +52,10 @@ _SIM_CLASS = (
 # Offered under the same name, with a behaviour a dynamo user should know about.
 DIFFERENCES: dict[str, str] = {
     "pp.recipe_monocle": "works on a Zarr store out of core; the kNN graph is NN-descent",
+    "pp.normalize_layers_pearson_residuals": "genes or cells without counts get residual 0 "
+    "(dynamo: NaN); uns records the clip used (dynamo: the argument, None by default)",
+    "pp.Preprocessor": "recipes monocle, seurat, pearson_residuals, monocle_pearson_residuals "
+    "(not sctransform); dynamo's function-valued options are ignored with a warning",
     "tl.neighbors": "NN-descent (pynndescent's method, own implementation) on every size",
     "tl.dynamics": "one-shot/kinetics/degradation/mixed labelling and splicing models; "
     "est_method 'em' adds the EM dynamical model; model='auto' chooses per gene between it "

@@ -177,9 +177,9 @@ CASES = [
     ),
     Case(
         "pp unknown recipe",
-        lambda d: dyn.pp.Preprocessor().preprocess_adata(d.lazy(), recipe="seurat"),
+        lambda d: dyn.pp.Preprocessor().preprocess_adata(d.lazy(), recipe="sctransform"),
         E.InputError,
-        "recipe 'seurat' is not available",
+        "recipe 'sctransform' is not available",
     ),
     Case(
         "pp no cells",

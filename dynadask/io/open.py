@@ -123,9 +123,9 @@ def lazy_array(elem: zarr.Array) -> da.Array:
 
 def _lazy(elem: zarr.Array | zarr.Group, rows: int) -> Any:
     """Read one matrix element lazily with row blocks of ``rows`` cells."""
-    shape = elem.shape if isinstance(elem, zarr.Array) else tuple(elem.attrs["shape"])
     encoding = elem.attrs.get("encoding-type")
     if encoding in ("csr_matrix", "array"):
+        shape = elem.shape if isinstance(elem, zarr.Array) else tuple(elem.attrs["shape"])
         chunks = (min(rows, max(shape[0], 1)),) + (-1,) * (len(shape) - 1)
         return read_elem_lazy(elem, chunks=chunks)
     if encoding == "csc_matrix":

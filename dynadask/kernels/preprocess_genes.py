@@ -91,3 +91,56 @@ def svr_curve(
 
     fit = SVR(gamma=svr_gamma).fit(np.asarray(log_m)[:, None], np.asarray(log_cv))
     return fit.predict(np.asarray(at, dtype=np.float64)[:, None])
+
+
+def seurat_dispersion_norm(
+    mean: np.ndarray, variance: np.ndarray, n_bins: int = 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seurat's binned, z-scored log dispersion of each gene (dynamo's ``seurat_dispersion``).
+
+    Genes are put into ``n_bins`` equal-width bins of ``log1p(mean)`` (the lowest edge moved
+    down by 0.1 % of the range, intervals closed on the right); each gene's
+    ``log(variance / mean)`` (NaN where the dispersion is 0) is centred on its bin's mean
+    and divided by the bin's sample s.d. A bin with one gene uses its mean as the s.d. and 0
+    as the mean; NaN results become 0.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The normalised dispersion, the bin mean and the bin variance of each gene.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dispersion = np.asarray(variance, dtype=np.float64) / mean
+        dispersion[dispersion == 0] = np.nan
+        dispersion = np.log(dispersion)
+    log_mean = np.log1p(mean)
+    low, high = np.nanmin(log_mean), np.nanmax(log_mean)
+    edges = np.linspace(low, high, n_bins + 1)
+    edges[0] -= (high - low) * 0.001 if high > low else 0.001 * abs(low) or 0.001
+    which = np.clip(np.searchsorted(edges, log_mean, side="left") - 1, 0, n_bins - 1)
+    bin_mean = np.full(n_bins, np.nan)
+    bin_std = np.full(n_bins, np.nan)
+    for b in range(n_bins):
+        values = dispersion[(which == b) & np.isfinite(dispersion)]
+        if values.size:
+            bin_mean[b] = values.mean()
+        if values.size > 1:
+            bin_std[b] = values.std(ddof=1)
+    single = np.isnan(bin_std)
+    bin_std[single] = bin_mean[single]
+    bin_mean[single] = 0
+    m, s = bin_mean[which], bin_std[which]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = (dispersion - m) / s
+    norm[np.isnan(norm)] = 0.0
+    return norm, m, s**2
+
+
+def top_with_ties(values: np.ndarray, n_top: int) -> np.ndarray:
+    """Mask of the values at least as large as the ``n_top``-th largest (ties all kept)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = np.sort(values)[::-1][min(n_top, values.size) - 1]
+    return values >= threshold

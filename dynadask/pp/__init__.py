@@ -1,5 +1,6 @@
 """Preprocessing: filters, size factors, normalisation, feature genes and PCA."""
 
+from .cell_cycle import cell_cycle_scores
 from .fractions import highest_frac_genes
 from .gene_selection import normalized_X, select_genes_monocle
 from .gini import calc_Gini
@@ -11,6 +12,7 @@ from .normalization import (
     normalize_cell_expr_by_size_factors,
 )
 from .pca import pca, top_pca_genes
+from .pearson import normalize_layers_pearson_residuals, select_genes_by_pearson_residuals
 from .preprocessor import Preprocessor, recipe_monocle
 from .qc import (
     basic_stats,
@@ -34,6 +36,7 @@ __all__ = [
     "calc_dispersion_by_svr",
     "calc_new_to_total_ratio",
     "calc_sz_factor",
+    "cell_cycle_scores",
     "filter_cells",
     "filter_cells_by_highly_variable_genes",
     "filter_cells_by_outliers",
@@ -47,11 +50,13 @@ __all__ = [
     "log1p_adata_layer",
     "normalize",
     "normalize_cell_expr_by_size_factors",
+    "normalize_layers_pearson_residuals",
     "normalize_cells",
     "normalized_X",
     "pca",
     "recipe_monocle",
     "scale",
+    "select_genes_by_pearson_residuals",
     "select_genes_monocle",
     "top_pca_genes",
 ]

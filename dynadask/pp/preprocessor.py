@@ -22,6 +22,7 @@ from ..graph import pca as gpca
 from ..graph.preprocess import normalized_stats
 from ._inputs import experiment_info, fit_cells, raw_layers, subset_cells
 from ._pending import Pending
+from .cell_cycle import cell_cycle_results
 from .gene_selection import (
     check_sort_by,
     gini_columns,
@@ -32,6 +33,12 @@ from .gene_selection import (
 from .normalization import normalized_layers, size_factor_columns
 from .pca import finish_pca
 from .qc import CellFilter, GeneFilter, QCSums, as_mask, qc_pass, stats_columns
+from .recipes import (
+    monocle_pearson_residuals_recipe,
+    pearson_residuals_recipe,
+    regress_out_pending,
+)
+from .seurat import select_from_moments_seurat
 
 MAX_FUSED_GRAM_GENES = 3000  # cross-product accumulated with the gene moments up to this size
 STAGE = "preprocess"
@@ -80,6 +87,16 @@ class Preprocessor:
         part of the total RNA is divided by the cell's total-RNA size factor, which keeps
         the new / total ratios the labelling rates are fitted on (see
         :func:`~dynadask.pp.normalize`).
+    regress_out_kwargs
+        ``obs_keys`` (obs columns whose linear effect is removed from X after log1p, before
+        the PCA), ``layer``, ``gene_selection_key`` (see
+        :func:`~dynadask.pp.recipes.regress_out_pending`).
+    cell_cycle_score_enable, cell_cycle_score_kwargs
+        Score the cell-cycle phases after the monocle recipe (:func:`cell_cycle_scores`
+        with these options); a failure is reported as a warning, as in dynamo.
+    filter_cells_by_highly_variable_genes_kwargs, normalize_selected_genes_kwargs
+        Options of the Pearson-residual recipes' cell filter (``keep_filtered``) and of
+        :func:`normalize_layers_pearson_residuals` (``layers``, ``theta``, ``clip``).
     **ignored
         dynamo's function-valued options (custom step functions) are not supported and
         are ignored with a warning.
@@ -98,22 +115,44 @@ class Preprocessor:
         force_gene_list: list[str] | None = None,
         keep_filtered_cells: bool = False,
         size_factor_per_layer: bool = False,
+        regress_out_kwargs: dict | None = None,
+        cell_cycle_score_enable: bool = False,
+        cell_cycle_score_kwargs: dict | None = None,
+        filter_cells_by_highly_variable_genes_kwargs: dict | None = None,
+        normalize_selected_genes_kwargs: dict | None = None,
         **ignored: Any,
     ) -> None:
         if ignored:
             warnings.warn(f"Preprocessor options {sorted(ignored)} are ignored", stacklevel=2)
-        self.filter_cells_by_outliers_kwargs = dict(filter_cells_by_outliers_kwargs or {})
+        cells_given = dict(filter_cells_by_outliers_kwargs or {})
+        keep_filtered_cells = cells_given.pop("keep_filtered", keep_filtered_cells)
+        self._given = {
+            "filter_cells_by_outliers_kwargs": cells_given,
+            "filter_genes_by_outliers_kwargs": dict(filter_genes_by_outliers_kwargs or {}),
+            "select_genes_kwargs": dict(select_genes_kwargs or {}),
+            "pca_kwargs": dict(pca_kwargs or {}),
+            "filter_cells_by_highly_variable_genes_kwargs": dict(
+                filter_cells_by_highly_variable_genes_kwargs or {}
+            ),
+            "normalize_selected_genes_kwargs": dict(normalize_selected_genes_kwargs or {}),
+        }
+        self.filter_cells_by_outliers_kwargs = dict(cells_given)
         self.filter_genes_by_outliers_kwargs = dict(filter_genes_by_outliers_kwargs or {})
         self.size_factor_kwargs = dict(size_factor_kwargs or {})
         self.select_genes_kwargs = dict(select_genes_kwargs or {})
         self.pca_kwargs = dict(pca_kwargs or {})
+        self.regress_out_kwargs = {"obs_keys": [], **dict(regress_out_kwargs or {})}
+        self.cell_cycle_score_enable = bool(cell_cycle_score_enable)
+        self.cell_cycle_score_kwargs = dict(cell_cycle_score_kwargs or {})
+        self.filter_cells_by_highly_variable_genes_kwargs = dict(
+            filter_cells_by_highly_variable_genes_kwargs or {}
+        )
+        self.normalize_selected_genes_kwargs = dict(normalize_selected_genes_kwargs or {})
         self.gene_append_list = list(gene_append_list or [])
         self.gene_exclude_list = list(gene_exclude_list or [])
         self.force_gene_list = force_gene_list
         self.size_factor_per_layer = bool(size_factor_per_layer)
-        self.keep_filtered_cells = bool(
-            self.filter_cells_by_outliers_kwargs.pop("keep_filtered", keep_filtered_cells)
-        )
+        self.keep_filtered_cells = bool(keep_filtered_cells)
 
     def config_monocle_recipe(self, adata: ad.AnnData, n_top_genes: int = 2000) -> None:
         """Set dynamo's monocle thresholds for this data size (user-given options win)."""
@@ -135,10 +174,67 @@ class Preprocessor:
             "min_count_u": 0,
             "shared_count": 30,
         }
-        self.filter_cells_by_outliers_kwargs = {**cells, **self.filter_cells_by_outliers_kwargs}
-        self.filter_genes_by_outliers_kwargs = {**genes, **self.filter_genes_by_outliers_kwargs}
-        self.select_genes_kwargs = {"n_top_genes": n_top_genes, **self.select_genes_kwargs}
-        self.pca_kwargs = {"pca_key": "X_pca", **self.pca_kwargs}
+        given = self._given
+        self.filter_cells_by_outliers_kwargs = {**cells, **given["filter_cells_by_outliers_kwargs"]}
+        self.filter_genes_by_outliers_kwargs = {**genes, **given["filter_genes_by_outliers_kwargs"]}
+        self.select_genes_kwargs = {"n_top_genes": n_top_genes, **given["select_genes_kwargs"]}
+        self.pca_kwargs = {"pca_key": "X_pca", **given["pca_kwargs"]}
+
+    def config_seurat_recipe(self, adata: ad.AnnData) -> None:
+        """Set dynamo's seurat options (user-given options win).
+
+        The monocle cell filter, a gene filter with ``shared_count=20``, 2,000 feature genes
+        by seurat dispersion.
+        """
+        self.config_monocle_recipe(adata)
+        given = self._given
+        self.filter_genes_by_outliers_kwargs = {
+            "shared_count": 20,
+            **given["filter_genes_by_outliers_kwargs"],
+        }
+        self.select_genes_kwargs = {
+            "algorithm": "seurat_dispersion",
+            "n_top_genes": 2000,
+            **given["select_genes_kwargs"],
+        }
+
+    def config_pearson_residuals_recipe(self, adata: ad.AnnData) -> None:
+        """Set dynamo's Pearson-residual options (user-given options win).
+
+        No basic filters, 2,000 genes by residual variance, residuals in X, 50 components.
+        """
+        given = self._given
+        self.filter_cells_by_outliers_kwargs = dict(given["filter_cells_by_outliers_kwargs"])
+        self.filter_genes_by_outliers_kwargs = dict(given["filter_genes_by_outliers_kwargs"])
+        self.select_genes_kwargs = {"n_top_genes": 2000, **given["select_genes_kwargs"]}
+        self.filter_cells_by_highly_variable_genes_kwargs = {
+            "keep_filtered": False,
+            **given["filter_cells_by_highly_variable_genes_kwargs"],
+        }
+        self.normalize_selected_genes_kwargs = {
+            "layers": "X",
+            **given["normalize_selected_genes_kwargs"],
+        }
+        self.pca_kwargs = {"pca_key": "X_pca", "n_pca_components": 50, **given["pca_kwargs"]}
+
+    def config_monocle_pearson_residuals_recipe(self, adata: ad.AnnData) -> None:
+        """Set dynamo's monocle + Pearson-residual options (user-given options win).
+
+        The monocle filters and size factors, 2,000 genes by residual variance, residuals in
+        X only, 50 components.
+        """
+        self.config_monocle_recipe(adata)
+        given = self._given
+        self.select_genes_kwargs = {"n_top_genes": 2000, **given["select_genes_kwargs"]}
+        self.filter_cells_by_highly_variable_genes_kwargs = {
+            "keep_filtered": False,
+            **given["filter_cells_by_highly_variable_genes_kwargs"],
+        }
+        self.normalize_selected_genes_kwargs = {
+            "layers": ["X"],
+            **given["normalize_selected_genes_kwargs"],
+        }
+        self.pca_kwargs = {"pca_key": "X_pca", "n_pca_components": 50, **given["pca_kwargs"]}
 
     def preprocess_adata(
         self,
@@ -155,7 +251,8 @@ class Preprocessor:
             AnnData with raw counts in X and/or the spliced, unspliced, new, total, uu, ul,
             su, sl layers (X absent: the spliced or total layer stands for it).
         recipe
-            ``'monocle'``.
+            ``'monocle'``, ``'seurat'``, ``'pearson_residuals'`` or
+            ``'monocle_pearson_residuals'``.
         tkey
             obs column of the labelling time (labelling data).
         experiment_type
@@ -163,7 +260,7 @@ class Preprocessor:
 
         Writes
         ------
-        See :func:`recipe_monocle`.
+        See :func:`recipe_monocle` and the ``preprocess_adata_<recipe>`` methods.
         """
         if recipe not in RECIPES:
             raise InputError(f"recipe {recipe!r} is not available: use one of {sorted(RECIPES)}")
@@ -187,16 +284,109 @@ class Preprocessor:
     def preprocess_adata_monocle(
         self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
     ) -> None:
-        """The monocle recipe (see :func:`recipe_monocle`); one commit, stage 'preprocess'."""
-        pending = Pending(
-            uns={
-                "pp": {
-                    "X_norm_method": None,
-                    "layers_norm_method": None,
-                    **experiment_info(adata, tkey, experiment_type),
-                }
-            }
+        """The monocle recipe (see :func:`recipe_monocle`); one commit, stage 'preprocess'.
+
+        With ``regress_out_kwargs['obs_keys']`` the obs columns' linear effect is removed
+        from X after log1p (X then holds dense residuals); with ``cell_cycle_score_enable``
+        the cell-cycle keys of :func:`cell_cycle_scores` are added.
+        """
+        self._size_factor_recipe(adata, tkey, experiment_type, selector="monocle")
+
+    def preprocess_adata_seurat(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """Dynamo's seurat recipe, one commit (stage 'preprocess').
+
+        The monocle steps with Seurat's feature genes: basic filters, size factors,
+        normalised layers, then on ``X / Size_Factor`` (not logged) each gene's mean and
+        sample variance in one pass, the binned z-scored log dispersion
+        (:func:`~dynadask.kernels.preprocess_genes.seurat_dispersion_norm`) and the top
+        ``n_top_genes``; log1p; optional ``regress_out``; exact PCA. No ntr and no
+        cell-cycle scores (dynamo's seurat recipe computes neither).
+
+        Writes
+        ------
+        As :func:`recipe_monocle` without ntr, the SVR columns and ``feature_selection``;
+        plus var ``pp_gene_mean``, ``pp_gene_variance`` (the bin's mean and variance of the
+        log dispersion, as dynamo writes them), ``gene_highly_variable``.
+        """
+        self._size_factor_recipe(
+            adata, tkey, experiment_type, selector="seurat", ntr=False, cell_cycle=False
         )
+
+    def preprocess_adata_seurat_wo_pca(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """The seurat recipe up to log1p: no gene-list edits, no regression, no PCA."""
+        self._size_factor_recipe(
+            adata,
+            tkey,
+            experiment_type,
+            selector="seurat",
+            ntr=False,
+            cell_cycle=False,
+            pca=False,
+            edit_genes=False,
+            regress=False,
+        )
+
+    def preprocess_adata_pearson_residuals(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """Dynamo's Pearson-residual recipe (Lause, Berens & Kobak 2021), one commit.
+
+        QC statistics (no basic filters unless given); feature genes by residual variance
+        (:func:`select_genes_by_pearson_residuals`); cells without counts in them dropped
+        (flagged on a store); the feature genes' columns of X replaced by their Pearson
+        residuals (:func:`normalize_layers_pearson_residuals`), the other columns left as
+        counts; optional ``regress_out``; exact PCA of X on the feature genes.
+
+        Writes
+        ------
+        obs: nGenes, nCounts, pMito, pass_basic_filter; var: nCells, nCounts, means,
+        variances, residual_variances, highly_variable_rank, gene_highly_variable,
+        use_for_pca; X; obsm X_pca; uns: pp (with ``hvg`` and
+        ``X_pearson_residuals_normalization_params``), PCs, pca_mean,
+        explained_variance_ratio_
+        """
+        pearson_residuals_recipe(self, adata, tkey, experiment_type)
+
+    def preprocess_adata_monocle_pearson_residuals(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """Dynamo's monocle + Pearson-residual recipe, one commit.
+
+        The monocle filters, size factors and normalised layers ``X_<layer>`` (for the
+        velocity steps); feature genes by Pearson residual variance of the raw X; X keeps
+        its counts except the feature genes' columns, which hold their Pearson residuals;
+        optional ``regress_out``; exact PCA of X on the feature genes.
+
+        Writes
+        ------
+        As :meth:`preprocess_adata_pearson_residuals`, plus the size-factor columns and the
+        ``X_<layer>`` layers of the monocle recipe
+        """
+        monocle_pearson_residuals_recipe(self, adata, tkey, experiment_type)
+
+    def _size_factor_recipe(
+        self,
+        adata: ad.AnnData,
+        tkey: str | None,
+        experiment_type: str | None,
+        *,
+        selector: str,
+        ntr: bool = True,
+        cell_cycle: bool = True,
+        pca: bool = True,
+        edit_genes: bool = True,
+        regress: bool = True,
+    ) -> None:
+        """Run the size-factor recipes' steps and commit once.
+
+        Filters, size factors, normalised layers, feature genes, log1p, (regression), PCA,
+        ntr and cell-cycle scores.
+        """
+        pending = self._start(adata, tkey, experiment_type)
         qc = self._filter(adata, pending)
         names = pending.uns["pp"]["experiment_layers"]
         pending.obs.update(
@@ -205,14 +395,49 @@ class Preprocessor:
             )
         )
         normalized_layers(adata, pending, names, size_factor_per_layer=self.size_factor_per_layer)
-        moments = self._select_genes(adata, pending)
+        moments = self._select_genes(adata, pending, selector=selector, edit=edit_genes)
         pending.uns["pp"]["X_norm_method"] = "log1p"
-        self._pca(adata, pending, moments)
-        pending.X = transformed_X(adata, pending)
-        ratios = new_to_total(qc)
+        source = None
+        if regress and self.regress_out_kwargs.get("obs_keys"):
+            source = regress_out_pending(adata, pending, self.regress_out_kwargs, self._fit_cells)
+            moments = None
+        if pca:
+            self._pca(adata, pending, moments, source)
+        if pending.X is None:
+            pending.X = transformed_X(adata, pending)
+        ratios = new_to_total(qc) if ntr else None
         if ratios is not None:
             pending.obs["ntr"], pending.var["ntr"] = ratios
+        if cell_cycle:
+            self._cell_cycle(adata, pending)
         pending.commit(adata, STAGE)
+
+    def _start(self, adata: ad.AnnData, tkey: str | None, experiment_type: str | None) -> Pending:
+        return Pending(
+            uns={
+                "pp": {
+                    "X_norm_method": None,
+                    "layers_norm_method": None,
+                    **experiment_info(adata, tkey, experiment_type),
+                }
+            }
+        )
+
+    def _cell_cycle(self, adata: ad.AnnData, pending: Pending) -> None:
+        """Dynamo's optional cell-cycle step: its failure is a warning, not an error."""
+        if not self.cell_cycle_score_enable:
+            return
+        options = {k: v for k, v in self.cell_cycle_score_kwargs.items() if k not in ("copy",)}
+        try:
+            found = cell_cycle_results(adata, pending, **options)
+        except (InputError, KeyError, ValueError) as err:
+            warnings.warn(
+                f"cell-cycle scores were not computed ({err}); color phase plots by another key",
+                stacklevel=3,
+            )
+            return
+        for slot in ("obs", "obsm", "uns"):
+            getattr(pending, slot).update(getattr(found, slot))
 
     def _fit_cells(self, adata: ad.AnnData, pending: Pending) -> np.ndarray | None:
         return fit_cells(adata, pending, keep_filtered=self.keep_filtered_cells)
@@ -241,15 +466,17 @@ class Preprocessor:
         pending.var[keys.PASS_BASIC_FILTER] = genes
         return qc
 
-    def _select_genes(self, adata: ad.AnnData, pending: Pending) -> dict | None:
+    def _select_genes(
+        self, adata: ad.AnnData, pending: Pending, *, selector: str = "monocle", edit: bool = True
+    ) -> dict | None:
         """Gene moments of X (and, when small enough, the PCA cross-product) in one pass."""
-        n_top = self.select_genes_kwargs.get("n_top_genes", 2000)
+        n_top = self.select_genes_kwargs.get("n_top_genes", 2000) or adata.n_vars
         passed = pending.var[keys.PASS_BASIC_FILTER]
         cover = np.arange(adata.n_vars) if adata.n_vars <= n_top else np.flatnonzero(passed)
         fused = cover.size <= MAX_FUSED_GRAM_GENES
         sort_by = self.select_genes_kwargs.get("sort_by", "cv_dispersion")
         check_sort_by(sort_by)
-        if sort_by == "gini" and adata.n_vars > n_top:
+        if selector == "monocle" and sort_by == "gini" and adata.n_vars > n_top:
             pending.var.update(gini_columns(adata, pending))
         x, sf, _ = x_view(adata, pending)
         kept = self._fit_cells(adata, pending)
@@ -258,8 +485,12 @@ class Preprocessor:
         kwargs = {
             k: v for k, v in self.select_genes_kwargs.items() if k not in ("layer", "keep_filtered")
         }
-        chosen = select_from_moments(adata, pending, stats, **kwargs)
-        self._edit_gene_list(adata, pending, chosen)
+        if selector == "seurat":
+            chosen = select_from_moments_seurat(adata, pending, stats, **kwargs)
+        else:
+            chosen = select_from_moments(adata, pending, stats, **kwargs)
+        if edit:
+            self._edit_gene_list(adata, pending, chosen)
         if not fused:
             return None
         return {"n": stats["n"], "sum": stats["lsum"], "gram": stats["gram"], "genes": cover}
@@ -272,8 +503,17 @@ class Preprocessor:
             chosen = np.asarray(names.isin(self.force_gene_list))
         pending.var[keys.USE_FOR_PCA] = chosen
 
-    def _pca(self, adata: ad.AnnData, pending: Pending, moments: dict | None) -> None:
-        source = x_view(adata, pending)
+    def _pca(
+        self, adata: ad.AnnData, pending: Pending, moments: dict | None, source: Any = None
+    ) -> None:
+        """Exact PCA on the ``use_for_pca`` genes of X as the stage leaves it.
+
+        ``source`` is a lazy matrix that replaces X, read as it is.
+        """
+        if source is None:
+            source = x_view(adata, pending)
+        else:
+            source = (source, np.ones(adata.n_obs), False)
         use = pending.var[keys.USE_FOR_PCA]
         if moments is None or not set(np.flatnonzero(use)) <= set(moments["genes"]):
             genes = np.flatnonzero(use)
@@ -299,7 +539,29 @@ def _run_monocle(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) ->
     pre.preprocess_adata_monocle(adata, tkey=tkey, experiment_type=experiment_type)
 
 
-RECIPES: dict[str, Callable[..., None]] = {"monocle": _run_monocle}
+def _run_seurat(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
+    pre.config_seurat_recipe(adata)
+    pre.preprocess_adata_seurat(adata, tkey=tkey, experiment_type=experiment_type)
+
+
+def _run_pearson(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
+    pre.config_pearson_residuals_recipe(adata)
+    pre.preprocess_adata_pearson_residuals(adata, tkey=tkey, experiment_type=experiment_type)
+
+
+def _run_monocle_pearson(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
+    pre.config_monocle_pearson_residuals_recipe(adata)
+    pre.preprocess_adata_monocle_pearson_residuals(
+        adata, tkey=tkey, experiment_type=experiment_type
+    )
+
+
+RECIPES: dict[str, Callable[..., None]] = {
+    "monocle": _run_monocle,
+    "seurat": _run_seurat,
+    "pearson_residuals": _run_pearson,
+    "monocle_pearson_residuals": _run_monocle_pearson,
+}
 
 
 _LEGACY_DEFAULTS: dict[str, Any] = {
