@@ -38,6 +38,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3():
     """A running S3 server on loopback and the options that reach it."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -74,10 +77,16 @@ def _source(tmp_path):
 
 
 def _hashes(where: Remote) -> dict[str, str]:
+    """Every object's hash; a stage's completion time (differs between runs) by its name."""
     fs = where.fs
     parent = where.key.rsplit("/", 1)[0]
     keys = objectstore.files(fs, parent)
-    return {k: hashlib.sha256(fs.cat_file(f"{parent}/{k}")).hexdigest() for k in keys}
+    return {
+        k: "a time"
+        if "/uns/dynadask/stages/" in k and not k.endswith(".json")
+        else hashlib.sha256(fs.cat_file(f"{parent}/{k}")).hexdigest()
+        for k in keys
+    }
 
 
 def test_convert_open_commit_roundtrip(tmp_path, s3, bucket):
@@ -109,7 +118,7 @@ def test_convert_open_commit_roundtrip(tmp_path, s3, bucket):
     memory = dyn.io.read_zarr(url)
     np.testing.assert_array_equal(memory.layers["a"], new.compute())
     # nothing beside the store but the store: no staging prefix, no lock
-    names = {k.split("/")[0] for k in objectstore.files(location(url).fs, "atlas/" + bucket[12:])}
+    names = {k.split("/")[0] for k in objectstore.files(location(url).fs, bucket[len("s3://") :])}
     assert names == {"s.zarr"}
     with pytest.raises(dyn.StoreExistsError):
         dyn.io.convert(src, url)

@@ -96,9 +96,9 @@ class Remote:
         """A Zarr store over this prefix."""
         from zarr.storage import FsspecStore
 
-        return FsspecStore.from_url(
-            self.url, storage_options=self.storage_options, read_only=read_only
-        )
+        # no listing cache: the switch and other processes change the prefix under it
+        options = {**self.storage_options, "use_listings_cache": False}
+        return FsspecStore.from_url(self.url, storage_options=options, read_only=read_only)
 
     def __str__(self) -> str:
         return self.url
