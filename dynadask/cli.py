@@ -12,7 +12,9 @@ from pathlib import Path
 from . import pipeline
 from ._core.errors import DynadaskError
 from .io import convert
+from .io.format import check_store
 from .io.info import format_info, store_info
+from .io.location import Remote, is_url, location
 from .parallel import client, set_progress
 from .runconfig import RUN_OPTIONS, load_run_config, run_defaults
 from .sample_data import pancreas_path
@@ -22,13 +24,19 @@ from .summary import RUN, RunSummary
 def _convert(args: argparse.Namespace) -> int:
     set_progress(_progress(args.progress))
     with client(args.scheduler) if args.scheduler else _local(args):
-        path = convert(args.src, args.dst, chunk_cells=args.chunk_cells, overwrite=args.overwrite)
+        path = convert(
+            args.src,
+            args.dst,
+            chunk_cells=args.chunk_cells,
+            overwrite=args.overwrite,
+            storage_options=args.storage_options,
+        )
     print(format_info(store_info(path)))
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    print(format_info(store_info(args.store)))
+    print(format_info(store_info(location(args.store, args.storage_options))))
     return 0
 
 
@@ -64,20 +72,26 @@ def _run(args: argparse.Namespace) -> int:
     opts = run_options(args)
     pipeline.check_stages(opts.stages)  # before a cluster starts
     set_progress(_progress(opts.progress))
-    src = Path(opts.src) if opts.src else pancreas_path()
     out = Path(opts.out)
+    if is_url(opts.src):  # a store in an object store: the workflow runs in place
+        store = location(opts.src, opts.storage_options)
+        check_store(store)
+    else:
+        src = Path(opts.src) if opts.src else pancreas_path()
+        store = out / f"{src.stem}.zarr"
     out.mkdir(parents=True, exist_ok=True)
-    store = out / f"{src.stem}.zarr"
     summary = RunSummary(store=store, figures=out / "figures")
     try:
         with client(opts.scheduler) if opts.scheduler else _local(opts):
-            if not store.exists() or (opts.force and opts.stages is None):
+            if isinstance(store, Path) and (
+                not store.exists() or (opts.force and opts.stages is None)
+            ):
                 start = time.perf_counter()
                 convert(src, store, chunk_cells=opts.chunk_cells, overwrite=True)
                 summary.add("convert", RUN, time.perf_counter() - start)
                 print(f"converted {src} -> {store}")
             pipeline.run(
-                store,
+                str(store) if isinstance(store, Remote) else store,
                 stages=opts.stages,
                 force=opts.force,
                 figures=out / "figures",
@@ -111,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--chunk-cells", type=int, default=None, help="cells per row chunk")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing store")
     _cluster_args(conv)
+    _storage_arg(conv)
     conv.set_defaults(func=_convert)
     # no defaults here: run_options tells what the command line set from what it left out
     run = sub.add_parser(
@@ -120,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Options not given come from --config, else from their defaults.",
     )
     o = RUN_OPTIONS
-    run.add_argument("src", nargs="?", help=o["src"].help)
+    run.add_argument("src", nargs="?", help=o["src"].help + "; or a store's URL (s3://…)")
     run.add_argument("--config", help="a TOML job file of these options (names without --)")
     run.add_argument("--out", help=o["out"].help)
     run.add_argument("--chunk-cells", type=int, help=o["chunk_cells"].help)
@@ -130,11 +145,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help=o["scheduler"].help)
     run.add_argument("--workers", type=int, help=o["workers"].help)
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, help=o["progress"].help)
+    run.add_argument("--storage-options", help=o["storage_options"].help)
     run.set_defaults(func=_run)
     info = sub.add_parser("info", help="shape, matrices, chunking and completed stages")
     info.add_argument("store")
+    _storage_arg(info)
     info.set_defaults(func=_info)
     return parser
+
+
+def _storage_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage-options",
+        default=None,
+        help="fsspec options of an object-store URL as JSON, e.g. "
+        '\'{"endpoint_url": "http://host:9000"}\' (default: AWS_ENDPOINT_URL, credential '
+        "variables)",
+    )
 
 
 def _cluster_args(parser: argparse.ArgumentParser) -> None:

@@ -32,6 +32,7 @@ from ._core.errors import InputError, MissingKeyError
 from .configuration import set_figure_params
 from .graph.reorder import chunk_bounds
 from .io.journal import store_lock
+from .io.location import is_url
 from .io.order import chunk_rows
 from .pp import Preprocessor
 from .summary import FAILED, RUN, SKIPPED, RunSummary
@@ -138,13 +139,16 @@ def run(
     Parameters
     ----------
     store
-        A store written by :func:`dynadask.io.convert`.
+        A store written by :func:`dynadask.io.convert`: a path, or a URL in an object store
+        (``s3://bucket/atlas.zarr``; its storage options as given to :func:`dynadask.io.open`
+        or :func:`dynadask.io.convert` before, else from the environment).
     stages
         Names of the stages to run (default: all, in order).
     force
         Run stages even when the store records them as complete.
     figures
-        Folder of the ``figures`` stage (default: ``figures/`` beside the store).
+        Folder of the ``figures`` stage (default: ``figures/`` beside the store; for a URL,
+        ``figures/`` in the working folder).
     jacobian_genes
         Regulators and effectors of the ``jacobian`` stage (default: :func:`jacobian_genes`).
     log
@@ -167,12 +171,13 @@ def run(
     """
     check_stages(stages)
     summary = summary if summary is not None else RunSummary()
-    context = Context(
-        Path(figures) if figures else Path(store).parent / "figures",
-        tuple(jacobian_genes or ()),
-        log,
-    )
-    summary.store, summary.figures = Path(store), context.figures
+    remote = is_url(str(store))
+    if figures:
+        folder = Path(figures)
+    else:
+        folder = Path("figures") if remote else Path(store).parent / "figures"
+    context = Context(folder, tuple(jacobian_genes or ()), log)
+    summary.store, summary.figures = (str(store) if remote else Path(store)), context.figures
     adata = io.open(store)
     with store_lock(store):  # one writer for the whole run, not only for each commit
         adata = _run_stages(adata, store, stages, force, context, summary)
@@ -206,7 +211,7 @@ def _run_stages(
         start = time.perf_counter()
         try:
             # large task inputs go to the workers as files beside the store (recomputable)
-            with scratch_beside(Path(store).resolve()):
+            with scratch_beside(None if is_url(str(store)) else Path(store).resolve()):
                 reopened = stage.run(adata, context)
         except BaseException:
             summary.add(stage.name, FAILED, time.perf_counter() - start)

@@ -4,7 +4,8 @@ A job file sets any option of ``dynadask run`` by its long name, written with ``
 ``_`` (``chunk-cells`` or ``chunk_cells``), plus ``src`` for the input file. Options given on
 the command line override the file; the file overrides the defaults. Relative paths in the
 file (``src``, ``out``) are relative to the file's folder, so a job runs the same from
-anywhere.
+anywhere; ``src`` may also be a store's URL (``s3://bucket/atlas.zarr``), whose
+``storage_options`` are a table (or a JSON string).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._core.errors import InputError, StoreNotFoundError
+from .io.location import is_url
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,16 @@ RUN_OPTIONS: dict[str, Option] = {
     "scheduler": Option(None, "str", "Dask scheduler address (default: start a LocalCluster)"),
     "workers": Option(None, "int", "LocalCluster worker processes"),
     "progress": Option(None, "bool", "progress bars (default: on when stdout is a terminal)"),
+    "storage_options": Option(
+        None,
+        "table",
+        "fsspec options of an object-store URL as JSON (endpoint_url, key, secret, ...; "
+        "default: AWS_ENDPOINT_URL and the credential variables)",
+    ),
 }
 """Every option of ``dynadask run`` (``config`` aside), by its name in a job file."""
 
-_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list": (list,)}
+_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "list": (list,), "table": (dict, str)}
 
 
 def run_defaults() -> dict[str, Any]:
@@ -100,7 +108,7 @@ def _checked(raw: Mapping[str, Any], path: Path) -> dict[str, Any]:
     for name, key in names.items():
         opt, value = RUN_OPTIONS[name], raw[key]
         _check_type(path, key, value, opt)
-        if opt.path:
+        if opt.path and not is_url(value):
             value = str((path.parent / Path(value).expanduser()).resolve())
         out[name] = list(value) if opt.kind == "list" else value
     return out
@@ -111,9 +119,12 @@ def _check_type(path: Path, key: str, value: Any, opt: Option) -> None:
     if ok and opt.kind == "list":
         ok = all(isinstance(v, str) for v in value)
     if not ok:
-        want = {"str": "a string", "int": "an integer", "bool": "true or false"}.get(
-            opt.kind, "a list of strings"
-        )
+        want = {
+            "str": "a string",
+            "int": "an integer",
+            "bool": "true or false",
+            "table": "a table or a JSON string",
+        }.get(opt.kind, "a list of strings")
         raise InputError(f"{path}: {key} = {value!r} must be {want}")
     if opt.kind == "int" and value < 1:
         raise InputError(f"{path}: {key} = {value!r} must be at least 1")

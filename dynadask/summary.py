@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io.location import is_url
+
 RUN, SKIPPED, FAILED = "run", "skipped", "failed"
 
 
@@ -58,7 +60,8 @@ class RunSummary:
         )
         lines.append(f"  {'total':<32}{total:>8.1f} s  ({counts or 'no stages'})")
         if self.store is not None:
-            lines.append(f"  store    {Path(self.store).resolve()}")
+            store = self.store if is_url(str(self.store)) else Path(self.store).resolve()
+            lines.append(f"  store    {store}")
         if self.figures is not None:
             folder = Path(self.figures).resolve()
             n = len(list(folder.glob("*.png"))) if folder.is_dir() else 0

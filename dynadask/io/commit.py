@@ -6,9 +6,10 @@ computed (all in one Dask compute) and assigned. For a store-backed AnnData (ope
 workers into a staging folder beside the store together with the stage's record
 (``uns['dynadask']['stages']``), and only when everything succeeded are they switched in by
 :func:`dynadask.io.journal.publish`: a journal, then one rename per key with the old values
-kept until the switch completes. A failure at any point leaves the store with all of its old
-values (the switch is undone) or, when the process dies after the journal, all of the new
-ones once the store is next opened (docs/architecture.md, section 4).
+kept until the switch completes (in an object store, which cannot rename, copies and deletes
+that can be repeated: :mod:`dynadask.io.objectstore`). A failure at any point leaves the
+store with all of its old values (the switch is undone) or, when the process dies after the
+journal, all of the new ones once the store is next opened (docs/architecture.md, section 4).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError
 from .._core.settings import get_chunk_policy
+from . import objectstore
 from .format import open_group, write_elem
 from .journal import JOURNAL, publish, store_lock
+from .location import Remote, location
+from .objectstore import remove_prefix
 from .open import LAZY_ATTR, _lazy, is_large, lazy_array, read_uns
 from .writers import quiet_zarr, remove, remove_settled, write_arrays
 
@@ -39,8 +43,10 @@ _MATRIX_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
 _N = {"layers": (0, 1), "obsm": (0,), "varm": (1,), "obsp": (0, 0), "varp": (1, 1), "X": (0, 1)}
 
 
-def store_path(adata: ad.AnnData) -> Path | None:
+def store_path(adata: ad.AnnData) -> Path | Remote | None:
     """Return the store ``adata`` was opened from, or ``None`` for an in-memory AnnData.
+
+    A store in an object store is returned as its :class:`~dynadask.io.location.Remote`.
 
     An AnnData whose shape no longer matches its store (a subset or a concatenation), or
     that was opened before the store's rows were reordered (:func:`dynadask.io.reorder`),
@@ -48,15 +54,18 @@ def store_path(adata: ad.AnnData) -> Path | None:
     """
     record = adata.uns.get(keys.DYNADASK, {})
     path = record.get(keys.STORE) if isinstance(record, Mapping) else None
-    if not path or not Path(path).exists():
+    if not path:
         return None
-    root = open_group(path)
+    where = location(path)
+    if not where.exists():
+        return None
+    root = open_group(where)
     shape = tuple(root[s][root[s].attrs["_index"]].shape[0] for s in ("obs", "var"))
     if shape != adata.shape:
         return None
     if record.get(keys.ORDER_ID) != store_order_id(root):
         return None
-    return Path(path)
+    return where
 
 
 def store_order_id(root: Any) -> str | None:
@@ -202,7 +211,7 @@ def _assign_in_memory(
 
 def _commit_to_store(
     adata: ad.AnnData,
-    path: Path,
+    path: Path | Remote,
     stage: str,
     matrices: dict,
     columns: dict,
@@ -214,13 +223,13 @@ def _commit_to_store(
         try:
             moved, columns = _stage_everything(adata, staging, matrices, columns, frames, uns)
         except BaseException:
-            remove_settled(staging)
+            _discard(staging)
             raise
         try:
             publish(path, staging, moved, stage)
         except BaseException:
-            if not (staging / JOURNAL).exists():  # the switch never started
-                remove(staging)
+            if not _has_journal(staging):  # the switch never started
+                _discard(staging, settled=True)
             raise
     root = open_group(path)
     rows = _block_rows(adata)
@@ -264,6 +273,22 @@ def _holds_large(value: Any) -> bool:
     return False
 
 
+def _has_journal(staging: Path | Remote) -> bool:
+    if isinstance(staging, Remote):
+        return objectstore.read_journal(staging) is not None
+    return (staging / JOURNAL).exists()
+
+
+def _discard(staging: Path | Remote, settled: bool = False) -> None:
+    """Remove a staging folder or prefix whose switch never started."""
+    if isinstance(staging, Remote):
+        remove_prefix(staging)
+    elif settled:
+        remove(staging)
+    else:
+        remove_settled(staging)
+
+
 def _block_rows(adata: ad.AnnData) -> int:
     for x in [adata.X, *adata.layers.values()]:
         if isinstance(x, da.Array):
@@ -272,7 +297,12 @@ def _block_rows(adata: ad.AnnData) -> int:
 
 
 def _stage_everything(
-    adata: ad.AnnData, staging: Path, matrices: dict, columns: dict, frames: dict, uns: dict
+    adata: ad.AnnData,
+    staging: Path | Remote,
+    matrices: dict,
+    columns: dict,
+    frames: dict,
+    uns: dict,
 ) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     """Write every result under ``staging`` (same keys as in the store).
 

@@ -23,8 +23,18 @@ from scipy import sparse
 
 from .._core.errors import InputError, StoreExistsError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
-from .format import ANNDATA_ATTRS, DICT_ATTRS, check_store, consolidate, csr_attrs, write_elem
+from .format import (
+    ANNDATA_ATTRS,
+    DICT_ATTRS,
+    check_store,
+    consolidate,
+    csr_attrs,
+    open_group,
+    write_elem,
+)
 from .journal import staging_folders, store_lock
+from .location import Remote, is_url, location, location_of_store
+from .objectstore import remove_prefix
 from .writers import quiet_zarr, remove, write_arrays
 
 _SMALL = ("obsm", "varm", "obsp", "varp", "uns")
@@ -36,25 +46,31 @@ def convert(
     *,
     chunk_cells: int | None = None,
     overwrite: bool = False,
-) -> Path:
+    storage_options: dict[str, Any] | str | None = None,
+) -> Path | str:
     """Convert an ``.h5ad``, ``.loom`` or AnnData Zarr file into a dynadask store.
 
     Parameters
     ----------
     src
-        The source file (or Zarr folder).
+        The source file (or Zarr folder), on a local or shared file system.
     dst
-        The store to create (a folder, by convention ending in ``.zarr``).
+        The store to create: a folder (by convention ending in ``.zarr``) or an object-store
+        URL such as ``s3://bucket/atlas.zarr``.
     chunk_cells
         Cells per row block (Dask blocks when the store is opened). By default the chunk
         policy picks it from the number of genes.
     overwrite
         Replace an existing store at ``dst``.
+    storage_options
+        fsspec options for a URL (``endpoint_url``, ``key``, ``secret``, …; a dict or JSON
+        text), remembered for later calls on the same bucket; by default those given before,
+        else ``AWS_ENDPOINT_URL`` and the usual credential variables.
 
     Returns
     -------
-    pathlib.Path
-        The path of the new store.
+    pathlib.Path or str
+        The path of the new store (its URL for an object store).
 
     Raises
     ------
@@ -65,9 +81,18 @@ def convert(
     ValueError
         If ``src`` is not a kind of file this reads, or its matrices disagree in shape.
     """
-    src, dst = Path(src), Path(dst)
+    if is_url(src):
+        raise InputError(
+            f"cannot convert from {src}: the source must be a local or shared-file-system "
+            "file; copy it there first (the store itself may be a URL)"
+        )
+    src = Path(src)
+    target = location(dst, storage_options)
     if not src.exists():
         raise StoreNotFoundError(f"no such file: {src}: check the input path")
+    if isinstance(target, Remote):
+        return _convert_remote(src, target, chunk_cells, overwrite)
+    dst = target
     if dst.exists() and not overwrite:
         raise StoreExistsError(f"{dst} exists: pass overwrite=True to replace it")
     tmp = dst.with_name(f"{dst.name}.converting-{os.getpid()}")
@@ -85,6 +110,29 @@ def convert(
     finally:
         remove(tmp)
     return dst
+
+
+def _convert_remote(src: Path, dst: Remote, chunk_cells: int | None, overwrite: bool) -> str:
+    """Write the store in place under its prefix; it is marked an AnnData store last.
+
+    An object store has no rename, so the store is written where it stays; the root's
+    ``encoding-type: anndata`` (which :func:`dynadask.io.open` checks) is written in the
+    final metadata write, and a failure removes what was written.
+    """
+    if dst.exists() and not overwrite:
+        raise StoreExistsError(f"{dst} exists: pass overwrite=True to replace it")
+    source = _open_source(src)
+    rows = chunk_cells or get_chunk_policy().rows_per_block(len(source.var), len(source.obs))
+    with store_lock(dst):
+        for folder in staging_folders(dst):
+            remove_prefix(folder)  # a killed commit of the store being replaced
+        remove_prefix(dst)
+        try:
+            _write_store(source, dst, rows)
+        except BaseException:
+            remove_prefix(dst)
+            raise
+    return dst.url
 
 
 class _Source:
@@ -176,9 +224,9 @@ def _check_shape(name: str, shape: tuple[int, ...], source: _Source) -> None:
         )
 
 
-def _write_store(source: _Source, path: Path, rows: int) -> None:
-    root = zarr.open_group(str(path), mode="w", zarr_format=3)
-    root.attrs.update({**ANNDATA_ATTRS, "dynadask": {"chunk_cells": int(rows)}})
+def _write_store(source: _Source, path: Path | Remote, rows: int) -> None:
+    root = open_group(path, mode="w")
+    root.attrs.update({"dynadask": {"chunk_cells": int(rows)}})
     with quiet_zarr():
         write_elem(root, "obs", source.obs)
         write_elem(root, "var", source.var)
@@ -195,6 +243,7 @@ def _write_store(source: _Source, path: Path, rows: int) -> None:
             arrays[name] = _row_blocks(spec, rows)
     write_arrays(root, arrays, copies)
     root.require_group("layers").attrs.update(DICT_ATTRS)
+    root.attrs.update(ANNDATA_ATTRS)  # last: a store cut short is not taken for one
     consolidate(path)
 
 
@@ -204,9 +253,9 @@ def _open_array(src: Path, kind: str, key: str) -> Any:
     return h5py.File(src, "r")[key]
 
 
-def _copy_range(src: Path, kind: str, key: str, dst: str, name: str, start: int, stop: int) -> int:
+def _copy_range(src: Path, kind: str, key: str, dst: Any, name: str, start: int, stop: int) -> int:
     values = _open_array(src, kind, key)[start:stop]
-    target = zarr.open_array(f"{dst}/{name}", mode="r+")
+    target = open_group(dst, mode="a")[name]
     target[start:stop] = values
     return stop - start
 
@@ -216,6 +265,7 @@ def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
     src, kind, key, shape, dtype = spec
     group = root.require_group(name)
     group.attrs.update(csr_attrs(shape))
+    dst = location_of_store(root.store)
     tasks = []
     for part in ("data", "indices", "indptr"):
         source = _open_array(src, kind, f"{key}/{part}")
@@ -229,7 +279,7 @@ def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
             stop = min(start + step, length)
             tasks.append(
                 dask.delayed(_copy_range, pure=False)(
-                    src, kind, f"{key}/{part}", str(root.store.root), f"{name}/{part}", start, stop
+                    src, kind, f"{key}/{part}", dst, f"{name}/{part}", start, stop
                 )
             )
     return tasks

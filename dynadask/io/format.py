@@ -10,6 +10,7 @@ import anndata as ad
 import zarr
 
 from .._core.errors import StoreError, StoreNotFoundError
+from .location import Remote, location
 
 ANNDATA_ATTRS = {"encoding-type": "anndata", "encoding-version": "0.1.0"}
 DENSE_ATTRS = {"encoding-type": "array", "encoding-version": "0.2.0"}
@@ -26,8 +27,11 @@ def csr_attrs(shape: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-def check_store(path: str | Path) -> Path:
-    """Return ``path`` as a Path after checking that it is an AnnData Zarr store.
+def check_store(path: str | Path | Remote) -> Any:
+    """Return ``path``'s location after checking that it is an AnnData Zarr store.
+
+    A URL (``s3://bucket/atlas.zarr``) gives a :class:`~dynadask.io.location.Remote`,
+    anything else a ``Path``.
 
     Raises
     ------
@@ -36,7 +40,9 @@ def check_store(path: str | Path) -> Path:
     ValueError
         If ``path`` is not a Zarr group written in AnnData's format.
     """
-    path = Path(path)
+    path = location(path)
+    if isinstance(path, Remote):
+        return _check_remote(path)
     if not path.exists():
         raise StoreNotFoundError(
             f"no store at {path}: convert a file first with dyn.io.convert(src, {str(path)!r})"
@@ -59,12 +65,36 @@ def check_store(path: str | Path) -> Path:
     return path
 
 
-def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
-    """Open the root group of a store.
+def _check_remote(path: Remote) -> Remote:
+    fs = path.fs
+    try:
+        meta = fs.cat(path.child("zarr.json"))
+    except FileNotFoundError:
+        raise StoreNotFoundError(
+            f"no store at {path}: convert a file first with dyn.io.convert(src, {str(path)!r}) "
+            "(check the URL, and the endpoint and credentials in storage_options)"
+        ) from None
+    attrs = json.loads(meta).get("attributes", {})
+    if attrs.get("encoding-type") != "anndata":
+        raise StoreError(
+            f"{path} is a Zarr group but not an AnnData store "
+            f"(encoding-type {attrs.get('encoding-type')!r}): convert it with dyn.io.convert"
+        )
+    return path
+
+
+def open_group(path: str | Path | Remote, mode: str = "r") -> zarr.Group:
+    """Open the root group of a store (a folder or an object-store prefix).
 
     Reading uses consolidated metadata where it is present; writing bypasses it (anndata
     refuses to edit a consolidated group), and :func:`consolidate` refreshes it afterwards.
     """
+    path = location(path)
+    if isinstance(path, Remote):
+        store = path.zarr_store(read_only=mode == "r")
+        if mode == "r":
+            return zarr.open_group(store, mode=mode)
+        return zarr.open_group(store, mode=mode, use_consolidated=False, zarr_format=3)
     if mode == "r":
         return zarr.open_group(str(path), mode=mode)
     return zarr.open_group(str(path), mode=mode, use_consolidated=False)
@@ -76,6 +106,10 @@ def write_elem(group: zarr.Group, key: str, value: Any) -> None:
         ad.io.write_elem(group, key, value)
 
 
-def consolidate(path: str | Path) -> None:
+def consolidate(path: str | Path | Remote) -> None:
     """Consolidate the store's metadata so that readers see every array in one read."""
-    zarr.consolidate_metadata(str(path))
+    path = location(path)
+    if isinstance(path, Remote):
+        zarr.consolidate_metadata(path.zarr_store(read_only=False))
+    else:
+        zarr.consolidate_metadata(str(path))

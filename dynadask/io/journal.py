@@ -25,6 +25,9 @@ store or in the trash.
 
 :func:`store_lock` makes one process at a time the writer of a store, with a lock file
 ``<store>.lock`` that names the owner (host, process id) and the time.
+
+A store in an object store (a :class:`~dynadask.io.location.Remote`) has no rename; its
+switch, recovery and lock are :mod:`dynadask.io.objectstore`'s, chosen here by location.
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ import socket
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .._core.errors import StoreLockedError
+from . import objectstore
 from .format import DICT_ATTRS, consolidate
+from .location import Remote, location
 from .writers import remove
 
 JOURNAL = "journal.json"
@@ -48,16 +54,18 @@ STAGING = ".staging-"
 GROUP_META = "zarr.json"
 _GROUP = json.dumps({"zarr_format": 3, "node_type": "group", "attributes": DICT_ATTRS}).encode()
 
-_held: dict[Path, int] = {}
+_held: dict[Path | str, int] = {}
 _rename = os.replace  # the switch's one kind of move (tests inject faults through it)
 
 
-def staging_folders(path: Path) -> list[Path]:
+def staging_folders(path: Path | Remote) -> list[Any]:
     """The staging folders of the store at ``path`` (left by commits in progress or killed)."""
+    if isinstance(path, Remote):
+        return objectstore.staging_prefixes(path)
     return sorted(path.parent.glob(f"{path.name}{STAGING}*"))
 
 
-def publish(path: Path, staging: Path, names: list[str], stage: str) -> None:
+def publish(path: Path | Remote, staging: Any, names: list[str], stage: str) -> None:
     """Switch the staged keys ``names`` into the store at ``path``, all or none.
 
     Parameters
@@ -76,6 +84,9 @@ def publish(path: Path, staging: Path, names: list[str], stage: str) -> None:
     Exception
         Whatever a step raised, after every key was put back.
     """
+    if isinstance(path, Remote):
+        objectstore.publish(path, staging, names, stage)
+        return
     names = list(dict.fromkeys(names))
     created = sorted(
         {p for n in names for p in _parents(n) if not (path / p / GROUP_META).exists()},
@@ -95,7 +106,7 @@ def publish(path: Path, staging: Path, names: list[str], stage: str) -> None:
     _finish(staging)
 
 
-def recover(path: Path) -> list[str]:
+def recover(path: Path | Remote) -> list[str]:
     """Complete or undo what killed commits left beside the store; return what was done.
 
     A staging folder with a journal is switched in its direction (``forward``: the commit
@@ -105,6 +116,9 @@ def recover(path: Path) -> list[str]:
     folders = staging_folders(path)
     if not folders or _other_owner(path) is not None:
         return []
+    if isinstance(path, Remote):
+        with store_lock(path):
+            return objectstore.recover(path, folders)
     done = []
     with store_lock(path):
         for staging in folders:
@@ -192,13 +206,17 @@ def _write_atomic(target: Path, data: bytes) -> None:
             os.close(fd)
 
 
+def _key(path: Path | Remote) -> Path | str:
+    return path.url if isinstance(path, Remote) else path
+
+
 def lock_path(path: Path) -> Path:
     """The lock file of the store at ``path``."""
     return path.with_name(f"{path.name}.lock")
 
 
 @contextlib.contextmanager
-def store_lock(path: str | Path) -> Iterator[None]:
+def store_lock(path: str | Path | Remote) -> Iterator[None]:
     """Hold the store's writer lock for the block (re-entrant within one process).
 
     Raises
@@ -206,30 +224,61 @@ def store_lock(path: str | Path) -> Iterator[None]:
     StoreLockedError
         If another live process holds it.
     """
-    path = Path(path).resolve()
-    if _held.get(path):
-        _held[path] += 1
+    path = location(path)
+    path = path if isinstance(path, Remote) else path.resolve()
+    key = _key(path)
+    if _held.get(key):
+        _held[key] += 1
         try:
             yield
         finally:
-            _held[path] -= 1
+            _held[key] -= 1
         return
     _acquire(path)
-    _held[path] = 1
+    _held[key] = 1
     try:
         yield
     finally:
-        _held.pop(path, None)
-        lock_path(path).unlink(missing_ok=True)
+        _held.pop(key, None)
+        if isinstance(path, Remote):
+            objectstore.delete_lock(path)
+        else:
+            lock_path(path).unlink(missing_ok=True)
 
 
-def _acquire(path: Path) -> None:
-    lock = lock_path(path)
-    owner = {
+def _owner() -> dict:
+    return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _locked(path: Any, holder: dict, lock: Any) -> StoreLockedError:
+    return StoreLockedError(
+        f"{path} is being written by process {holder.get('pid')} on "
+        f"{holder.get('host')} since {holder.get('time')} (lock file {lock}): wait for "
+        "it to finish, or delete the lock file if you know that process is gone"
+    )
+
+
+def _acquire_remote(path: Remote) -> None:
+    lock = objectstore.lock_of(path)
+    for _ in range(3):
+        holder = _other_owner(path)  # None: no lock, or a stale one (removed)
+        if holder is not None:
+            raise _locked(path, holder, lock)
+        if objectstore.write_lock(path, _owner()):
+            return
+    raise StoreLockedError(f"could not take the lock {lock}: other processes keep taking it")
+
+
+def _acquire(path: Path | Remote) -> None:
+    if isinstance(path, Remote):
+        _acquire_remote(path)
+        return
+    lock = lock_path(path)
+    owner = _owner()
     for _ in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -237,39 +286,46 @@ def _acquire(path: Path) -> None:
             holder = _other_owner(path)
             if holder is None:
                 continue  # a stale lock was removed: try again
-            raise StoreLockedError(
-                f"{path} is being written by process {holder.get('pid')} on "
-                f"{holder.get('host')} since {holder.get('time')} (lock file {lock}): wait for "
-                "it to finish, or delete the lock file if you know that process is gone"
-            ) from None
+            raise _locked(path, holder, lock) from None
         with os.fdopen(fd, "w") as f:
             json.dump(owner, f)
         return
     raise StoreLockedError(f"could not take the lock {lock}: other processes keep taking it")
 
 
-def _other_owner(path: Path) -> dict | None:
+def _read_holder(path: Path | Remote) -> dict | None:
+    if isinstance(path, Remote):
+        return objectstore.read_lock(path)
+    try:
+        return json.loads(lock_path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, OSError):
+        return {}
+
+
+def _other_owner(path: Path | Remote) -> dict | None:
     """The owner of the store's lock when it is another live process, else ``None``.
 
     A lock of a dead process on this host (or an unreadable one) is stale: it is removed
     with a warning.
     """
-    lock = lock_path(path)
-    try:
-        holder = json.loads(lock.read_text())
-    except FileNotFoundError:
+    holder = _read_holder(path)
+    if holder is None:
         return None
-    except (json.JSONDecodeError, OSError):
-        holder = {}
+    lock = objectstore.lock_of(path) if isinstance(path, Remote) else lock_path(path)
     here = holder.get("host") == socket.gethostname()
-    if here and holder.get("pid") == os.getpid() and _held.get(path):
+    if here and holder.get("pid") == os.getpid() and _held.get(_key(path)):
         return None
     if here and holder.get("pid") != os.getpid() and _alive(holder.get("pid")):
         return holder
     if holder.get("host") not in (None, socket.gethostname()):
         return holder  # another machine's process: cannot tell whether it lives
     warnings.warn(f"removing the stale lock {lock} (its process is gone)", stacklevel=3)
-    lock.unlink(missing_ok=True)
+    if isinstance(path, Remote):
+        objectstore.delete_lock(path)
+    else:
+        lock.unlink(missing_ok=True)
     return None
 
 

@@ -16,13 +16,18 @@ from .._core.errors import InputError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import check_store, open_group
 from .journal import recover
+from .location import Remote, location
 from .tenx import read_10x_h5, read_10x_mtx
 
 _LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
 
 
 def open(  # noqa: A001
-    store: str | Path, *, chunk_cells: int | None = None, order: str = "store"
+    store: str | Path,
+    *,
+    chunk_cells: int | None = None,
+    order: str = "store",
+    storage_options: dict[str, Any] | str | None = None,
 ) -> ad.AnnData:
     """Open an AnnData Zarr store lazily.
 
@@ -33,7 +38,8 @@ def open(  # noqa: A001
     Parameters
     ----------
     store
-        Path of a store written by :func:`dynadask.io.convert` or anndata's ``write_zarr``.
+        Path of a store written by :func:`dynadask.io.convert` or anndata's ``write_zarr``,
+        or its URL in an object store (``s3://bucket/atlas.zarr``).
     chunk_cells
         Cells per Dask block. By default the store's own chunking (recorded at conversion)
         or the chunk policy.
@@ -43,11 +49,15 @@ def open(  # noqa: A001
         indexing; see :func:`dynadask.io.original_order`): that AnnData is not
         store-backed, results computed on it stay in memory. The two are the same for a
         store that was never reordered.
+    storage_options
+        fsspec options for a URL (``endpoint_url``, ``key``, ``secret``, …; a dict or JSON
+        text), kept in memory for later commits to the bucket; by default those given
+        before in this process, else ``AWS_ENDPOINT_URL`` and the credential variables.
 
     Returns
     -------
     anndata.AnnData
-        The lazy AnnData; ``uns['dynadask']['store']`` records where it lives.
+        The lazy AnnData; ``uns['dynadask']['store']`` records where it lives (path or URL).
 
     Raises
     ------
@@ -58,7 +68,7 @@ def open(  # noqa: A001
     """
     if order not in ("store", "original"):
         raise InputError(f"order must be 'store' or 'original', got {order!r}")
-    path = check_store(store).resolve()
+    path = _checked(store, storage_options)
     recover(path)
     root = open_group(path)
     obs = ad.io.read_elem(root["obs"])
@@ -81,6 +91,12 @@ def open(  # noqa: A001
 
         return original_order(adata)
     return adata
+
+
+def _checked(store: Any, storage_options: Any) -> Any:
+    """The store's location (a resolved path or a URL's Remote) after checking it."""
+    path = check_store(location(store, storage_options))
+    return path if isinstance(path, Remote) else path.resolve()
 
 
 LAZY_ATTR = "dynadask-lazy"
@@ -140,13 +156,14 @@ def read_zarr(
     lazy: bool = False,
     chunk_cells: int | None = None,
     order: str = "store",
+    storage_options: dict[str, Any] | str | None = None,
 ) -> ad.AnnData:
     """Read an AnnData Zarr store, into memory or lazily.
 
     Parameters
     ----------
     store
-        Path of the store.
+        Path of the store, or its URL in an object store.
     lazy
         Return Dask arrays over the store's chunks (see :func:`open`) instead of reading
         everything into memory.
@@ -155,6 +172,8 @@ def read_zarr(
     order
         ``'store'`` (the rows as stored) or ``'original'`` (the order from before
         :func:`dynadask.io.reorder`; see :func:`open`).
+    storage_options
+        fsspec options for a URL (see :func:`open`).
 
     Returns
     -------
@@ -162,12 +181,12 @@ def read_zarr(
         The data.
     """
     if lazy:
-        return open(store, chunk_cells=chunk_cells, order=order)
+        return open(store, chunk_cells=chunk_cells, order=order, storage_options=storage_options)
     if order not in ("store", "original"):
         raise InputError(f"order must be 'store' or 'original', got {order!r}")
-    path = check_store(store)
-    recover(path.resolve())
-    adata = ad.read_zarr(path)
+    path = _checked(store, storage_options)
+    recover(path)
+    adata = ad.read_zarr(open_group(path) if isinstance(path, Remote) else path)
     if order == "original":
         from .order import original_order  # io/order imports this module
 

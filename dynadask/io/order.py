@@ -10,6 +10,7 @@ cell's original row in ``obs['dynadask_original_row']``, and :func:`original_ord
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..graph.blocks import take_columns
 from ..kernels import reorder as kr
 from .commit import commit, store_path
 from .format import consolidate, open_group
+from .location import Remote
 from .open import open as open_store
 from .writers import remove, remove_settled
 
@@ -229,13 +231,15 @@ def _reorder_in_memory(
     return out
 
 
-def _reorder_store(path: Path, order: np.ndarray | None, method: str, basis: str) -> ad.AnnData:
+def _reorder_store(
+    path: Path | Remote, order: np.ndarray | None, method: str, basis: str
+) -> ad.AnnData:
     adata = open_store(path)
     order, method = _the_order(adata, order, method, basis)
     dest = kr.inverse(order)
     rows = chunk_rows(adata)
     bounds = gr.chunk_bounds(adata.n_obs, rows)
-    scratch = path.with_name(f"{path.name}.reorder-{uuid.uuid4().hex[:8]}")
+    scratch = _scratch_beside(path)
     try:
         shared = share([dest])[0]
         graph = _knn_graph(adata)
@@ -282,6 +286,18 @@ def _reorder_store(path: Path, order: np.ndarray | None, method: str, basis: str
     remove(scratch)
     _new_order_id(path)
     return open_store(path)
+
+
+def _scratch_beside(path: Path | Remote) -> Path:
+    """Where the reorder's intermediate row blocks go.
+
+    Beside a local store, else in the temporary folder (the workers of an object-store run
+    read it: they share this host).
+    """
+    name = f"{path.name}.reorder-{uuid.uuid4().hex[:8]}"
+    if isinstance(path, Remote):
+        return Path(tempfile.gettempdir()) / name
+    return path.with_name(name)
 
 
 def _the_order(adata: ad.AnnData, order: Any, method: str, basis: str) -> tuple[np.ndarray, str]:
@@ -374,7 +390,7 @@ def chunk_rows(adata: ad.AnnData) -> int:
     return get_chunk_policy().rows_per_block(adata.n_vars, adata.n_obs)
 
 
-def _new_order_id(path: Path) -> None:
+def _new_order_id(path: Path | Remote) -> None:
     """Give the store a new row-order id, so that AnnData opened before cannot commit."""
     root = open_group(path, mode="a")
     attrs = dict(root.attrs.get(keys.DYNADASK, {}))

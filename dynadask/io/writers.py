@@ -23,7 +23,8 @@ from scipy import sparse
 
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
-from .format import DENSE_ATTRS, csr_attrs
+from .format import DENSE_ATTRS, csr_attrs, open_group
+from .location import location_of_store
 
 
 @contextmanager
@@ -78,10 +79,10 @@ def store_dense(root: zarr.Group, key: str, x: da.Array) -> Any:
     return da.store(x, target, lock=False, compute=False)
 
 
-def _write_piece(block: Any, path: str, key: str, index: int) -> tuple[int, np.ndarray]:
+def _write_piece(block: Any, path: Any, key: str, index: int) -> tuple[int, np.ndarray]:
     block = sparse.csr_matrix(block)
     block.sort_indices()
-    root = zarr.open_group(path, mode="a")
+    root = open_group(path, mode="a")
     with quiet_zarr():
         for name in ("data", "indices"):
             values = getattr(block, name)
@@ -94,7 +95,7 @@ def _write_piece(block: Any, path: str, key: str, index: int) -> tuple[int, np.n
     return block.nnz, block.indptr.astype(np.int64)
 
 
-def stage_csr_pieces(root_path: str, key: str, x: da.Array) -> list[Any]:
+def stage_csr_pieces(root_path: Any, key: str, x: da.Array) -> list[Any]:
     """Return lazy tasks that write each row block of sparse ``x`` as a piece under ``key``."""
     return [
         dask.delayed(_write_piece, pure=False)(block, root_path, key, i)
@@ -162,7 +163,7 @@ def write_arrays(
     Parameters
     ----------
     root
-        The Zarr group (in a local folder) to write into.
+        The Zarr group (the root of a local folder or of an object-store prefix).
     arrays
         Lazy arrays by key (``'layers/spliced'``, …); blocks may be numpy or scipy CSR.
     extra_tasks
@@ -173,7 +174,7 @@ def write_arrays(
     list
         The computed values of ``extra_tasks``.
     """
-    path = str(root.store.root)
+    path = location_of_store(root.store)
     tasks, sparse_jobs = list(extra_tasks), []
     for name, x in arrays.items():
         if is_sparse(x):
