@@ -84,18 +84,15 @@ def _top_genes(adata, n: int) -> list[str]:
     return [str(g) for g in adata.var_names[np.sort(top[np.isfinite(score[top])])]]
 
 
-def _fate_cells(adata, n: int = 50, seed: int = 0) -> list[str]:
-    """dynadask's fate stage's cells (pipeline.fate_cells): a seeded draw of n cells of the
-    group with the lowest median umap_ddhodge_potential (clusters), in obs order."""
-    import numpy as np
-
-    obs = adata.obs
-    rows = np.arange(adata.n_obs)
-    if "clusters" in obs and "umap_ddhodge_potential" in obs:
-        medians = obs["umap_ddhodge_potential"].groupby(obs["clusters"].astype(str)).median()
-        rows = np.flatnonzero(obs["clusters"].astype(str).to_numpy() == medians.idxmin())
-    picked = np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False)
-    return list(adata.obs_names[np.sort(picked)])
+def _fate_cells(adata, n: int = 50) -> list[str]:
+    """The guide's fate cells as dynamo's reference run took them: the first ``n`` Ductal
+    cells in file order (dynadask's fate stage draws ``n`` of the group with the lowest
+    median potential, the Ductal cells on pancreas; dynamo 1.5.3's fate failed on that
+    draw, 'need at least one array to concatenate'); without Ductal cells, the first ``n``."""
+    clusters = adata.obs["clusters"].astype(str) if "clusters" in adata.obs else None
+    if clusters is not None and (clusters == "Ductal").any():
+        return list(adata.obs_names[clusters.to_numpy() == "Ductal"][:n])
+    return list(adata.obs_names[:n])
 
 
 def _random_cells(adata) -> list[str]:
