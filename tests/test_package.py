@@ -84,7 +84,10 @@ def test_notebooks_call_only_what_exists():
         )
         compile(code, str(book), "exec")  # valid Python
         calls = set(re.findall(r"dyn\.((?:\w+\.)*\w+)\(", code))
-        assert len(calls) >= 10
+        if book.name.startswith("10_minutes"):  # the guide's calls, one by one
+            assert len(calls) >= 10
+        else:  # the cluster notebook runs the stages through dyn.pipeline / the CLI
+            assert len(calls) >= 3
         for dotted in calls:
             obj = dyn
             for part in dotted.split("."):

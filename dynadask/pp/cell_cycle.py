@@ -124,6 +124,7 @@ def cell_cycle_scores(
     adata: ad.AnnData,
     layer: str | None = None,
     gene_list: Mapping[str, list[str]] | None = None,
+    *,
     refine: bool = True,
     threshold: float = 0.3,
     copy: bool = False,
