@@ -150,7 +150,8 @@ class _Crash(BaseException):
     """The process dies here: this step and every later one never happen."""
 
 
-@pytest.mark.parametrize("every", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # minutes on moto's server: run with -m slow (benchmarks)
+@pytest.mark.parametrize("every", [False, True])
 def test_commit_faults_leave_all_old_or_all_new(tmp_path, s3, bucket, monkeypatch, every):
     """An exception (and a death) at the steps of the object-store switch.
 
@@ -272,6 +273,7 @@ def test_cli_on_s3(s3, bucket, tmp_path):
 STAGES = ["preprocess", "neighbors", "moments", "dynamics"]
 
 
+@pytest.mark.slow  # minutes on moto's server: run with -m slow (benchmarks)
 def test_workflow_on_s3_equals_local_disk(s3, bucket, tmp_path, pancreas_path):
     """The first stages of the workflow on a pancreas store in S3 give the local run's results."""
     from dynadask import pipeline
