@@ -109,7 +109,11 @@ def stop(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def loopback_cluster(
-    folder: Path, n_workers: int = 2, memory_limit: str = "1.5GiB", tls: Any = None
+    folder: Path,
+    n_workers: int = 2,
+    memory_limit: str = "1.5GiB",
+    tls: Any = None,
+    worker_host: str = "127.0.0.1",
 ) -> Iterator[Loopback]:
     """Start ``dask scheduler`` and ``n_workers`` single-threaded ``dask worker`` processes.
 
@@ -125,6 +129,9 @@ def loopback_cluster(
         Certificate files (``ca``, ``cert``, ``key`` attributes, as ``deploy/tls.py``'s
         ``TLSFiles``): the scheduler listens on ``tls://`` and every process presents the
         certificate; ``None`` for plain TCP.
+    worker_host
+        The loopback address the workers listen on: ``127.0.0.2`` makes them look like
+        workers on another host to the client (any ``127.x.y.z`` reaches this machine).
 
     Yields
     ------
@@ -178,7 +185,7 @@ def loopback_cluster(
                         "--memory-limit",
                         memory_limit,
                         "--host",
-                        "127.0.0.1",
+                        worker_host,
                         "--no-dashboard",
                         "--name",
                         f"loopback-{i}",

@@ -16,6 +16,8 @@ preprocess and in preprocess .. cell_velocities.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import anndata as ad
 import numpy as np
 import psutil
@@ -145,3 +147,91 @@ def test_workflow_on_loopback_equals_in_process(loopback, small_h5ad, tmp_path):
             "velocity_umap": lambda a: a.obsm["velocity_umap"],
         },
     )
+
+
+def _pid_and_sum(x: np.ndarray) -> tuple[int, float]:
+    import os
+
+    return os.getpid(), float(x.sum())
+
+
+def _worker_hosts(client) -> set[str]:
+    return {urlsplit(a).hostname for a in client.scheduler_info(n_workers=-1)["workers"]}
+
+
+def test_workers_on_another_host_load_shared_values_from_dynadask_scratch(tmp_path, monkeypatch):
+    """Workers seen on another host: values are scattered, or written once to the shared folder.
+
+    The workers listen on 127.0.0.2, not one of the client's addresses, so dynadask treats
+    them as remote. Without ``DYNADASK_SCRATCH`` a large value goes by ``scatter``; with it,
+    into one file in that folder, which a worker process loads; the file goes once the
+    graph is dropped.
+    """
+    import dask
+    from distributed import Client
+
+    from dynadask._core import compute as core
+
+    value = np.arange(100_000, dtype=np.float64)  # 800 kB, above core.INLINE_BYTES
+    monkeypatch.setattr(core, "_scratch", {**core._scratch, "near": None, "local": {}})
+    shared = tmp_path / "shared"
+    with loopback_cluster(tmp_path / "c", n_workers=1, worker_host="127.0.0.2") as cluster:
+        with Client(cluster.address) as client:
+            assert _worker_hosts(client) == {"127.0.0.2"}
+            assert not core._workers_are_local(client)
+            monkeypatch.delenv("DYNADASK_SCRATCH", raising=False)
+            (scattered,) = core.share([value])
+            assert dask.delayed(np.sum)(scattered).compute() == value.sum()
+            assert not shared.exists()
+            monkeypatch.setenv("DYNADASK_SCRATCH", str(shared))
+            (filed,) = core.share([value])
+            (folder,) = shared.iterdir()  # this process's own folder
+            (path,) = folder.iterdir()
+            pid, total = dask.delayed(_pid_and_sum)(filed).compute()
+            assert total == value.sum() and pid in cluster.pids()
+            del filed
+            import gc
+
+            gc.collect()
+            assert not path.exists()
+
+
+@pytest.mark.slow  # 163 s at load 13: recipe and three moments, numba compiled in each worker
+def test_workers_on_another_host_read_moments_input_from_the_shared_scratch(
+    tmp_path, small_h5ad, monkeypatch
+):
+    """Workers the client sees on another host get large values through $DYNADASK_SCRATCH.
+
+    The workers listen on 127.0.0.2, which is not one of the client's own addresses, so
+    dynadask treats them as remote: without a shared folder it scatters the values, with
+    ``DYNADASK_SCRATCH`` it writes them there once and the workers load them from it. Both
+    give the synchronous scheduler's moments exactly.
+    """
+    from distributed import Client
+
+    from dynadask._core import compute as core
+
+    adata = dyn.read_h5ad(small_h5ad)
+    dyn.pp.recipe_monocle(adata)
+    dyn.tl.moments(adata)  # no client: the synchronous scheduler
+    want = _dense(adata.layers["M_s"])
+    written: list = []
+    write = core.ScratchFile.write
+    monkeypatch.setattr(
+        core.ScratchFile, "write", lambda v, root: written.append(root) or write(v, root)
+    )
+    monkeypatch.setattr(core, "_scratch", {**core._scratch, "near": None, "local": {}})
+    shared = tmp_path / "shared"
+    cluster_dir = tmp_path / "c"
+    with loopback_cluster(cluster_dir, n_workers=2, worker_host="127.0.0.2") as cluster:
+        with Client(cluster.address) as client:
+            assert _worker_hosts(client) == {"127.0.0.2"}
+            assert not core._workers_are_local(client)
+            monkeypatch.delenv("DYNADASK_SCRATCH", raising=False)
+            dyn.tl.moments(adata)  # scattered
+            assert written == []
+            np.testing.assert_array_equal(_dense(adata.layers["M_s"]), want)
+            monkeypatch.setenv("DYNADASK_SCRATCH", str(shared))
+            dyn.tl.moments(adata)
+            assert written and all(root.parent == shared for root in written)
+            np.testing.assert_array_equal(_dense(adata.layers["M_s"]), want)

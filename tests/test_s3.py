@@ -126,6 +126,35 @@ def test_convert_open_commit_roundtrip(tmp_path, s3, bucket):
     assert info["n_obs"] == N_OBS and "first" in info["stages"]
 
 
+@pytest.mark.slow  # minutes on moto's server (150 s at load 13): every object is copied twice
+def test_reorder_on_s3_through_the_shared_scratch(tmp_path, s3, bucket, monkeypatch):
+    """The reorder's row pieces go to $DYNADASK_SCRATCH (the folder remote workers share)."""
+    from dynadask.io import order as order_module
+
+    src, adata = _source(tmp_path)
+    url = f"{bucket}/s.zarr"
+    dyn.io.convert(src, url, chunk_cells=50, storage_options=s3)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("DYNADASK_SCRATCH", str(shared))
+    used = []
+    real = order_module._scratch_beside
+    monkeypatch.setattr(order_module, "_scratch_beside", lambda p: used.append(real(p)) or used[-1])
+    perm = np.random.default_rng(3).permutation(N_OBS)
+    out = dyn.io.reorder(url, perm)
+    assert len(used) == 1 and used[0].parent == shared
+    assert list(shared.iterdir()) == []  # removed after the commit
+    want = adata.layers["spliced"].toarray()[perm]
+    np.testing.assert_array_equal(out.layers["spliced"].compute().toarray(), want)
+    np.testing.assert_allclose(np.asarray(out.obsm["X_fake"]), adata.obsm["X_fake"][perm])
+    assert list(out.obs_names) == [f"c{i}" for i in perm]
+    back = dyn.io.open(url, order="original")
+    assert list(back.obs_names) == list(adata.obs_names)
+    np.testing.assert_array_equal(
+        back.layers["spliced"].compute().toarray(), adata.layers["spliced"].toarray()
+    )
+
+
 def test_missing_store_and_bad_options(s3, bucket):
     with pytest.raises(dyn.StoreNotFoundError, match="no store at"):
         dyn.io.open(f"{bucket}/none.zarr", storage_options=s3)

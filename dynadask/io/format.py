@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,9 @@ def write_elem(group: zarr.Group, key: str, value: Any) -> None:
 def consolidate(path: str | Path | Remote) -> None:
     """Consolidate the store's metadata so that readers see every array in one read."""
     path = location(path)
-    if isinstance(path, Remote):
-        zarr.consolidate_metadata(path.zarr_store(read_only=False))
-    else:
-        zarr.consolidate_metadata(str(path))
+    with warnings.catch_warnings():  # zarr's notice that v3 has no consolidated metadata yet
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        if isinstance(path, Remote):
+            zarr.consolidate_metadata(path.zarr_store(read_only=False))
+        else:
+            zarr.consolidate_metadata(str(path))

@@ -10,6 +10,7 @@ cell's original row in ``obs['dynadask_original_row']``, and :func:`original_ord
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._core import keys
-from .._core.compute import compute, share
+from .._core.compute import SCRATCH_ENV, compute, share
 from .._core.errors import InputError, MissingKeyError
 from .._core.settings import get_chunk_policy
 from ..graph import locality as gl
@@ -289,14 +290,16 @@ def _reorder_store(
 
 
 def _scratch_beside(path: Path | Remote) -> Path:
-    """Where the reorder's intermediate row blocks go.
+    """Where the reorder's intermediate row blocks go: a folder every worker reads and writes.
 
-    Beside a local store, else in the temporary folder (the workers of an object-store run
-    read it: they share this host).
+    Beside a local store; for an object store, under ``$DYNADASK_SCRATCH`` (the shared
+    folder of workers on other hosts, as for :func:`dynadask._core.compute.share`), else in
+    the temporary folder (right when the workers share this host).
     """
     name = f"{path.name}.reorder-{uuid.uuid4().hex[:8]}"
     if isinstance(path, Remote):
-        return Path(tempfile.gettempdir()) / name
+        shared = os.environ.get(SCRATCH_ENV)
+        return Path(shared if shared else tempfile.gettempdir()) / name
     return path.with_name(name)
 
 
