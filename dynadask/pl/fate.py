@@ -11,13 +11,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from scipy.cluster import hierarchy
 
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
+from ._paths import draw_paths
 from ._points import point_size
 from .scatters import scatters
 
@@ -115,22 +115,7 @@ def fate(
     span = T.max(axis=1, keepdims=True) - T.min(axis=1, keepdims=True)
     when = (T - T.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1.0)
     size = min(point_size(when.size), 36.0)
-    for panel in axes if isinstance(axes, list) else [axes]:
-        panel.add_collection(
-            LineCollection(list(xy.transpose(0, 2, 1)), colors="k", linewidths=linewidth, zorder=3),
-            autolim=True,
-        )
-        panel.scatter(
-            xy[:, 0, :].ravel(),
-            xy[:, 1, :].ravel(),
-            c=when.ravel(),
-            cmap=cmap,
-            norm=Normalize(0.0, 1.0),
-            s=size,
-            zorder=4,
-            rasterized=True,
-        )
-        panel.autoscale_view()
+    draw_paths(axes, xy.transpose(0, 2, 1), when, cmap=cmap, linewidth=linewidth, size=size)
     return save_show_ret("kinetic_curves", save_show_or_return, save_kwargs, axes, _figure_of(axes))
 
 

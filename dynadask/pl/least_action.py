@@ -8,12 +8,11 @@ import anndata as ad
 import dask.array as da
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
-from matplotlib.colors import Normalize
 
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
+from ._paths import draw_paths
 from .scatters import scatters
 
 
@@ -107,19 +106,6 @@ def least_action(
     )
     top = S.max(axis=1, keepdims=True)
     share = S / np.where(top > 0, top, 1.0)
-    for panel in axes if isinstance(axes, list) else [axes]:
-        panel.add_collection(
-            LineCollection(list(xy), colors="k", linewidths=linewidth, zorder=3), autolim=True
-        )
-        panel.scatter(
-            xy[:, :, 0].ravel(),
-            xy[:, :, 1].ravel(),
-            c=share.ravel(),
-            cmap=cmap,
-            norm=Normalize(0.0, 1.0),
-            s=16,
-            zorder=4,
-        )
-        panel.autoscale_view()
+    draw_paths(axes, xy, share, cmap=cmap, linewidth=linewidth, size=16.0)
     fig = (axes[0] if isinstance(axes, list) else axes).figure
     return save_show_ret("kinetic_curves", save_show_or_return, save_kwargs, axes, fig)
