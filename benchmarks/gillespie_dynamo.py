@@ -69,7 +69,7 @@ def basic(runs=400):
     names = ["uu", "ul", "su", "sl", "unspliced", "spliced"]
     sums = {k: np.zeros((49, 2)) for k in names}
     sq = {k: np.zeros((49, 2)) for k in names}
-    for i in range(runs):
+    for _ in range(runs):
         pair = Gillespie(**BASIC, method="basic")
         if first is None:
             first = keys(pair)
@@ -98,7 +98,7 @@ def bifur(runs=100):
     from dynamo.simulation import Gillespie
 
     first, n_cells, hi, lo, mean_all = None, [], [], [], []
-    for i in range(runs):
+    for _ in range(runs):
         pair = Gillespie(method="simulate_2bifurgenes", t_span=[0, 50])
         if first is None:
             first = keys(pair)
@@ -144,7 +144,6 @@ if __name__ == "__main__":
     parts = sys.argv[2:] or ["basic", "bifur", "oscillation", "differentiation"]
     data = json.loads(out.read_text()) if out.exists() else {}
     for part in parts:
-        np.random.seed(0)
         if part == "basic":
             data[part] = basic()
         elif part == "bifur":

@@ -1,6 +1,7 @@
-"""dynamo's ``Gillespie`` designs: promoter switching with labelling, a toggle switch with
-splicing, and labelling experiments on two-gene motifs with protein.
+"""dynamo's ``Gillespie`` designs as exact stochastic paths.
 
+The designs: promoter switching with labelling, a toggle switch with splicing, and
+labelling experiments on two-gene motifs with protein.
 ``Gillespie(method=...)`` returns ``(adata, adata_no_splicing)`` as dynamo does; the second
 is ``None`` for the designs without labelling. Every path is exact (the direct method,
 :mod:`dynadask.kernels.gillespie_designs` and :mod:`dynadask.kernels.sim_path`), one Dask
@@ -255,7 +256,7 @@ def _basic(values, c0, t_span, n_traj, t_eval, dt, batch, seed):
             f"C0 must be non-negative counts, (5, genes) as [promoter, ul, uu, sl, su], got "
             f"shape {c0.shape}"
         )
-    init = np.ascontiguousarray(np.broadcast_to(np.rint(c0), (5, n_genes)).T)
+    init = np.array(np.broadcast_to(np.rint(c0), (5, n_genes)).T, order="C")
     init[:, 0] = init[:, 0] > 0
     table = np.vstack([p[k] for k in BASIC_PARAMS])
     seeds = _seeds(seed, 23, n_traj)
