@@ -250,3 +250,27 @@ def test_errors_name_the_fix():
         dyn.sim.Gillespie(**BASIC, C0=np.zeros((4, 2)), method="basic")
     with pytest.raises(InputError, match="one per gene"):
         dyn.sim.Gillespie(**{**BASIC, "be": [1.0, 2.0, 3.0]}, method="basic")
+
+
+def test_labelling_and_promoter_rules_are_exact():
+    rates = {"aa": [20.0], "ai": [2.0], "be": [1.0], "ga": [0.5]}
+    run = dict(method="basic", n_traj=3, seed=8)
+    all_labelled = dyn.sim.Gillespie(a=[1.0], b=[1.0], la=[1.0], si=[0.0], **rates, **run)[0]
+    assert all_labelled.layers["uu"].nnz == all_labelled.layers["su"].nnz == 0
+    assert all_labelled.layers["ul"].sum() > 0 and all_labelled.layers["sl"].sum() > 0
+    none_labelled = dyn.sim.Gillespie(a=[1.0], b=[1.0], la=[0.0], si=[0.5], **rates, **run)[0]
+    assert none_labelled.layers["ul"].nnz == none_labelled.layers["sl"].nnz == 0
+    # si = 1: every spliced labelled molecule loses its label
+    lost = dyn.sim.Gillespie(a=[1.0], b=[1.0], la=[0.7], si=[1.0], **rates, **run)[0]
+    assert lost.layers["sl"].nnz == 0 and lost.layers["ul"].sum() > 0
+    # a = 0 and an active start: the promoter never turns off; b = 0 from inactive: never on
+    on = np.array([1, 0, 0, 0, 0])
+    kept = dyn.sim.Gillespie(a=[0.0], b=[5.0], la=[0.5], si=[0.0], C0=on, **rates, **run)[0]
+    assert kept.obsm["promoter"].min() == 1
+    off = dyn.sim.Gillespie(a=[5.0], b=[0.0], la=[0.5], si=[0.0], **rates, **{**run, "n_traj": 30})[
+        0
+    ]
+    assert off.obsm["promoter"].max() == 0
+    # inactive only: transcription at ai = 2, spliced RNA settles at ai / ga = 4
+    settled = off.obs["Step"].to_numpy() > 20
+    assert 3.4 < off.layers["spliced"].toarray()[settled].mean() < 4.6
