@@ -101,6 +101,11 @@ DIFFERENCES: dict[str, str] = {
     "sim.BifurcationTwoGenes": _SIM_CLASS,
     "sim.OscillationTwoGenes": _SIM_CLASS,
     "sim.Neurongenesis": _SIM_CLASS + "; with beta in param_dict also a splicing model",
+    "sim.Gillespie": "seeded (seed=); parameters after the third keyword-only; the species "
+    "carry their names ('basic' and 'simulate_2bifurgenes' swap layers in dynamo), paths are "
+    "read at the record times exactly (dynamo interpolates and stops at 100,000 events), "
+    "n_traj paths kept (dynamo: one); cell names carry the experiment; obsm['promoter'] "
+    "and uns['gillespie'] added; true_eta/true_delta NaN (dynamo: None)",
     "sim.KinLabelingSimulator": "seeded (seed=); write_to_anndata also writes into a store; "
     "labelling stops at label_time (dynamo keeps the first reaction after it: about one "
     "molecule more per cell, actual_label_time past label_time)",
@@ -143,12 +148,6 @@ NOT_OFFERED: list[tuple[str, str]] = [
         r"^sim\.(AnnDataSimulator|CellularModelSimulator)$",
         "dynamo's base classes for user-defined reaction systems: the motifs' classes "
         "(BifurcationTwoGenes, ...) and dyn.sim.simulate(model=Network) are offered",
-    ),  # fmt: skip
-    (
-        r"^sim\.Gillespie$",
-        "dynamo's Gillespie(method=...) designs need a promoter-switching model ('basic') or "
-        "a protein species ('oscillation', 'differentiation'), which dynadask does not model; "
-        "splicing and labelling designs: dyn.sim.simulate(model=..., experiment_type=...)",
     ),  # fmt: skip
     (r"^sim\.", "not built yet"),
     (r"^(vf|pd|ext)\.", "not built yet (vector-field half)"),

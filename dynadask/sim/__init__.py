@@ -6,10 +6,12 @@ gives labelling designs (one-shot, kin, deg, mix_std_stm) on steady-state cells 
 form, with a library size that varies from cell to cell. Models: independent genes,
 the two-gene bifurcation (toggle switch) and oscillator, and the neurogenesis motif.
 dynamo's simulator classes (``BifurcationTwoGenes``, ``OscillationTwoGenes``,
-``Neurongenesis``, ``KinLabelingSimulator``) record exact paths of the same motifs.
+``Neurongenesis``, ``KinLabelingSimulator``) record exact paths of the same motifs;
+``Gillespie(method=...)`` runs dynamo's designs with promoter switching or protein.
 """
 
 from .designs import EXPERIMENTS
+from .gillespie import Gillespie
 from .models import (
     MODELS,
     Network,
@@ -33,6 +35,7 @@ from .truth import fixed_points, vector_field
 __all__ = [
     "BifurcationTwoGenes",
     "EXPERIMENTS",
+    "Gillespie",
     "KinLabelingSimulator",
     "MODELS",
     "Network",
