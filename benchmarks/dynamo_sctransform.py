@@ -18,6 +18,11 @@ For each case and run it writes ``OUT_DIR/<case>_<run>.npz``: the kept genes and
 (positions in the input), the var columns dynamo writes, ``use_for_pca``, the residual X
 (CSR parts), ``X_pca``, and ``OUT_DIR/<case>_<run>.json`` with the key names and wall time.
 ``python -m benchmarks.sctransform_parity OUT_DIR`` compares them with dynadask's run.
+
+The test fixture ``tests/data/sctransform_reference.npz`` is cut from those files (numpy
+only, any environment):
+
+    python benchmarks/dynamo_sctransform.py fixture OUT_DIR tests/data/sctransform_reference.npz
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ VAR_COLUMNS = [
     "sct_score",
 ]
 OBS_COLUMNS = ["umi_sct", "log_umi_sct", "gene_sct", "log_gene_sct"]
+N_CELLS, N_PCS = 100, 5  # the test fixture's cells and components
 
 
 def run_case(raw: ad.AnnData, n_top: int | None) -> tuple[ad.AnnData, float]:
@@ -100,7 +106,40 @@ def save(b: ad.AnnData, raw: ad.AnnData, seconds: float, stem: Path) -> None:
     Path(f"{stem}.json").write_text(json.dumps(rec, indent=1) + "\n")
 
 
+def fixture(src: Path, dst: Path) -> None:
+    """Write the test fixture from run 0 (and run 1's feature genes) of each case.
+
+    ``sct``: the modelled genes, dynamo's regularised parameters, residual X and the first
+    ``N_PCS`` PCA scores of ``N_CELLS`` seeded cells. ``sct500``: feature genes of both
+    runs, PCA scores of the same cells.
+    """
+    out = {}
+    for case in ("sct", "sct500"):
+        ref = np.load(src / f"{case}_0.npz")
+        cells = np.sort(np.random.default_rng(0).choice(ref["cells"].size, N_CELLS, replace=False))
+        genes = ref["genes"]
+        x = sp.csr_matrix(
+            (ref["X_data"], ref["X_indices"], ref["X_indptr"]),
+            shape=(ref["cells"].size, genes.size),
+        )
+        out[f"{case}_cells"] = ref["cells"][cells].astype(np.int16)
+        out[f"{case}_genes"] = genes.astype(np.int16)
+        out[f"{case}_pca"] = ref["X_pca"][cells, :N_PCS].astype(np.float32)
+        out[f"{case}_use_for_pca"] = genes[ref["use_for_pca"]].astype(np.int16)
+        if case == "sct":
+            out["sct_X"] = x[cells].toarray().astype(np.float32)
+            for key in ("Intercept_sct", "log_umi_sct", "theta_sct"):
+                out[f"sct_{key}"] = ref[f"var_{key}"].astype(np.float32)
+        else:
+            other = np.load(src / f"{case}_1.npz")
+            out["sct500_use_for_pca_run1"] = other["genes"][other["use_for_pca"]].astype(np.int16)
+    np.savez_compressed(dst, **out)
+
+
 def main() -> None:
+    if sys.argv[1] == "fixture":
+        fixture(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
     src, dst = sys.argv[1], Path(sys.argv[2])
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 1
     dst.mkdir(parents=True, exist_ok=True)

@@ -298,6 +298,7 @@ def sctransform(
         raise InputError("layers is empty: name 'X' or a layer to transform")
     pending = Pending()
     for name in names:
+        x = _counts(adata, name)
         if name != "X":
             warnings.warn(
                 f"sctransform on layer {name!r}: residuals are meant for X; the layer's "
@@ -305,7 +306,6 @@ def sctransform(
                 UserWarning,
                 stacklevel=2,
             )
-        x = _counts(adata, name)
         sample_counts(x, "X" if name == "X" else f"layer {name!r}")
         sct_pending(
             adata, pending, name, np.arange(adata.n_vars), n_top_genes=n_top_genes, **kwargs
