@@ -225,3 +225,54 @@ def test_residual_rule_is_dynamos():
     want = np.where(block.toarray() > 0, np.clip(r, 0, 3.0), 0.0)
     np.testing.assert_allclose(out, want, rtol=1e-6)
     assert out[1, 2] == 3.0 and out[0, 0] == 0  # clipped; zero counts stay 0
+
+
+def test_recipe_store_with_failing_cells_equals_memory(pancreas_path, tmp_path):
+    """A store keeps the cells the filter drops in memory: fits and X rows still agree."""
+    adata = ad.read_h5ad(pancreas_path)[:300].copy()
+    weak = np.arange(0, 300, 37)  # 9 cells left with counts in 10 genes only
+    for key in ("spliced", "unspliced"):
+        layer = sparse.csr_matrix(adata.layers[key]).tolil()
+        layer[weak, 10:] = 0
+        adata.layers[key] = layer.tocsr()
+    x = sparse.csr_matrix(adata.X).tolil()
+    x[weak, 10:] = 0
+    adata.X = x.tocsr()
+    path = tmp_path / "weak.h5ad"
+    adata.write_h5ad(path)
+    memory = ad.read_h5ad(path)
+    dyn.pp.Preprocessor().preprocess_adata(memory, recipe="sctransform")
+    assert memory.n_obs == 300 - weak.size
+    dyn.io.convert(path, tmp_path / "weak.zarr", chunk_cells=64)
+    store = dyn.io.open(tmp_path / "weak.zarr")
+    with pytest.warns(UserWarning, match="fail the basic filter"):
+        dyn.pp.Preprocessor().preprocess_adata(store, recipe="sctransform")
+    again = dyn.io.open(tmp_path / "weak.zarr")
+    rows = again.obs["pass_basic_filter"].to_numpy(bool)
+    assert rows.sum() == memory.n_obs
+    np.testing.assert_array_equal(
+        again.var["use_for_pca"].to_numpy(bool), memory.var["use_for_pca"].to_numpy(bool)
+    )
+    np.testing.assert_allclose(
+        again.var["theta_sct"].to_numpy(), memory.var["theta_sct"].to_numpy(), rtol=1e-9
+    )
+    assert again.uns["pp"]["sctransform"]["clip"] == pytest.approx(np.sqrt(memory.n_obs / 30))
+    np.testing.assert_allclose(_dense(again.X)[rows], _dense(memory.X), atol=1e-6)
+    np.testing.assert_allclose(
+        np.abs(np.asarray(again.obsm["X_pca"])[rows, :5]),
+        np.abs(np.asarray(memory.obsm["X_pca"])[:, :5]),
+        rtol=1e-3,
+        atol=1e-3,
+    )
+
+
+def test_recipe_with_regress_out(small_path):
+    adata = ad.read_h5ad(small_path)
+    pre = dyn.pp.Preprocessor(regress_out_kwargs={"obs_keys": ["nCounts"]})
+    pre.preprocess_adata(adata, recipe="sctransform")
+    genes = adata.var["use_for_pca"].to_numpy(bool)
+    x = _dense(adata.X)[:, genes]
+    a = np.column_stack([np.ones(adata.n_obs), adata.obs["nCounts"].to_numpy(float)])
+    beta = np.linalg.lstsq(a, x, rcond=None)[0]
+    assert np.abs(beta[1]).max() < 1e-6  # no linear trace of nCounts left in X
+    assert adata.obsm["X_pca"].shape == (400, 50)

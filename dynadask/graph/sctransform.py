@@ -37,8 +37,9 @@ def sample(x: ArrayLike, rows: np.ndarray, genes: np.ndarray) -> Any:
 
 
 def cell_attributes(x: ArrayLike, genes: np.ndarray) -> da.Array:
-    """Lazy ``(cells, 2)``: each cell's total and genes detected over ``genes``."""
-    return map_rows(ksct.cell_attributes, x, n_cols=2, dtype=np.float64, genes=np.asarray(genes))
+    """Lazy ``(cells, 6)``: each cell's :data:`kernels.sctransform.CELL_ATTRIBUTES`."""
+    n = len(ksct.CELL_ATTRIBUTES)
+    return map_rows(ksct.cell_attributes, x, n_cols=n, dtype=np.float64, genes=np.asarray(genes))
 
 
 def _fit_group(counts: sparse.spmatrix, log_umi: np.ndarray) -> np.ndarray:

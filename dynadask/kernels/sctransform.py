@@ -60,10 +60,21 @@ def log10_gmean(logsum: np.ndarray, n: float, eps: float = 1.0) -> np.ndarray:
     return np.log10(np.exp(np.asarray(logsum, dtype=np.float64) / float(n)) - eps)
 
 
+CELL_ATTRIBUTES = ("umi", "log_umi", "gene", "log_gene", "umi_per_gene", "log_umi_per_gene")
+
+
 def cell_attributes(block, *, genes: np.ndarray | None = None) -> np.ndarray:
-    """Per cell: total counts (umi) and genes detected over ``genes``, as ``(cells, 2)``."""
+    """Per cell over ``genes``: the :data:`CELL_ATTRIBUTES` columns, ``(cells, 6)``.
+
+    Total counts (umi), genes detected, their ratio and each one's log10 (a cell without
+    counts gets -inf and NaN, as dynamo's arithmetic gives).
+    """
     csr = _csr(block, genes)
-    return np.column_stack([np.asarray(csr.sum(axis=1)).ravel(), np.diff(csr.indptr)])
+    umi = np.asarray(csr.sum(axis=1)).ravel()
+    gene = np.diff(csr.indptr).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = umi / gene
+        return np.column_stack([umi, np.log10(umi), gene, np.log10(gene), ratio, np.log10(ratio)])
 
 
 def fit_poisson(y: np.ndarray, covariate: np.ndarray, *, max_iter: int = 100) -> np.ndarray:

@@ -14,7 +14,6 @@ import warnings
 from typing import Any
 
 import anndata as ad
-import dask.array as da
 import numpy as np
 
 from .._core import keys
@@ -146,16 +145,7 @@ def sctransform_fit(
 def _cell_columns(x: Any, genes: np.ndarray) -> dict[str, Any]:
     """Lazy obs columns ``umi_sct, log_umi_sct, gene_sct, log_gene_sct, umi_per_gene_sct, …``."""
     attrs = gsct.cell_attributes(x, genes)
-    umi, gene = attrs[:, 0], attrs[:, 1]
-    per_gene = umi / gene
-    return {
-        "umi_sct": umi,
-        "log_umi_sct": da.log10(umi),
-        "gene_sct": gene,
-        "log_gene_sct": da.log10(gene),
-        "umi_per_gene_sct": per_gene,
-        "log_umi_per_gene_sct": da.log10(per_gene),
-    }
+    return {f"{name}_sct": attrs[:, i] for i, name in enumerate(ksct.CELL_ATTRIBUTES)}
 
 
 def sct_pending(
