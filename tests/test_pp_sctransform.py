@@ -177,6 +177,10 @@ def test_bad_input_is_named(small_path):
         dyn.pp.sctransform(adata, n_top_genes=0)
     with pytest.raises(dyn.InputError, match="bw_adjust"):
         dyn.pp.sctransform(adata, bw_adjust=0)
+    with pytest.raises(dyn.InputError, match="bin_size"):
+        dyn.pp.sctransform(adata, bin_size=0)
+    with pytest.raises(dyn.InputError, match="n_cells"):
+        dyn.pp.sctransform(adata, n_cells=0)
     dyn.pp.Preprocessor().preprocess_adata(adata, recipe="sctransform")
     with pytest.raises(dyn.InputError, match="sctransform"):
         dyn.pp.Preprocessor().preprocess_adata(adata, recipe="monocle")

@@ -174,7 +174,7 @@ def sct_pending(
         )
     if not n_top_genes or int(n_top_genes) < 1:
         raise InputError(f"n_top_genes must be a positive number of genes, not {n_top_genes}")
-    for name in ("bw_adjust", "gmean_eps"):
+    for name in ("bw_adjust", "gmean_eps", "bin_size"):
         if name in options and not float(options[name]) > 0:
             raise InputError(f"{name} must be positive, not {options[name]}")
     genes = np.asarray(genes)
