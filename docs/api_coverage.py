@@ -54,8 +54,13 @@ DIFFERENCES: dict[str, str] = {
     "pp.recipe_monocle": "works on a Zarr store out of core; the kNN graph is NN-descent",
     "pp.normalize_layers_pearson_residuals": "genes or cells without counts get residual 0 "
     "(dynamo: NaN); uns records the clip used (dynamo: the argument, None by default)",
-    "pp.Preprocessor": "recipes monocle, seurat, pearson_residuals, monocle_pearson_residuals "
-    "(not sctransform); dynamo's function-valued options are ignored with a warning",
+    "pp.Preprocessor": "recipes monocle, seurat, sctransform, pearson_residuals, "
+    "monocle_pearson_residuals; the sctransform recipe keeps the genes it does not model "
+    "(dynamo subsets var to them; their X columns keep counts); dynamo's function-valued "
+    "options are ignored with a warning",
+    "pp.sctransform": "the step-1 fit samples 5,000 cells when n_cells is not given (dynamo: "
+    "all cells) and is seeded (seed=); inplace=False is refused (dynamo's wrapper discards "
+    "its copy); adata.raw is not set",
     "tl.neighbors": "NN-descent (pynndescent's method, own implementation) on every size",
     "tl.dynamics": "one-shot/kinetics/degradation/mixed labelling and splicing models; "
     "est_method 'em' adds the EM dynamical model; model='auto' chooses per gene between it "

@@ -348,7 +348,7 @@ def test_bad_input_is_named():
             adata, gene_list={p: ["NOPE"] for p in ["G1-S", "S", "G2-M", "M", "M-G1"]}
         )
     with pytest.raises(dyn.InputError, match="recipe"):
-        dyn.pp.Preprocessor().preprocess_adata(adata, recipe="sctransform")
+        dyn.pp.Preprocessor().preprocess_adata(adata, recipe="not_a_recipe")
 
 
 def test_seurat_without_pca_stops_after_log1p(small_path):

@@ -24,6 +24,7 @@ from .qc import (
     filter_genes_by_pattern,
 )
 from .ratios import calc_new_to_total_ratio
+from .sctransform import sctransform
 from .svr import calc_dispersion_by_svr, get_svr_filter
 from .transform import log1p_adata_layer, scale
 
@@ -56,6 +57,7 @@ __all__ = [
     "pca",
     "recipe_monocle",
     "scale",
+    "sctransform",
     "select_genes_by_pearson_residuals",
     "select_genes_monocle",
     "top_pca_genes",

@@ -38,6 +38,7 @@ from .recipes import (
     pearson_residuals_recipe,
     regress_out_pending,
 )
+from .sctransform import sctransform_recipe
 from .seurat import select_from_moments_seurat
 
 MAX_FUSED_GRAM_GENES = 3000  # cross-product accumulated with the gene moments up to this size
@@ -97,6 +98,9 @@ class Preprocessor:
     filter_cells_by_highly_variable_genes_kwargs, normalize_selected_genes_kwargs
         Options of the Pearson-residual recipes' cell filter (``keep_filtered``) and of
         :func:`normalize_layers_pearson_residuals` (``layers``, ``theta``, ``clip``).
+    sctransform_kwargs
+        Options of the sctransform recipe's :func:`sctransform` (``n_top_genes``,
+        ``n_cells``, ``min_cells``, ``bw_adjust``, ``seed``, …).
     **ignored
         dynamo's function-valued options (custom step functions) are not supported and
         are ignored with a warning.
@@ -120,6 +124,7 @@ class Preprocessor:
         cell_cycle_score_kwargs: dict | None = None,
         filter_cells_by_highly_variable_genes_kwargs: dict | None = None,
         normalize_selected_genes_kwargs: dict | None = None,
+        sctransform_kwargs: dict | None = None,
         **ignored: Any,
     ) -> None:
         if ignored:
@@ -135,6 +140,7 @@ class Preprocessor:
                 filter_cells_by_highly_variable_genes_kwargs or {}
             ),
             "normalize_selected_genes_kwargs": dict(normalize_selected_genes_kwargs or {}),
+            "sctransform_kwargs": dict(sctransform_kwargs or {}),
         }
         self.filter_cells_by_outliers_kwargs = dict(cells_given)
         self.filter_genes_by_outliers_kwargs = dict(filter_genes_by_outliers_kwargs or {})
@@ -148,6 +154,7 @@ class Preprocessor:
             filter_cells_by_highly_variable_genes_kwargs or {}
         )
         self.normalize_selected_genes_kwargs = dict(normalize_selected_genes_kwargs or {})
+        self.sctransform_kwargs = dict(sctransform_kwargs or {})
         self.gene_append_list = list(gene_append_list or [])
         self.gene_exclude_list = list(gene_exclude_list or [])
         self.force_gene_list = force_gene_list
@@ -236,6 +243,26 @@ class Preprocessor:
         }
         self.pca_kwargs = {"pca_key": "X_pca", "n_pca_components": 50, **given["pca_kwargs"]}
 
+    def config_sctransform_recipe(self, adata: ad.AnnData) -> None:
+        """Set dynamo's sctransform options (user-given options win).
+
+        The cell filter at its defaults, the gene filter ``min_cell_s = min_cell_u = 5``,
+        ``min_count_s = min_count_u = 1``, 3,000 monocle genes for sctransform to model,
+        2,000 genes fitted and chosen by sctransform, 50 components.
+        """
+        given = self._given
+        self.filter_cells_by_outliers_kwargs = dict(given["filter_cells_by_outliers_kwargs"])
+        self.filter_genes_by_outliers_kwargs = {
+            "min_cell_s": 5,
+            "min_count_s": 1,
+            "min_cell_u": 5,
+            "min_count_u": 1,
+            **given["filter_genes_by_outliers_kwargs"],
+        }
+        self.select_genes_kwargs = {"n_top_genes": 3000, **given["select_genes_kwargs"]}
+        self.sctransform_kwargs = {"n_top_genes": 2000, **given["sctransform_kwargs"]}
+        self.pca_kwargs = {"pca_key": "X_pca", "n_pca_components": 50, **given["pca_kwargs"]}
+
     def preprocess_adata(
         self,
         adata: ad.AnnData,
@@ -251,7 +278,7 @@ class Preprocessor:
             AnnData with raw counts in X and/or the spliced, unspliced, new, total, uu, ul,
             su, sl layers (X absent: the spliced or total layer stands for it).
         recipe
-            ``'monocle'``, ``'seurat'``, ``'pearson_residuals'`` or
+            ``'monocle'``, ``'seurat'``, ``'sctransform'``, ``'pearson_residuals'`` or
             ``'monocle_pearson_residuals'``.
         tkey
             obs column of the labelling time (labelling data).
@@ -271,10 +298,11 @@ class Preprocessor:
             )
         unique_names(adata)
         done = adata.uns.get("pp", {})
-        if done.get("X_normalized") or done.get("X_norm_method"):
+        if done.get("X_normalized") or done.get("X_norm_method") or "sctransform" in done:
             raise InputError(
                 "X already holds normalised values (uns['pp'] records X_normalized="
-                f"{done.get('X_normalized')}, X_norm_method={done.get('X_norm_method')!r}): "
+                f"{done.get('X_normalized')}, X_norm_method={done.get('X_norm_method')!r}"
+                f"{', sctransform' if 'sctransform' in done else ''}): "
                 "the recipe starts from raw counts; run it on the raw data (read it again)"
             )
         for name, x in raw_layers(adata, "all").items():  # one row block each
@@ -329,6 +357,31 @@ class Preprocessor:
             edit_genes=False,
             regress=False,
         )
+
+    def preprocess_adata_sctransform(
+        self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
+    ) -> None:
+        """Dynamo's sctransform recipe (Hafemeister & Satija 2019), one commit.
+
+        Basic filters (failing cells dropped in memory, flagged in a store); size factors
+        over the genes that pass; the monocle feature genes (all passing genes when there
+        are at most ``select_genes_kwargs['n_top_genes']``, 3,000) are the genes sctransform
+        models: dynamo subsets the AnnData to them, dynadask keeps every gene and leaves the
+        others' X columns as counts; :func:`sctransform` on X, whose residual variance
+        chooses 2,000 feature genes when there are more; normalised layers ``X_<layer>``
+        (``layer / <layer>_Size_Factor``, not logged); optional ``regress_out``; exact PCA
+        (50) of the residual X on the feature genes.
+
+        Writes
+        ------
+        obs: nGenes, nCounts, pMito, pass_basic_filter, Size_Factor, initial_cell_size,
+        <layer>_Size_Factor, initial_<layer>_cell_size, the obs columns of
+        :func:`sctransform`; var: nCells, nCounts, pass_basic_filter, use_for_pca and the
+        var columns of :func:`sctransform`; X: residuals on the modelled genes (CSR);
+        layers: X_<layer>; obsm: X_pca; uns: pp (with ``sctransform``), PCs, pca_mean,
+        explained_variance_ratio_
+        """
+        sctransform_recipe(self, adata, tkey, experiment_type)
 
     def preprocess_adata_pearson_residuals(
         self, adata: ad.AnnData, tkey: str | None = None, experiment_type: str | None = None
@@ -544,6 +597,11 @@ def _run_seurat(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> 
     pre.preprocess_adata_seurat(adata, tkey=tkey, experiment_type=experiment_type)
 
 
+def _run_sctransform(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
+    pre.config_sctransform_recipe(adata)
+    pre.preprocess_adata_sctransform(adata, tkey=tkey, experiment_type=experiment_type)
+
+
 def _run_pearson(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_type) -> None:
     pre.config_pearson_residuals_recipe(adata)
     pre.preprocess_adata_pearson_residuals(adata, tkey=tkey, experiment_type=experiment_type)
@@ -559,6 +617,7 @@ def _run_monocle_pearson(pre: Preprocessor, adata: ad.AnnData, tkey, experiment_
 RECIPES: dict[str, Callable[..., None]] = {
     "monocle": _run_monocle,
     "seurat": _run_seurat,
+    "sctransform": _run_sctransform,
     "pearson_residuals": _run_pearson,
     "monocle_pearson_residuals": _run_monocle_pearson,
 }
