@@ -90,7 +90,8 @@ def cell_velocities(
         Expression and velocity layers (default ``'M_s'`` / ``'velocity_S'``, or ``M_t`` /
         ``velocity_T`` for total RNA).
     X, V
-        Expression and velocity (cells x features) to use instead of the layers.
+        Expression and velocity (cells x features) to use instead of the layers; columns
+        whose velocity is not finite in every cell are left out (as dynamo does).
     X_embedding
         Coordinates to project on instead of ``obsm['X_<basis>']``.
     n_pca_components
