@@ -72,13 +72,20 @@ DIFFERENCES: dict[str, str] = {
     "twice on a dense layer)",
     "tl.top_n_markers": "with_moran_i needs the Moran columns in var (moran_i is not built)",
     "tl.stationary_distribution": "reads the method's transition matrix (obsp['<method>_"
-    "transition_matrix']) that cell_velocities writes; the sink is the left eigenvector",
+    "transition_matrix']) that cell_velocities writes; the sink is the left eigenvector "
+    "(dynamo's sink is the right one, uniform, and its source is dynadask's sink); a missing "
+    "transition_matrix_rnd is skipped with a warning (dynamo: KeyError); 'diffusion' takes a "
+    "sparse T (dynamo's fails on one)",
     "tl.cell_growth_rate": "without clone information, birth_genes and death_genes must be "
-    "given (no downloaded default lists)",
+    "given (no downloaded default lists); with clones each source cell's rate uses its own "
+    "clone's counts (dynamo 1.5.3 divides the k-th target cell's clone count by the k-th "
+    "source cell's, and fails unless both groups have as many cells)",
     "tl.scv_dyn_convertor": "on a store the keys under their old names stay in the store",
-    "tl.sample": "the kmeans method is seeded",
+    "tl.sample": "the kmeans method is seeded; a missing X / V is an InputError (dynamo: "
+    "NotImplementedError)",
     "pp.filter_genes_by_outliers": "a store's genes are flagged, never dropped (with a warning)",
-    "pp.filter_genes_by_pattern": "a store's genes are not dropped: the flags are returned",
+    "pp.filter_genes_by_pattern": "a store's genes are not dropped: the flags are returned; "
+    "with no gene matched the all-False flags are returned (dynamo: None)",
     "pp.calc_dispersion_by_svr": "winsorize=True is refused (needs per-gene percentiles)",
     "pp.scale": "each layer by its own totals, as dynamo's loop (scale_to_layer is only checked)",
     "pp.highest_frac_genes": "rows: cells with counts; a store's uns gets no gene_mat copy of X",
@@ -88,6 +95,11 @@ DIFFERENCES: dict[str, str] = {
     "pl.exp_by_groups": "FacetGrid-like return; log=False plots the values as they are",
     "pl.highest_frac_genes": "the table stays in the figure (no uns['highest_frac_genes'])",
     "pl.biplot": "genes are labelled by gene name",
+    "pl.feature_genes": "draws after dynadask's monocle selection, which writes var['log_m'], "
+    "['log_cv'] and uns['velocyto_SVR'] (dynamo 1.5.3's preprocessing writes none of them, so "
+    "its feature_genes fails after its own recipes)",
+    "tl.confident_cell_velocities": "dense or sparse M_s / velocity_S layers (dynamo 1.5.3's "
+    "gene_wise_confidence fails on dense ones with an IndexError)",
     "pl.loading": "genes are labelled by gene name",
     "pd.fate_bias": "exact kNN search at every size; paths with zero time steps do not raise",
     "vf.Potential": "basis is used; limits from the cells; Tang's paths start at the stable "

@@ -90,7 +90,8 @@ def cell_velocities(
         Expression and velocity layers (default ``'M_s'`` / ``'velocity_S'``, or ``M_t`` /
         ``velocity_T`` for total RNA).
     X, V
-        Expression and velocity (cells x features) to use instead of the layers.
+        Expression and velocity (cells x features) to use instead of the layers; columns
+        whose velocity is not finite in every cell are left out (as dynamo does).
     X_embedding
         Coordinates to project on instead of ``obsm['X_<basis>']``.
     n_pca_components
@@ -379,7 +380,7 @@ def _gene_data(adata, ekey, vkey, X, V, opts: _Options) -> _GeneData:  # noqa: N
     if X is not None and V is not None:
         if X.shape != V.shape:
             raise InputError(f"X {X.shape} and V {V.shape} must have the same shape")
-        return _GeneData(X, V)
+        return _user_genes(adata, X, V, opts.genes.genes)
     ekey, vkey = resolve_layers(adata, ekey, vkey)
     choice = opts.genes
     mask = select_transition_genes(adata, vkey, choice.thresholds(), choice.genes, choice.enforce)
@@ -393,6 +394,29 @@ def _gene_data(adata, ekey, vkey, X, V, opts: _Options) -> _GeneData:  # noqa: N
     return _GeneData(
         take_columns(adata.layers[ekey], idx), take_columns(adata.layers[vkey], idx), mask
     )
+
+
+def _user_genes(adata: ad.AnnData, X: Any, V: Any, names: Any) -> _GeneData:  # noqa: N803
+    """Given X and V, the genes whose velocity is finite in every cell, as dynamo keeps.
+
+    With ``transition_genes`` naming X's columns, those dropped get
+    ``var['use_for_transition'] = False`` (the rest of the column is left as it is).
+    """
+    finite = _finite_columns(V)
+    if finite.all():
+        return _GeneData(X, V)
+    if not finite.any():
+        raise InputError("no column of V is finite in every cell: check the velocities")
+    keep = np.flatnonzero(finite)
+    mask = None
+    if names is not None and not isinstance(names, str) and len(names) == finite.size:
+        names = np.asarray(names)
+        if names.dtype.kind not in "bi":
+            current = adata.var.get(keys.USE_FOR_TRANSITION)
+            mask = np.zeros(adata.n_vars, bool) if current is None else current.to_numpy(bool)
+            mask = mask.copy()
+            mask[adata.var_names.get_indexer(names[~finite])] = False
+    return _GeneData(take_columns(X, keep), take_columns(V, keep), mask)
 
 
 def _finite_columns(v: Any) -> np.ndarray:
