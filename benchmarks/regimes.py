@@ -150,8 +150,10 @@ def _dense(x) -> np.ndarray:
 
 
 def preprocess(sim: ad.AnnData) -> ad.AnnData:
-    """``recipe_monocle`` keeping every gene (PCA and kNN graph on all); the regime's genes
-    (``var['scored']``) are the ones given to dynamics."""
+    """``recipe_monocle`` keeping every gene (PCA and kNN graph on all).
+
+    The regime's genes (``var['scored']``) are the ones given to dynamics.
+    """
     a = sim.copy()
     dyn.pp.recipe_monocle(a, n_top_genes=a.n_vars, num_dim=30, keep_filtered_cells=True)
     a.var["use_for_pca"] = a.var["scored"].to_numpy()
@@ -159,8 +161,10 @@ def preprocess(sim: ad.AnnData) -> ad.AnnData:
 
 
 def score(a: ad.AnnData, gamma: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-    """Spearman of gamma / beta with the truth and median cell cosine of the velocity, over
-    the regime's genes (``gamma`` and ``v`` given for every gene)."""
+    """Spearman of gamma / beta with the truth and median cell cosine of the velocity.
+
+    Over the regime's genes (``gamma`` and ``v`` are given for every gene).
+    """
     on = a.var["scored"].to_numpy()
     truth = (a.var["true_gamma"] / a.var["true_beta"]).to_numpy()[on]
     gamma = np.asarray(gamma)[on]

@@ -242,8 +242,9 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int
 
 @numba.njit(cache=True, nogil=True)
 def decay_share(u: np.ndarray, s: np.ndarray, gamma: float) -> float:
-    """How far the cells reach into the range where degradation counts: the 98th
-    percentile of ``gamma s`` over that of ``u`` (the synthesis that feeds ``s``).
+    """How far the cells reach into the range where degradation counts.
+
+    The 98th percentile of ``gamma s`` over that of ``u`` (the synthesis that feeds ``s``).
 
     ``gamma`` enters the ODE only through ``gamma s``. Where that stays small against ``u``
     in every cell (an induction caught before ``s`` nears its steady state), curves with
