@@ -12,7 +12,11 @@ on/off splicing ODE at its cell's time, and the counts are Poisson draws of that
 - ``cycle``: induction from no RNA, switched off at a time inside the cells' time span;
 - ``mixture``: the four regimes in equal shares over the genes.
 
-Each cell has one time shared by its genes (uniform over the span). The data go through
+Each cell has one time shared by its genes (uniform over the span). Besides the regime's
+genes, every set has ``--background`` (default 4) times as many genes at their steady state,
+as real data have: without them every gene moves with time, each cell's total follows its
+time and the size-factor normalisation bends the trajectories. PCA and kNN graph use all
+genes; ``dynamics`` is given, and the figures score, only the regime's genes. The data go through
 the guide's calls (``recipe_monocle`` keeping all genes, ``dynamics(model=...)``; moments
 are taken by ``dynamics``), then per estimator: Spearman of ``gamma / beta`` with the truth,
 and the median over cells of the cosine between ``velocity_S`` and the true velocity
