@@ -250,7 +250,7 @@ def decay_share(u: np.ndarray, s: np.ndarray, gamma: float) -> float:
     in every cell (an induction caught before ``s`` nears its steady state), curves with
     very different ``gamma`` pass through the same points at other latent times, so the
     cells do not determine the fitted ``gamma`` (on simulated induction genes the EM then
-    drifts to the lower bound of ``gamma``, a share below 0.1, where genes that reach
+    drifts towards the lower bound of ``gamma``, shares up to 0.23, where genes that reach
     their steady state, switch off or decay have shares above 0.4).
     """
     k = int(0.98 * (u.size - 1))
