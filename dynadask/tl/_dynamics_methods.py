@@ -86,9 +86,11 @@ def run_auto(job: Job) -> tuple[dict, dict]:
 
     The default steady-state fit (``stochastic/gmm``) runs on all cells; the EM runs on a
     seeded sample with a seeded held-out share. A gene takes the EM's parameters when its
-    curve is not flat (``fit_steady == 0``) and gives the held-out cells a mean
-    log-likelihood at least ``AUTO_MARGIN`` above the steady-state line ``u = gamma s``
-    (both with their noise fitted on the fit cells); else the steady-state parameters.
+    curve is not flat (``fit_steady == 0``), its cells determine the curve's ``gamma``
+    (``fit_gamma_free == 0``: they reach where degradation counts) and it gives the
+    held-out cells a mean log-likelihood at least ``AUTO_MARGIN`` above the steady-state
+    line ``u = gamma s`` (both with their noise fitted on the fit cells); else the
+    steady-state parameters.
     """
     ss_job = Job(**{**job.__dict__, "model": "stochastic", "est_method": "gmm"})
     ss, _ = run_steady_state(ss_job)
@@ -104,7 +106,8 @@ def run_auto(job: Job) -> tuple[dict, dict]:
         .params
     )
     gain = em["fit_heldout_loglik"] - em["fit_heldout_loglik_ref"]
-    pick = (gain >= AUTO_MARGIN) & (em["fit_steady"] == 0) & np.isfinite(em["gamma"])
+    pick = (gain >= AUTO_MARGIN) & (em["fit_steady"] == 0) & (em["fit_gamma_free"] == 0)
+    pick &= np.isfinite(em["gamma"])
     params = {k: v for k, v in em.items() if k.startswith("fit_")}
     for k in set(ss) | {"alpha", "t_switch"}:
         a = np.asarray(em.get(k, np.full(pick.shape, np.nan)), np.float64)

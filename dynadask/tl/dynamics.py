@@ -88,13 +88,15 @@ def dynamics(
       cells only: an EM over latent cell times, ``alpha``, ``gamma`` and the switching time
       under Gaussian noise, from several starts (:class:`dynadask.est.csc.DynamicalEM`;
       writes ``alpha``, ``t_switch``, ``fit_likelihood``, ``fit_steady`` … too; genes at
-      steady state get the ratio of means). ``est_method='curve'`` is the first dynamical
-      fit (nearest curve in the data's spread, :class:`dynadask.est.csc.Dynamical`).
-      ``model='auto'`` chooses per gene: the steady-state fit (``stochastic/gmm``) on all
-      cells and the EM on a seeded sample with 1,000 seeded held-out cells per group; a
-      gene takes the EM's parameters when its curve is not flat and gives the held-out
-      cells a mean log-likelihood (``u``, ``s`` in units of their variances) at least 0.05
-      per cell above the steady-state line ``u = gamma s``, else the steady-state ones
+      steady state get the ratio of means, genes whose cells never reach where degradation
+      counts the extreme-cell slope, ``fit_gamma_free``). ``est_method='curve'`` is the
+      first dynamical fit (nearest curve in the data's spread,
+      :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
+      steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
+      1,000 seeded held-out cells per group; a gene takes the EM's parameters when its curve
+      is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``) and it gives the
+      held-out cells a mean log-likelihood (``u``, ``s`` in units of their variances) at
+      least 0.05 per cell above the steady-state line ``u = gamma s``, else the steady-state ones
       (``var['kinetic_model']`` says which; ``fit_loglik_gain`` the gain). dynamo's
       ``'auto'`` is the steady-state model: here that is the default (``model=None``).
     - labelling (see :class:`dynadask.est.tsc.Labelling`): ``one-shot`` (``ols``/``gmm``),

@@ -12,7 +12,10 @@ A gene whose curve explains less than ``min_r2`` of the spread of ``u`` and ``s`
 units of its variance) is at steady state: its cells form a blob (the curve's two branches
 through it explain up to about three quarters), the curve says nothing of ``gamma``, and
 ``gamma`` is then the ratio of the mean unspliced to the mean spliced value of the fit cells (the
-steady-state relation ``u = gamma s``).
+steady-state relation ``u = gamma s``). A gene whose cells never reach where degradation
+counts (``gamma s`` small against ``u`` in every cell: an induction caught early) leaves the
+curve's ``gamma`` undetermined (curves with other ``gamma`` fit as well at other latent
+times); it reports the slope of ``u`` on ``s`` over its extreme cells.
 
 Out of core: the fit runs on a seeded sample of at most ``n_fit_cells`` cells per stratum,
 gathered in one pass; genes are fitted in parallel tasks of ``genes_per_task`` genes. The
@@ -36,7 +39,7 @@ from ...kernels.kinetics import dense_rows
 from .steady_state import splicing_velocity
 
 _AT = {"alpha": 0, "gamma": 1, "t_switch": 2, "loglik": 3, "var_u": 4, "var_s": 5}
-_AT |= {"r2": 6, "t_min": 7, "t_max": 8}  # rows of kernels.dynamical_em.fit_genes
+_AT |= {"r2": 6, "t_min": 7, "t_max": 8, "decay": 9}  # rows of kernels.dynamical_em.fit_genes
 
 
 @dataclass
@@ -54,6 +57,11 @@ class DynamicalEM:
     min_r2
         Share of the scaled spread of ``u`` and ``s`` explained by the curve below which a
         gene is taken to be at steady state.
+    min_decay
+        Decay share (:func:`~dynadask.kernels.dynamical_em.decay_share`: how far the cells
+        reach where ``gamma s`` counts against ``u``) below which the cells do not determine
+        the curve's ``gamma``; such a gene reports the slope of ``u`` on ``s`` over its 5 %
+        extreme cells instead.
     genes_per_task
         Genes fitted by one task.
     random_state
@@ -73,13 +81,15 @@ class DynamicalEM:
         ``fit_steady``
         (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
-        fit cells).
+        fit cells), ``fit_decay`` (the decay share), ``fit_gamma_free`` (1 where the
+        curve's ``gamma`` was not determined and the extreme-cell slope was reported).
     """
 
     n_fit_cells: int = 2000
     n_grid: int = 24
     n_em: int = 4
     min_r2: float = ke.MIN_R2
+    min_decay: float = ke.MIN_DECAY
     genes_per_task: int = 8
     random_state: int = 0
     holdout: int = 0
@@ -129,7 +139,8 @@ class DynamicalEM:
         fits = [self._fit_stratum(got_u[i], got_s[i]) for i, _ in split]
         tables = np.stack(compute(*fits, desc="dynamics: EM fits"))
         ratios = np.stack([_mean_ratio(got_u[i], got_s[i]) for i, _ in split])
-        self.params = self._params(tables, ratios)
+        slopes = np.stack([kd.start_gamma(got_u[i], got_s[i]) for i, _ in split])
+        self.params = self._params(tables, ratios, slopes)
         if self.holdout and reference_gamma is not None:
             ref = np.asarray(reference_gamma, np.float64).reshape(n_strata, -1)
             lls = compute(
@@ -158,10 +169,11 @@ class DynamicalEM:
             n_grid=self.n_grid,
         )  # fmt: skip
 
-    def _params(self, table: np.ndarray, ratio: np.ndarray) -> dict:
+    def _params(self, table: np.ndarray, ratio: np.ndarray, slope: np.ndarray) -> dict:
         p = {k: table[:, i] for k, i in _AT.items()}
         steady = p["r2"] < self.min_r2
-        gamma = np.where(steady, ratio, p["gamma"])
+        loose = ~steady & (p["decay"] < self.min_decay)
+        gamma = np.where(steady, ratio, np.where(loose, slope, p["gamma"]))
         return {
             "alpha": p["alpha"],
             "beta": np.ones_like(gamma),
@@ -175,6 +187,8 @@ class DynamicalEM:
             "fit_var_s": p["var_s"],
             "fit_t_min": p["t_min"],
             "fit_t_max": p["t_max"],
+            "fit_decay": p["decay"],
+            "fit_gamma_free": np.where(np.isfinite(p["decay"]), loose.astype(float), np.nan),
             "fit_gamma_curve": p["gamma"],
         }
 
