@@ -177,9 +177,9 @@ CASES = [
     ),
     Case(
         "pp unknown recipe",
-        lambda d: dyn.pp.Preprocessor().preprocess_adata(d.lazy(), recipe="sctransform"),
+        lambda d: dyn.pp.Preprocessor().preprocess_adata(d.lazy(), recipe="no_such_recipe"),
         E.InputError,
-        "recipe 'sctransform' is not available",
+        "recipe 'no_such_recipe' is not available",
     ),
     Case(
         "pp no cells",

@@ -211,7 +211,7 @@ def test_clear_errors(pancreas_path):
     with pytest.raises(KeyError, match="not in adata.layers"):
         dyn.pp.calc_sz_factor(_small(pancreas_path, 200), layers=["total"])
     with pytest.raises(ValueError, match="recipe"):
-        dyn.pp.Preprocessor().preprocess_adata(_small(pancreas_path, 200), recipe="sctransform")
+        dyn.pp.Preprocessor().preprocess_adata(_small(pancreas_path, 200), recipe="no_such_recipe")
     with pytest.raises(ValueError, match="no cell passes"):
         dyn.pp.recipe_monocle(_small(pancreas_path, 200), fc_kwargs={"min_expr_genes_s": 10**6})
     with pytest.raises(ValueError, match="tkey"):
