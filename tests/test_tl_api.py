@@ -16,6 +16,7 @@ from scipy import linalg, sparse
 from scipy.cluster.vq import kmeans2
 from scipy.spatial.distance import pdist
 from sklearn.neighbors import NearestNeighbors
+from test_api_dynamo_rest import _scv_like  # the same scVelo-style AnnData
 
 import dynadask as dyn
 from dynadask.tl import confidence_cells as cc
@@ -309,25 +310,7 @@ def test_confident_cell_velocities_uses_the_confident_genes(small, tmp_path):
 
 
 def test_scvelo_keys_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    n, g = 40, 6
-    scv = ad.AnnData(
-        X=rng.random((n, g)).astype(np.float32),
-        layers={
-            k: rng.random((n, g)).astype(np.float32)
-            for k in ("spliced", "unspliced", "Ms", "Mu", "velocity")
-        },
-        var=pd.DataFrame(
-            {
-                "highly_variable_genes": ["True", "False"] * 3,
-                "highly_variable": [True, False, True, True, False, False],
-                "fit_alpha": rng.random(g),
-                "fit_gamma": rng.random(g),
-            },
-            index=[f"g{i}" for i in range(g)],
-        ),
-        uns={"recover_dynamics": {"fit_connected_states": True}},
-    )
+    scv = _scv_like()
     ms = scv.layers["Ms"].copy()
     alpha = scv.var["fit_alpha"].to_numpy()
     out = dyn.tl.scv_dyn_convertor(scv.copy())
