@@ -8,7 +8,6 @@ Each test makes the call as a dynamo user writes it, in memory and on a store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anndata as ad
@@ -17,15 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
-from sklearn.neighbors import NearestNeighbors
 
 import dynadask as dyn
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import test_api_dynamo  # noqa: E402
 
-AUDIT = json.loads((Path(__file__).parent / "data" / "dynamo_api_audit.json").read_text())
-GENES = ["Ins1", "Ins2", "Gcg", "Pdx1", "Nkx2-2", "Neurog3", "Pax4", "Arx"]
+AUDIT = test_api_dynamo.AUDIT
+GENES = test_api_dynamo.GENES
 CELLS = [0, 7, 50, 133, 250, 400]
 RET = {"save_show_or_return": "return"}
 
@@ -42,28 +41,7 @@ def _store(adata: ad.AnnData, tmp_path: Path, name: str = "s") -> ad.AnnData:
     return dyn.io.open(tmp_path / f"{name}.zarr")
 
 
-@pytest.fixture(scope="module")
-def small(reference) -> ad.AnnData:
-    """Every 8th cell of dynamo's outputs, 300 genes, a 30-NN graph on X_pca (the benchmark's
-    ``small_tl``)."""
-    cells = np.arange(0, reference.n_obs, 8)
-    dyn_genes = reference.var_names[np.asarray(reference.var["use_for_dynamics"], dtype=bool)]
-    sub = reference[cells, reference.var_names.isin(list(dyn_genes[:292]) + GENES)]
-    pca = np.asarray(sub.obsm["X_pca"], dtype=np.float64)
-    dist = NearestNeighbors(n_neighbors=30).fit(pca).kneighbors_graph(pca, mode="distance")
-    conn = ((dist + dist.T) > 0).astype(np.float64).tocsr()
-    var = sub.var[["use_for_pca", "use_for_dynamics", "use_for_transition", "gamma"]].copy()
-    out = ad.AnnData(
-        X=sparse.csr_matrix(np.maximum(np.asarray(sub.layers["M_s"]), 0).astype(np.float32)),
-        obs=sub.obs[["clusters"]].copy(),
-        var=var,
-        layers={k: np.asarray(sub.layers[k], dtype=np.float32) for k in ("M_s", "velocity_S")},
-        obsm={k: np.asarray(sub.obsm[k]) for k in ("X_pca", "X_umap", "velocity_umap")},
-        obsp={"connectivities": conn, "distances": dist.tocsr()},
-    )
-    out.uns["neighbors"] = {"params": {"n_neighbors": 30}}
-    assert list(out.shape) == AUDIT["small_shape"]
-    return out
+small = test_api_dynamo.small  # the same subsample and graph, one fixture
 
 
 @pytest.fixture
