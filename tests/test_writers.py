@@ -130,3 +130,28 @@ def test_remove_settled_outlasts_a_late_writer(tmp_path):
     t.join()
     assert came_back and not d.exists()
     assert end - came_back[0] >= 2.0  # removed again, then waited a quiet period
+
+
+def _zstd_levels(array: zarr.Array) -> list[int]:
+    return [c.level for c in array.compressors if type(c).__name__ == "ZstdCodec"]
+
+
+def test_written_arrays_use_fast_zstd_and_keep_zero_chunks(tmp_path):
+    # zstd level 1 for dense and CSR arrays (level 3, zarr's default, encodes 3x slower);
+    # a dense chunk of zeros is still written (no all-equal check per chunk)
+    dense = np.zeros((12, 3), dtype=np.float32)
+    dense[8:] = 2.5
+    m = sparse.random(12, 5, density=0.4, random_state=2, format="csr", dtype=np.float32)
+    root = zarr.open_group(str(tmp_path / "c.zarr"), mode="w", zarr_format=3)
+    writers.write_arrays(
+        root,
+        {"layers/d": da.from_array(dense, chunks=(4, 3)), "layers/s": _csr_blocks(m, (6, 6))},
+    )
+    assert root["layers/d"].chunks[0] == 4
+    assert _zstd_levels(root["layers/d"]) == [1]
+    for part in ("data", "indices", "indptr"):
+        assert _zstd_levels(root[f"layers/s/{part}"]) == [1]
+    chunk_files = sorted(p.parent.name for p in (tmp_path / "c.zarr/layers/d/c").glob("*/*"))
+    assert chunk_files == ["0", "1", "2"]  # rows 0-3 and 4-7 are all zero, still stored
+    np.testing.assert_array_equal(read_elem(root["layers/d"]), dense)
+    assert (read_elem(root["layers/s"]) != m).nnz == 0

@@ -25,6 +25,7 @@ from .._core.errors import InputError, StoreExistsError, StoreNotFoundError
 from .._core.settings import get_chunk_policy
 from .format import (
     ANNDATA_ATTRS,
+    COMPRESSORS,
     DICT_ATTRS,
     check_store,
     consolidate,
@@ -273,7 +274,11 @@ def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
         step = get_chunk_policy().zarr_elements(item.itemsize)
         with quiet_zarr():
             group.create_array(
-                part, shape=(length,), chunks=(max(min(step, length), 1),), dtype=item
+                part,
+                shape=(length,),
+                chunks=(max(min(step, length), 1),),
+                dtype=item,
+                compressors=COMPRESSORS,
             )
         for start in range(0, length, step):
             stop = min(start + step, length)

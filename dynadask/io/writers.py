@@ -23,7 +23,7 @@ from scipy import sparse
 
 from .._core.compute import compute
 from .._core.settings import get_chunk_policy
-from .format import DENSE_ATTRS, csr_attrs, open_group
+from .format import COMPRESSORS, DENSE_ATTRS, csr_attrs, open_group
 from .location import location_of_store
 
 
@@ -63,8 +63,16 @@ def create_dense(root: zarr.Group, key: str, x: da.Array | np.ndarray) -> zarr.A
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(x.dtype).itemsize
     chunks = (zarr_rows(max(block, 1), row_bytes),) + shape[1:]
     with quiet_zarr():
+        # a dense result is rarely all zero in a chunk: skip zarr's check of every chunk
         arr = root.create_array(
-            key, shape=shape, chunks=chunks, dtype=x.dtype, fill_value=0, overwrite=True
+            key,
+            shape=shape,
+            chunks=chunks,
+            dtype=x.dtype,
+            fill_value=0,
+            overwrite=True,
+            compressors=COMPRESSORS,
+            config={"write_empty_chunks": True},
         )
     arr.attrs.update(DENSE_ATTRS)
     return arr
@@ -91,6 +99,7 @@ def _write_piece(block: Any, path: Any, key: str, index: int) -> tuple[int, np.n
                 data=values,
                 chunks=(max(len(values), 1),),
                 overwrite=True,
+                compressors=COMPRESSORS,
             )
     return block.nnz, block.indptr.astype(np.int64)
 
@@ -133,7 +142,9 @@ def assemble_csr(
     group = root.require_group(key, overwrite=True)
     group.attrs.update(csr_attrs(shape))
     with quiet_zarr():
-        group.create_array("indptr", data=indptr, chunks=(min(len(indptr), 2**20),))
+        group.create_array(
+            "indptr", data=indptr, chunks=(min(len(indptr), 2**20),), compressors=COMPRESSORS
+        )
     tasks = []
     policy = get_chunk_policy()
     for name, kind in (("data", dtype), ("indices", np.int32)):
@@ -146,7 +157,11 @@ def assemble_csr(
         joined = joined.astype(kind).rechunk((step,))
         with quiet_zarr():
             target = group.create_array(
-                name, shape=(total,), chunks=(max(min(step, total), 1),), dtype=kind
+                name,
+                shape=(total,),
+                chunks=(max(min(step, total), 1),),
+                dtype=kind,
+                compressors=COMPRESSORS,
             )
         tasks.append(da.store(joined, target, lock=False, compute=False))
     return tasks
