@@ -123,6 +123,59 @@ def test_smooth_in_steps_equals_one_pass_and_keeps_float32_inputs():
     assert np.allclose(dense[:, cols], (w @ x.astype(np.float64)).toarray()[5:35][:, cols])
 
 
+def _pieces(m, cuts, rows):
+    """``m``'s rows ``rows`` as :class:`km.Pieces` over the row blocks cut at ``cuts``."""
+    bounds = np.concatenate([[0], cuts, [m.shape[0]]])
+    blocks, positions = [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        inside = rows[(rows >= lo) & (rows < hi)]
+        if inside.size:
+            blocks.append(m[lo:hi])
+            positions.append(inside - lo)
+    return km.Pieces(blocks, positions)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_smooth_from_sparse_blocks_equals_gathered_product(dtype):
+    # the block-wise kernel (no gathered rows) gives the gathered float64 product bit for bit
+    w = _graph(90, density=0.07, seed=7)
+    x = sparse.random(90, 12, density=0.35, random_state=8, format="csr") * 9
+    y = sparse.random(90, 12, density=0.5, random_state=9, format="csr") * 9
+    x, y = (sparse.csr_matrix(m.astype(dtype)) for m in (x, y))
+    needed, local = km.local_rows(w[20:70])
+    cuts = np.array([25, 40, 77])
+    px, py = _pieces(x, cuts, needed), _pieces(y, cuts, needed)
+    assert len(px.blocks) == 4
+    cols = np.array([0, 3, 4, 10])
+    for yy, cc in ((None, None), (py, None), (px, None), (py, cols)):
+        got = km.smooth(local, px, yy, cc, 12, step=9)
+        want_y = None if yy is None else km.take_rows(y if yy is py else x, needed, cc)
+        gathered = km.smooth(local, km.take_rows(x, needed, cc), want_y, cc, 12, step=9)
+        assert np.array_equal(got, gathered)
+        prod = x if yy is None else x.multiply(y if yy is py else x)
+        want = (w @ prod.astype(np.float64)).toarray()[20:70]
+        keep = slice(None) if cc is None else cc
+        assert np.allclose(got[:, keep], want[:, keep], rtol=1e-6)
+        assert np.abs(got).sum() > 1
+        if cc is not None:
+            assert not np.delete(got, cc, axis=1).any()
+
+
+def test_smooth_from_unsorted_blocks_with_duplicates():
+    # a block with unsorted and repeated column indices counts as its canonical form
+    w = _graph(12, density=0.3, seed=2)
+    raw = sparse.csr_matrix(
+        (np.array([1.0, 2.0, 4.0, 8.0]), np.array([2, 0, 2, 1]), np.array([0, 3] + [4] * 11)),
+        shape=(12, 3),
+    )
+    assert not raw.has_canonical_format
+    needed, local = km.local_rows(w)
+    got = km.smooth(local, _pieces(raw, np.array([6]), needed))
+    want = w @ np.vstack([[2.0, 0.0, 5.0], [0.0, 8.0, 0.0]] + [[0.0, 0.0, 0.0]] * 10)
+    assert np.allclose(got, want, rtol=1e-6)
+    assert got.sum() > 0
+
+
 def test_chunks_touched():
     band = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(40, 40), format="csr")
     assert nb.chunks_touched(band, (10,) * 4).tolist() == [2, 3, 3, 2]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -151,6 +152,15 @@ def smooth(
     """
     w = sparse.csr_matrix(local)
     width = x.shape[1] if cols is None else n_vars
+    if _all_csr(x, y):
+        return _smooth_csr(w, x, y, cols, width, step)
+    return _smooth_gathered(w, x, y, cols, width, step)
+
+
+def _smooth_gathered(
+    w: sparse.csr_matrix, x: Any, y: Any, cols: Any, width: int, step: int
+) -> np.ndarray:
+    """:func:`smooth` on rows gathered step by step (dense inputs, or rows already gathered)."""
     out = np.zeros((w.shape[0], width), dtype=np.float32)
     where = slice(None) if cols is None else cols
     for start in range(0, w.shape[0], step):
@@ -175,3 +185,80 @@ def _weighted_sum(part: sparse.csr_matrix, x: Any, y: Any, used: np.ndarray) -> 
 
 def _rows(x: Any, rows: np.ndarray) -> Any:
     return x.take(rows) if isinstance(x, Pieces) else take_rows(x, rows)
+
+
+def _all_csr(x: Any, y: Any) -> bool:
+    """Whether ``x`` (and ``y``) are :class:`Pieces` of sparse blocks only."""
+    return all(
+        isinstance(p, Pieces) and all(sparse.issparse(b) for b in p.blocks)
+        for p in ((x,) if y is None else (x, y))
+    )
+
+
+def _canonical(block: Any) -> sparse.csr_matrix:
+    """``block`` as CSR with sorted, unique column indices (a copy only when needed)."""
+    block = sparse.csr_matrix(block)
+    if not block.has_canonical_format:
+        block = block.copy()
+        block.sum_duplicates()
+    return block
+
+
+def _smooth_csr(
+    w: sparse.csr_matrix, x: Pieces, y: Pieces | None, cols: Any, width: int, step: int
+) -> np.ndarray:
+    """:func:`smooth` straight from the sparse source blocks, without gathering rows.
+
+    For each step of rows a float64 accumulator receives, block after block, every
+    neighbour's stored values, weighted; the graph's sorted columns follow the blocks'
+    order, so every sum adds its terms in the order of the gathered product. For a second
+    moment the products ``x * y`` of the used rows are formed once per source block (float64)
+    rather than once per neighbour visit. Only genes in ``cols`` count.
+    """
+    n_cols = x.blocks[0].shape[1]
+    keep = np.arange(n_cols) if cols is None else np.asarray(cols, dtype=np.int64)
+    col_map = np.full(n_cols, -1, dtype=np.int64)
+    col_map[keep] = keep  # a kept gene's output column is its own column
+    if not w.has_sorted_indices:
+        w = w.sorted_indices()
+    sources = []
+    for k, bx in enumerate(x.blocks):
+        pos = np.asarray(x.positions[k], dtype=np.int64)
+        if y is None:
+            sources.append((_canonical(bx), pos))
+            continue
+        px = sparse.csr_matrix(_canonical(bx)[pos], dtype=np.float64)
+        py = sparse.csr_matrix(_canonical(y.blocks[k])[pos], dtype=np.float64)
+        sources.append((_canonical(px.multiply(py)), np.arange(pos.size, dtype=np.int64)))
+    bounds = np.cumsum([0] + [p.size for p in x.positions])
+    data = w.data.astype(np.float64)
+    indices = w.indices.astype(np.int64)
+    out = np.zeros((w.shape[0], width), dtype=np.float32)
+    for start in range(0, w.shape[0], step):
+        stop = min(start + step, w.shape[0])
+        acc = np.zeros((stop - start, width), dtype=np.float64)
+        cursor = w.indptr[start:stop].astype(np.int64)
+        ends = w.indptr[start + 1 : stop + 1].astype(np.int64)
+        for k, (src, pos) in enumerate(sources):
+            _accumulate(
+                acc, cursor, ends, indices, data, int(bounds[k]), int(bounds[k + 1]), pos,
+                src.indptr, src.indices, src.data, col_map,
+            )  # fmt: skip
+        out[start:stop] = acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(acc, cursor, ends, w_indices, w_data, lo, hi, pos, xp, xi, xd, col_map):  # noqa: PLR0913
+    """Add the neighbours in gathered rows ``lo:hi`` (one source block) to ``acc``."""
+    for i in range(acc.shape[0]):
+        c = cursor[i]
+        while c < ends[i] and w_indices[c] < hi:
+            r = pos[w_indices[c] - lo]
+            wv = w_data[c]
+            for t in range(xp[r], xp[r + 1]):
+                g = col_map[xi[t]]
+                if g >= 0:
+                    acc[i, g] += wv * np.float64(xd[t])
+            c += 1
+        cursor[i] = c
