@@ -219,7 +219,7 @@ def test_em_on_repression_and_undetermined_gamma_on_induction():
     # steady state (shares 0.75-0.98). Rank correlation with the truth measured: EM 0.895,
     # steady-state slope (gmm) 0.993: the EM stays below it on induction alone.
     u, s, truth = _regime_cells("induction")
-    p = DynamicalEM(n_fit_cells=600).fit(u, s).params
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=0).fit(u, s).params
     free = p["fit_gamma_free"][0] == 1
     assert free.sum() == 7
     assert np.all(p["fit_decay"][0, free] < 0.3) and np.all(p["fit_decay"][0, ~free] > 0.7)
