@@ -265,3 +265,51 @@ def joint_time(
                 t += 0.5 * (f[q - 1] - f[q + 1]) / den * (grid[q + 1] - grid[q])
         out[i] = t
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def clock_scores(
+    u: np.ndarray,
+    s: np.ndarray,
+    time: np.ndarray,
+    ut: np.ndarray,
+    st: np.ndarray,
+    time_t: np.ndarray,
+    own: np.ndarray,
+    shared: np.ndarray,
+    var_u: np.ndarray,
+    var_s: np.ndarray,
+    n_grid: int = 24,
+) -> np.ndarray:
+    """Mean log-likelihood per scored cell of each gene's own curve and its refit, both timed.
+
+    ``u, s, time``: the fit cells and their shared time; ``ut, st, time_t``: the scored
+    cells. ``own``: ``3 x genes`` EM curves ``(alpha, gamma, t_switch)``, given a clock by the
+    least-squares line of their fit cells' projected times on ``time``; ``shared``: the
+    ``N_OUT x genes`` rows of :func:`refit_genes`. Both are scored at the cells' shared
+    times with the same noise variances (``alpha`` re-solved on the scored cells for both):
+    ``2 x genes``, the constant terms left out.
+    """
+    g = u.shape[1]
+    out = np.full((2, g), np.nan)
+    for j in range(g):
+        if not (var_u[j] > 0 and var_s[j] > 0 and np.isfinite(own[1, j])):
+            continue
+        wu, ws = 1.0 / var_u[j], 1.0 / var_s[j]
+        uj, sj = np.ascontiguousarray(u[:, j]), np.ascontiguousarray(s[:, j])
+        ok = np.isfinite(uj) & np.isfinite(sj) & np.isfinite(time)
+        okt = np.isfinite(ut[:, j]) & np.isfinite(st[:, j]) & np.isfinite(time_t)
+        if ok.sum() < 3 or okt.sum() < 3:
+            continue
+        a, b = ut[:, j][okt], st[:, j][okt]
+        _, _, pt = project(uj[ok], sj[ok], wu, ws, own[1, j], own[2, j], own[0, j], n_grid)
+        k, c = _clock(time[ok], pt)
+        x = np.array([np.log(k), c, np.log(own[1, j]), np.log(own[2, j])])
+        f, _ = _sse(a, b, time_t[okt], wu, ws, x)
+        out[0, j] = -0.5 * f / a.size
+        if np.isfinite(shared[1, j]):
+            x = np.array([np.log(shared[3, j]), shared[4, j], np.log(shared[1, j])])
+            x = np.append(x, np.log(shared[2, j]))
+            f, _ = _sse(a, b, time_t[okt], wu, ws, x)
+            out[1, j] = -0.5 * f / a.size
+    return out

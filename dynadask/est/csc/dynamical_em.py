@@ -79,7 +79,9 @@ class DynamicalEM:
         curves at once), and every trajectory gene is refitted with the cells' times fixed
         (:mod:`~dynadask.kernels.shared_time`), on its own clock ``k T + b``. A gene keeps the
         refit unless its own curve gives the held-out cells (the fit cells when none are
-        held out) a mean log-likelihood more than 0.05 per cell higher.
+        held out) a mean log-likelihood more than 0.05 per cell higher, both curves placed
+        at the cells' shared time (the own curve on the least-squares line of its projected
+        times against the shared time; :func:`~dynadask.kernels.shared_time.clock_scores`).
 
     Attributes
     ----------
@@ -235,7 +237,9 @@ class DynamicalEM:
         time = _unit(kst.shared_time(times, span, p["fit_t_min"][genes]))
         var = cur[3:]
         fit = None
+        grid = np.linspace(-0.1, 1.1, 121)
         for _ in range(self.shared_rounds):
+            used = time
             fit = compute(
                 gk.column_blocks(
                     kst.refit_genes, [uf, sf], [*cur], self.genes_per_task,
@@ -244,14 +248,14 @@ class DynamicalEM:
                 desc="dynamics: shared-time refits",
             )[0]  # fmt: skip
             cur = [fit[0], fit[1], fit[2], *var]
-            grid = np.linspace(-0.1, 1.1, 121)
             time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
-        shared = ke.heldout(u[:, genes], s[:, genes], ut[:, genes], st[:, genes], *cur,
-                            np.full(genes.size, np.nan), self.n_grid)[0]  # fmt: skip
-        own = ke.heldout(u[:, genes], s[:, genes], ut[:, genes], st[:, genes],
-                         *[c[genes] for c in curve], np.full(genes.size, np.nan),
-                         self.n_grid)[0]  # fmt: skip
-        gain = shared - own
+        # the scored cells' shared time in the unit of the last refit's time (the clocks')
+        utf, stf = np.ascontiguousarray(ut[:, genes]), np.ascontiguousarray(st[:, genes])
+        time_t = kst.joint_time(utf, stf, grid, *cur[:3], fit[3], fit[4], *var)
+        own = np.stack([c[genes] for c in curve[:3]])
+        scores = kst.clock_scores(uf, sf, used, utf, stf, time_t, own, fit, *var,
+                                  n_grid=self.n_grid)  # fmt: skip
+        gain = scores[1] - scores[0]
         take = np.isfinite(gain) & (gain >= -SHARED_MARGIN) & np.isfinite(fit[1])
         at = genes[take]
         out = self.params
