@@ -243,3 +243,22 @@ def test_shared_time_refit_recovers_gamma_on_induction_at_the_true_time():
     assert np.all(np.abs(out[1] / truth - 1) < 0.1)
     assert np.all(np.abs(out[3] / 8 - 1) < 0.1)  # each clock's speed: beta = 1 per unit 1/8
     assert spearmanr(gamma, truth)[0] < 0.6 < 0.95 < spearmanr(out[1], truth)[0]
+
+
+def test_shared_time_refit_end_to_end_on_induction_and_repression():
+    # DynamicalEM(shared_rounds=2) on 600 cells x 12 genes (measured 2026-12-02): induction
+    # rank correlation 0.979 (the EM with its decay rule 0.895, gmm 0.993), every gene keeps
+    # the refit; repression 0.986 with a median gamma error of 0.036 (11 of 12 keep it)
+    u, s, truth = _regime_cells("induction")
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=2).fit(u, s).params
+    ss = SteadyState("stochastic", "gmm").fit(u, s, u * u, s * s).params["gamma"][0]
+    rho = spearmanr(p["gamma"][0], truth)[0]
+    assert rho > 0.97 and rho > spearmanr(ss, truth)[0] - 0.02
+    np.testing.assert_array_equal(p["fit_shared"][0], 1)
+    np.testing.assert_array_equal(p["fit_gamma_free"][0], 0)
+    assert np.all(p["fit_clock_k"][0] > 0)
+    u, s, truth = _regime_cells("repression")
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=2).fit(u, s).params
+    assert spearmanr(p["gamma"][0], truth)[0] > 0.95
+    assert np.median(np.abs(p["gamma"][0] / truth - 1)) < 0.06
+    assert p["fit_shared"][0].sum() == 11
