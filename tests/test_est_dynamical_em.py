@@ -219,9 +219,46 @@ def test_em_on_repression_and_undetermined_gamma_on_induction():
     # steady state (shares 0.75-0.98). Rank correlation with the truth measured: EM 0.895,
     # steady-state slope (gmm) 0.993: the EM stays below it on induction alone.
     u, s, truth = _regime_cells("induction")
-    p = DynamicalEM(n_fit_cells=600).fit(u, s).params
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=0).fit(u, s).params
     free = p["fit_gamma_free"][0] == 1
     assert free.sum() == 7
     assert np.all(p["fit_decay"][0, free] < 0.3) and np.all(p["fit_decay"][0, ~free] > 0.7)
     np.testing.assert_allclose(p["gamma"][0, free], kd.start_gamma(u, s)[free], rtol=1e-9)
     assert 0.85 < spearmanr(p["gamma"][0], truth)[0] < 0.95
+
+
+def test_shared_time_refit_recovers_gamma_on_induction_at_the_true_time():
+    # induction only, where the per-gene EM leaves gamma undetermined: with every cell's
+    # time fixed (here the true time scaled to 0-1) the refit on each gene's own clock
+    # k T + b recovers gamma (ratios 0.93-1.07 to the truth measured at 600 x 12, seed 1)
+    from dynadask.kernels import shared_time as kst
+
+    u, s, truth = _regime_cells("induction")
+    rng = np.random.default_rng(1)  # the cells' times, drawn as _regime_cells draws them
+    rng.uniform(5, 30, 12), rng.uniform(0, 1, 12)
+    t = np.sort(rng.uniform(0, 8, 600))
+    tab = ke.fit_genes(u, s, kd.start_gamma(u, s))
+    alpha, gamma, t_switch, var_u, var_s = tab[0], tab[1], tab[2], tab[4], tab[5]
+    out = kst.refit_genes(u, s, alpha, gamma, t_switch, var_u, var_s, time=t / 8)
+    assert np.all(np.abs(out[1] / truth - 1) < 0.1)
+    assert np.all(np.abs(out[3] / 8 - 1) < 0.1)  # each clock's speed: beta = 1 per unit 1/8
+    assert spearmanr(gamma, truth)[0] < 0.6 < 0.95 < spearmanr(out[1], truth)[0]
+
+
+def test_shared_time_refit_end_to_end_on_induction_and_repression():
+    # DynamicalEM(shared_rounds=2) on 600 cells x 12 genes (measured 2026-12-02): induction
+    # rank correlation 0.979 (the EM with its decay rule 0.895, gmm 0.993), every gene keeps
+    # the refit; repression 0.986 with a median gamma error of 0.036 (11 of 12 keep it)
+    u, s, truth = _regime_cells("induction")
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=2).fit(u, s).params
+    ss = SteadyState("stochastic", "gmm").fit(u, s, u * u, s * s).params["gamma"][0]
+    rho = spearmanr(p["gamma"][0], truth)[0]
+    assert rho > 0.97 and rho > spearmanr(ss, truth)[0] - 0.02
+    np.testing.assert_array_equal(p["fit_shared"][0], 1)
+    np.testing.assert_array_equal(p["fit_gamma_free"][0], 0)
+    assert np.all(p["fit_clock_k"][0] > 0)
+    u, s, truth = _regime_cells("repression")
+    p = DynamicalEM(n_fit_cells=600, shared_rounds=2).fit(u, s).params
+    assert spearmanr(p["gamma"][0], truth)[0] > 0.95
+    assert np.median(np.abs(p["gamma"][0] / truth - 1)) < 0.06
+    assert p["fit_shared"][0].sum() == 11

@@ -35,6 +35,7 @@ from ...graph import kinetics as gk
 from ...graph.blocks import as_rows, map_rows
 from ...kernels import dynamical as kd
 from ...kernels import dynamical_em as ke
+from ...kernels import shared_time as kst
 from ...kernels.kinetics import dense_rows
 from .steady_state import splicing_velocity
 
@@ -70,6 +71,17 @@ class DynamicalEM:
         Cells per stratum sampled besides the fit cells and held out of the fit, to score
         the fit against a steady-state line (``reference_gamma`` of :meth:`fit`); when a
         stratum has fewer cells than wanted, at most half of them are held out.
+    shared_rounds
+        Rounds of the shared-time refit (0, the default: none; opt-in until measured on
+        the regime benchmark). All genes share the cells' times: the
+        sample cells get one time from the trajectory genes together (first the median of
+        each gene's projected time scaled to its range, then the time that fits all genes'
+        curves at once), and every trajectory gene is refitted with the cells' times fixed
+        (:mod:`~dynadask.kernels.shared_time`), on its own clock ``k T + b``. A gene keeps the
+        refit unless its own curve gives the held-out cells (the fit cells when none are
+        held out) a mean log-likelihood more than 0.05 per cell higher, both curves placed
+        at the cells' shared time (the own curve on the least-squares line of its projected
+        times against the shared time; :func:`~dynadask.kernels.shared_time.clock_scores`).
 
     Attributes
     ----------
@@ -82,7 +94,10 @@ class DynamicalEM:
         (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
         fit cells), ``fit_decay`` (the decay share), ``fit_gamma_free`` (1 where the
-        curve's ``gamma`` was not determined and the extreme-cell slope was reported).
+        curve's ``gamma`` was not determined and the extreme-cell slope was reported),
+        ``fit_shared`` (1 where the shared-time refit was kept), ``fit_shared_gain`` (its
+        held-out log-likelihood per cell minus the gene's own curve's), ``fit_clock_k``,
+        ``fit_clock_b`` (the gene's clock against the shared time).
     """
 
     n_fit_cells: int = 2000
@@ -93,6 +108,7 @@ class DynamicalEM:
     genes_per_task: int = 8
     random_state: int = 0
     holdout: int = 0
+    shared_rounds: int = 0
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def fit(
@@ -141,6 +157,11 @@ class DynamicalEM:
         ratios = np.stack([_mean_ratio(got_u[i], got_s[i]) for i, _ in split])
         slopes = np.stack([kd.start_gamma(got_u[i], got_s[i]) for i, _ in split])
         self.params = self._params(tables, ratios, slopes)
+        if self.shared_rounds > 0:
+            for k, (i, j) in enumerate(split):
+                fit_u, fit_s = got_u[i], got_s[i]
+                test_u, test_s = (got_u[j], got_s[j]) if j.size else (fit_u, fit_s)
+                self._shared(k, fit_u, fit_s, test_u, test_s)
         if self.holdout and reference_gamma is not None:
             ref = np.asarray(reference_gamma, np.float64).reshape(n_strata, -1)
             lls = compute(
@@ -174,7 +195,7 @@ class DynamicalEM:
         steady = p["r2"] < self.min_r2
         loose = ~steady & (p["decay"] < self.min_decay)
         gamma = np.where(steady, ratio, np.where(loose, slope, p["gamma"]))
-        return {
+        out = {
             "alpha": p["alpha"],
             "beta": np.ones_like(gamma),
             "gamma": gamma,
@@ -191,6 +212,69 @@ class DynamicalEM:
             "fit_gamma_free": np.where(np.isfinite(p["decay"]), loose.astype(float), np.nan),
             "fit_gamma_curve": p["gamma"],
         }
+        if self.shared_rounds > 0:
+            out["fit_shared"] = np.where(np.isfinite(p["r2"]), 0.0, np.nan)
+            for name in ("fit_shared_gain", "fit_clock_k", "fit_clock_b"):
+                out[name] = np.full_like(gamma, np.nan)
+        return out
+
+    def _shared(self, k: int, u: np.ndarray, s: np.ndarray, ut: np.ndarray, st: np.ndarray) -> None:
+        """Refit stratum ``k``'s trajectory genes at a cell time shared by them.
+
+        ``u, s``: the fit cells; ``ut, st``: the cells that choose between the fits (held-out
+        cells, or the fit cells when none are held out).
+        """
+        p = {name: v[k] for name, v in self.params.items()}
+        curve = [p[c] for c in ("alpha", "fit_gamma_curve", "t_switch", "fit_var_u", "fit_var_s")]
+        traj = (p["fit_steady"] == 0) & np.all(np.isfinite(np.stack(curve)), axis=0)
+        genes = np.flatnonzero(traj)
+        if genes.size < MIN_SHARED_GENES:
+            return
+        uf, sf = np.ascontiguousarray(u[:, genes]), np.ascontiguousarray(s[:, genes])
+        cur = [c[genes] for c in curve]
+        times = ke.gene_times(uf, sf, *cur, n_grid=self.n_grid)
+        span = p["fit_t_max"][genes] - p["fit_t_min"][genes]
+        time = _unit(kst.shared_time(times, span, p["fit_t_min"][genes]))
+        var = cur[3:]
+        fit = None
+        grid = np.linspace(-0.1, 1.1, 121)
+        for _ in range(self.shared_rounds):
+            used = time
+            fit = compute(
+                gk.column_blocks(
+                    kst.refit_genes, [uf, sf], [*cur], self.genes_per_task,
+                    time=time, n_grid=self.n_grid,
+                ),
+                desc="dynamics: shared-time refits",
+            )[0]  # fmt: skip
+            cur = [fit[0], fit[1], fit[2], *var]
+            time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
+        # the scored cells' shared time in the unit of the last refit's time (the clocks')
+        utf, stf = np.ascontiguousarray(ut[:, genes]), np.ascontiguousarray(st[:, genes])
+        time_t = kst.joint_time(utf, stf, grid, *cur[:3], fit[3], fit[4], *var)
+        own = np.stack([c[genes] for c in curve[:3]])
+        scores = kst.clock_scores(uf, sf, used, utf, stf, time_t, own, fit, *var,
+                                  n_grid=self.n_grid)  # fmt: skip
+        gain = scores[1] - scores[0]
+        take = np.isfinite(gain) & (gain >= -SHARED_MARGIN) & np.isfinite(fit[1])
+        at = genes[take]
+        out = self.params
+        for name, row in (("alpha", 0), ("fit_gamma_curve", 1), ("t_switch", 2)):
+            out[name][k, at] = fit[row, take]
+        out["fit_clock_k"][k, genes], out["fit_clock_b"][k, genes] = fit[3], fit[4]
+        out["fit_shared_gain"][k, genes] = gain
+        out["fit_shared"][k, at] = 1.0
+        out["gamma"][k, at] = fit[1, take]
+        out["fit_gamma_free"][k, at] = 0.0
+        if not at.size:
+            return
+        ut_, st_ = np.ascontiguousarray(uf[:, take]), np.ascontiguousarray(sf[:, take])
+        pt = ke.gene_times(ut_, st_, *[c[take] for c in cur], n_grid=self.n_grid)
+        out["fit_t_min"][k, at], out["fit_t_max"][k, at] = np.nanmin(pt, 0), np.nanmax(pt, 0)
+        out["fit_decay"][k, at] = [
+            ke.decay_share(np.ascontiguousarray(ut_[:, c]), np.ascontiguousarray(st_[:, c]), g)
+            for c, g in enumerate(fit[1, take])
+        ]
 
     def velocity(
         self, u: Any, s: Any, codes: np.ndarray | None = None, n_strata: int | None = None
@@ -246,6 +330,16 @@ class DynamicalEM:
             n_grid=self.n_grid,
             n_em=self.n_em,
         )
+
+
+MIN_SHARED_GENES = 3  # trajectory genes a shared time needs
+SHARED_MARGIN = 0.05  # held-out log-likelihood per cell the gene's own curve must gain
+
+
+def _unit(time: np.ndarray) -> np.ndarray:
+    """``time`` scaled to span 0 to 1 over its finite values."""
+    lo, hi = np.nanmin(time), np.nanmax(time)
+    return (time - lo) / (hi - lo) if hi > lo else np.zeros_like(time)
 
 
 def _mean_ratio(u: np.ndarray, s: np.ndarray) -> np.ndarray:
