@@ -47,7 +47,9 @@ def test_hierarchy_and_symmetric_vcycle(lattice):
     sizes = [lev.A.shape[0] for lev in H.levels]
     assert sizes[0] == 6400 and len(sizes) >= 2 and sizes[-1] <= 500
     assert all(a > b for a, b in zip(sizes, sizes[1:], strict=False))
-    assert 1.0 < H.operator_complexity < 2.0
+    # measured: levels of 6,400, 1,081 and 127 rows, operator complexity 1.33
+    assert sizes == [6400, 1081, 127]
+    assert H.operator_complexity == pytest.approx(1.328, abs=0.01)
     # the preconditioner is a symmetric positive-definite map, as CG needs
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(2, lattice.n))
@@ -62,7 +64,8 @@ def test_multigrid_solve_equals_jacobi_in_far_fewer_iterations(lattice):
     amg = kh.graph_potential(lattice, div, preconditioner="multigrid")
     assert jac.residual < 1e-10 and amg.residual < 1e-10
     np.testing.assert_allclose(amg.potential, jac.potential, atol=1e-7)
-    # an 80 x 80 lattice: Jacobi-PCG needs hundreds of iterations, one V-cycle a step dozens
-    assert jac.iterations > 200
-    assert amg.iterations < 40
-    assert amg.iterations * 5 < jac.iterations
+    # an 80 x 80 lattice (measured when written: Jacobi-PCG 502 iterations, multigrid 12,
+    # potentials equal to 8.7e-9 of a range of 6.29)
+    assert 450 < jac.iterations < 560
+    assert amg.iterations <= 15
+    assert jac.potential.max() == pytest.approx(6.292096, abs=1e-5)
