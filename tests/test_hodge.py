@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from scipy.spatial import cKDTree
 from scipy.stats import pearsonr, spearmanr
 
 import dynadask as dyn
@@ -62,13 +63,16 @@ def test_edges_divergence_and_potential_match_dense_versions():
     np.testing.assert_allclose(again.divergence(), div, atol=1e-12)
 
 
-def test_potential_solver_reports_failure():
+@pytest.mark.parametrize("preconditioner", kh.PRECONDITIONERS)
+def test_potential_solver_reports_failure(preconditioner):
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(300, 2))
-    nbrs = np.argsort(((X[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, 1:4]
-    edges = kh.edges_from_knn(nbrs, kh.edge_flows(X, X, np.arange(300), nbrs))
+    X = rng.normal(size=(2000, 2))
+    nbrs = cKDTree(X).query(X, k=4)[1][:, 1:]
+    edges = kh.edges_from_knn(nbrs, kh.edge_flows(X, X, np.arange(2000), nbrs))
     with pytest.raises(RuntimeError, match="raise maxiter"):
-        kh.graph_potential(edges, edges.divergence(), maxiter=2)
+        kh.graph_potential(edges, edges.divergence(), maxiter=2, preconditioner=preconditioner)
+    with pytest.raises(dyn.InputError, match="unknown preconditioner"):
+        kh.graph_potential(edges, edges.divergence(), preconditioner="ilu")
 
 
 # ------------------------------------------------------------------------------------------
@@ -221,7 +225,6 @@ def test_clear_errors(reference):
 
 def test_on_a_cluster_equals_one_block(local_client):
     """Flows built per row block on two workers equal the kernels run on all cells at once."""
-    from scipy.spatial import cKDTree
 
     from dynadask.graph import hodge as gh
 

@@ -57,8 +57,9 @@ def ddhodge(
     Departures from dynamo 1.5.3:
 
     - every cell is solved by default: the graph is sparse, built in row blocks, and the
-      Laplacian is solved by Jacobi-preconditioned conjugate gradients with one pinned node
-      per connected component (dynamo fills a dense ``N x N`` matrix and solves it densely,
+      Laplacian is solved by conjugate gradients preconditioned by an algebraic multigrid
+      V-cycle (:mod:`dynadask.kernels.multigrid`), with one pinned node per connected
+      component (dynamo fills a dense ``N x N`` matrix and solves it densely,
       so it samples 5,000 cells above that many). ``n_downsamples=5000`` gives dynamo's
       sampled mode: the potential on a seeded sample, averaged onto the other cells from
       their ``n + 1`` nearest sampled cells;
