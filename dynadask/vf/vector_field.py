@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import anndata as ad
-import dask.array as da
 import numpy as np
 
 from .._core import keys
@@ -141,8 +140,8 @@ def VectorField(
         ``tecr_traj``, ``E_traj``,
         ``valid_ind``, ``fit_idx`` (only when the EM ran on a sample), ``method``,
         ``normalize``, ``dims`` (when given), ``grid``/``grid_V`` (d < 4 or
-        ``grid_velocity``), ``mean_cosine`` (over the fit cells) and ``parameters``. No per-cell copies of X, Y,
-        V or P (they are the obsm/obs entries).
+        ``grid_velocity``), ``mean_cosine`` (over the fit cells) and ``parameters``. No
+        per-cell copies of X, Y, V or P (they are the obsm/obs entries).
     uns['dynadask_models']['VecFld_<basis>']
         The fitted-model record (kind ``'sparsevfc'``): the fit cells, the seed, the input
         columns and the paths of ``X_ctrl``, ``C``, ``beta``, ``ctrl_cells``.
