@@ -79,6 +79,18 @@ def _shared_pieces(x: Any, rows: int, meta: Any) -> da.Array:
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
+def shared_rows(x: ArrayLike, rows: int) -> da.Array:
+    """``x`` in row blocks of ``rows``, a numpy ``x`` handed to the workers outside the graph.
+
+    For an array computed on again and again (an iterative fit): each compute then sends a
+    small graph instead of embedding the values (:func:`dynadask._core.compute.share`).
+    """
+    if isinstance(x, da.Array):
+        return as_rows(x, rows)
+    x = np.asarray(x)
+    return _shared_pieces(x, rows, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
+
+
 @as_rows.register(da.Array)
 def _(x: da.Array, rows: int | None = None) -> da.Array:
     if x.ndim > 1 and x.numblocks[1] != 1:

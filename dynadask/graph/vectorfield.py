@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from .._core.compute import compute
 from .._core.errors import InputError
 from ..kernels import vectorfield as kv
-from .blocks import as_rows, map_rows, sum_rows
+from .blocks import as_rows, map_rows, shared_rows, sum_rows
 
 BLOCK_BYTES = 64 * 2**20
 """Target size of one block's kernel matrix (rows x control points, float64)."""
@@ -67,7 +67,7 @@ def fit_em(
     """
     ctrl = np.asarray(ctrl, dtype=np.float64)
     rows = block_rows(max(ctrl.shape[0], np.shape(X)[1]))  # wide gene-space rows too
-    Xd, Yd = as_rows(X, rows), as_rows(Y, rows)
+    Xd, Yd = shared_rows(X, rows), shared_rows(Y, rows)  # read by every iteration
     N, D = Yd.shape
     K = kv.gauss_kernel(ctrl, ctrl, beta)
     C = np.zeros((ctrl.shape[0], D))
@@ -169,7 +169,9 @@ def quantities(
     d = ctrl.shape[1]
     widths = {n: _width(n, d, formula) for n in names}
     heavy = d > 3 and {"curl", "rotation", "jacobian_det"} & set(names)
-    x = as_rows(X, block_rows(ctrl.shape[0], d * d if heavy else 1))
+    # a block holds its kernel matrix (rows x M) and, for the Jacobian or the rotation, one
+    # GEMM output of at most rows x d^2 beside it: the widths add up
+    x = as_rows(X, block_rows(ctrl.shape[0] + (d * d if heavy else 0)))
     packed = map_rows(
         _packed,
         x,

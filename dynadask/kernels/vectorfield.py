@@ -202,10 +202,11 @@ def em_block(
     r = np.einsum("ij,ij->i", res, res)
     P = posterior(r, sigma2, gamma, a, y.shape[1])
     Pc = np.maximum(P, minP)
-    W = U * np.sqrt(Pc)[:, None]
+    R = U.T @ (Pc[:, None] * y)
+    U *= np.sqrt(Pc)[:, None]  # in place: W = diag(sqrt P) U, and G = W^T W (one SYRK)
     return {
-        "G": W.T @ W,
-        "R": (U * Pc[:, None]).T @ y,
+        "G": U.T @ U,
+        "R": R,
         "Pr": np.float64(P @ r),
         "P": np.float64(P.sum()),
         "Pc": np.float64(Pc.sum()),
@@ -311,10 +312,19 @@ def jacobian(x: np.ndarray, ctrl: np.ndarray, C: np.ndarray, beta: float) -> np.
 
 
 def _jacobian(K, x, c, C, beta):
+    """``J = -2 beta (f x^T - sum_m K_m C_m c_m^T)``, formed in place in the GEMM's output.
+
+    Written as ``2 beta (K B - f x^T)``: the same values to the bit (IEEE subtraction is
+    antisymmetric) without the three ``n x d x d`` temporaries of the direct form.
+    """
     n, d = x.shape
     f = K @ C
     B = (C[:, :, None] * c[:, None, :]).reshape(c.shape[0], d * d)
-    return -2.0 * beta * (f[:, :, None] * x[:, None, :] - (K @ B).reshape(n, d, d))
+    J = (K @ B).reshape(n, d, d)
+    for i in range(d):
+        J[:, i, :] -= f[:, i, None] * x
+    J *= 2.0 * beta
+    return J
 
 
 def _antisym(K, x, c, C, f, i, j):
@@ -414,8 +424,25 @@ def _rotation(K, x, c, C, f, beta, J) -> dict[str, np.ndarray]:
             * np.column_stack([_antisym(K, x, c, C, f, i, j) for i, j in ((2, 1), (0, 2), (1, 0))])
         )
         return {"curl": curl, "rotation": np.linalg.norm(curl, axis=1)}
-    rot = np.linalg.norm(J - J.transpose(0, 2, 1), axis=(1, 2)) / np.sqrt(2)
+    if J is not None:
+        rot = np.linalg.norm(J - J.transpose(0, 2, 1), axis=(1, 2)) / np.sqrt(2)
+    else:
+        rot = _rotation_norm(K, x, c, C, f, beta)
     return {"curl": rot, "rotation": rot}
+
+
+def _rotation_norm(K, x, c, C, f, beta) -> np.ndarray:
+    """``||J - J^T||_F / sqrt 2`` from the ``d (d - 1) / 2`` entries above the diagonal.
+
+    ``(J - J^T)_ij = -2 beta (f_i x_j - f_j x_i - sum_m K_m (C_mi c_mj - C_mj c_mi))``: one
+    GEMM of the kernel matrix with ``d (d - 1) / 2`` columns, half of the full Jacobian's.
+    """
+    i, j = np.triu_indices(x.shape[1], k=1)
+    A = K @ (C[:, i] * c[:, j] - C[:, j] * c[:, i])
+    A -= f[:, i] * x[:, j]
+    A += f[:, j] * x[:, i]
+    # each pair (i, j) and (j, i) of the full matrix: ||J - J^T||_F^2 / 2 = sum_{i<j} A_ij^2
+    return 2.0 * beta * np.sqrt(np.einsum("nk,nk->n", A, A))
 
 
 def _curvature(v: np.ndarray, a: np.ndarray, formula: int) -> dict[str, np.ndarray]:

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import anndata as ad
-import dask.array as da
 import numpy as np
 
 from .._core import keys
@@ -72,9 +71,11 @@ def VectorField(
     ``M = max(min(50, N), int(0.05 N) + 1)`` control points, here capped at ``M_max=1000``,
     and the EM run on a seeded sample of ``n_fit=100,000`` cells above that many; in gene
     space only the sampled rows are ever read whole). If the
-    mean cosine between the input and fitted velocities is below ``min_vel_corr`` the fit
+    mean cosine between the input and fitted velocities over the cells the EM was fitted on
+    (as dynamo's rule, whose fit set is every finite cell) is below ``min_vel_corr`` the fit
     is repeated with the next seed of ``restart_seed`` (at most ``restart_num`` fits; the
-    best is kept). The field is then evaluated at every cell, one row block at a time.
+    best is kept). The kept field is then evaluated at every cell once, one row block at a
+    time, as it is written.
 
     Parameters
     ----------
@@ -139,8 +140,8 @@ def VectorField(
         ``tecr_traj``, ``E_traj``,
         ``valid_ind``, ``fit_idx`` (only when the EM ran on a sample), ``method``,
         ``normalize``, ``dims`` (when given), ``grid``/``grid_V`` (d < 4 or
-        ``grid_velocity``), ``mean_cosine`` and ``parameters``. No per-cell copies of X, Y,
-        V or P (they are the obsm/obs entries).
+        ``grid_velocity``), ``mean_cosine`` (over the fit cells) and ``parameters``. No
+        per-cell copies of X, Y, V or P (they are the obsm/obs entries).
     uns['dynadask_models']['VecFld_<basis>']
         The fitted-model record (kind ``'sparsevfc'``): the fit cells, the seed, the input
         columns and the paths of ``X_ctrl``, ``C``, ``beta``, ``ctrl_cells``.
@@ -181,7 +182,7 @@ def VectorField(
     d = X.shape[1]
     grid = kv.grid(X, grid_num) if d < 4 or grid_velocity else None  # all rows, as dynamo
     vf = _uns(fit, valid, grid, score, dims, opts)
-    vf["VFCIndex"] = np.flatnonzero(P[valid][fit["fit_idx"]] > opts["theta"])
+    vf["VFCIndex"] = np.flatnonzero(P > opts["theta"])
     control = np.zeros(adata.n_obs, dtype=bool)
     control[vf["ctrl_cells"]] = True
     name = f"{result_key or 'VecFld'}_{basis}"
@@ -192,7 +193,7 @@ def VectorField(
         obsm={f"{keys.velocity_key(basis)}_SparseVFC": rows[:, :d]},
         obs={
             f"control_point_{basis}": control,
-            f"inlier_prob_{basis}": P,
+            f"inlier_prob_{basis}": rows[:, d],
             f"obs_vf_angle_{basis}": rows[:, d + 1],
         },
         uns={name: vf, keys.MODELS: with_record(adata.uns, record)},
@@ -300,27 +301,35 @@ def _seeds(restart_num: int, restart_seed: Any, seed: int) -> list[int]:
 def _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr):
     """Fit with each seed until the mean cosine reaches ``min_vel_corr``; keep the best.
 
-    Returns the fit, the lazy per-cell rows ``[V, P, angle, cosine]``, the posterior of every
-    cell and the score (one pass over the cells per fit gives both).
+    As dynamo, the cosine between input and fitted velocities is averaged over the cells the
+    EM was fitted on (``valid[fit_idx]``: every finite cell up to ``n_fit``, else the seeded
+    sample), so a fit that is refitted costs one pass over its fit set and none over all the
+    cells. Returns the fit, the lazy per-cell rows ``[V, P, angle, cosine]`` of every cell
+    for the kept fit (evaluated once, when they are written), the posterior of the fit
+    cells (their order: ``fit_idx``) and the score.
     """
     best = None
     for seed in seeds:
         fit = _fit_once(X, V, valid, opts, seed=seed)
         fit["seed"] = seed
-        rows = gv.fitted(
-            X_all, V_all, fit["X_ctrl"], fit["beta"], fit, a=opts["a"], minP=opts["minP"]
+        cells = valid[fit["fit_idx"]]
+        (own,) = compute(
+            gv.fitted(X[cells], V[cells], fit["X_ctrl"], fit["beta"], fit, **_post(opts)),
+            desc="vector field score",
         )
-        cos = rows[:, -1]
-        P, total, count = compute(
-            rows[:, -3], da.nansum(cos), da.sum(da.isfinite(cos)), desc="vector field score"
-        )
-        score = float(total) / max(int(count), 1)
+        score = float(np.mean(own[:, -1]))
         if best is None or score > best[3]:
-            best = (fit, rows, np.asarray(P), score)
+            best = (fit, None, np.asarray(own[:, -3]), score)
         if score >= min_vel_corr:
             break
         log.warning("mean cosine %.3f < min_vel_corr %.3f: refitting", score, min_vel_corr)
-    return best
+    fit = best[0]
+    rows = gv.fitted(X_all, V_all, fit["X_ctrl"], fit["beta"], fit, **_post(opts))
+    return fit, rows, best[2], best[3]
+
+
+def _post(opts: dict) -> dict:
+    return {"a": opts["a"], "minP": opts["minP"]}
 
 
 def _uns(fit: dict, valid: np.ndarray, grid: Any, score: float, dims: Any, opts: dict) -> dict:
@@ -376,7 +385,7 @@ def _gene_field(adata, space, dims, grid_opts, opts, seeds, min_vel_corr, result
     vf["valid_ind"] = np.arange(n)
     if sample.size < n:
         vf["fit_idx"] = sample[fit["fit_idx"]]
-    vf["VFCIndex"] = np.flatnonzero(P[sample][fit["fit_idx"]] > opts["theta"])
+    vf["VFCIndex"] = np.flatnonzero(P > opts["theta"])
     vf |= {"layer": space.layer, "genes": space.genes, "velocity_key": space.velocity_key}
     control = np.zeros(n, dtype=bool)
     control[vf["ctrl_cells"]] = True
@@ -384,6 +393,6 @@ def _gene_field(adata, space, dims, grid_opts, opts, seeds, min_vel_corr, result
         adata,
         "vector_field",
         layers={f"{space.velocity_key}_SparseVFC": gs.place(rows[:, :d], space.cols, adata.n_vars)},
-        obs={"control_point": control, "inlier_prob": P, "obs_vf_angle": rows[:, d + 1]},
+        obs={"control_point": control, "inlier_prob": rows[:, d], "obs_vf_angle": rows[:, d + 1]},
         uns={result_key or "VecFld": vf},
     )
