@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--stages", nargs="*", default=None)
     parser.add_argument("--resume", action="store_true", help="keep RUN_DIR (resume a run)")
+    parser.add_argument(
+        "--force", action="store_true", help="redo the named stages (`dynadask run --force`)"
+    )
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
            "--scheduler", address, "--out", str(args.out), "--no-progress"]  # fmt: skip
     if args.stages:
         cmd += ["--stages", *args.stages]
+    if args.force:
+        cmd += ["--force"]
     print(machine(), flush=True)
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
