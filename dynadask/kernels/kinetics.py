@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -33,6 +34,15 @@ def dense_rows(x: Any, start: int, stop: int) -> np.ndarray:
     if sparse.issparse(part):
         part = part.toarray()
     return np.asarray(part, dtype=np.float64)
+
+
+def _rows(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a block, dense, in their own float type (C order)."""
+    part = x[start:stop]
+    if sparse.issparse(part):
+        part = part.toarray()
+    part = np.ascontiguousarray(part)
+    return part if part.dtype in (np.float32, np.float64) else part.astype(np.float64)
 
 
 def row_slices(n: int, size: int = SLICE_ROWS) -> Iterator[tuple[int, int]]:
@@ -71,18 +81,32 @@ def extent(s: Any, u: Any, codes: np.ndarray, n_strata: int) -> dict[str, np.nda
         ``s_min, s_max, u_min, u_max`` (``n_strata x n_genes``; +inf/-inf where empty).
     """
     g = s.shape[1]
-    out = {k: np.full((n_strata, g), np.inf) for k in ("s_min", "u_min")}
-    out.update({k: np.full((n_strata, g), -np.inf) for k in ("s_max", "u_max")})
+    lo = np.full((2, n_strata, g), np.inf)
+    hi = np.full((2, n_strata, g), -np.inf)
     codes = np.asarray(codes).ravel()
     for start, stop in row_slices(s.shape[0]):
-        c = codes[start:stop]
-        xs = {"s": dense_rows(s, start, stop), "u": dense_rows(u, start, stop)}
-        for k in np.unique(c[c >= 0]):
-            rows = c == k
-            for name, x in xs.items():
-                np.minimum(out[f"{name}_min"][k], x[rows].min(axis=0), out=out[f"{name}_min"][k])
-                np.maximum(out[f"{name}_max"][k], x[rows].max(axis=0), out=out[f"{name}_max"][k])
-    return out
+        _extent(_rows(s, start, stop), _rows(u, start, stop), codes[start:stop], lo, hi)
+    return {"s_min": lo[0], "u_min": lo[1], "s_max": hi[0], "u_max": hi[1]}
+
+
+@numba.njit(cache=True)
+def _extent(s, u, codes, lo, hi):
+    # NaN wins, as in numpy's minimum / maximum
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(s.shape[1]):
+            for m in range(2):
+                x = np.float64(s[i, j]) if m == 0 else np.float64(u[i, j])
+                if x != x:
+                    lo[m, k, j] = x
+                    hi[m, k, j] = x
+                    continue
+                if x < lo[m, k, j]:
+                    lo[m, k, j] = x
+                if x > hi[m, k, j]:
+                    hi[m, k, j] = x
 
 
 def combine_extent(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -99,18 +123,6 @@ def bin_index(score: np.ndarray, lo: np.ndarray, width: np.ndarray, n_bins: int)
     """Bin of each score in ``n_bins`` equal bins from ``lo`` (same rule in every pass)."""
     b = np.floor((score - lo) / width)
     return np.clip(np.nan_to_num(b, nan=0.0), 0, n_bins - 1).astype(np.int64)
-
-
-def _scored_slices(s, u, codes, scale, lo, width, n_bins):
-    """Yield ``(stratum, bins, score)`` for each stratum present in each row slice."""
-    codes = np.asarray(codes).ravel()
-    for start, stop in row_slices(s.shape[0]):
-        c = codes[start:stop]
-        ss, uu = dense_rows(s, start, stop), dense_rows(u, start, stop)
-        for k in np.unique(c[c >= 0]):
-            rows = c == k
-            score = extremeness(ss[rows], uu[rows], scale["s"][k], scale["u"][k])
-            yield k, bin_index(score, lo[k], width[k], n_bins), score
 
 
 def score_histogram(
@@ -130,11 +142,44 @@ def score_histogram(
         ``n_strata x n_genes x n_bins`` int64.
     """
     n_strata, g = lo.shape
-    out = np.zeros((n_strata, g * n_bins), dtype=np.int64)
-    offsets = np.arange(g) * n_bins
-    for k, bins, _ in _scored_slices(s, u, codes, scale, lo, width, n_bins):
-        out[k] += np.bincount((bins + offsets).ravel(), minlength=g * n_bins)
-    return out.reshape(n_strata, g, n_bins)
+    out = np.zeros((n_strata, g, n_bins), dtype=np.int64)
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        _histogram(
+            _rows(s, start, stop), _rows(u, start, stop), codes[start:stop],
+            scale["s"], scale["u"], lo, width, n_bins, out,
+        )  # fmt: skip
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _bin(score, lo, width, n_bins):
+    # the rule of bin_index, for one value
+    b = np.floor((score - lo) / width)
+    if b != b:
+        return 0
+    if b < 0:
+        return 0
+    if b > n_bins - 1:
+        return n_bins - 1
+    return np.int64(b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _score(s, u, s_scale, u_scale):
+    # the rule of extremeness, for one value
+    return np.float64(s) / s_scale + np.float64(u) / u_scale
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _histogram(s, u, codes, s_scale, u_scale, lo, width, n_bins, out):
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(s.shape[1]):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            out[k, j, _bin(score, lo[k, j], width[k, j], n_bins)] += 1
 
 
 def collect_in_bins(
@@ -161,15 +206,39 @@ def collect_in_bins(
         Per window ``(keys, values, counts)`` with ``key = stratum * n_genes + gene``,
         unique ``(key, value)`` pairs (concatenate over blocks with :func:`combine_collected`).
     """
-    g = lo.shape[1]
     found: list[list[tuple]] = [[] for _ in windows]
-    genes = np.arange(g)
-    for k, bins, score in _scored_slices(s, u, codes, scale, lo, width, n_bins):
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        si, ui, c = _rows(s, start, stop), _rows(u, start, stop), codes[start:stop]
         for w, (first, last) in enumerate(windows):
-            hit = (bins >= first[k]) & (bins <= last[k])
-            _, cols = np.nonzero(hit)
-            found[w].append((k * g + genes[cols], score[hit]))
+            args = (si, ui, c, scale["s"], scale["u"], lo, width, n_bins, first, last)
+            keys = np.empty(_in_window(*args, np.empty(0, np.int64), np.empty(0)), np.int64)
+            values = np.empty(keys.size)
+            _in_window(*args, keys, values)
+            found[w].append((keys, values))
     return [_unique_pairs([f[0] for f in parts], [f[1] for f in parts], None) for parts in found]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _in_window(s, u, codes, s_scale, u_scale, lo, width, n_bins, first, last, keys, values):
+    # the (stratum * n_genes + gene, score) pairs whose bin is in the window, written to
+    # keys / values when they have room; returns how many there are (call once to count)
+    g = s.shape[1]
+    fill = keys.shape[0] > 0
+    m = 0
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(g):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            b = _bin(score, lo[k, j], width[k, j], n_bins)
+            if first[k, j] <= b <= last[k, j]:
+                if fill:
+                    keys[m] = k * g + j
+                    values[m] = score
+                m += 1
+    return m
 
 
 def _unique_pairs(keys: list, values: list, counts: list | None) -> tuple:
@@ -247,68 +316,99 @@ def product_sums(
     first = next(iter(blocks.values()))
     n, g = first.shape
     codes = np.asarray(codes).ravel()
-    out = {name: np.zeros((n_strata, g)) for name in terms}
-    # each distinct product is formed once a slice and serves its plain and 'x:' terms
+    names = list(terms)
+    # each distinct product is formed once per cell and gene and serves all its terms
     by_factors: dict[tuple[str, ...], list[str]] = {}
     for name, factors in terms.items():
         by_factors.setdefault(tuple(sorted(factors)), []).append(name)
+    layers = list(blocks) + [d for d, combo in (derived or {}).items() if _has(blocks, combo)]
+    plan = _ProductPlan(by_factors, layers, names)
+    out = np.zeros((len(names), n_strata, g))
+    part = np.zeros_like(out)
     for start, stop in row_slices(n):
-        c = codes[start:stop]
-        total = _stratum_summer(c, n_strata)
         xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
         for name, combo in (derived or {}).items():
             if all(layer in xs for _, layer in combo):
                 xs[name] = sum(c * xs[layer] for c, layer in combo)
-        mask = _slice_mask(xs, c, extreme) if extreme is not None else None
-        for factors, names in by_factors.items():
-            prod = _product(xs, factors, (stop - start, g))
-            for name in names:
-                masked = mask is not None and name.startswith("x:")
-                out[name] += total(prod, mask if masked else None)
-    return out
+        stack = np.stack([xs[k] for k in layers]) if layers else np.zeros((0, stop - start, g))
+        part[:] = 0.0
+        _product_sums(stack, codes[start:stop], plan.arrays, _extreme_args(extreme, layers), part)
+        out += part  # each slice summed apart, then added: the order of the numpy sums
+    return {name: out[t] for t, name in enumerate(names)}
 
 
-def _stratum_summer(c: np.ndarray, n_strata: int):
-    """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
-    if n_strata == 1:
-        rows = c >= 0
-        where = None if rows.all() else rows[:, None]
-
-        def one(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-            keep = where if mask is None else (mask if where is None else mask & where)
-            return np.sum(x, axis=0, where=True if keep is None else keep)[None, :]
-
-        return one
-    ind = one_hot(c, n_strata)
-
-    def many(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return ind @ (x if mask is None else np.where(mask, x, 0.0))
-
-    return many
+def _has(blocks: Mapping[str, Any], combo: Sequence[tuple[float, str]]) -> bool:
+    return all(layer in blocks for _, layer in combo)
 
 
-def _product(
-    xs: Mapping[str, np.ndarray], factors: tuple[str, ...], shape: tuple[int, int]
-) -> np.ndarray:
-    """The element-wise product of the named slices (ones for no factor)."""
-    if not factors:
-        return np.ones(shape)
-    prod = xs[factors[0]]
-    for f in factors[1:]:
-        prod = prod * xs[f]
-    return prod
+class _ProductPlan:
+    """The distinct products as integer arrays for :func:`_product_sums`.
+
+    ``factors`` (products x 4, -1 padded) index the stacked layers; the terms of product
+    ``p`` are ``target[ptr[p]:ptr[p + 1]]``, those summed over the extreme cells only
+    flagged in ``masked``.
+    """
+
+    def __init__(self, by_factors: dict, layers: list[str], names: list[str]) -> None:
+        width = max([4, *(len(f) for f in by_factors)])
+        factors = np.full((len(by_factors), width), -1, np.int64)
+        counts, ptr, target, masked = [], [0], [], []
+        for p, (fs, terms) in enumerate(by_factors.items()):
+            factors[p, : len(fs)] = [layers.index(f) for f in fs]
+            counts.append(len(fs))
+            target += [names.index(t) for t in terms]
+            masked += [t.startswith("x:") for t in terms]
+            ptr.append(len(target))
+        self.arrays = (
+            factors,
+            np.asarray(counts, np.int64),
+            np.asarray(ptr, np.int64),
+            np.asarray(target, np.int64),
+            np.asarray(masked, np.bool_),
+        )
 
 
-def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -> np.ndarray:
-    s, u = xs[extreme["s"]], xs[extreme["u"]]
-    mask = np.zeros(s.shape, dtype=bool)
-    for k in np.unique(c[c >= 0]):
-        rows = c == k
-        score = extremeness(s[rows], u[rows], extreme["scale"]["s"][k], extreme["scale"]["u"][k])
-        left = None if extreme["left"] is None else extreme["left"][k]
-        right = None if extreme["right"] is None else extreme["right"][k]
-        mask[rows] = extreme_mask(score, left, right)
-    return mask
+def _extreme_args(extreme: Mapping[str, Any] | None, layers: list[str]) -> tuple:
+    """The extreme-cell rule as arrays: (mode, s, u, s_scale, u_scale, right, left)."""
+    empty = np.zeros((0, 0))
+    if extreme is None or extreme["right"] is None:
+        return (0, 0, 0, empty, empty, empty, empty)
+    left = extreme["left"]
+    return (
+        1 if left is None else 2,
+        layers.index(extreme["s"]),
+        layers.index(extreme["u"]),
+        np.asarray(extreme["scale"]["s"], np.float64),
+        np.asarray(extreme["scale"]["u"], np.float64),
+        np.asarray(extreme["right"], np.float64),
+        empty if left is None else np.asarray(left, np.float64),
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _product_sums(x, codes, plan, rule, out):
+    factors, counts, ptr, target, masked = plan
+    mode, si, ui, s_scale, u_scale, right, left = rule
+    for i in range(x.shape[1]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(x.shape[2]):
+            tail = True
+            if mode > 0:
+                score = x[si, i, j] / s_scale[k, j] + x[ui, i, j] / u_scale[k, j]
+                tail = score >= right[k, j]
+                if mode == 2:
+                    tail = tail or score <= left[k, j]
+            for p in range(counts.shape[0]):
+                prod = 1.0
+                if counts[p] > 0:
+                    prod = x[factors[p, 0], i, j]
+                    for q in range(1, counts[p]):
+                        prod = prod * x[factors[p, q], i, j]
+                for t in range(ptr[p], ptr[p + 1]):
+                    if tail or not masked[t]:
+                        out[target[t], k, j] += prod
 
 
 def sign_counts(v: Any, codes: np.ndarray, n_strata: int, threshold: np.ndarray) -> dict:
