@@ -316,99 +316,68 @@ def product_sums(
     first = next(iter(blocks.values()))
     n, g = first.shape
     codes = np.asarray(codes).ravel()
-    names = list(terms)
-    # each distinct product is formed once per cell and gene and serves all its terms
+    out = {name: np.zeros((n_strata, g)) for name in terms}
+    # each distinct product is formed once a slice and serves its plain and 'x:' terms
     by_factors: dict[tuple[str, ...], list[str]] = {}
     for name, factors in terms.items():
         by_factors.setdefault(tuple(sorted(factors)), []).append(name)
-    layers = list(blocks) + [d for d, combo in (derived or {}).items() if _has(blocks, combo)]
-    plan = _ProductPlan(by_factors, layers, names)
-    out = np.zeros((len(names), n_strata, g))
-    part = np.zeros_like(out)
     for start, stop in row_slices(n):
+        c = codes[start:stop]
+        total = _stratum_summer(c, n_strata)
         xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
         for name, combo in (derived or {}).items():
             if all(layer in xs for _, layer in combo):
                 xs[name] = sum(c * xs[layer] for c, layer in combo)
-        stack = np.stack([xs[k] for k in layers]) if layers else np.zeros((0, stop - start, g))
-        part[:] = 0.0
-        _product_sums(stack, codes[start:stop], plan.arrays, _extreme_args(extreme, layers), part)
-        out += part  # each slice summed apart, then added: the order of the numpy sums
-    return {name: out[t] for t, name in enumerate(names)}
+        mask = _slice_mask(xs, c, extreme) if extreme is not None else None
+        for factors, names in by_factors.items():
+            prod = _product(xs, factors, (stop - start, g))
+            for name in names:
+                masked = mask is not None and name.startswith("x:")
+                out[name] += total(prod, mask if masked else None)
+    return out
 
 
-def _has(blocks: Mapping[str, Any], combo: Sequence[tuple[float, str]]) -> bool:
-    return all(layer in blocks for _, layer in combo)
+def _stratum_summer(c: np.ndarray, n_strata: int):
+    """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
+    if n_strata == 1:
+        rows = c >= 0
+        where = None if rows.all() else rows[:, None]
+
+        def one(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+            keep = where if mask is None else (mask if where is None else mask & where)
+            return np.sum(x, axis=0, where=True if keep is None else keep)[None, :]
+
+        return one
+    ind = one_hot(c, n_strata)
+
+    def many(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        return ind @ (x if mask is None else np.where(mask, x, 0.0))
+
+    return many
 
 
-class _ProductPlan:
-    """The distinct products as integer arrays for :func:`_product_sums`.
-
-    ``factors`` (products x 4, -1 padded) index the stacked layers; the terms of product
-    ``p`` are ``target[ptr[p]:ptr[p + 1]]``, those summed over the extreme cells only
-    flagged in ``masked``.
-    """
-
-    def __init__(self, by_factors: dict, layers: list[str], names: list[str]) -> None:
-        width = max([4, *(len(f) for f in by_factors)])
-        factors = np.full((len(by_factors), width), -1, np.int64)
-        counts, ptr, target, masked = [], [0], [], []
-        for p, (fs, terms) in enumerate(by_factors.items()):
-            factors[p, : len(fs)] = [layers.index(f) for f in fs]
-            counts.append(len(fs))
-            target += [names.index(t) for t in terms]
-            masked += [t.startswith("x:") for t in terms]
-            ptr.append(len(target))
-        self.arrays = (
-            factors,
-            np.asarray(counts, np.int64),
-            np.asarray(ptr, np.int64),
-            np.asarray(target, np.int64),
-            np.asarray(masked, np.bool_),
-        )
+def _product(
+    xs: Mapping[str, np.ndarray], factors: tuple[str, ...], shape: tuple[int, int]
+) -> np.ndarray:
+    """The element-wise product of the named slices (ones for no factor)."""
+    if not factors:
+        return np.ones(shape)
+    prod = xs[factors[0]]
+    for f in factors[1:]:
+        prod = prod * xs[f]
+    return prod
 
 
-def _extreme_args(extreme: Mapping[str, Any] | None, layers: list[str]) -> tuple:
-    """The extreme-cell rule as arrays: (mode, s, u, s_scale, u_scale, right, left)."""
-    empty = np.zeros((0, 0))
-    if extreme is None or extreme["right"] is None:
-        return (0, 0, 0, empty, empty, empty, empty)
-    left = extreme["left"]
-    return (
-        1 if left is None else 2,
-        layers.index(extreme["s"]),
-        layers.index(extreme["u"]),
-        np.asarray(extreme["scale"]["s"], np.float64),
-        np.asarray(extreme["scale"]["u"], np.float64),
-        np.asarray(extreme["right"], np.float64),
-        empty if left is None else np.asarray(left, np.float64),
-    )
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _product_sums(x, codes, plan, rule, out):
-    factors, counts, ptr, target, masked = plan
-    mode, si, ui, s_scale, u_scale, right, left = rule
-    for i in range(x.shape[1]):
-        k = codes[i]
-        if k < 0:
-            continue
-        for j in range(x.shape[2]):
-            tail = True
-            if mode > 0:
-                score = x[si, i, j] / s_scale[k, j] + x[ui, i, j] / u_scale[k, j]
-                tail = score >= right[k, j]
-                if mode == 2:
-                    tail = tail or score <= left[k, j]
-            for p in range(counts.shape[0]):
-                prod = 1.0
-                if counts[p] > 0:
-                    prod = x[factors[p, 0], i, j]
-                    for q in range(1, counts[p]):
-                        prod = prod * x[factors[p, q], i, j]
-                for t in range(ptr[p], ptr[p + 1]):
-                    if tail or not masked[t]:
-                        out[target[t], k, j] += prod
+def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -> np.ndarray:
+    s, u = xs[extreme["s"]], xs[extreme["u"]]
+    mask = np.zeros(s.shape, dtype=bool)
+    for k in np.unique(c[c >= 0]):
+        rows = c == k
+        score = extremeness(s[rows], u[rows], extreme["scale"]["s"][k], extreme["scale"]["u"][k])
+        left = None if extreme["left"] is None else extreme["left"][k]
+        right = None if extreme["right"] is None else extreme["right"][k]
+        mask[rows] = extreme_mask(score, left, right)
+    return mask
 
 
 def sign_counts(v: Any, codes: np.ndarray, n_strata: int, threshold: np.ndarray) -> dict:
