@@ -63,6 +63,54 @@ def test_correlation_kernel_matches_numpy(centred):
             assert got[t] == pytest.approx(want, abs=1e-12)
 
 
+def test_correlation_kernel_widens_float32_inputs():
+    # the kernel reads float32 rows (a store's type) and widens each value: the same
+    # numbers as on a float64 copy
+    rng = np.random.default_rng(11)
+    x = rng.gamma(1.0, 1.0, (80, 33)).astype(np.float32)
+    v = rng.normal(size=(80, 33)).astype(np.float32)
+    v[3] = 0.0
+    ptr, nbr = tk.recursive_neighbours(_knn(x.astype(float), 6), np.arange(80), 2)
+    for transform in ("sqrt", "log", "linear"):
+        got = tk.correlation_kernel(x, x, v, ptr, nbr, transform=transform)
+        want = tk.correlation_kernel(
+            x.astype(float), x.astype(float), v.astype(float), ptr, nbr, transform=transform
+        )
+        np.testing.assert_array_equal(got, want)
+        assert (got[ptr[3] : ptr[4]] == 0).all()
+
+
+def test_correlations_are_computed_once(monkeypatch):
+    # the transition matrix reuses the first pass's weights: one kernel call per block,
+    # and the same matrix as normalising the weights of all cells at once
+    rng = np.random.default_rng(12)
+    n, g = 300, 10
+    x, v, emb = rng.normal(size=(n, g)) + 5, rng.normal(size=(n, g)), rng.normal(size=(n, 2))
+    knn = _knn(x, 8)
+    calls = []
+    kernel = tk.correlation_kernel
+    monkeypatch.setattr(
+        tk, "correlation_kernel", lambda *a, **k: calls.append(1) or kernel(*a, **k)
+    )
+    inp = gt.KernelInputs(
+        da.from_array(x, chunks=(70, g)), da.from_array(v, chunks=(70, g)), knn, emb, 70
+    )
+    trans, velocity = gt.correlation_transitions(inp)
+    got = trans.compute(scheduler="sync")
+    assert len(calls) == 5  # 5 row blocks of 70, 70, 70, 70, 20 cells
+    rows = np.arange(n)
+    ptr, nbr = tk.recursive_neighbours(knn, rows, 2)
+    corr = kernel(x, x, v, ptr, nbr)
+    upper = np.percentile(tk.row_confidence(corr, ptr), 98)
+    want = gt._csr(rows, ptr, nbr, tk.correlation_transition(corr, ptr, nbr, rows, upper), n)
+    got = sparse.csr_matrix(got)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_allclose(got.data, want.data, rtol=2e-7)
+    parts = ek.projection_parts(tk.correlation_weights(corr, ptr, nbr, rows), ptr, nbr, rows, emb)
+    stay = tk.self_weight(tk.row_confidence(corr, ptr), upper)
+    np.testing.assert_allclose(velocity, ek.finish_projection(parts, stay), rtol=1e-12)
+
+
 def test_correlation_rows_sum_to_one_with_self_share():
     rng = np.random.default_rng(2)
     x, v = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))

@@ -98,6 +98,48 @@ def test_product_sums_match_loops():
         np.testing.assert_allclose(st["x:a"][k], (a[m] * (a[m] + b[m] >= 1.2)).sum(0))
 
 
+def test_product_sums_both_tails_float32_and_slices_match_loops():
+    # two tails, float32 layers, a derived layer and more rows than one slice (2,048)
+    n, g = 4500, 4
+    a = RNG.random((n, g)).astype(np.float32)
+    b = RNG.random((n, g)).astype(np.float32)
+    codes = RNG.integers(-1, 3, n)
+    terms = {"n": (), "x:n": (), "ab": ("a", "b"), "x:dd": ("d", "d"), "x:a": ("a",)}
+    scale = {"s": np.full((3, g), 2.0), "u": np.full((3, g), 0.5)}
+    left, right = np.full((3, g), 0.6), np.full((3, g), 1.9)
+    st = kk.product_sums(
+        {"a": a, "b": b},
+        codes,
+        3,
+        terms,
+        extreme={"s": "a", "u": "b", "scale": scale, "left": left, "right": right},
+        derived={"d": ((2.0, "a"), (-1.0, "b"))},
+    )
+    a64, b64 = a.astype(float), b.astype(float)
+    score = a64 / 2.0 + b64 / 0.5
+    tail = (score >= 1.9) | (score <= 0.6)
+    d = 2.0 * a64 - b64
+    for k in range(3):
+        m = codes == k
+        np.testing.assert_array_equal(st["n"][k], m.sum())
+        np.testing.assert_array_equal(st["x:n"][k], tail[m].sum(0))
+        np.testing.assert_allclose(st["ab"][k], (a64[m] * b64[m]).sum(0), rtol=1e-12)
+        np.testing.assert_allclose(st["x:dd"][k], (d[m] ** 2 * tail[m]).sum(0), rtol=1e-12)
+        np.testing.assert_allclose(st["x:a"][k], (a64[m] * tail[m]).sum(0), rtol=1e-12)
+
+
+def test_extent_keeps_nan_as_numpy():
+    s = RNG.random((50, 3))
+    u = RNG.random((50, 3)).astype(np.float32)
+    s[4, 1] = np.nan
+    codes = np.zeros(50, np.int64)
+    ext = kk.extent(s, u, codes, 1)
+    np.testing.assert_array_equal(ext["s_min"][0], np.min(s, 0))
+    np.testing.assert_array_equal(ext["s_max"][0], np.max(s, 0))
+    np.testing.assert_array_equal(ext["u_max"][0], np.max(u, 0).astype(float))
+    assert np.isnan(ext["s_min"][0, 1]) and np.isnan(ext["s_max"][0, 1])
+
+
 @pytest.mark.parametrize(
     "method", [("deterministic", "ols"), ("stochastic", "gmm"), ("stochastic", "negbin")]
 )

@@ -73,6 +73,41 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     return tuple(out)
 
 
+def persist(*collections: Any, desc: str = "") -> tuple[Any, ...]:
+    """Compute Dask collections and keep the results where they were computed.
+
+    With a ``distributed`` client the results stay in the workers' memory (a lost one is
+    recomputed from its graph like any other task); without one they are held in this
+    process. The returned collections stand for those results in later graphs, so a value
+    needed by two passes is computed once. Counted as a compute.
+
+    Parameters
+    ----------
+    *collections
+        Dask arrays or delayed objects.
+    desc
+        A short label shown with the progress bar.
+
+    Returns
+    -------
+    tuple
+        The persisted collections, in order.
+    """
+    _state["computes"] += 1
+    client = _distributed_client()
+    if client is not None:
+        out = client.persist(list(collections))
+        if _state["progress"]:
+            if desc:
+                print(desc, file=sys.stderr)
+            from distributed import progress
+
+            progress(out)
+        return tuple(out)
+    with _local_progress():
+        return dask.persist(*collections)
+
+
 def grouped_by_kind(collections: tuple[Any, ...]) -> list[int]:
     """Positions of ``collections`` with each kind of collection together (stable).
 

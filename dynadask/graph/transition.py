@@ -18,7 +18,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
-from .._core.compute import compute, share
+from .._core.compute import compute, persist, share
 from ..kernels import embedding as ek
 from ..kernels import transition as tk
 from .blocks import as_rows, gather_rows
@@ -27,6 +27,12 @@ from .neighbourhood import Block, gather, plan_blocks
 
 def _dense(x: Any) -> np.ndarray:
     return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+
+
+def _rows(x: Any) -> np.ndarray:
+    """A gathered block as a dense array in its own float type (float32 stays float32)."""
+    x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
 def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
@@ -38,17 +44,33 @@ def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
 
 
 def _correlation_block(x_union, v, knn, block, depth, centred, transform):
-    rows, ptr, nbr, pos, x_union, x_self = _neighbourhood(x_union, knn, block, depth)
-    corr = tk.correlation_kernel(x_union, x_self, _dense(v), ptr, pos, centred, transform)
+    # the kernel widens each value to float64 itself: the gathered rows stay in the
+    # stored type (float32 on a store), half the memory of a float64 copy
+    rows = block.rows
+    ptr, nbr = tk.recursive_neighbours(knn, rows, depth)
+    x_union = _rows(x_union)
+    x_self = x_union[block.local(rows)]
+    corr = tk.correlation_kernel(
+        x_union, x_self, _rows(v), ptr, block.local(nbr), centred, transform
+    )
     return rows, ptr, nbr, corr
 
 
 def _first_pass_block(x_union, v, knn, emb, block, opts):
+    """One block's correlations, reduced to what the two passes need.
+
+    The projection's sums, each cell's confidence and the unnormalised weights (float32
+    CSR, global columns) that the second pass rescales.
+    """
     rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
     w = tk.correlation_weights(corr, ptr, nbr, rows, opts["sigma"], opts["negatives"])
     parts = ek.projection_parts(w, ptr, nbr, rows, emb)
     parts["confidence"] = tk.row_confidence(corr, ptr)
-    return parts
+    return {"parts": parts, "weights": _csr(rows, ptr, nbr, w, knn.shape[0])}
+
+
+def _parts_of(first: dict) -> dict:
+    return first["parts"]
 
 
 def _csr(
@@ -58,14 +80,19 @@ def _csr(
     owner = np.repeat(np.arange(len(rows)), np.diff(ptr))[keep]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=len(rows)))])
     return sparse.csr_matrix(
-        (values[keep].astype(np.float32), nbr[keep], indptr), shape=(len(rows), n)
+        (values[keep].astype(np.float32), nbr[keep].astype(np.int32), indptr), shape=(len(rows), n)
     )
 
 
-def _second_pass_block(x_union, v, knn, block, opts, upper):
-    rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
-    t = tk.correlation_transition(corr, ptr, nbr, rows, upper, opts["sigma"], opts["negatives"])
-    return _csr(rows, ptr, nbr, t, knn.shape[0])
+def _second_pass_block(first: dict, upper: float, sigma: float) -> sparse.csr_matrix:
+    """The block's transition rows: its weights over ``sum |w| + self weight`` per row."""
+    w = first["weights"]
+    parts = first["parts"]
+    stay = tk.self_weight(parts["confidence"], upper, sigma)
+    total = parts["abs_sum"] + stay
+    scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    data = (w.data.astype(np.float64) * np.repeat(scale, np.diff(w.indptr))).astype(np.float32)
+    return sparse.csr_matrix((data, w.indices, w.indptr), shape=w.shape)
 
 
 def _ito_block(x_union, v, knn, emb, block, opts, with_drift):
@@ -87,9 +114,12 @@ class KernelInputs:
     rows: int
 
 
-def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[], list], Any, Any]:
+def _block_args(
+    inp: KernelInputs, depth: int, dtype: Any = np.float64
+) -> tuple[list[Block], Callable[[], list], Any, Any]:
     # each block gathers its rows in one task from the row blocks that hold them, so a
     # worker keeps at most the (narrow) input blocks still wanted plus one block's rows
+    # (``dtype=None``: in the stored type)
     blocks = plan_blocks(inp.knn, inp.rows, depth)
     x, v = as_rows(inp.x), as_rows(inp.v)
     (knn_d,) = share([inp.knn])
@@ -98,7 +128,7 @@ def _block_args(inp: KernelInputs, depth: int) -> tuple[list[Block], Callable[[]
     def gathers() -> list:
         # new keys for every pass: the second pass reaches the scheduler through the CSR
         # writer's optimised graph, where a reused key would stand for another task spec
-        return [(gather(x, b), gather_rows(v, b.rows)) for b in blocks]
+        return [(gather(x, b, dtype=dtype), gather_rows(v, b.rows, dtype=dtype)) for b in blocks]
 
     return blocks, gathers, knn_d, emb_d
 
@@ -137,22 +167,22 @@ def correlation_transitions(
     transitions, velocity
         ``(n, n)`` Dask array of float32 CSR blocks; ``(n, n_dims)`` numpy velocity.
     """
-    blocks, gathers, knn_d, emb_d = _block_args(inp, depth)
+    blocks, gathers, knn_d, emb_d = _block_args(inp, depth, dtype=None)
     opts = {"corr": (depth, centred, transform), "sigma": sigma, "negatives": negatives}
     first = [
         dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
         for (x, v), b in zip(gathers(), blocks, strict=True)
     ]
-    parts = compute(*first, desc="transition kernel (pass 1)")
+    # one pass of correlations: each block's weights stay where they were computed
+    # until the second (lazy) pass has rescaled them with the percentile
+    first = persist(*first, desc="transition kernel (correlations)")
+    parts = compute(*[dask.delayed(_parts_of)(f) for f in first], desc="transition kernel")
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     upper = float(np.percentile(merged["confidence"], 98))
     velocity = ek.finish_projection(
         merged, tk.self_weight(merged["confidence"], upper, sigma), correct_density
     )
-    second = [
-        dask.delayed(_second_pass_block)(x, v, knn_d, b, opts, upper)
-        for (x, v), b in zip(gathers(), blocks, strict=True)
-    ]
+    second = [dask.delayed(_second_pass_block)(f, upper, sigma) for f in first]
     return _stack_csr(second, blocks, inp.knn.shape[0]), velocity
 
 

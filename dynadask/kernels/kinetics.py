@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -33,6 +34,15 @@ def dense_rows(x: Any, start: int, stop: int) -> np.ndarray:
     if sparse.issparse(part):
         part = part.toarray()
     return np.asarray(part, dtype=np.float64)
+
+
+def _rows(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a block, dense, in their own float type (C order)."""
+    part = x[start:stop]
+    if sparse.issparse(part):
+        part = part.toarray()
+    part = np.ascontiguousarray(part)
+    return part if part.dtype in (np.float32, np.float64) else part.astype(np.float64)
 
 
 def row_slices(n: int, size: int = SLICE_ROWS) -> Iterator[tuple[int, int]]:
@@ -71,18 +81,32 @@ def extent(s: Any, u: Any, codes: np.ndarray, n_strata: int) -> dict[str, np.nda
         ``s_min, s_max, u_min, u_max`` (``n_strata x n_genes``; +inf/-inf where empty).
     """
     g = s.shape[1]
-    out = {k: np.full((n_strata, g), np.inf) for k in ("s_min", "u_min")}
-    out.update({k: np.full((n_strata, g), -np.inf) for k in ("s_max", "u_max")})
+    lo = np.full((2, n_strata, g), np.inf)
+    hi = np.full((2, n_strata, g), -np.inf)
     codes = np.asarray(codes).ravel()
     for start, stop in row_slices(s.shape[0]):
-        c = codes[start:stop]
-        xs = {"s": dense_rows(s, start, stop), "u": dense_rows(u, start, stop)}
-        for k in np.unique(c[c >= 0]):
-            rows = c == k
-            for name, x in xs.items():
-                np.minimum(out[f"{name}_min"][k], x[rows].min(axis=0), out=out[f"{name}_min"][k])
-                np.maximum(out[f"{name}_max"][k], x[rows].max(axis=0), out=out[f"{name}_max"][k])
-    return out
+        _extent(_rows(s, start, stop), _rows(u, start, stop), codes[start:stop], lo, hi)
+    return {"s_min": lo[0], "u_min": lo[1], "s_max": hi[0], "u_max": hi[1]}
+
+
+@numba.njit(cache=True)
+def _extent(s, u, codes, lo, hi):
+    # NaN wins, as in numpy's minimum / maximum
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(s.shape[1]):
+            for m in range(2):
+                x = np.float64(s[i, j]) if m == 0 else np.float64(u[i, j])
+                if x != x:
+                    lo[m, k, j] = x
+                    hi[m, k, j] = x
+                    continue
+                if x < lo[m, k, j]:
+                    lo[m, k, j] = x
+                if x > hi[m, k, j]:
+                    hi[m, k, j] = x
 
 
 def combine_extent(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -99,18 +123,6 @@ def bin_index(score: np.ndarray, lo: np.ndarray, width: np.ndarray, n_bins: int)
     """Bin of each score in ``n_bins`` equal bins from ``lo`` (same rule in every pass)."""
     b = np.floor((score - lo) / width)
     return np.clip(np.nan_to_num(b, nan=0.0), 0, n_bins - 1).astype(np.int64)
-
-
-def _scored_slices(s, u, codes, scale, lo, width, n_bins):
-    """Yield ``(stratum, bins, score)`` for each stratum present in each row slice."""
-    codes = np.asarray(codes).ravel()
-    for start, stop in row_slices(s.shape[0]):
-        c = codes[start:stop]
-        ss, uu = dense_rows(s, start, stop), dense_rows(u, start, stop)
-        for k in np.unique(c[c >= 0]):
-            rows = c == k
-            score = extremeness(ss[rows], uu[rows], scale["s"][k], scale["u"][k])
-            yield k, bin_index(score, lo[k], width[k], n_bins), score
 
 
 def score_histogram(
@@ -130,11 +142,44 @@ def score_histogram(
         ``n_strata x n_genes x n_bins`` int64.
     """
     n_strata, g = lo.shape
-    out = np.zeros((n_strata, g * n_bins), dtype=np.int64)
-    offsets = np.arange(g) * n_bins
-    for k, bins, _ in _scored_slices(s, u, codes, scale, lo, width, n_bins):
-        out[k] += np.bincount((bins + offsets).ravel(), minlength=g * n_bins)
-    return out.reshape(n_strata, g, n_bins)
+    out = np.zeros((n_strata, g, n_bins), dtype=np.int64)
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        _histogram(
+            _rows(s, start, stop), _rows(u, start, stop), codes[start:stop],
+            scale["s"], scale["u"], lo, width, n_bins, out,
+        )  # fmt: skip
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _bin(score, lo, width, n_bins):
+    # the rule of bin_index, for one value
+    b = np.floor((score - lo) / width)
+    if b != b:
+        return 0
+    if b < 0:
+        return 0
+    if b > n_bins - 1:
+        return n_bins - 1
+    return np.int64(b)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _score(s, u, s_scale, u_scale):
+    # the rule of extremeness, for one value
+    return np.float64(s) / s_scale + np.float64(u) / u_scale
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _histogram(s, u, codes, s_scale, u_scale, lo, width, n_bins, out):
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(s.shape[1]):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            out[k, j, _bin(score, lo[k, j], width[k, j], n_bins)] += 1
 
 
 def collect_in_bins(
@@ -161,15 +206,39 @@ def collect_in_bins(
         Per window ``(keys, values, counts)`` with ``key = stratum * n_genes + gene``,
         unique ``(key, value)`` pairs (concatenate over blocks with :func:`combine_collected`).
     """
-    g = lo.shape[1]
     found: list[list[tuple]] = [[] for _ in windows]
-    genes = np.arange(g)
-    for k, bins, score in _scored_slices(s, u, codes, scale, lo, width, n_bins):
+    codes = np.asarray(codes).ravel()
+    for start, stop in row_slices(s.shape[0]):
+        si, ui, c = _rows(s, start, stop), _rows(u, start, stop), codes[start:stop]
         for w, (first, last) in enumerate(windows):
-            hit = (bins >= first[k]) & (bins <= last[k])
-            _, cols = np.nonzero(hit)
-            found[w].append((k * g + genes[cols], score[hit]))
+            args = (si, ui, c, scale["s"], scale["u"], lo, width, n_bins, first, last)
+            keys = np.empty(_in_window(*args, np.empty(0, np.int64), np.empty(0)), np.int64)
+            values = np.empty(keys.size)
+            _in_window(*args, keys, values)
+            found[w].append((keys, values))
     return [_unique_pairs([f[0] for f in parts], [f[1] for f in parts], None) for parts in found]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _in_window(s, u, codes, s_scale, u_scale, lo, width, n_bins, first, last, keys, values):
+    # the (stratum * n_genes + gene, score) pairs whose bin is in the window, written to
+    # keys / values when they have room; returns how many there are (call once to count)
+    g = s.shape[1]
+    fill = keys.shape[0] > 0
+    m = 0
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(g):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            b = _bin(score, lo[k, j], width[k, j], n_bins)
+            if first[k, j] <= b <= last[k, j]:
+                if fill:
+                    keys[m] = k * g + j
+                    values[m] = score
+                m += 1
+    return m
 
 
 def _unique_pairs(keys: list, values: list, counts: list | None) -> tuple:

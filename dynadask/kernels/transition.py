@@ -7,6 +7,8 @@ the candidates ``nbr[ptr[i]:ptr[i + 1]]``, as in a CSR matrix. Accumulation is i
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from scipy import sparse
@@ -103,36 +105,53 @@ def correlation_kernel(
     )
 
 
-@numba.njit(cache=True)
-def _signed_root(a, code):
+@numba.njit(cache=True, inline="always")
+def _root(a, code):
+    # the signed transform of one value: square root, log1p or identity, sign kept
     if code == 1:
-        return np.sign(a) * np.sqrt(np.abs(a))
+        return math.copysign(math.sqrt(abs(a)), a)
     if code == 2:
-        return np.sign(a) * np.log1p(np.abs(a))
+        return math.copysign(math.log1p(abs(a)), a)
     return a
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _correlation(x_nbr, x_self, v, ptr, nbr, centred, root):
+    # one fused loop over genes per (cell, candidate): no temporary arrays; the inputs
+    # may be float32 (each value is widened to float64 before the difference)
     n, g = x_self.shape
     out = np.zeros(nbr.shape[0])
+    b = np.empty(g)
+    xi = np.empty(g)
     for i in range(n):
-        vi = v[i].astype(np.float64)
-        if vi.sum() == 0:
+        total = 0.0
+        for j in range(g):
+            total += np.float64(v[i, j])
+        if total == 0:
             continue
-        b = _signed_root(vi, root)
-        if centred:
-            b = b - b.mean()
-        bnorm = np.sqrt((b * b).sum())
+        mean = 0.0
+        for j in range(g):
+            b[j] = _root(np.float64(v[i, j]), root)
+            mean += b[j]
+        mean = mean / g if centred else 0.0
+        bsq = 0.0
+        for j in range(g):
+            b[j] -= mean
+            bsq += b[j] * b[j]
+            xi[j] = np.float64(x_self[i, j])
+        bnorm = np.sqrt(bsq)
         if bnorm == 0:
             continue
-        xi = x_self[i].astype(np.float64)
         for t in range(ptr[i], ptr[i + 1]):
-            a = _signed_root(x_nbr[nbr[t]].astype(np.float64) - xi, root)
-            num = (a * b).sum()
-            sq = (a * a).sum()
+            r = nbr[t]
+            num, sq, tot = 0.0, 0.0, 0.0
+            for j in range(g):
+                a = _root(np.float64(x_nbr[r, j]) - xi[j], root)
+                num += a * b[j]
+                sq += a * a
+                tot += a
             if centred:
-                sq -= a.sum() ** 2 / g
+                sq -= tot * tot / g
             if sq > 1e-300:
                 out[t] = num / (np.sqrt(sq) * bnorm)
     return out
