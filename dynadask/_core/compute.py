@@ -50,12 +50,7 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     client = _distributed_client()
     if client is not None:
         futures = client.compute(list(collections))
-        if _state["progress"]:
-            if desc:
-                print(desc, file=sys.stderr)
-            from distributed import progress  # see _distributed_client
-
-            progress(futures)
+        _show_progress(futures, desc)
         try:
             values = tuple(client.gather(futures))
         except BaseException:
@@ -97,15 +92,20 @@ def persist(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     client = _distributed_client()
     if client is not None:
         out = client.persist(list(collections))
-        if _state["progress"]:
-            if desc:
-                print(desc, file=sys.stderr)
-            from distributed import progress
-
-            progress(out)
+        _show_progress(out, desc)
         return tuple(out)
     with _local_progress():
         return dask.persist(*collections)
+
+
+def _show_progress(futures: list[Any], desc: str) -> None:
+    """A distributed progress bar for ``futures`` when progress is on (``desc`` above it)."""
+    if _state["progress"]:
+        if desc:
+            print(desc, file=sys.stderr)
+        from distributed import progress  # see _distributed_client
+
+        progress(futures)
 
 
 def grouped_by_kind(collections: tuple[Any, ...]) -> list[int]:
