@@ -35,10 +35,12 @@ def _rows(x: Any) -> np.ndarray:
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
-def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
+def _neighbourhood(
+    x_union: Any, knn: np.ndarray, block: Block, depth: int, as_array: Callable = _dense
+):
     rows = block.rows
     ptr, nbr = tk.recursive_neighbours(knn, rows, depth)
-    x_union = _dense(x_union)
+    x_union = as_array(x_union)
     x_self = x_union[block.local(rows)]
     return rows, ptr, nbr, block.local(nbr), x_union, x_self
 
@@ -46,13 +48,8 @@ def _neighbourhood(x_union: Any, knn: np.ndarray, block: Block, depth: int):
 def _correlation_block(x_union, v, knn, block, depth, centred, transform):
     # the kernel widens each value to float64 itself: the gathered rows stay in the
     # stored type (float32 on a store), half the memory of a float64 copy
-    rows = block.rows
-    ptr, nbr = tk.recursive_neighbours(knn, rows, depth)
-    x_union = _rows(x_union)
-    x_self = x_union[block.local(rows)]
-    corr = tk.correlation_kernel(
-        x_union, x_self, _rows(v), ptr, block.local(nbr), centred, transform
-    )
+    rows, ptr, nbr, pos, x_union, x_self = _neighbourhood(x_union, knn, block, depth, _rows)
+    corr = tk.correlation_kernel(x_union, x_self, _rows(v), ptr, pos, centred, transform)
     return rows, ptr, nbr, corr
 
 
