@@ -318,14 +318,14 @@ def _fit_with_restarts(X, V, X_all, V_all, valid, opts, seeds, min_vel_corr):
             desc="vector field score",
         )
         score = float(np.mean(own[:, -1]))
-        if best is None or score > best[3]:
-            best = (fit, None, np.asarray(own[:, -3]), score)
+        if best is None or score > best[2]:
+            best = (fit, np.asarray(own[:, -3]), score)
         if score >= min_vel_corr:
             break
         log.warning("mean cosine %.3f < min_vel_corr %.3f: refitting", score, min_vel_corr)
-    fit = best[0]
+    fit, P, score = best
     rows = gv.fitted(X_all, V_all, fit["X_ctrl"], fit["beta"], fit, **_post(opts))
-    return fit, rows, best[2], best[3]
+    return fit, rows, P, score
 
 
 def _post(opts: dict) -> dict:
