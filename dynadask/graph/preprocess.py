@@ -15,6 +15,7 @@ import numpy as np
 from dask import delayed
 from scipy import sparse
 
+from .._core.lineage import remember_row_transform
 from ..kernels import pca as kpca
 from ..kernels import preprocess as kpp
 from .blocks import ArrayLike, align_rows, map_rows, sum_rows
@@ -171,6 +172,8 @@ def scaled(x: ArrayLike, size_factors: np.ndarray, *, log: bool = False) -> da.A
     out = da.map_blocks(_scale, xd, sd, dtype=np.float32, meta=_CSR_META)
     if log:
         out = out.map_blocks(kpp.log1p_block, dtype=np.float32, meta=_CSR_META)
+    else:  # (log1p of float32 quotients is not the float64 rule RowTransform applies)
+        remember_row_transform(out, x, size_factors, log=False, via_float32=True, dtype=np.float32)
     return out
 
 
@@ -185,7 +188,7 @@ def normalized(
     """Lazy ``x / s`` (or ``log1p(x / s)``) over ``genes`` (all when ``None``), CSR row blocks."""
     xd, sd = _with_factor_column(x, size_factors)
     n_cols = xd.shape[1] if genes is None else len(genes)
-    return da.map_blocks(
+    out = da.map_blocks(
         _normalized_block,
         xd,
         sd,
@@ -195,6 +198,9 @@ def normalized(
         dtype=np.float32,
         meta=_CSR_META,
     )
+    if genes is None:
+        remember_row_transform(out, x, size_factors, log=log, via_float32=False, dtype=np.float32)
+    return out
 
 
 def _totals(*blocks) -> np.ndarray:

@@ -13,10 +13,11 @@ from anndata.experimental import read_dispatched, read_elem_lazy
 
 from .._core import keys
 from .._core.errors import InputError, StoreNotFoundError
+from .._core.lineage import remember_stored
 from .._core.settings import get_chunk_policy
 from .format import check_store, open_group
 from .journal import recover
-from .location import Remote, location
+from .location import Remote, location, location_of_store
 from .tenx import read_10x_h5, read_10x_mtx
 
 _LAZY_SLOTS = ("layers", "obsm", "varm", "obsp", "varp")
@@ -137,13 +138,25 @@ def lazy_array(elem: zarr.Array) -> da.Array:
     return _lazy(elem, int(elem.chunks[0]))
 
 
+def _remember(x: da.Array, elem: zarr.Group) -> None:
+    """Note where lazy CSR ``x`` is stored, for writers that reuse its structure."""
+    try:
+        where = location_of_store(elem.store)
+    except AttributeError:  # an in-memory Zarr store: nothing to reuse
+        return
+    remember_stored(x, where, elem.path)
+
+
 def _lazy(elem: zarr.Array | zarr.Group, rows: int) -> Any:
     """Read one matrix element lazily with row blocks of ``rows`` cells."""
     encoding = elem.attrs.get("encoding-type")
     if encoding in ("csr_matrix", "array"):
         shape = elem.shape if isinstance(elem, zarr.Array) else tuple(elem.attrs["shape"])
         chunks = (min(rows, max(shape[0], 1)),) + (-1,) * (len(shape) - 1)
-        return read_elem_lazy(elem, chunks=chunks)
+        x = read_elem_lazy(elem, chunks=chunks)
+        if encoding == "csr_matrix":
+            _remember(x, elem)
+        return x
     if encoding == "csc_matrix":
         return read_elem_lazy(elem)
     # data frames and other encodings in obsm are small: read them whole

@@ -3,7 +3,10 @@
 Dense arrays are stored block by block by the workers (Dask chunks aligned with Zarr chunks).
 Sparse CSR arrays take two passes: each row block writes its own piece, then the pieces are
 concatenated into the final ``data``/``indices`` arrays with chunk-aligned writes, and the
-global ``indptr`` is assembled from the pieces' row pointers (one vector of n_cells).
+global ``indptr`` is assembled from the pieces' row pointers (one vector of n_cells). The
+pieces are written unencoded (they are read back once and removed). A per-row transform of a
+stored CSR matrix (``x / s``, ``log1p(x / s)``) skips the pieces: it is written value chunk
+by value chunk with the stored matrix's indices and row pointers (:mod:`dynadask.io.rowwise`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import zarr
 from scipy import sparse
 
 from .._core.compute import compute
+from .._core.lineage import row_transform
 from .._core.settings import get_chunk_policy
 from .format import COMPRESSORS, DENSE_ATTRS, csr_attrs, open_group
 from .location import location_of_store
@@ -99,7 +103,7 @@ def _write_piece(block: Any, path: Any, key: str, index: int) -> tuple[int, np.n
                 data=values,
                 chunks=(max(len(values), 1),),
                 overwrite=True,
-                compressors=COMPRESSORS,
+                compressors=None,  # read back once and removed: not worth encoding
             )
     return block.nnz, block.indptr.astype(np.int64)
 
@@ -189,10 +193,18 @@ def write_arrays(
     list
         The computed values of ``extra_tasks``.
     """
+    from .rowwise import indices_sorted, row_transform_tasks, source_of
+
     path = location_of_store(root.store)
-    tasks, sparse_jobs = list(extra_tasks), []
+    tasks, sparse_jobs, reused = list(extra_tasks), [], []
     for name, x in arrays.items():
-        if is_sparse(x):
+        spec = row_transform(x) if is_sparse(x) else None
+        source = source_of(spec, x.shape) if spec is not None else None
+        if source is not None:
+            jobs = row_transform_tasks(root, name, spec, source, x.shape)
+            reused.append((name, x, source, len(tasks), len(jobs)))
+            tasks += jobs
+        elif is_sparse(x):
             x = regular_rows(x) if x.numblocks[0] > 1 else x
             jobs = stage_csr_pieces(path, f"_pieces/{name}", x)
             sparse_jobs.append((name, x, len(tasks), len(jobs)))
@@ -200,6 +212,13 @@ def write_arrays(
         else:
             tasks.append(store_dense(root, name, x))
     results = compute(*tasks) if tasks else []
+    for name, x, source, i, n in reused:
+        if not indices_sorted(list(results[i : i + n]), source):
+            # a row of the source has unsorted column indices: write it the general way
+            x = regular_rows(x) if x.numblocks[0] > 1 else x
+            jobs = stage_csr_pieces(path, f"_pieces/{name}", x)
+            results = list(results) + list(compute(*jobs))
+            sparse_jobs.append((name, x, len(results) - len(jobs), len(jobs)))
     second = [
         assemble_csr(root, f"_pieces/{name}", name, x.shape, x.dtype, list(results[i : i + n]))
         for name, x, i, n in sparse_jobs
