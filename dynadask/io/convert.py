@@ -257,7 +257,7 @@ def _open_array(src: Path, kind: str, key: str) -> Any:
 def _copy_range(src: Path, kind: str, key: str, dst: Any, name: str, start: int, stop: int) -> int:
     values = _open_array(src, kind, key)[start:stop]
     target = open_group(dst, mode="a")[name]
-    target[start:stop] = values
+    target[start:stop] = values.astype(target.dtype, copy=False)
     return stop - start
 
 
@@ -270,7 +270,9 @@ def _copy_csr_tasks(root: zarr.Group, name: str, spec: tuple) -> list[Any]:
     tasks = []
     for part in ("data", "indices", "indptr"):
         source = _open_array(src, kind, f"{key}/{part}")
-        length, item = source.shape[0], source.dtype
+        length, item = source.shape[0], np.dtype(source.dtype)
+        if part == "indices" and item.kind in "iu" and item.itemsize > 4 and shape[1] < 2**31:
+            item = np.dtype(np.int32)  # as dynadask writes every CSR: half the bytes to read
         step = get_chunk_policy().zarr_elements(item.itemsize)
         with quiet_zarr():
             group.create_array(
