@@ -8,8 +8,9 @@ eigenvectors are the principal axes.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
 
 from .preprocess import as_csr
 
@@ -57,15 +58,46 @@ def cross_moments(
         ``n`` (1-element), ``sum`` (``(g,)``) and ``gram`` (``(g, g)``), float64. Rows are
         densified a slice at a time (at most ``DENSE_BYTES``), never the whole block.
     """
-    y = log_norm(block, size_factors, genes, log)
-    g = y.shape[1]
+    n_cols = block.shape[1]
+    if genes is not None and 2 * len(genes) < n_cols:  # few genes: select them first
+        return gram_of(log_norm(block, size_factors, genes, log))
+    return gram_of(log_norm(block, size_factors, None, log), genes)
+
+
+def gram_of(y, genes: np.ndarray | None = None) -> dict:
+    """``n``, per-gene sums and the cross-product of CSR ``y`` over ``genes`` (all if ``None``).
+
+    Rows are densified a slice at a time (at most ``DENSE_BYTES``) by a compiled fill.
+    """
+    y = sparse.csr_matrix(y)
+    n_cols = y.shape[1]
+    pos = np.arange(n_cols, dtype=np.int64)
+    if genes is not None:
+        genes = np.asarray(genes, dtype=np.int64)
+        pos = np.full(n_cols, -1, dtype=np.int64)
+        pos[genes] = np.arange(genes.size)
+    g = n_cols if genes is None else genes.size
     step = max(64, DENSE_BYTES // (8 * max(g, 1)))  # rows densified at a time
     total, gram = np.zeros(g), np.zeros((g, g))
+    data = np.asarray(y.data, dtype=np.float64)
+    indptr = y.indptr.astype(np.int64)
     for start in range(0, y.shape[0], step):
-        part = y[start : start + step].toarray()
+        stop = min(start + step, y.shape[0])
+        part = np.zeros((stop - start, g))
+        _fill_rows(data, y.indices, indptr, pos, start, stop, part)
         total += part.sum(axis=0)
         gram += part.T @ part
     return {"n": np.array([float(y.shape[0])]), "sum": total, "gram": gram}
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_rows(data, indices, indptr, pos, start, stop, out):  # pragma: no cover
+    """Add rows ``start:stop`` of a CSR matrix into dense ``out``, column ``c`` at ``pos[c]``."""
+    for r in range(start, stop):
+        for k in range(indptr[r], indptr[r + 1]):
+            p = pos[indices[k]]
+            if p >= 0:
+                out[r - start, p] += data[k]
 
 
 def pca_from_moments(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 from scipy import sparse
 
 from .._core.errors import CountsError
+from .qc_sums import canonical, layer_sums, shared_sums
 
 
 def as_csr(block) -> sparse.csr_matrix:
@@ -72,17 +74,18 @@ def cell_sums(
         of genes > 0 and its total, the mitochondrial total of the first layer (0 without
         ``mito``), then one column per shared set.
     """
-    csrs = [as_csr(b) for b in blocks]
+    csrs = [canonical(as_csr(b)) for b in blocks]
     n, k = csrs[0].shape[0], 2 * len(csrs)
     out = np.zeros((n, k + 1 + len(shared)))
+    use_mito = mito is not None and np.any(mito)
     for i, csr in enumerate(csrs):
-        out[:, 2 * i] = np.diff((csr > 0).indptr)
-        out[:, 2 * i + 1] = np.asarray(csr.sum(axis=1, dtype=np.float64)).ravel()
-    if mito is not None and np.any(mito):
-        first = csrs[0][:, np.flatnonzero(mito)]
-        out[:, k] = np.asarray(first.sum(axis=1, dtype=np.float64)).ravel()
+        detected, total, mito_total, *_ = layer_sums(csr, mito if use_mito and i == 0 else None)
+        out[:, 2 * i], out[:, 2 * i + 1] = detected, total
+        if use_mito and i == 0:
+            out[:, k] = mito_total
     for j, members in enumerate(shared):
-        out[:, k + 1 + j] = shared_counts([csrs[i] for i in members], axis=1, n_out=n)
+        if members:
+            out[:, k + 1 + j] = shared_sums([csrs[i] for i in members])[0]
     return out
 
 
@@ -111,17 +114,18 @@ def gene_sums(*blocks, names: Sequence[str] = (), shared: Sequence[Sequence[int]
         If a block holds NaN, infinite or negative values.
     """
     names = list(names) or [f"layer {i}" for i in range(len(blocks))]
-    csrs = [as_csr(b) for b in blocks]
+    csrs = [canonical(as_csr(b)) for b in blocks]
     n_genes = csrs[0].shape[1]
     ncells = np.zeros((len(csrs), n_genes))
     sums = np.zeros((len(csrs), n_genes))
     for i, (csr, name) in enumerate(zip(csrs, names, strict=True)):
-        check_counts(csr, name)
-        ncells[i] = np.bincount((csr > 0).indices, minlength=n_genes)
-        sums[i] = np.asarray(csr.sum(axis=0, dtype=np.float64)).ravel()
+        *_, ncells[i], sums[i], bad = layer_sums(csr)
+        if bad:
+            check_counts(csr, name)  # raises with the message for what was found
     common = np.zeros((len(shared), n_genes))
     for j, members in enumerate(shared):
-        common[j] = shared_counts([csrs[i] for i in members], axis=0, n_out=n_genes)
+        if members:
+            common[j] = shared_sums([csrs[i] for i in members])[1]
     return {"ncells": ncells, "sum": sums, "shared": common}
 
 
@@ -170,12 +174,26 @@ def normalized_gene_moments(block, size_factors: np.ndarray, log: bool = False) 
     x = scale_rows(block, size_factors, dtype=np.float64)
     if log:
         x.data = np.log1p(x.data)
-    sq = x.multiply(x)
-    return {
-        "sum": np.asarray(x.sum(axis=0)).ravel(),
-        "sumsq": np.asarray(sq.sum(axis=0)).ravel(),
-        "n": np.array([float(x.shape[0])]),
-    }
+    total, squares = column_sums(x)
+    return {"sum": total, "sumsq": squares, "n": np.array([float(x.shape[0])])}
+
+
+def column_sums(x: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column sums of a CSR matrix's values and of their squares (float64, row order)."""
+    x = canonical(x)  # duplicate entries are one value, as in scipy's products
+    return _column_sums(np.asarray(x.data, dtype=np.float64), x.indices, x.indptr, x.shape[1])
+
+
+@numba.njit(cache=True, nogil=True)
+def _column_sums(data, indices, indptr, n_cols):  # pragma: no cover
+    total = np.zeros(n_cols)
+    squares = np.zeros(n_cols)
+    for r in range(indptr.size - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            v = data[k]
+            total[indices[k]] += v
+            squares[indices[k]] += v * v
+    return total, squares
 
 
 def gene_moments(block, size_factors: np.ndarray) -> dict:
