@@ -8,6 +8,7 @@ neighbour graph is read for the cells it was built on (NN-descent). Neighbour li
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import dask
@@ -102,7 +103,6 @@ def cache_pynndescent() -> int:
     _CACHED.append(True)
     import importlib
     import pkgutil
-    import warnings
 
     import pynndescent
     from numba.core.caching import NullCache
@@ -132,10 +132,11 @@ def _nndescent(
     from pynndescent import NNDescent
 
     cache_pynndescent()
-
-    index = NNDescent(
-        x, metric=metric, metric_kwds=metric_kwds, n_neighbors=k, random_state=seed, **kwargs
-    )
+    with warnings.catch_warnings():  # two functions numba cannot cache: compiled as before
+        warnings.filterwarnings("ignore", message=".*[Cc]annot cache compiled function.*")
+        index = NNDescent(
+            x, metric=metric, metric_kwds=metric_kwds, n_neighbors=k, random_state=seed, **kwargs
+        )
     idx, dist = index.neighbor_graph
     return kn.self_first(idx, dist)
 
