@@ -337,6 +337,185 @@ def product_sums(
     return out
 
 
+PENDING_CAP = 1024
+"""Distinct window scores one stratum's gene may keep in a row block (:func:`window_sums`).
+
+A gene with more (a window bin crowded with distinct scores) is left out of the block's
+pending values and flagged; its sums are then taken by the separate quantile and product
+passes."""
+
+
+def window_sums(
+    blocks: Mapping[str, Any],
+    codes: np.ndarray,
+    n_strata: int,
+    terms: Mapping[str, tuple[str, ...]],
+    *,
+    window: Mapping[str, Any],
+    derived: Mapping[str, tuple[tuple[float, str], ...]] | None = None,
+    cap: int | None = None,
+) -> dict[str, Any]:
+    """:func:`product_sums` before the extreme thresholds are known, from the score bins.
+
+    The thresholds lie in known bins of the extremeness score (the windows of the
+    quantile passes). A cell above the right window (below the left one) is extreme
+    whatever the threshold and enters the ``'x:'`` sums here; a cell inside a window waits:
+    its score and its ``'x:'`` products are kept, merged per distinct ``(stratum, gene,
+    score)``, until :func:`add_pending` adds those at or beyond the exact thresholds. The
+    window values also give those thresholds (:func:`pending_in_window`), so one pass
+    replaces the window pass and the sums pass.
+
+    Parameters
+    ----------
+    blocks, codes, n_strata, terms, derived
+        As :func:`product_sums`.
+    window
+        ``{'s': name, 'u': name, 'scale': {'s','u'}, 'lo', 'width', 'n_bins', 'right':
+        (first_bin, last_bin) | None, 'left': (first_bin, last_bin) | None}`` with
+        ``n_strata x n_genes`` arrays (the score grid of :func:`score_histogram`).
+    cap
+        Distinct pending scores a key may keep (default :data:`PENDING_CAP`).
+
+    Returns
+    -------
+    dict
+        ``sums`` (name -> ``n_strata x n_genes``; ``'x:'`` sums over the certain cells
+        only), ``pending`` (``keys, values, counts, products``: ``key = stratum * n_genes +
+        gene``, sorted unique ``(key, value)`` pairs, ``products`` one column per sorted
+        ``'x:'`` name) and ``dropped`` (flagged keys, boolean ``n_strata * n_genes``).
+        Combine blocks with :func:`combine_window_sums`.
+    """
+    first = next(iter(blocks.values()))
+    n, g = first.shape
+    codes = np.asarray(codes).ravel()
+    out = {name: np.zeros((n_strata, g)) for name in terms}
+    x_names = sorted(k for k in terms if k.startswith("x:"))
+    by_factors: dict[tuple[str, ...], list[str]] = {}
+    for name, factors in terms.items():
+        by_factors.setdefault(tuple(sorted(factors)), []).append(name)
+    seen = np.zeros(n_strata * g, dtype=np.int64)
+    pending: list[tuple] = []
+    for start, stop in row_slices(n):
+        c = codes[start:stop]
+        total = _stratum_summer(c, n_strata)
+        xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
+        for name, combo in (derived or {}).items():
+            if all(layer in xs for _, layer in combo):
+                xs[name] = sum(f * xs[layer] for f, layer in combo)
+        sure, wait, score = _window_masks(xs, c, window)
+        ui, uj = np.nonzero(wait)
+        prods = np.empty((ui.size, len(x_names)))
+        for factors, names in by_factors.items():
+            prod = _product(xs, factors, (stop - start, g))
+            for name in names:
+                x = name.startswith("x:")
+                out[name] += total(prod, sure if x else None)
+                if x:
+                    prods[:, x_names.index(name)] = prod[ui, uj]
+        keys = c[ui].astype(np.int64) * g + uj
+        part = merge_pending(keys, score[ui, uj], np.ones(ui.size, np.int64), prods)
+        seen += np.bincount(part[0], minlength=seen.size)
+        pending.append(part)
+    dropped = seen > (PENDING_CAP if cap is None else cap)
+    return {"sums": out, "pending": _keep(pending, dropped), "dropped": dropped}
+
+
+def _window_masks(
+    xs: Mapping[str, np.ndarray], c: np.ndarray, window: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells surely extreme, cells waiting in a window, and the scores, of one slice."""
+    rows = c >= 0
+    k = np.where(rows, c, 0)
+    s, u = xs[window["s"]], xs[window["u"]]
+    score = extremeness(s, u, window["scale"]["s"][k], window["scale"]["u"][k])
+    b = bin_index(score, window["lo"][k], window["width"][k], window["n_bins"])
+    wait = np.zeros(score.shape, dtype=bool)
+    sure = np.zeros(score.shape, dtype=bool)
+    for side, beyond in (("right", lambda first, last: b > last), ("left", lambda f, _: b < f)):
+        if window.get(side) is None:
+            continue
+        first, last = window[side][0][k], window[side][1][k]
+        wait |= (b >= first) & (b <= last)
+        sure |= beyond(first, last)
+    with np.errstate(invalid="ignore"):
+        sure &= ~wait & ~np.isnan(score) & rows[:, None]
+    wait &= rows[:, None]
+    return sure, wait, score
+
+
+def merge_pending(
+    keys: np.ndarray, values: np.ndarray, counts: np.ndarray, prods: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort ``(key, value)`` pairs and merge equal ones, summing counts and product rows."""
+    if keys.size == 0:
+        return (
+            keys.astype(np.int64),
+            values.astype(np.float64),
+            counts.astype(np.int64),
+            prods.reshape(0, prods.shape[1]),
+        )
+    order = np.lexsort((values, keys))
+    keys, values, counts, prods = keys[order], values[order], counts[order], prods[order]
+    new = np.ones(keys.size, dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]) | (values[1:] != values[:-1])
+    at = np.flatnonzero(new)
+    return keys[at], values[at], np.add.reduceat(counts, at), np.add.reduceat(prods, at, axis=0)
+
+
+def _keep(parts: list[tuple], dropped: np.ndarray) -> tuple:
+    """The pending parts of the keys not dropped, merged."""
+    keep = [tuple(a[~dropped[p[0]]] for a in p) for p in parts]
+    return merge_pending(*(np.concatenate([p[i] for p in keep]) for i in range(4)))
+
+
+def combine_window_sums(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine :func:`window_sums` results of several blocks."""
+    sums = {k: sum(p["sums"][k] for p in parts) for k in parts[0]["sums"]}
+    dropped = np.logical_or.reduce([p["dropped"] for p in parts])
+    return {
+        "sums": sums,
+        "pending": _keep([p["pending"] for p in parts], dropped),
+        "dropped": dropped,
+    }
+
+
+def pending_in_window(
+    pending: tuple, window: Mapping[str, Any], first: np.ndarray, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(keys, values, counts)`` of the pending values whose bin is in ``[first, last]``.
+
+    What :func:`collect_in_bins` collects for that window, for the keys not dropped.
+    """
+    keys, values, counts, _ = pending
+    lo, width = np.ravel(window["lo"])[keys], np.ravel(window["width"])[keys]
+    b = bin_index(values, lo, width, window["n_bins"])
+    inside = (b >= np.ravel(first)[keys]) & (b <= np.ravel(last)[keys])
+    return keys[inside], values[inside], counts[inside]
+
+
+def add_pending(
+    sums: Mapping[str, np.ndarray],
+    pending: tuple,
+    x_names: Sequence[str],
+    right: np.ndarray | None,
+    left: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """The ``'x:'`` sums with the pending cells at or beyond the exact thresholds added."""
+    keys, values, _, prods = pending
+    take = np.zeros(keys.size, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if right is not None:
+            take |= values >= np.ravel(right)[keys]
+        if left is not None:
+            take |= values <= np.ravel(left)[keys]
+    out = {k: np.array(v, dtype=np.float64, copy=True) for k, v in sums.items()}
+    for i, name in enumerate(x_names):
+        shape = out[name].shape
+        add = np.bincount(keys[take], weights=prods[take, i], minlength=out[name].size)
+        out[name] = out[name] + add.reshape(shape)
+    return out
+
+
 def _stratum_summer(c: np.ndarray, n_strata: int):
     """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
     if n_strata == 1:
