@@ -402,9 +402,14 @@ def window_sums(
         for name, combo in (derived or {}).items():
             if all(layer in xs for _, layer in combo):
                 xs[name] = sum(f * xs[layer] for f, layer in combo)
-        sure, wait, score = _window_masks(xs, c, window)
-        ui, uj = np.nonzero(wait)
+        state, ties, ui, uj, values = _window_masks(xs, c, window)
+        sure = state == 1
+        # the cells waiting at their bin's lower edge (the zeros of a sparse gene, often
+        # most cells) are summed here per key rather than listed one by one
+        tied_cols = np.flatnonzero(ties.sum(axis=0) > 0)
+        tied = state[:, tied_cols] == 2
         prods = np.empty((ui.size, len(x_names)))
+        tied_prods = np.empty((n_strata, tied_cols.size, len(x_names)))
         for factors, names in by_factors.items():
             prod = _product(xs, factors, (stop - start, g))
             for name in names:
@@ -412,8 +417,15 @@ def window_sums(
                 out[name] += total(prod, sure if x else None)
                 if x:
                     prods[:, x_names.index(name)] = prod[ui, uj]
+                    tied_prods[..., x_names.index(name)] = total(prod[:, tied_cols], tied)
         keys = c[ui].astype(np.int64) * g + uj
-        part = merge_pending(keys, score[ui, uj], np.ones(ui.size, np.int64), prods)
+        tk, tj = np.nonzero(ties[:, tied_cols])
+        part = merge_pending(
+            np.concatenate([keys, tk * g + tied_cols[tj]]),
+            np.concatenate([values, window["lo"][tk, tied_cols[tj]]]),
+            np.concatenate([np.ones(ui.size, np.int64), ties[tk, tied_cols[tj]]]),
+            np.concatenate([prods, tied_prods[tk, tj]]),
+        )
         seen += np.bincount(part[0], minlength=seen.size)
         pending.append(part)
     dropped = seen > (PENDING_CAP if cap is None else cap)
@@ -422,25 +434,68 @@ def window_sums(
 
 def _window_masks(
     xs: Mapping[str, np.ndarray], c: np.ndarray, window: Mapping[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cells surely extreme, cells waiting in a window, and the scores, of one slice."""
-    rows = c >= 0
-    k = np.where(rows, c, 0)
-    s, u = xs[window["s"]], xs[window["u"]]
-    score = extremeness(s, u, window["scale"]["s"][k], window["scale"]["u"][k])
-    b = bin_index(score, window["lo"][k], window["width"][k], window["n_bins"])
-    wait = np.zeros(score.shape, dtype=bool)
-    sure = np.zeros(score.shape, dtype=bool)
-    for side, beyond in (("right", lambda first, last: b > last), ("left", lambda f, _: b < f)):
-        if window.get(side) is None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's state in one slice, and the cells waiting in a window.
+
+    Returns ``state`` (1: surely extreme, 2: waiting at its bin's lower edge ``lo``, 0:
+    else), the count of those at ``lo`` per stratum and gene, and the rows, columns and
+    scores of the other waiting cells.
+    """
+    s, u = _rows(xs[window["s"]], 0, len(c)), _rows(xs[window["u"]], 0, len(c))
+    state = np.zeros(s.shape, dtype=np.int8)
+    ties = np.zeros(np.shape(window["lo"]), dtype=np.int64)
+    none = np.zeros((1, 1), dtype=np.int64)
+    right = window.get("right")
+    left = window.get("left")
+    rf, rl = (none, none) if right is None else right
+    lf, ll = (none, none) if left is None else left
+    args = (
+        s, u, np.asarray(c, dtype=np.int64), window["scale"]["s"], window["scale"]["u"],
+        window["lo"], window["width"], window["n_bins"],
+        np.asarray(rf, np.int64), np.asarray(rl, np.int64),
+        np.asarray(lf, np.int64), np.asarray(ll, np.int64),
+        right is not None, left is not None, state, ties,
+    )  # fmt: skip
+    room = max(1024, s.size // 64)
+    while True:
+        wi, wj, wv = np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room)
+        ties[:] = 0
+        m = _classify(*args, wi, wj, wv)
+        if m <= room:
+            return state, ties, wi[:m], wj[:m], wv[:m]
+        room = m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _classify(
+    s, u, codes, s_scale, u_scale, lo, width, n_bins, rf, rl, lf, ll, right, left, state, ties,
+    wi, wj, wv,
+):  # fmt: skip
+    # state 1: the score is beyond a window (bins as in the histogram), so extreme whatever
+    # the threshold; 2: in a window at exactly the grid's lower edge (counted in ties);
+    # other cells in a window are listed (as many as fit) and counted
+    m = 0
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
             continue
-        first, last = window[side][0][k], window[side][1][k]
-        wait |= (b >= first) & (b <= last)
-        sure |= beyond(first, last)
-    with np.errstate(invalid="ignore"):
-        sure &= ~wait & ~np.isnan(score) & rows[:, None]
-    wait &= rows[:, None]
-    return sure, wait, score
+        for j in range(s.shape[1]):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            b = _bin(score, lo[k, j], width[k, j], n_bins)
+            waits = (right and rf[k, j] <= b <= rl[k, j]) or (left and lf[k, j] <= b <= ll[k, j])
+            if waits:
+                if score == lo[k, j]:
+                    state[i, j] = 2
+                    ties[k, j] += 1
+                    continue
+                if m < wi.shape[0]:
+                    wi[m] = i
+                    wj[m] = j
+                    wv[m] = score
+                m += 1
+            elif score == score and ((right and b > rl[k, j]) or (left and b < lf[k, j])):
+                state[i, j] = 1
+    return m
 
 
 def merge_pending(
