@@ -121,3 +121,32 @@ def test_transform_method_moves_cells_towards_their_velocity(data, full):
     toward = e[labels == dst].mean(0) - e[labels == src].mean(0)
     assert d @ toward / np.linalg.norm(d) / np.linalg.norm(toward) > 0.5
     assert "transform_transition_matrix" not in a.obsp
+
+
+def test_compiled_start_equals_umap_learns_own(data):
+    # the compiled start of transformed points has umap-learn's numbers bit for bit: on a
+    # membership graph with an exact match (a 1), an empty row and rows of weights, and
+    # through a whole transform
+    import umap
+    import umap.umap_ as umap_module
+    from scipy import sparse
+
+    from dynadask.graph.embedding import compiled_start
+    from dynadask.kernels.embedding import graph_average
+
+    rng = np.random.default_rng(3)
+    g = sparse.random(200, 80, density=0.1, random_state=4, dtype=np.float32).tocsr()
+    g.data[::17] = 1.0
+    g = sparse.vstack([g, sparse.csr_matrix((1, 80), dtype=np.float32)]).tocsr()
+    emb = rng.normal(size=(80, 2)).astype(np.float32)
+    want = umap_module.init_graph_transform(g, emb)
+    assert np.isnan(want[-1]).all() and np.isfinite(want[:-1]).all()
+    np.testing.assert_array_equal(graph_average(g, emb), want)
+    x = data[0]
+    model = umap.UMAP(n_neighbors=15, random_state=0, n_epochs=60).fit(x[:700])
+    before = model.transform(x[700:])
+    with compiled_start():
+        assert umap_module.init_graph_transform is graph_average
+        during = model.transform(x[700:])
+    assert umap_module.init_graph_transform is not graph_average
+    np.testing.assert_array_equal(during, before)

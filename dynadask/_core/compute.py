@@ -239,6 +239,36 @@ class ScratchFile:
         _scratch["live"][handle.path] = weakref.finalize(handle, _remove, handle.path)
         return handle
 
+    @classmethod
+    def reserve(cls, folder: Path, suffix: str) -> ScratchFile:
+        """A handle on a new file name under ``folder`` that a task fills (:meth:`save`).
+
+        The client's handle removes the file, once written, when it is garbage-collected,
+        as for :meth:`write`; ``suffix`` (``'.npy'``, ``'.npz'`` or ``'.pkl'``) says how
+        :meth:`save` writes the value and :func:`_load` reads it.
+        """
+        if suffix not in (".npy", ".npz", ".pkl"):
+            raise ValueError(f"unknown scratch file suffix {suffix!r}: use .npy, .npz or .pkl")
+        handle = cls(str(folder / f"{uuid.uuid4().hex}{suffix}"))
+        _scratch["live"][handle.path] = weakref.finalize(handle, _remove, handle.path)
+        return handle
+
+    def save(self, value: Any) -> None:
+        """Write ``value`` to this handle's file (run by a task; atomic, so rewritable)."""
+        tmp = f"{self.path}.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "wb") as f:
+            if self.path.endswith(".npy"):
+                np.save(f, value, allow_pickle=False)
+            elif self.path.endswith(".npz"):
+                sparse.save_npz(f, value, compressed=False)
+            else:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.path)
+
+    def load(self) -> Any:
+        """The value written to this handle's file."""
+        return _load(self)
+
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return ScratchFile, (self.path,)
 
@@ -292,6 +322,18 @@ def scratch_beside(store: str | Path | None) -> Iterator[None]:
             _remove_folder(own)
 
 
+def scratch_folder() -> Path | None:
+    """Return the scratch folder for files that every task of the active scheduler can read.
+
+    With a ``distributed`` client: the folder of :func:`share` (``None`` when the workers
+    are remote and no shared folder is known: keep such values in memory then). Without
+    one: ``$DYNADASK_SCRATCH``, else ``<store>.scratch/`` inside :func:`scratch_beside`,
+    else the system's temporary folder. Tasks write their large intermediate results there
+    (:meth:`ScratchFile.reserve`) instead of holding them in memory between two passes.
+    """
+    return _scratch_root(_distributed_client())
+
+
 def _own_folder(base: Path) -> Path:
     return base / f"dynadask-{os.getpid()}-{_SESSION}"
 
@@ -302,7 +344,7 @@ def _scratch_root(client: Any) -> Path | None:
         base = Path(env)
     elif _scratch["near"] is not None:
         base = _scratch["near"]
-    elif _workers_are_local(client):
+    elif client is None or _workers_are_local(client):
         base = Path(tempfile.gettempdir())
     else:
         return None

@@ -57,6 +57,30 @@ def extreme_thresholds(
         ``grid`` (score scales and bins), ``values`` (one ``n_strata x n_genes`` array per
         percentile; NaN for empty strata) and ``n`` (cells per stratum).
     """
+    plan = score_windows(s, u, codes, n_strata, percentiles, n_bins)
+    (found,) = compute(
+        gk.collect_in_bins(s, u, codes, plan["grid"], n_bins, plan["windows"]),
+        desc="dynamics: quantiles",
+    )
+    return {"grid": plan["grid"], "values": thresholds(plan, found), "n": plan["n"]}
+
+
+def score_windows(
+    s: Any,
+    u: Any,
+    codes: np.ndarray,
+    n_strata: int,
+    percentiles: Sequence[float],
+    n_bins: int = N_BINS,
+) -> dict[str, Any]:
+    """Passes 1 and 2 of :func:`extreme_thresholds`: the score grid and each percentile's bins.
+
+    Returns
+    -------
+    dict
+        ``grid``, ``n`` (cells per stratum and gene), ``windows`` (one ``(first_bin,
+        last_bin)`` pair per percentile) and ``plans`` (what :func:`thresholds` needs).
+    """
     (ext,) = compute(gk.extent(s, u, codes, n_strata), desc="dynamics: score range")
     grid = ke.score_grid(ext, n_bins)
     (hist,) = compute(gk.score_histogram(s, u, codes, grid, n_bins), desc="dynamics: histogram")
@@ -68,12 +92,14 @@ def extreme_thresholds(
         b2, _ = ke.bin_of_rank(hist, r2)
         plans.append((r1, r2, frac, before))
         windows.append((b1, b2))
-    (found,) = compute(
-        gk.collect_in_bins(s, u, codes, grid, n_bins, windows), desc="dynamics: quantiles"
-    )
+    return {"grid": grid, "n": n, "windows": windows, "plans": plans}
+
+
+def thresholds(plan: dict[str, Any], found: Sequence[tuple]) -> list[np.ndarray]:
+    """The percentiles from the values collected in each window (``(keys, values, counts)``)."""
     values = []
-    for (r1, r2, frac, before), got in zip(plans, found, strict=True):
+    for (r1, r2, frac, before), got in zip(plan["plans"], found, strict=True):
         lo = ke.order_statistic(got, before, r1)
         hi = ke.order_statistic(got, before, r2)
-        values.append(np.where(n > 0, ke.lerp(lo, hi, frac), np.nan))
-    return {"grid": grid, "values": values, "n": n}
+        values.append(np.where(plan["n"] > 0, ke.lerp(lo, hi, frac), np.nan))
+    return values

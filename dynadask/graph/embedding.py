@@ -6,7 +6,10 @@ so a distributed scheduler ships it to each worker once).
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -14,6 +17,7 @@ import dask.array as da
 import numpy as np
 
 from .._core.compute import compute, share
+from ..kernels import embedding as ek
 from .blocks import as_rows
 
 
@@ -114,7 +118,36 @@ def transform_block(x: Any, pos: np.ndarray, model: Any, emb_fit: np.ndarray) ->
     fitted = pos >= 0
     out[fitted] = emb_fit[pos[fitted]]
     if (~fitted).any():
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), compiled_start():
             warnings.simplefilter("ignore")
             out[~fitted] = model.transform(x[~fitted])
     return out
+
+
+_START = {"lock": threading.Lock(), "depth": 0, "saved": None}
+
+
+@contextmanager
+def compiled_start() -> Iterator[None]:
+    """Give umap-learn's ``transform`` a compiled start of the new points inside the block.
+
+    The start has the same numbers, from :func:`dynadask.kernels.embedding.graph_average`
+    (one compiled loop) instead of umap-learn's per-point loop over sparse row slices;
+    umap-learn 0.5 looks ``init_graph_transform`` up in its module at each call, so the
+    name is swapped there while any such block runs (counted, so that concurrent tasks
+    share one swap) and restored after the last.
+    """
+    import umap.umap_ as umap_module
+
+    with _START["lock"]:
+        if _START["depth"] == 0:
+            _START["saved"] = umap_module.init_graph_transform
+            umap_module.init_graph_transform = ek.graph_average
+        _START["depth"] += 1
+    try:
+        yield
+    finally:
+        with _START["lock"]:
+            _START["depth"] -= 1
+            if _START["depth"] == 0:
+                umap_module.init_graph_transform = _START["saved"]

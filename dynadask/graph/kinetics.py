@@ -117,6 +117,37 @@ def product_sums(
     )
 
 
+def _window_kernel(*blocks: Any, names: Sequence[str], **kwargs: Any) -> dict[str, Any]:
+    *layers, codes = blocks
+    return kk.window_sums(
+        dict(zip(names, layers, strict=True)), np.asarray(codes).ravel(), **kwargs
+    )
+
+
+def window_sums(
+    layers: Mapping[str, Any],
+    codes: np.ndarray,
+    n_strata: int,
+    terms: Mapping[str, tuple[str, ...]],
+    *,
+    window: Mapping[str, Any],
+    derived: Mapping[str, Any] | None = None,
+) -> Any:
+    """Lazy product sums, window cells pending (:func:`kernels.kinetics.window_sums`)."""
+    names = list(layers)
+    return reduce_rows(
+        _window_kernel,
+        kk.combine_window_sums,
+        *layers.values(),
+        codes,
+        names=names,
+        n_strata=n_strata,
+        terms=dict(terms),
+        window=dict(window),
+        derived=derived,
+    )
+
+
 def _combination_kernel(
     *blocks: Any, coefs: np.ndarray, const: np.ndarray | None, cols: np.ndarray | None
 ) -> np.ndarray:

@@ -18,7 +18,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
-from .._core.compute import compute, persist, share
+from .._core.compute import ScratchFile, compute, persist, scratch_folder, share
 from ..kernels import embedding as ek
 from ..kernels import transition as tk
 from .blocks import as_rows, gather_rows
@@ -53,17 +53,22 @@ def _correlation_block(x_union, v, knn, block, depth, centred, transform):
     return rows, ptr, nbr, corr
 
 
-def _first_pass_block(x_union, v, knn, emb, block, opts):
+def _first_pass_block(x_union, v, knn, emb, block, opts, spill=None):
     """One block's correlations, reduced to what the two passes need.
 
     The projection's sums, each cell's confidence and the unnormalised weights (float32
-    CSR, global columns) that the second pass rescales.
+    CSR, global columns) that the second pass rescales: written to the scratch file
+    ``spill`` when given (only the sums are returned), else returned with the sums.
     """
     rows, ptr, nbr, corr = _correlation_block(x_union, v, knn, block, *opts["corr"])
     w = tk.correlation_weights(corr, ptr, nbr, rows, opts["sigma"], opts["negatives"])
     parts = ek.projection_parts(w, ptr, nbr, rows, emb)
     parts["confidence"] = tk.row_confidence(corr, ptr)
-    return {"parts": parts, "weights": _csr(rows, ptr, nbr, w, knn.shape[0])}
+    weights = _csr(rows, ptr, nbr, w, knn.shape[0])
+    if spill is None:
+        return {"parts": parts, "weights": weights}
+    spill.save(weights)
+    return {"parts": parts}
 
 
 def _parts_of(first: dict) -> dict:
@@ -81,13 +86,16 @@ def _csr(
     )
 
 
-def _second_pass_block(first: dict, upper: float, sigma: float) -> sparse.csr_matrix:
-    """The block's transition rows: its weights over ``sum |w| + self weight`` per row."""
-    w = first["weights"]
-    parts = first["parts"]
+def _row_scale(parts: dict, upper: float, sigma: float) -> np.ndarray:
+    """Per row ``1 / (sum |w| + self weight)`` (0 for a row without weight)."""
     stay = tk.self_weight(parts["confidence"], upper, sigma)
     total = parts["abs_sum"] + stay
-    scale = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    return np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+
+
+def _second_pass_block(weights: Any, scale: np.ndarray) -> sparse.csr_matrix:
+    """The block's transition rows: its weights (or their scratch file) times ``scale``."""
+    w = weights.load() if isinstance(weights, ScratchFile) else weights["weights"]
     data = (w.data.astype(np.float64) * np.repeat(scale, np.diff(w.indptr))).astype(np.float32)
     return sparse.csr_matrix((data, w.indices, w.indptr), shape=w.shape)
 
@@ -166,20 +174,29 @@ def correlation_transitions(
     """
     blocks, gathers, knn_d, emb_d = _block_args(inp, depth, dtype=None)
     opts = {"corr": (depth, centred, transform), "sigma": sigma, "negatives": negatives}
+    # the weights of the first pass wait for the second in one scratch file per block
+    # (a million cells' weights held on the workers came near their memory limit); where
+    # the workers share no folder they stay in the workers' memory
+    folder = scratch_folder()
+    spills = [None if folder is None else ScratchFile.reserve(folder, ".npz") for _ in blocks]
     first = [
-        dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts)
-        for (x, v), b in zip(gathers(), blocks, strict=True)
+        dask.delayed(_first_pass_block)(x, v, knn_d, emb_d, b, opts, spill)
+        for (x, v), b, spill in zip(gathers(), blocks, spills, strict=True)
     ]
-    # one pass of correlations: each block's weights stay where they were computed
-    # until the second (lazy) pass has rescaled them with the percentile
-    first = persist(*first, desc="transition kernel (correlations)")
-    parts = compute(*[dask.delayed(_parts_of)(f) for f in first], desc="transition kernel")
+    if folder is None:
+        first = persist(*first, desc="transition kernel (correlations)")
+        parts = compute(*[dask.delayed(_parts_of)(f) for f in first], desc="transition kernel")
+    else:
+        parts = [f["parts"] for f in compute(*first, desc="transition kernel (correlations)")]
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     upper = float(np.percentile(merged["confidence"], 98))
     velocity = ek.finish_projection(
         merged, tk.self_weight(merged["confidence"], upper, sigma), correct_density
     )
-    second = [dask.delayed(_second_pass_block)(f, upper, sigma) for f in first]
+    second = [
+        dask.delayed(_second_pass_block)(f if spill is None else spill, _row_scale(p, upper, sigma))
+        for f, spill, p in zip(first, spills, parts, strict=True)
+    ]
     return _stack_csr(second, blocks, inp.knn.shape[0]), velocity
 
 

@@ -5,6 +5,8 @@ Pure numpy/numba on one block; accumulation in float64.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -211,4 +213,42 @@ def finish_projection(
             where=parts["count"] > 0,
         )
         out -= mean_w[:, None] * parts["c"]
+    return out
+
+
+def graph_average(graph: Any, embedding: np.ndarray) -> np.ndarray:
+    """Start positions of new points: the membership-weighted mean of their neighbours' places.
+
+    ``graph`` is the CSR membership graph of new points (rows) to the fitted points
+    (columns), ``embedding`` the fitted points' coordinates. A row is ``sum_j (w_j / W) y_j``
+    over its stored entries in order, in float32 (``W`` the row's float32 sum); a row with an
+    entry equal to 1 (a new point identical to a fitted one) takes that point's place, a row
+    without entries NaN. These are the numbers of umap-learn 0.5's own start (its
+    ``init_graph_transform``), computed in one compiled loop instead of one sparse row
+    slice per point (3.6 of 10 CPU s of a 20,000-point ``transform``).
+    """
+    indptr = np.asarray(graph.indptr, dtype=np.int64)
+    data = np.asarray(graph.data, dtype=np.float32)
+    sums = np.array(
+        [data[a:b].sum() for a, b in zip(indptr[:-1], indptr[1:], strict=True)], np.float32
+    )
+    emb = np.ascontiguousarray(embedding, dtype=np.float32)
+    return _graph_average(indptr, np.asarray(graph.indices, np.int64), data, sums, emb)
+
+
+@numba.njit(cache=True)
+def _graph_average(indptr, indices, data, sums, emb):
+    out = np.zeros((indptr.size - 1, emb.shape[1]), dtype=np.float32)
+    for i in range(indptr.size - 1):
+        if indptr[i + 1] == indptr[i]:
+            out[i, :] = np.nan
+            continue
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if data[p] == 1:
+                out[i, :] = emb[j, :]
+                break
+            w = np.float32(data[p] / sums[i])
+            for d in range(emb.shape[1]):
+                out[i, d] += np.float32(w * emb[j, d])
     return out

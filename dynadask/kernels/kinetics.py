@@ -337,6 +337,240 @@ def product_sums(
     return out
 
 
+PENDING_CAP = 1024
+"""Distinct window scores one stratum's gene may keep in a row block (:func:`window_sums`).
+
+A gene with more (a window bin crowded with distinct scores) is left out of the block's
+pending values and flagged; its sums are then taken by the separate quantile and product
+passes."""
+
+
+def window_sums(
+    blocks: Mapping[str, Any],
+    codes: np.ndarray,
+    n_strata: int,
+    terms: Mapping[str, tuple[str, ...]],
+    *,
+    window: Mapping[str, Any],
+    derived: Mapping[str, tuple[tuple[float, str], ...]] | None = None,
+    cap: int | None = None,
+) -> dict[str, Any]:
+    """:func:`product_sums` before the extreme thresholds are known, from the score bins.
+
+    The thresholds lie in known bins of the extremeness score (the windows of the
+    quantile passes). A cell above the right window (below the left one) is extreme
+    whatever the threshold and enters the ``'x:'`` sums here; a cell inside a window waits:
+    its score and its ``'x:'`` products are kept, merged per distinct ``(stratum, gene,
+    score)``, until :func:`add_pending` adds those at or beyond the exact thresholds. The
+    window values also give those thresholds (:func:`pending_in_window`), so one pass
+    replaces the window pass and the sums pass.
+
+    Parameters
+    ----------
+    blocks, codes, n_strata, terms, derived
+        As :func:`product_sums`.
+    window
+        ``{'s': name, 'u': name, 'scale': {'s','u'}, 'lo', 'width', 'n_bins', 'right':
+        (first_bin, last_bin) | None, 'left': (first_bin, last_bin) | None}`` with
+        ``n_strata x n_genes`` arrays (the score grid of :func:`score_histogram`).
+    cap
+        Distinct pending scores a key may keep (default :data:`PENDING_CAP`).
+
+    Returns
+    -------
+    dict
+        ``sums`` (name -> ``n_strata x n_genes``; ``'x:'`` sums over the certain cells
+        only), ``pending`` (``keys, values, counts, products``: ``key = stratum * n_genes +
+        gene``, sorted unique ``(key, value)`` pairs, ``products`` one column per sorted
+        ``'x:'`` name) and ``dropped`` (flagged keys, boolean ``n_strata * n_genes``).
+        Combine blocks with :func:`combine_window_sums`.
+    """
+    first = next(iter(blocks.values()))
+    n, g = first.shape
+    codes = np.asarray(codes).ravel()
+    out = {name: np.zeros((n_strata, g)) for name in terms}
+    x_names = sorted(k for k in terms if k.startswith("x:"))
+    by_factors: dict[tuple[str, ...], list[str]] = {}
+    for name, factors in terms.items():
+        by_factors.setdefault(tuple(sorted(factors)), []).append(name)
+    seen = np.zeros(n_strata * g, dtype=np.int64)
+    pending: list[tuple] = []
+    for start, stop in row_slices(n):
+        c = codes[start:stop]
+        total = _stratum_summer(c, n_strata)
+        xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
+        for name, combo in (derived or {}).items():
+            if all(layer in xs for _, layer in combo):
+                xs[name] = sum(f * xs[layer] for f, layer in combo)
+        state, ties, ui, uj, values = _window_masks(xs, c, window)
+        sure = state == 1
+        # the cells waiting at their bin's lower edge (the zeros of a sparse gene, often
+        # most cells) are summed here per key rather than listed one by one
+        tied_cols = np.flatnonzero(ties.sum(axis=0) > 0)
+        tied = state[:, tied_cols] == 2
+        prods = np.empty((ui.size, len(x_names)))
+        tied_prods = np.empty((n_strata, tied_cols.size, len(x_names)))
+        for factors, names in by_factors.items():
+            prod = _product(xs, factors, (stop - start, g))
+            for name in names:
+                x = name.startswith("x:")
+                out[name] += total(prod, sure if x else None)
+                if x:
+                    prods[:, x_names.index(name)] = prod[ui, uj]
+                    tied_prods[..., x_names.index(name)] = total(prod[:, tied_cols], tied)
+        keys = c[ui].astype(np.int64) * g + uj
+        tk, tj = np.nonzero(ties[:, tied_cols])
+        part = merge_pending(
+            np.concatenate([keys, tk * g + tied_cols[tj]]),
+            np.concatenate([values, window["lo"][tk, tied_cols[tj]]]),
+            np.concatenate([np.ones(ui.size, np.int64), ties[tk, tied_cols[tj]]]),
+            np.concatenate([prods, tied_prods[tk, tj]]),
+        )
+        seen += np.bincount(part[0], minlength=seen.size)
+        pending.append(part)
+    dropped = seen > (PENDING_CAP if cap is None else cap)
+    return {"sums": out, "pending": _keep(pending, dropped), "dropped": dropped}
+
+
+def _window_masks(
+    xs: Mapping[str, np.ndarray], c: np.ndarray, window: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's state in one slice, and the cells waiting in a window.
+
+    Returns ``state`` (1: surely extreme, 2: waiting at its bin's lower edge ``lo``, 0:
+    else), the count of those at ``lo`` per stratum and gene, and the rows, columns and
+    scores of the other waiting cells.
+    """
+    s, u = _rows(xs[window["s"]], 0, len(c)), _rows(xs[window["u"]], 0, len(c))
+    state = np.zeros(s.shape, dtype=np.int8)
+    ties = np.zeros(np.shape(window["lo"]), dtype=np.int64)
+    none = np.zeros((1, 1), dtype=np.int64)
+    right = window.get("right")
+    left = window.get("left")
+    rf, rl = (none, none) if right is None else right
+    lf, ll = (none, none) if left is None else left
+    args = (
+        s, u, np.asarray(c, dtype=np.int64), window["scale"]["s"], window["scale"]["u"],
+        window["lo"], window["width"], window["n_bins"],
+        np.asarray(rf, np.int64), np.asarray(rl, np.int64),
+        np.asarray(lf, np.int64), np.asarray(ll, np.int64),
+        right is not None, left is not None, state, ties,
+    )  # fmt: skip
+    room = max(1024, s.size // 64)
+    while True:
+        wi, wj, wv = np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room)
+        ties[:] = 0
+        m = _classify(*args, wi, wj, wv)
+        if m <= room:
+            return state, ties, wi[:m], wj[:m], wv[:m]
+        room = m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _classify(
+    s, u, codes, s_scale, u_scale, lo, width, n_bins, rf, rl, lf, ll, right, left, state, ties,
+    wi, wj, wv,
+):  # fmt: skip
+    # state 1: the score is beyond a window (bins as in the histogram), so extreme whatever
+    # the threshold; 2: in a window at exactly the grid's lower edge (counted in ties);
+    # other cells in a window are listed (as many as fit) and counted
+    m = 0
+    for i in range(s.shape[0]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for j in range(s.shape[1]):
+            score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
+            b = _bin(score, lo[k, j], width[k, j], n_bins)
+            waits = (right and rf[k, j] <= b <= rl[k, j]) or (left and lf[k, j] <= b <= ll[k, j])
+            if waits:
+                if score == lo[k, j]:
+                    state[i, j] = 2
+                    ties[k, j] += 1
+                    continue
+                if m < wi.shape[0]:
+                    wi[m] = i
+                    wj[m] = j
+                    wv[m] = score
+                m += 1
+            elif score == score and ((right and b > rl[k, j]) or (left and b < lf[k, j])):
+                state[i, j] = 1
+    return m
+
+
+def merge_pending(
+    keys: np.ndarray, values: np.ndarray, counts: np.ndarray, prods: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort ``(key, value)`` pairs and merge equal ones, summing counts and product rows."""
+    if keys.size == 0:
+        return (
+            keys.astype(np.int64),
+            values.astype(np.float64),
+            counts.astype(np.int64),
+            prods.reshape(0, prods.shape[1]),
+        )
+    order = np.lexsort((values, keys))
+    keys, values, counts, prods = keys[order], values[order], counts[order], prods[order]
+    new = np.ones(keys.size, dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]) | (values[1:] != values[:-1])
+    at = np.flatnonzero(new)
+    return keys[at], values[at], np.add.reduceat(counts, at), np.add.reduceat(prods, at, axis=0)
+
+
+def _keep(parts: list[tuple], dropped: np.ndarray) -> tuple:
+    """The pending parts of the keys not dropped, merged."""
+    keep = [tuple(a[~dropped[p[0]]] for a in p) for p in parts]
+    return merge_pending(*(np.concatenate([p[i] for p in keep]) for i in range(4)))
+
+
+def combine_window_sums(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine :func:`window_sums` results of several blocks."""
+    sums = {k: sum(p["sums"][k] for p in parts) for k in parts[0]["sums"]}
+    dropped = np.logical_or.reduce([p["dropped"] for p in parts])
+    return {
+        "sums": sums,
+        "pending": _keep([p["pending"] for p in parts], dropped),
+        "dropped": dropped,
+    }
+
+
+def pending_in_window(
+    pending: tuple, window: Mapping[str, Any], first: np.ndarray, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(keys, values, counts)`` of the pending values whose bin is in ``[first, last]``.
+
+    What :func:`collect_in_bins` collects for that window, for the keys not dropped.
+    """
+    keys, values, counts, _ = pending
+    lo, width = np.ravel(window["lo"])[keys], np.ravel(window["width"])[keys]
+    b = bin_index(values, lo, width, window["n_bins"])
+    inside = (b >= np.ravel(first)[keys]) & (b <= np.ravel(last)[keys])
+    return keys[inside], values[inside], counts[inside]
+
+
+def add_pending(
+    sums: Mapping[str, np.ndarray],
+    pending: tuple,
+    x_names: Sequence[str],
+    right: np.ndarray | None,
+    left: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """The ``'x:'`` sums with the pending cells at or beyond the exact thresholds added."""
+    keys, values, _, prods = pending
+    take = np.zeros(keys.size, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if right is not None:
+            take |= values >= np.ravel(right)[keys]
+        if left is not None:
+            take |= values <= np.ravel(left)[keys]
+    out = {k: np.array(v, dtype=np.float64, copy=True) for k, v in sums.items()}
+    for i, name in enumerate(x_names):
+        shape = out[name].shape
+        add = np.bincount(keys[take], weights=prods[take, i], minlength=out[name].size)
+        out[name] = out[name] + add.reshape(shape)
+    return out
+
+
 def _stratum_summer(c: np.ndarray, n_strata: int):
     """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
     if n_strata == 1:

@@ -26,8 +26,10 @@ from ..._core.compute import compute
 from ..._core.errors import InputError
 from ..._core.validate import same_shape
 from ...graph import kinetics as gk
+from ...graph.blocks import take_columns
 from ...kernels import estimation as ke
-from ..quantiles import N_BINS, extreme_thresholds
+from ...kernels import kinetics as kk
+from ..quantiles import N_BINS, score_windows, thresholds
 
 Finisher = Callable[[dict, "SteadyState"], dict]
 
@@ -141,32 +143,110 @@ class SteadyState:
             )
         codes, n_strata = _strata(codes, n_strata, u.shape[0])
         layers = {"s": s, "u": u} | ({"us": us, "v": ss} if second else {})
-        extreme = self._extreme(s, u, codes, n_strata)
-        terms = ke.STEADY_TERMS | extra
-        (st,) = compute(
-            gk.product_sums(layers, codes, n_strata, terms, extreme=extreme, derived=ke.DERIVED),
-            desc="dynamics: sums",
-        )
+        st = self._sums(layers, codes, n_strata, ke.STEADY_TERMS | extra)
         out = finish(st, self)
         out["gamma_r2"], out["gamma_logLL"] = ke.goodness(st, out["gamma"], out["gamma_b"])
         out["beta"] = np.ones_like(out["gamma"])
         self.params = out
         return self
 
-    def _extreme(self, s: Any, u: Any, codes: np.ndarray, n_strata: int) -> dict | None:
+    def _tails(self) -> tuple[float | None, float | None]:
         right = self.perc_right
         left = self.perc_left if self.perc_left is not None or not self.intercept else right
+        return right, left
+
+    def _sums(
+        self, layers: dict[str, Any], codes: np.ndarray, n_strata: int, terms: dict
+    ) -> dict[str, np.ndarray]:
+        """The sums of ``terms``, ``'x:'`` ones over each gene's extreme cells.
+
+        Three passes over the rows: the score range, its histogram, then the sums with the
+        cells inside the threshold bins kept aside (:func:`gk.window_sums`) until their
+        values give the exact thresholds. Genes whose threshold bins hold too many distinct
+        scores in a block (:data:`kernels.kinetics.PENDING_CAP`) take two more passes over
+        their columns only (:meth:`_sums_exactly`).
+        """
+        right, left = self._tails()
         if right is None:
-            return None
+            (st,) = compute(
+                gk.product_sums(layers, codes, n_strata, terms, derived=ke.DERIVED),
+                desc="dynamics: sums",
+            )
+            return st
+        s, u = layers["s"], layers["u"]
         qs = [100 - right] + ([left] if left is not None else [])
-        q = extreme_thresholds(s, u, codes, n_strata, qs, self.n_bins)
-        return {
+        plan = score_windows(s, u, codes, n_strata, qs, self.n_bins)
+        grid = plan["grid"]
+        window = {
             "s": "s",
             "u": "u",
-            "scale": q["grid"]["scale"],
-            "right": q["values"][0],
-            "left": q["values"][1] if left is not None else None,
+            "scale": grid["scale"],
+            "lo": grid["lo"],
+            "width": grid["width"],
+            "n_bins": self.n_bins,
+            "right": plan["windows"][0],
+            "left": plan["windows"][1] if left is not None else None,
         }
+        (got,) = compute(
+            gk.window_sums(layers, codes, n_strata, terms, window=window, derived=ke.DERIVED),
+            desc="dynamics: sums",
+        )
+        pending = got["pending"]
+        found = [kk.pending_in_window(pending, window, *w) for w in plan["windows"]]
+        values = thresholds(plan, found)
+        x_names = sorted(k for k in terms if k.startswith("x:"))
+        st = kk.add_pending(
+            got["sums"], pending, x_names, values[0], values[1] if left is not None else None
+        )
+        g = s.shape[1]
+        genes = np.unique(np.flatnonzero(got["dropped"]) % g)
+        if genes.size:
+            sub = self._sums_exactly(layers, codes, n_strata, terms, plan, genes)
+            for k in st:
+                st[k][:, genes] = sub[k]
+        return st
+
+    def _sums_exactly(
+        self,
+        layers: dict[str, Any],
+        codes: np.ndarray,
+        n_strata: int,
+        terms: dict,
+        plan: dict[str, Any],
+        genes: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """The sums of some genes: their window values, then their sums over extreme cells."""
+        cols = {k: take_columns(v, genes) for k, v in layers.items()}
+        grid = plan["grid"]
+        sub_grid = {
+            "scale": {k: v[:, genes] for k, v in grid["scale"].items()},
+            "lo": grid["lo"][:, genes],
+            "width": grid["width"][:, genes],
+        }
+        sub_plan = {
+            "n": plan["n"][:, genes],
+            "windows": [(a[:, genes], b[:, genes]) for a, b in plan["windows"]],
+            "plans": [tuple(x[:, genes] for x in p) for p in plan["plans"]],
+        }
+        (found,) = compute(
+            gk.collect_in_bins(
+                cols["s"], cols["u"], codes, sub_grid, self.n_bins, sub_plan["windows"]
+            ),
+            desc="dynamics: quantiles",
+        )
+        values = thresholds(sub_plan, found)
+        extreme = {
+            "s": "s",
+            "u": "u",
+            "scale": sub_grid["scale"],
+            "right": values[0],
+            "left": values[1] if len(values) > 1 else None,
+        }
+        (st,) = compute(
+            gk.product_sums(cols, codes, n_strata, terms, extreme=extreme, derived=ke.DERIVED),
+            desc="dynamics: sums",
+        )
+        return st
 
     def velocity(
         self, u: Any, s: Any, codes: np.ndarray | None = None, n_strata: int | None = None
