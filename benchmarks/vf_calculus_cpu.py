@@ -49,8 +49,8 @@ def calls(genes: list[str] | None, rows: str) -> dict[str, Callable]:
     if rows in ("all", "quantities"):
         for basis in ("umap", "pca"):
             for q in QUANTITIES:
-                out[f"{q} ({basis})"] = (
-                    lambda a, b=basis, q=q: dyn.vf.vector_calculus(a, basis=b, quantities=(q,))
+                out[f"{q} ({basis})"] = lambda a, b=basis, q=q: dyn.vf.vector_calculus(
+                    a, basis=b, quantities=(q,)
                 )
             out[f"all five ({basis})"] = lambda a, b=basis: dyn.vf.vector_calculus(
                 a, basis=b, quantities=QUANTITIES
