@@ -168,10 +168,9 @@ def quantities(
     ctrl = np.asarray(ctrl, dtype=np.float64)
     d = ctrl.shape[1]
     widths = {n: _width(n, d, formula) for n in names}
-    heavy = d > 3 and {"curl", "rotation", "jacobian_det"} & set(names)
-    # a block holds its kernel matrix (rows x M) and, for the Jacobian or the rotation, one
-    # GEMM output of at most rows x d^2 beside it: the widths add up
-    x = as_rows(X, block_rows(ctrl.shape[0] + (d * d if heavy else 0)))
+    # the kernel works SUB_ROWS points at a time, so a block holds little more than its
+    # inputs and results: a Dask X keeps its (stored) row chunks unless they are very large
+    x = as_rows(X, None if _stored_rows(X) else OUTPUT_ROWS)
     packed = map_rows(
         _packed,
         x,
@@ -188,6 +187,15 @@ def quantities(
         out[name] = packed[:, start] if w == 0 else packed[:, start : start + w]
         start += max(w, 1)
     return out
+
+
+OUTPUT_ROWS = 16384
+"""Rows per block of the vector-calculus pass when the input's own blocks are not used."""
+
+
+def _stored_rows(X: Any) -> bool:
+    """Whether ``X`` is a Dask array whose row blocks (e.g. the store's chunks) can be kept."""
+    return isinstance(X, da.Array) and max(X.chunks[0]) <= 2 * OUTPUT_ROWS
 
 
 def _width(name: str, d: int, formula: int) -> int:

@@ -32,13 +32,7 @@ PROJECTIONS = ("from_jacobian", "direct")
 
 
 def _jacobian_kernel(x, *, ctrl, C, beta, Q_eff, Q_reg, full):
-    J = kj.jacobians(x, ctrl, C, beta)
-    out = {"det": np.linalg.det(J)}
-    if Q_eff is not None:
-        out["gene"] = kj.project(J, Q_eff, Q_reg)
-    if full:
-        out["full"] = J
-    return out
+    return kj.jacobian_results(x, ctrl, C, beta, Q_eff, Q_reg, full)
 
 
 def _gene_pair(adata, regulators, effectors, basis, Qkey, d):
@@ -175,7 +169,7 @@ def jacobian(
         entry.update(regulators=regs, effectors=effs)
     if full:
         shapes["full"] = (d, d)
-    work = fit["X_ctrl"].shape[0] + 3 * d * d
+    work = d  # the kernel forms its Jacobians a few hundred points at a time
     kernel = partial(_jacobian_kernel, **kwargs)
     res = gj.per_cell(X, kernel, shapes, cells, work)
     return _write(adata, "jacobian", basis, res, entry, cells, store_in_adata)
