@@ -20,16 +20,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
+import dask.array as da
 import numpy as np
 from pandas.api.types import is_float_dtype
 
 from . import ext, io, pd, pl, vf
 from ._core import keys
-from ._core.compute import scratch_beside
+from ._core.compute import compute, scratch_beside
 from ._core.errors import InputError, MissingKeyError
 from .configuration import set_figure_params
+from .graph.blocks import take_columns
 from .graph.reorder import chunk_bounds
 from .io.journal import store_lock
 from .io.location import is_url
@@ -474,15 +477,16 @@ def fate_cells(
 def _figures(adata: ad.AnnData, context: Context) -> None:
     set_figure_params("dynamo", background="white")
     color = _label_column(adata)
+    view = figure_data(adata, _top_genes(adata, 4))
 
     def out(name: str) -> dict:
         save = {"path": str(context.figures / name), "ext": "png", "dpi": 120, "verbose": False}
         return {"save_show_or_return": "save", "save_kwargs": save}
 
-    pl.scatters(adata, basis="umap", color=color, **out("umap"))
-    pl.streamline_plot(adata, basis="umap", color=color, **out("streamline_umap"))
-    pl.cell_wise_vectors(adata, basis="umap", color=color, **out("cell_wise_vectors_umap"))
-    pl.phase_portraits(adata, _top_genes(adata, 4), color=color, **out("phase_portraits"))
+    pl.scatters(view, basis="umap", color=color, **out("umap"))
+    pl.streamline_plot(view, basis="umap", color=color, **out("streamline_umap"))
+    pl.cell_wise_vectors(view, basis="umap", color=color, **out("cell_wise_vectors_umap"))
+    pl.phase_portraits(view, list(view.var_names), color=color, **out("phase_portraits"))
     calculus = [f"{q}_{b}" for b in VF_BASES for q in CALCULUS]
     missing = [k for k in calculus if k not in adata.obs]
     if missing:
@@ -492,15 +496,69 @@ def _figures(adata: ad.AnnData, context: Context) -> None:
         )
     else:
         # the guide's vector-field panels that need no potential and no topography plot
-        pl.grid_vectors(adata, basis="umap", color="speed_umap", **out("speed_umap"))
-        pl.streamline_plot(adata, basis="umap", color="divergence_pca", **out("divergence_pca"))
+        pl.grid_vectors(view, basis="umap", color="speed_umap", **out("speed_umap"))
+        pl.streamline_plot(view, basis="umap", color="divergence_pca", **out("divergence_pca"))
         pl.cell_wise_vectors(
-            adata, basis="umap", color="acceleration_umap", **out("acceleration_umap")
+            view, basis="umap", color="acceleration_umap", **out("acceleration_umap")
         )
         det = ["jacobian_det_pca"] if "jacobian_det_pca" in adata.obs else []
-        pl.scatters(adata, basis="umap", color=calculus + det, ncols=4, **out("vector_calculus"))
-    _guide_figures(adata, context, color)
+        pl.scatters(view, basis="umap", color=calculus + det, ncols=4, **out("vector_calculus"))
+    _guide_figures(view, context, color)
     io.commit(adata, "figures")
+
+
+FIGURE_OBSM = ("X_umap", "velocity_umap", "acceleration_umap")
+"""The embeddings and vectors the ``figures`` stage draws (their first two columns)."""
+FIGURE_LAYERS = (keys.M_S, keys.M_U, keys.VELOCITY_S)
+"""The layers of the phase portraits (the genes' columns only)."""
+
+
+def figure_data(adata: ad.AnnData, genes: Sequence[str]) -> ad.AnnData:
+    """An in-memory AnnData holding what the ``figures`` stage draws, read in one compute.
+
+    ``obs`` and ``uns`` are ``adata``'s own (in memory for a store-backed AnnData); ``obsm``
+    holds the first two columns of :data:`FIGURE_OBSM` (those present); the variables are
+    ``genes`` only, with their columns of :data:`FIGURE_LAYERS` (those present) as layers.
+    The store is read once for all figures: one pass over each layer (all the genes' columns
+    of a row block in one task) and over each embedding, in a single Dask compute, instead of
+    once per figure.
+
+    Parameters
+    ----------
+    adata
+        The AnnData of the run (in memory or store-backed).
+    genes
+        The genes of the phase portraits.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``n_obs x len(genes)``, every array a numpy array.
+    """
+    cols = np.asarray([adata.var_names.get_loc(g) for g in genes], dtype=np.int64)
+    items: dict[str, Any] = {}
+    for key in FIGURE_OBSM:
+        if key in adata.obsm:
+            items[f"obsm:{key}"] = take_columns(adata.obsm[key], np.arange(2))
+    for layer in FIGURE_LAYERS:
+        if layer in adata.layers:
+            items[f"layer:{layer}"] = take_columns(adata.layers[layer], cols)
+    lazy = {k: v for k, v in items.items() if isinstance(v, da.Array)}
+    if lazy:
+        items.update(zip(lazy, compute(*lazy.values(), desc="figure data"), strict=True))
+    dense = {k: _dense(v) for k, v in items.items()}
+    return ad.AnnData(
+        obs=adata.obs,
+        var=adata.var.iloc[cols],
+        obsm={k.removeprefix("obsm:"): v for k, v in dense.items() if k.startswith("obsm:")},
+        layers={k.removeprefix("layer:"): v for k, v in dense.items() if k.startswith("layer:")},
+        uns=adata.uns,
+    )
+
+
+def _dense(x: Any) -> np.ndarray:
+    x = x.toarray() if hasattr(x, "toarray") else x
+    return np.asarray(x)
 
 
 GUIDE_PANEL = "guide_vector_field.png"

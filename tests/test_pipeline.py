@@ -83,6 +83,27 @@ def test_stages_run_in_dynamo_order_and_resume(small_store, tmp_path):
     np.testing.assert_allclose(plain.obs["speed_umap"], adata.obs["speed_umap"])
 
 
+def test_figure_data_reads_what_the_figures_draw_once(small_store, monkeypatch):
+    adata = dyn.io.open(small_store)
+    genes = pipeline._top_genes(adata, 4)
+    assert len(genes) == 4
+    calls: list[int] = []
+    real = pipeline.compute
+    monkeypatch.setattr(pipeline, "compute", lambda *a, **k: calls.append(len(a)) or real(*a, **k))
+    view = pipeline.figure_data(adata, genes)
+    assert calls == [6]  # three embeddings and three layers, one compute
+    assert list(view.var_names) == genes and view.n_obs == adata.n_obs
+    assert view.obs is adata.obs or view.obs.equals(adata.obs)
+    for key in pipeline.FIGURE_OBSM:
+        np.testing.assert_array_equal(view.obsm[key], np.asarray(adata.obsm[key])[:, :2])
+    cols = [adata.var_names.get_loc(g) for g in genes]
+    for layer in pipeline.FIGURE_LAYERS:
+        want = np.asarray(adata.layers[layer][:, cols].compute())
+        assert isinstance(view.layers[layer], np.ndarray)
+        np.testing.assert_array_equal(view.layers[layer], want)
+    assert view.uns is adata.uns or view.uns.keys() == adata.uns.keys()
+
+
 def test_each_velocity_stage_records_only_itself(small_store, tmp_path):
     # the pca velocity stage run alone must not mark the umap one complete (or refresh it)
     import shutil

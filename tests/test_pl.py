@@ -132,6 +132,34 @@ def test_many_cells_are_aggregated_into_an_image(reference, monkeypatch):
     assert pixels.shape[2] == 4 and (pixels[..., 3] > 0).sum() > 500
 
 
+def _png(ax, dpi):
+    ax.figure.canvas.draw()  # layout first, so both figures have the same axes box
+    path = f"/tmp/_pl_{id(ax)}.png"
+    ax.figure.savefig(path, dpi=dpi)
+    return plt.imread(path)[..., :3]
+
+
+@pytest.mark.parametrize("color", ["clusters", "ntr"])
+def test_many_cells_image_looks_like_the_scatter(reference, monkeypatch, color):
+    """Above the threshold the cells are one image that shows what the scatter shows."""
+    scattered = dyn.pl.scatters(reference, color=color, save_show_or_return="return")
+    assert _points_of(scattered)
+    monkeypatch.setattr(_points, "RASTER_POINTS", 1000)
+    imaged = dyn.pl.scatters(reference, color=color, save_show_or_return="return")
+    assert not _points_of(imaged)
+    (img,) = [a for a in imaged.get_children() if isinstance(a, _points.PointImage)]
+    assert imaged.get_xlim() == scattered.get_xlim() and imaged.get_ylim() == scattered.get_ylim()
+    for dpi in (60, 150):  # the image is made again for the output's resolution
+        a, b = _png(scattered, dpi), _png(imaged, dpi)
+        assert a.shape == b.shape
+        size = imaged.bbox.size[::-1] * dpi / imaged.figure.dpi  # the axes at the output's dpi
+        assert img.get_array().shape[:2] == tuple(round(v) for v in size)
+        diff = np.abs(a - b)
+        assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.1, (dpi, diff.mean())
+        # a mean colour per pixel (the former raster) is far off: the scatter draws in order
+        assert (b < 0.99).any(axis=2).sum() > 0.9 * (a < 0.99).any(axis=2).sum()
+
+
 # ---------------------------------------------------------------- vectors
 
 

@@ -51,3 +51,42 @@ def test_block_sums_add_up_to_the_whole():
     )
     np.testing.assert_allclose(whole, parts)
     assert raster.sum_per_pixel(pix, 64).sum() == 1000
+
+
+def _loop_discs(px, py, rgb, alpha, radius, shape):
+    """Discs composited in order, pixel by pixel: the rule splat_discs implements."""
+    ny, nx = shape
+    colour, cover = np.zeros((ny, nx, 3)), np.zeros((ny, nx))  # premultiplied
+    for x, y, c in zip(px, py, rgb, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(c).all()):
+            continue
+        for i in range(ny):
+            for j in range(nx):
+                d = np.hypot(j + 0.5 - x, i + 0.5 - y)
+                a = alpha * min(max(radius + 0.5 - d, 0.0), 1.0)
+                colour[i, j] = c * a + colour[i, j] * (1 - a)
+                cover[i, j] = a + cover[i, j] * (1 - a)
+    with np.errstate(invalid="ignore"):
+        straight = np.where(cover[..., None] > 0, colour / cover[..., None], 0.0)
+    return np.concatenate([straight, cover[..., None]], axis=2)
+
+
+def test_splat_discs_composite_in_order_like_a_loop():
+    rng = np.random.default_rng(5)
+    n, shape = 400, (23, 31)
+    px, py = rng.uniform(-3, 34, n), rng.uniform(-3, 26, n)  # some discs cut by the edges
+    rgb = rng.uniform(size=(n, 3))
+    px[3], rgb[8, 1] = np.nan, np.nan
+    for radius, alpha in ((2.7, 0.3), (0.9, 1.0)):
+        got = raster.splat_discs(px, py, rgb, alpha, radius, shape)
+        want = _loop_discs(px, py, rgb, alpha, radius, shape)
+        assert got.shape == (*shape, 4) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    # the order matters: the last opaque disc is the one seen at its centre
+    two = raster.splat_discs(
+        np.array([5.5, 5.5]), np.array([5.5, 5.5]), np.eye(3)[:2], 1.0, 2.0, (11, 11)
+    )
+    np.testing.assert_allclose(two[5, 5], [0, 1, 0, 1])
+    # a disc under half a pixel covers the pixel of its centre by its area
+    dot = raster.splat_discs(np.array([2.2]), np.array([1.7]), np.ones((1, 3)), 0.5, 0.2, (4, 4))
+    assert dot[1, 2, 3] == np.float32(0.5 * np.pi * 0.04) and dot[..., 3].sum() == dot[1, 2, 3]

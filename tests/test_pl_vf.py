@@ -190,7 +190,7 @@ def test_configuration_styles_the_figures(small):
 
 
 def test_many_cells_become_one_image_at_the_default_threshold(small, monkeypatch):
-    assert _points.RASTER_POINTS == 100_000
+    assert _points.RASTER_POINTS == 20_000
     monkeypatch.setattr(_points, "RASTER_POINTS", N_CELLS - 1)
     ax = dyn.pl.scatters(small, color="divergence_pca", save_show_or_return="return")
     assert not _points_of(ax)

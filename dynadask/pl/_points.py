@@ -1,10 +1,13 @@
 """Drawing cells as points, coloured by labels or by values, at any number of cells.
 
-Up to :data:`RASTER_POINTS` (100,000) cells are drawn with one rasterised ``scatter``; above
-it the cells are aggregated into a pixel image the size of the axes (each pixel shows the mean
-colour of its cells, ``kernels/raster.py``), so memory and time stay linear in the number of
-cells. The default marker area is dynamo's ``16000 / sqrt(n_cells)`` points
-squared (see :func:`point_size`).
+Up to :data:`RASTER_POINTS` (20,000) cells are drawn with one rasterised ``scatter``; above
+it the cells become one image (:class:`PointImage`) drawn at the resolution of the output:
+each cell a disc of the scatter's marker area, composited over the ones before it with the
+scatter's alpha, in the same order (``kernels/raster.splat_discs``). It looks like the
+scatter and takes time and memory linear in the number of cells (matplotlib draws each
+marker as a path: 0.7 CPU s for 100,000 markers at 120 dpi, against about 0.05 s). The
+default marker area is dynamo's ``16000 / sqrt(n_cells)`` points squared (see
+:func:`point_size`).
 
 Signed quantities (velocities, divergence, curl, Jacobian elements) get colour limits
 symmetric about zero, so zero is always the middle of the diverging map.
@@ -22,12 +25,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, to_rgba, to_rgba_array
+from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from .._core.errors import InputError
 from ..kernels import raster as kraster
 
-RASTER_POINTS = 100_000
+RASTER_POINTS = 20_000
+"""Above this many cells a panel's cells are drawn as one :class:`PointImage`."""
 SCATTER_POINTS = 16000.0
 """dynamo's marker area of a scatter for one cell: ``16000 / sqrt(n_cells)`` points squared."""
 PHASE_POINTS = 2500.0
@@ -208,7 +213,11 @@ def _points(
     ax: Axes, xy: np.ndarray, rgba: np.ndarray, *, s: float, alpha: float = 0.1, **kwargs: Any
 ) -> None:
     if xy.shape[0] > RASTER_POINTS:
-        _image(ax, xy, rgba)
+        ok = np.isfinite(xy).all(axis=1)
+        if ok.any():
+            ax.update_datalim(np.vstack([xy[ok].min(axis=0), xy[ok].max(axis=0)]))
+            ax.autoscale_view()
+        ax.add_image(PointImage(ax, xy, rgba, s=s, alpha=alpha, zorder=kwargs.get("zorder", 1)))
         return
     ax.scatter(
         xy[:, 0],
@@ -224,18 +233,67 @@ def _points(
     )
 
 
-def _image(ax: Axes, xy: np.ndarray, rgba: np.ndarray) -> None:
-    """Aggregate the cells into one image the size of the axes: mean colour per pixel."""
-    ok = np.isfinite(xy).all(axis=1)
-    (x0, y0), (x1, y1) = xy[ok].min(axis=0), xy[ok].max(axis=0)
-    bbox = ax.get_window_extent()
-    shape = (max(int(bbox.height), 16), max(int(bbox.width), 16))
-    img = np.nan_to_num(kraster.mean_per_pixel(xy, rgba, (x0, x1, y0, y1), shape))
-    ax.imshow(
-        img,
-        extent=(x0, x1, y0, y1),
-        origin="lower",
-        interpolation="nearest",
-        aspect="auto",
-        zorder=1,
-    )
+class PointImage(AxesImage):
+    """Cells drawn as discs into an image of the axes' size, at the output's resolution.
+
+    What a rasterised ``scatter`` of the same points (marker area ``s`` points squared,
+    ``alpha``, colours ``rgba``, drawn in the order given) shows, made without a path per
+    marker. The image spans the axes' view and is re-made when the view, the axes' size or
+    the output's resolution changes (``savefig`` at another dpi), so a disc is always
+    ``sqrt(s)`` points wide. Like the scatter's, the points count in the axes' data limits.
+    """
+
+    def __init__(
+        self,
+        ax: Axes,
+        xy: np.ndarray,
+        rgba: np.ndarray,
+        *,
+        s: float,
+        alpha: float = 0.1,
+        zorder: float = 1,
+    ) -> None:
+        super().__init__(ax, interpolation="nearest", origin="lower", zorder=zorder)
+        self.xy = np.asarray(xy, dtype=np.float64)
+        self.rgb = np.ascontiguousarray(np.asarray(rgba)[:, :3], dtype=np.float32)
+        self.size = float(s)
+        self.disc_alpha = float(alpha)
+        self.set_clip_path(ax.patch)
+        self._key: tuple | None = None
+
+    def get_array(self) -> np.ndarray:
+        """The RGBA image (made for the figure's own dpi when it has not been drawn yet)."""
+        if self._key is None:
+            self._render(self.axes.figure.dpi / 72.0, 1.0)
+        return super().get_array()
+
+    def get_extent(self) -> tuple[float, float, float, float]:
+        """The view box the image was last made for ``(left, right, bottom, top)``."""
+        if self._extent is None:
+            x0, x1 = self.axes.get_xlim()
+            y0, y1 = self.axes.get_ylim()
+            return (x0, x1, y0, y1)
+        return self._extent
+
+    def _render(self, pixels_per_point: float, magnification: float) -> None:
+        ax = self.axes
+        box = ax.bbox
+        nx = max(int(round(box.width * magnification)), 1)
+        ny = max(int(round(box.height * magnification)), 1)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        radius = 0.5 * np.sqrt(self.size) * pixels_per_point * magnification
+        key = (nx, ny, x0, x1, y0, y1, radius)
+        if key == self._key:
+            return
+        display = ax.transData.transform(self.xy)
+        px = (display[:, 0] - box.x0) * magnification
+        py = (display[:, 1] - box.y0) * magnification
+        img = kraster.splat_discs(px, py, self.rgb, self.disc_alpha, radius, (ny, nx))
+        self.set_data(img)
+        self._extent = (x0, x1, y0, y1)
+        self._key = key
+
+    def draw(self, renderer: Any) -> None:
+        """Re-make the image for this renderer's resolution and view, then draw it."""
+        self._render(renderer.points_to_pixels(1.0), renderer.get_image_magnification())
+        super().draw(renderer)
