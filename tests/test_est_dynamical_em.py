@@ -75,9 +75,17 @@ def test_projection_matches_a_slow_version():
     np.testing.assert_allclose(np.array(got), want, rtol=1e-9, atol=1e-9)
 
 
+# The kernels are called with the estimator's settings passed as ``DynamicalEM`` passes them
+# (integers, not left to their defaults): numba then reuses the machine code compiled for
+# ``dyn.tl.dynamics``; a call that leaves them out compiles the whole call tree again for its
+# literal defaults (about 17 CPU s on a cold cache).
+EM = DynamicalEM()
+SETTINGS = {"n_grid": EM.n_grid, "n_em": EM.n_em}
+
+
 def test_noise_free_trajectories_recover_the_rates():
     u, s, truth = _cells(n=400, g=6, pool=10**6, seed=2)
-    out = ke.fit_genes(u, s, kd.start_gamma(u, s))
+    out = ke.fit_genes(u, s, kd.start_gamma(u, s), **SETTINGS)
     assert np.median(np.abs(out[1] / truth["gamma"] - 1)) < 0.03
     assert np.median(np.abs(out[0] / truth["alpha"] - 1)) < 0.03
     assert np.median(np.abs(out[2] / truth["t_switch"] - 1)) < 0.05
@@ -237,9 +245,9 @@ def test_shared_time_refit_recovers_gamma_on_induction_at_the_true_time():
     rng = np.random.default_rng(1)  # the cells' times, drawn as _regime_cells draws them
     rng.uniform(5, 30, 12), rng.uniform(0, 1, 12)
     t = np.sort(rng.uniform(0, 8, 600))
-    tab = ke.fit_genes(u, s, kd.start_gamma(u, s))
+    tab = ke.fit_genes(u, s, kd.start_gamma(u, s), **SETTINGS)
     alpha, gamma, t_switch, var_u, var_s = tab[0], tab[1], tab[2], tab[4], tab[5]
-    out = kst.refit_genes(u, s, alpha, gamma, t_switch, var_u, var_s, time=t / 8)
+    out = kst.refit_genes(u, s, alpha, gamma, t_switch, var_u, var_s, time=t / 8, n_grid=EM.n_grid)
     assert np.all(np.abs(out[1] / truth - 1) < 0.1)
     assert np.all(np.abs(out[3] / 8 - 1) < 0.1)  # each clock's speed: beta = 1 per unit 1/8
     assert spearmanr(gamma, truth)[0] < 0.6 < 0.95 < spearmanr(out[1], truth)[0]

@@ -73,16 +73,28 @@ def test_expected_keys_are_dynamos(reference):
             assert set(wanted) <= _keys(reference, slot), (step, slot)
 
 
-def _guide(adata, preprocess) -> None:
-    """The guide's calls, in its order, with a check of dynamo's keys after each."""
+def _guide(adata, preprocess) -> dict:
+    """The guide's calls, in its order, with a check of dynamo's keys after each.
+
+    Returns what preprocessing left (feature genes, PCA), read before the next call.
+    """
     preprocess(adata)
     _check_step(adata, "preprocess")
+    preprocessed = _preprocessed(adata)
     dyn.tl.dynamics(adata)
     _check_step(adata, "dynamics")
     dyn.tl.reduceDimension(adata)
     _check_step(adata, "reduceDimension")
     dyn.tl.cell_velocities(adata)
     _check_step(adata, "cell_velocities")
+    return preprocessed
+
+
+def _preprocessed(adata) -> dict:
+    return {
+        "use_for_pca": adata.var["use_for_pca"].to_numpy().copy(),
+        "X_pca": np.array(adata.obsm["X_pca"]),
+    }
 
 
 def _recipe(adata) -> None:
@@ -104,18 +116,35 @@ def _check_parity(adata, reference) -> None:
     assert np.median(np.linalg.norm(v, axis=1)) > 0
 
 
-def test_guide_in_memory(reference):
+# The guide runs once per form and place; its results are only read by the tests below (the
+# comparison of both preprocessing forms reuses what the guide's preprocessing left).
+@pytest.fixture(scope="module")
+def guide_in_memory():
+    """``recipe_monocle`` and the guide's other calls on the in-memory pancreas data."""
     adata = dyn.sample_data.pancreas()
-    _guide(adata, _recipe)
+    preprocessed = _guide(adata, _recipe)
+    return adata, preprocessed
+
+
+@pytest.fixture(scope="module")
+def guide_on_a_store(local_client, pancreas_path, tmp_path_factory):
+    """``Preprocessor().preprocess_adata`` and the guide's other calls on a store."""
+    path = tmp_path_factory.mktemp("guide") / "pancreas.zarr"
+    dyn.io.convert(pancreas_path, path)
+    adata = dyn.io.open(path)
+    preprocessed = _guide(adata, _preprocessor)
+    return adata, preprocessed, path
+
+
+def test_guide_in_memory(guide_in_memory, reference):
+    adata, _ = guide_in_memory
     _check_parity(adata, reference)
 
 
-def test_guide_on_a_store(local_client, pancreas_path, reference, tmp_path):
-    dyn.io.convert(pancreas_path, tmp_path / "pancreas.zarr")
-    adata = dyn.io.open(tmp_path / "pancreas.zarr")
-    _guide(adata, _preprocessor)
+def test_guide_on_a_store(guide_on_a_store, reference):
+    adata, _, path = guide_on_a_store
     _check_parity(adata, reference)
-    stages = dyn.io.open(tmp_path / "pancreas.zarr").uns["dynadask"]["stages"]
+    stages = dyn.io.open(path).uns["dynadask"]["stages"]
     assert {
         "preprocess",
         "neighbors",
@@ -127,23 +156,24 @@ def test_guide_on_a_store(local_client, pancreas_path, reference, tmp_path):
 
 
 @pytest.mark.parametrize("where", ["memory", "store"])
-def test_both_preprocessing_forms_agree(where, pancreas_path, tmp_path):
-    """``recipe_monocle(adata)`` and ``Preprocessor().preprocess_adata`` leave the same data."""
-    made = []
-    for i, form in enumerate((_recipe, _preprocessor)):
-        if where == "memory":
-            adata = dyn.sample_data.pancreas()
-        else:
-            dyn.io.convert(pancreas_path, tmp_path / f"p{i}.zarr")
-            adata = dyn.io.open(tmp_path / f"p{i}.zarr")
-        form(adata)
-        _check_step(adata, "preprocess")
-        made.append(adata)
-    a, b = made
-    np.testing.assert_array_equal(a.var["use_for_pca"], b.var["use_for_pca"])
-    np.testing.assert_allclose(
-        np.asarray(a.obsm["X_pca"]), np.asarray(b.obsm["X_pca"]), rtol=1e-5, atol=1e-5
-    )
+def test_both_preprocessing_forms_agree(where, request, pancreas_path, tmp_path):
+    """``recipe_monocle(adata)`` and ``Preprocessor().preprocess_adata`` leave the same data.
+
+    The guide ran ``recipe_monocle`` in memory and ``Preprocessor`` on a store; the other form
+    runs here on the same input.
+    """
+    if where == "memory":
+        adata = dyn.sample_data.pancreas()
+        form, guide = _preprocessor, request.getfixturevalue("guide_in_memory")[1]
+    else:
+        dyn.io.convert(pancreas_path, tmp_path / "p.zarr")
+        adata = dyn.io.open(tmp_path / "p.zarr")
+        form, guide = _recipe, request.getfixturevalue("guide_on_a_store")[1]
+    form(adata)
+    _check_step(adata, "preprocess")
+    a, b = guide, _preprocessed(adata)
+    np.testing.assert_array_equal(a["use_for_pca"], b["use_for_pca"])
+    np.testing.assert_allclose(a["X_pca"], b["X_pca"], rtol=1e-5, atol=1e-5)
 
 
 def test_notebook_follows_the_guide():
