@@ -94,9 +94,11 @@ def dynamics(
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
       steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
       1,000 seeded held-out cells per group; a gene takes the EM's parameters when its curve
-      is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``) and it gives the
-      held-out cells a mean log-likelihood (``u``, ``s`` in units of their variances) at
-      least 0.05 per cell above the steady-state line ``u = gamma s``, else the steady-state ones
+      is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``), its cells run at
+      least ``1 / beta`` past the switch-off or reach a decay share (``fit_decay``) of 0.9,
+      and it gives the held-out cells a mean log-likelihood (``u``, ``s`` in units of their
+      variances) at least 0.05 per cell above the steady-state line ``u = gamma s``, else the
+      steady-state ones
       (``var['kinetic_model']`` says which; ``fit_loglik_gain`` the gain). dynamo's
       ``'auto'`` is the steady-state model: here that is the default (``model=None``).
     - labelling (see :class:`dynadask.est.tsc.Labelling`): ``one-shot`` (``ols``/``gmm``),
