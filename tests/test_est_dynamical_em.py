@@ -166,7 +166,21 @@ def test_latent_time_needs_the_dynamical_fit():
 
 
 def test_auto_chooses_per_gene_by_held_out_likelihood(tmp_path):
-    u, s, truth = _cells(n=1200, g=6, steady=2, seed=8)
+    # genes 0-3 in repression (at steady state until time 0, then decaying: the cells reach
+    # the steady-state line and run far past the switch-off), genes 4-5 full cycles whose
+    # cells stay below the steady-state line (decay shares 0.74-0.75 measured: auto keeps the
+    # default there, see AUTO_MIN_DECAY), genes 6-7 at steady state
+    from benchmarks.regimes import means
+
+    rng = np.random.default_rng(8)
+    n = 1200
+    alpha, gamma = rng.uniform(5, 30, 4), np.exp(rng.uniform(np.log(0.1), np.log(1.0), 4))
+    t = np.sort(rng.uniform(0, 8, n))[:, None]
+    one = np.ones(4)
+    mu, ms = means(t, alpha, one, gamma, 0 * one, alpha, alpha / gamma)
+    ur, sr = rng.poisson(mu * 20) / 20, rng.poisson(ms * 20) / 20
+    uc, sc, _ = _cells(n=n, g=6, steady=2, seed=8)
+    u, s = np.c_[ur, uc[:, [0, 1, 4, 5]]], np.c_[sr, sc[:, [0, 1, 4, 5]]]
     a = _adata(u, s)
     a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
     a.write_h5ad(tmp_path / "d.h5ad")
@@ -174,11 +188,12 @@ def test_auto_chooses_per_gene_by_held_out_likelihood(tmp_path):
     dyn.tl.dynamics(ref)  # nothing named: dynamo's default
     assert ref.uns["dynamics"]["model"] == "stochastic" and "kinetic_model" not in ref.var
     dyn.tl.dynamics(a, model="auto")
-    want = ["dynamical"] * 4 + ["stochastic"] * 2
+    want = ["dynamical"] * 4 + ["stochastic"] * 4
     assert list(a.var["kinetic_model"]) == want
     assert np.all(a.var["fit_loglik_gain"][:4] > 0.05)
     np.testing.assert_allclose(a.var["gamma"][4:], ref.var["gamma"][4:], rtol=1e-9)
-    assert np.median(np.abs(a.var["gamma"][:4] / truth["gamma"][:4] - 1)) < 0.05
+    assert np.median(np.abs(a.var["gamma"][:4] / gamma - 1)) < 0.08  # 0.051 measured
+    assert np.median(np.abs(ref.var["gamma"][:4] / gamma - 1)) > 0.15  # 0.16-0.18 measured
     want_v = a.layers["M_u"] - a.var["gamma"].to_numpy() * a.layers["M_s"]
     np.testing.assert_allclose(a.layers["velocity_S"], want_v, rtol=1e-5, atol=1e-4)
     dyn.io.convert(tmp_path / "d.h5ad", tmp_path / "d.zarr", chunk_cells=400)
@@ -186,7 +201,7 @@ def test_auto_chooses_per_gene_by_held_out_likelihood(tmp_path):
     dyn.tl.dynamics(b, model="auto")
     assert list(dyn.io.open(tmp_path / "d.zarr").var["kinetic_model"]) == want
     np.testing.assert_allclose(b.var["gamma"], a.var["gamma"], rtol=1e-6)
-    a.obs["state"] = np.where(truth["t"] < 6, "early", "late")
+    a.obs["state"] = np.where(t[:, 0] < 4, "early", "late")
     dyn.tl.gene_wise_confidence(a, "state", {"early": "late"})
     table = a.uns["gene_wise_confidence"]
     assert list(table["kinetic_model"]) == want
@@ -299,15 +314,41 @@ def test_auto_keeps_the_steady_state_gamma_where_the_cells_reach_little_decay():
     assert band.sum() >= 5  # the rule is exercised (8 genes measured)
     assert np.all(v["fit_loglik_gain"][band] > dm.AUTO_MARGIN)  # the likelihood alone would pick
     want = v["kinetic_model"] == "dynamical"
-    assert 0 < want.sum() < 5
     assert band.sum() - (band & want).sum() >= 5  # kept at the default's gamma
-    off = v["fit_t_max"] - v["t_switch"]
-    assert np.all((v["fit_decay"][want] >= dm.AUTO_MIN_DECAY) | (off[want] >= dm.AUTO_MIN_OFF))
+    off = v["fit_t_max"] - v["fit_t_switch"]
+    assert np.all((v["fit_decay"][want] >= dm.AUTO_MIN_DECAY) & (off[want] >= dm.AUTO_MIN_OFF))
+    # the former rule (share >= 0.9 or 1 past the switch-off) took 1-4 genes, one of them
+    # with a switch-off inside the cells of this induction and gamma 2.2x the truth
+    assert want.sum() == 0
     np.testing.assert_array_equal(v["gamma"][~want], ref.var["gamma"][~want])
     np.testing.assert_array_equal(
         a.layers["velocity_S"][:, ~want], ref.layers["velocity_S"][:, ~want]
     )
-    # rank correlation with the truth measured: auto 0.958, the default 0.979, auto taking
-    # the EM wherever it determines gamma (shares >= 0.3) 0.706; one gene's EM curve puts a
-    # switch-off inside the cells of this induction and is taken with gamma 2.2x the truth
-    assert spearmanr(v["gamma"], truth)[0] > 0.9
+    # rank correlation with the truth measured: the default 0.979 (so auto now), the former
+    # rule 0.958, auto taking the EM wherever it determines gamma (shares >= 0.3) 0.706
+    assert spearmanr(v["gamma"], truth)[0] > 0.97
+
+
+def test_auto_never_loses_to_the_default_on_full_cycles():
+    # benchmarks.regimes' full cycles (800 cells x 24 genes, depth 1, seed 0, through
+    # recipe_monocle and the kNN moments), measured: stochastic/gmm rho 0.407, cosine 0.875;
+    # auto 0.421 / 0.875 (4 genes take the EM); the former rule (decay share >= 0.9 or 1 past
+    # the switch-off) took 18 genes and lost 0.07 in cosine (0.384 / 0.803)
+    from benchmarks import regimes as R
+
+    base = R.preprocess(R.simulate(800, 24, "cycle", depth=1.0, seed=0))
+    ref, a = base.copy(), base.copy()
+    dyn.tl.dynamics(ref, model="stochastic", est_method="gmm")
+    dyn.tl.dynamics(a, model="auto")
+    rho0, cos0 = R.score(ref, ref.var["gamma"], R._dense(ref.layers["velocity_S"]))
+    rho, cos = R.score(a, a.var["gamma"], R._dense(a.layers["velocity_S"]))
+    assert rho > rho0 - 0.02 and cos > cos0 - 0.02
+    v = a.var
+    picked = v["kinetic_model"] == "dynamical"
+    assert 0 < picked.sum() < 10
+    off = v["fit_t_max"] - v["fit_t_switch"]
+    old = (v["fit_steady"] == 0) & (v["fit_gamma_free"] == 0) & (v["fit_loglik_gain"] >= 0.05)
+    old &= (v["fit_decay"] >= 0.9) | (off >= 1.0)
+    gamma = np.where(old, v["fit_gamma_curve"], ref.var["gamma"]).astype(float)
+    m_u, m_s = R._dense(a.layers["M_u"]), R._dense(a.layers["M_s"])
+    assert R.score(a, gamma, m_u - gamma * m_s)[1] < cos0 - 0.05
