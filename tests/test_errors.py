@@ -54,8 +54,7 @@ _UNUSED = ("dynamics", "fate_umap", "jacobian_pca", "reference_info_json", "grid
            "grid_velocity_pca", "layers_float32_mantissa_bits_kept", "neighbors", "pp")  # fmt: skip
 
 
-def _field_store(folder: Path, reference_path: Path) -> Path:
-    ref = ad.read_h5ad(reference_path)
+def _field_store(folder: Path, ref: ad.AnnData) -> Path:
     keep = np.sort(np.random.default_rng(0).choice(ref.n_obs, N_CELLS, replace=False))
     sub = ref[keep].copy()
     for key in _UNUSED:
@@ -65,7 +64,7 @@ def _field_store(folder: Path, reference_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory, pancreas_path, reference_path) -> Data:
+def data(tmp_path_factory, pancreas_path, reference) -> Data:
     folder = tmp_path_factory.mktemp("errors")
     full = ad.read_h5ad(pancreas_path)
     keep = np.random.default_rng(0).choice(full.n_obs, N_CELLS, replace=False)
@@ -76,7 +75,7 @@ def data(tmp_path_factory, pancreas_path, reference_path) -> Data:
     del done.uns["neighbors"]["indices"]  # as a store-backed run leaves it
     done.write_h5ad(folder / "p.h5ad")
     store = dyn.io.convert(folder / "p.h5ad", folder / "p.zarr", chunk_cells=100)
-    return Data(store, raw, _field_store(folder, reference_path))
+    return Data(store, raw, _field_store(folder, reference))
 
 
 def _hashes(store: Path) -> dict[str, str]:

@@ -237,24 +237,29 @@ NEW_STAGES = [
 
 
 @pytest.fixture(scope="module")
-def velocity_store(tmp_path_factory, reference_path):
+def velocity_store(tmp_path_factory, reference):
     """dynamo's reference results up to the velocities, on 600 cells, as a store."""
     tmp = tmp_path_factory.mktemp("velocities")
-    ref = dyn.read_h5ad(reference_path)
-    idx = np.sort(np.random.default_rng(1).choice(ref.n_obs, 600, replace=False))
-    a = ref[idx].copy()
+    idx = np.sort(np.random.default_rng(1).choice(reference.n_obs, 600, replace=False))
+    a = reference[idx].copy()
     for key in [k for k in a.uns if k.startswith(("VecFld", "jacobian", "fate"))]:
         del a.uns[key]
     a.write_h5ad(tmp / "velocities.h5ad")
     return tmp / "velocities.h5ad"
 
 
-def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, tmp_path, capsys):
+def test_cli_runs_vector_field_stages_from_job_file_and_resumes(
+    velocity_store, tmp_path, capsys, _local_cluster
+):
     from dynadask.cli import main
 
+    # the session's cluster, named in the job file: a cluster of its own would start worker
+    # processes that import and compile the numba-backed libraries again (``workers`` from a
+    # job file and ``--workers`` are checked in test_cli_config and test_package)
     job = tmp_path / "job.toml"
     job.write_text(
-        'out = "out"\nchunk-cells = 250\nworkers = 1\nprogress = false\n'
+        f'out = "out"\nchunk-cells = 250\nscheduler = "{_local_cluster.scheduler_address}"\n'
+        "progress = false\n"
         'jacobian-genes = ["Pdx1", "Gcg", "Ins2"]\n'
         'stages = ["vectorfield", "topography", "ddhodge", "vector_calculus", "jacobian", '
         '"fate", "figures"]\n'
@@ -281,18 +286,23 @@ def test_cli_runs_vector_field_stages_from_job_file_and_resumes(velocity_store, 
     assert re.search(r"\(7 skipped\)", summary) and "convert" not in summary
 
 
-def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys):
+def test_cli_run_writes_store_and_figures(tmp_path, pancreas_path, capsys, _local_cluster):
     from dynadask.cli import main
 
     a = dyn.read_h5ad(pancreas_path)
     a[:600].copy().write_h5ad(tmp_path / "tiny.h5ad")
     out = tmp_path / "out"
-    args = ["run", str(tmp_path / "tiny.h5ad"), "--out", str(out), "--workers", "1"]
-    assert main([*args, "--stages", "preprocess", "neighbors", "moments", "dynamics"]) == 0
+    args = ["run", str(tmp_path / "tiny.h5ad"), "--out", str(out)]
+    # the computing call on the session's cluster (see the test above); the resuming call,
+    # which computes nothing, starts a LocalCluster of its own (``--workers``)
+    first = ["--scheduler", _local_cluster.scheduler_address]
+    stages = ["--stages", "preprocess", "neighbors", "moments", "dynamics"]
+    assert main([*args, *first, *stages]) == 0
     text = capsys.readouterr().out
     assert "dynamics" in text and "complete" in text and "reduceDimension" not in text
     # resuming: the next call converts nothing and runs only what is left of the workflow
-    assert main([*args, "--stages", "dynamics", "figures"]) == 2  # figures need the UMAP
+    stages = ["--stages", "dynamics", "figures"]
+    assert main([*args, "--workers", "1", *stages]) == 2  # figures need the UMAP
     captured = capsys.readouterr()
     assert "X_umap" in captured.err
     assert re.search(r"^  dynamics +skipped", captured.out, re.M)
