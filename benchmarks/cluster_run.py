@@ -1,9 +1,11 @@
 """`dynadask run` on a cluster of separate processes, with each process's peak memory per stage.
 
-    python -m benchmarks.cluster_run ATLAS.zarr --out RUN_DIR [--workers 2] [--memory-limit 10GiB]
+    python -m benchmarks.cluster_run ATLAS.zarr --out RUN_DIR [--workers 2] [--threads 1]
+        [--memory-limit 10GiB]
 
 Starts a scheduler (`dask scheduler`) and ``--workers`` worker processes (`dask worker` under its
-nanny, one thread each) as separate OS processes on loopback, then runs the command a user runs,
+nanny, ``--threads`` task threads each, default 1) as separate OS processes on loopback, then
+runs the command a user runs,
 ``dynadask run ATLAS --scheduler ADDRESS --out RUN_DIR``, as a third kind of process (the
 driver). Every process's resident memory (with its children) is sampled every 0.2 s; the
 driver's output lines are time-stamped as they arrive, so each stage's window ("<stage> done
@@ -80,7 +82,9 @@ class Sampler:
         return out
 
 
-def start_cluster(n_workers: int, memory_limit: str, scratch: Path) -> tuple[str, list]:
+def start_cluster(
+    n_workers: int, memory_limit: str, scratch: Path, nthreads: int = 1
+) -> tuple[str, list]:
     """Start ``dask scheduler`` and ``n_workers`` ``dask worker`` processes; return address."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -104,7 +108,7 @@ def start_cluster(n_workers: int, memory_limit: str, scratch: Path) -> tuple[str
                 "worker",
                 address,
                 "--nthreads",
-                "1",
+                str(nthreads),
                 "--nworkers",
                 "1",
                 "--memory-limit",
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="per worker (default: as dynadask's LocalCluster, 0.8 x memory / workers)",
     )
+    parser.add_argument("--threads", type=int, default=1, help="task threads per worker")
     parser.add_argument("--stages", nargs="*", default=None)
     parser.add_argument("--resume", action="store_true", help="keep RUN_DIR (resume a run)")
     parser.add_argument(
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     scratch.mkdir(exist_ok=True)
     if args.memory_limit is None:
         args.memory_limit = str(int(0.8 * psutil.virtual_memory().total / args.workers))
-    address, cluster = start_cluster(args.workers, args.memory_limit, scratch)
+    address, cluster = start_cluster(args.workers, args.memory_limit, scratch, args.threads)
     cmd = [str(Path(sys.executable).parent / "dynadask"), "run", args.src,
            "--scheduler", address, "--out", str(args.out), "--no-progress"]  # fmt: skip
     if args.stages:
