@@ -15,6 +15,7 @@ source with an unsorted row is reported and the caller writes that matrix the ge
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ def row_transform_tasks(
             )
     dst = _location(root)
     same_files = _same_encoding(source["indices"], group["indices"], dst, spec.location)
+    # each task gets its rows' factors only: the whole per-cell array inside every task made
+    # the million-cell preprocess graph 99.7 MiB
+    light = dataclasses.replace(spec, factors=np.empty(0))
     tasks = []
     for part in ("data", "indices"):
         span = steps[part] * CHUNKS_PER_TASK
@@ -102,7 +106,7 @@ def row_transform_tasks(
             ptr = indptr[r0 : r1 + 1]
             if part == "data":
                 task = dask.delayed(_transform_values, pure=False)(
-                    spec, spec.factors[r0:r1], ptr, dst, name, a, b
+                    light, spec.factors[r0:r1], ptr, dst, name, a, b
                 )
             else:
                 task = dask.delayed(_copy_indices, pure=False)(
