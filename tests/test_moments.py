@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import anndata as ad
-import cloudpickle
 import dask.array as da
 import numpy as np
 import pytest
@@ -359,22 +358,3 @@ def test_moments_on_a_cluster_equal_memory(labelled, tmp_path, local_client):
     dyn.tl.moments(labelled, n_neighbors=10, group=False)
     for key in ("M_n", "M_t", "M_tn"):
         assert np.array_equal(s.layers[key].compute(), labelled.layers[key])
-
-
-def test_block_positions_stay_out_of_the_graph(local_client, monkeypatch):
-    """The rows' positions go to the workers beside the graph (58 MiB of graph at 1M cells)."""
-    from dynadask._core import compute as core
-
-    monkeypatch.setattr(core, "INLINE_BYTES", 1024)
-    n = 20000
-    s = da.random.default_rng(0).random((n, 20), chunks=(2000, 20))
-    u = da.random.default_rng(1).random((n, 20), chunks=(2000, 20))
-    conn = _graph(n, density=0.001)
-    inputs = {"X_spliced": gm.Input(s), "X_unspliced": gm.Input(u)}
-    out = gm.smooth_inputs(conn, inputs, moment_jobs(["X_spliced", "X_unspliced"]))
-    graph = {}
-    for x in out.values():
-        graph.update(x.__dask_graph__())
-    assert len(cloudpickle.dumps(graph)) < 8 * n  # less than one int64 per cell in all
-    assert np.allclose(out["M_s"].compute(), conn @ s.compute(), rtol=1e-5)
-    assert np.allclose(out["M_us"].compute(), conn @ (u * s).compute(), rtol=1e-5)

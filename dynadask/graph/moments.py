@@ -63,7 +63,7 @@ def smooth_inputs(
     for plan in nb.plan_blocks(conn, chunks):
         # each block's re-indexed graph rows go to the workers, one block at a time
         (local,) = share([nb.local_graph(conn, plan)])
-        sources = _block_sources(xs, used, plan.cells)
+        sources = {n: row_sources(xs[n], plan.cells) for n in used}
         for name, (a, b) in jobs.items():
             inp = inputs[a]
             width = inp.width if inp.width is not None else xs[a].shape[1]
@@ -76,29 +76,8 @@ def smooth_inputs(
     return {name: da.concatenate(parts, axis=0) for name, parts in out.items()}
 
 
-def _block_sources(xs: dict[str, da.Array], used: list[str], cells: np.ndarray) -> dict:
-    """Per input: the block's rows' positions in the chunks that hold them, and the chunks.
-
-    The positions (as many as the cells the block's neighbourhoods touch) are handed over
-    once per block and row chunking, not once per task: inside each of the block's tasks
-    (five for spliced and unspliced) they made a million-cell graph of 58 MiB.
-    """
-    out, flat = {}, {}
-    for n in used:
-        positions, blocks = row_sources(xs[n], cells)
-        chunks = xs[n].chunks[0]
-        if chunks not in flat:
-            (flat[chunks],) = share([np.concatenate(positions).astype(np.int64, copy=False)])
-        out[n] = (flat[chunks], [p.size for p in positions], blocks)
-    return out
-
-
 def _smooth_block(local: sparse.csr_matrix, a: tuple, b: tuple | None, cols: Any, width: int):
-    """One moment of one block, taking rows from the chunks (``_block_sources``) by step."""
-    x = km.Pieces(a[2], _split(a[0], a[1]), cols)
-    y = None if b is None else km.Pieces(b[2], _split(b[0], b[1]), cols)
+    """One moment of one block, taking rows from the chunks (``row_sources`` pairs) by step."""
+    x = km.Pieces(a[1], a[0], cols)
+    y = None if b is None else km.Pieces(b[1], b[0], cols)
     return km.smooth(local, x, y, cols, width)
-
-
-def _split(flat: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    return np.split(np.asarray(flat), np.cumsum(sizes)[:-1])
