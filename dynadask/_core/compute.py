@@ -403,6 +403,14 @@ def set_progress(show: bool) -> None:
     _state["progress"] = bool(show)
 
 
+def task_slots() -> int:
+    """Return how many tasks the active scheduler runs at once (its workers' threads)."""
+    client = _distributed_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
+
+
 def compute_count() -> int:
     """Return how many times the library has computed (for tests that bound passes over data)."""
     return _state["computes"]

@@ -86,6 +86,7 @@ def commit(
     obs: Mapping[str, Any] | pd.DataFrame | None = None,
     var: Mapping[str, Any] | pd.DataFrame | None = None,
     uns: Mapping[str, Any] | None = None,
+    waves: int | None = None,
 ) -> None:
     """Write the results of ``stage`` into ``adata`` (and its store) in one step.
 
@@ -109,6 +110,10 @@ def commit(
         the rest: for a store it is written chunk by chunk by the workers, marked
         ``dynadask-lazy`` and left in the store, the AnnData's ``uns`` then holding a Dask
         array over it (also after :func:`dynadask.io.open`); in memory it is computed.
+    waves
+        For a store: write the lazy dense matrices this many row blocks at a time, one
+        compute per wave (see :func:`dynadask.io.writers.write_arrays`); ``None`` writes
+        everything in one compute.
 
     Raises
     ------
@@ -134,7 +139,7 @@ def commit(
     else:
         stored = {k: v for k, v in record.items() if k not in (keys.STORE, keys.ORDER_ID)}
         uns = {**dict(uns or {}), keys.DYNADASK: stored}
-        _commit_to_store(adata, path, stage, matrices, columns, frames, uns)
+        _commit_to_store(adata, path, stage, matrices, columns, frames, uns, waves)
     adata.uns[keys.DYNADASK] = record
 
 
@@ -217,11 +222,14 @@ def _commit_to_store(
     columns: dict,
     frames: dict,
     uns: dict,
+    waves: int | None = None,
 ) -> None:
     staging = path.with_name(f"{path.name}.staging-{stage}-{uuid.uuid4().hex[:8]}")
     with store_lock(path):
         try:
-            moved, columns = _stage_everything(adata, staging, matrices, columns, frames, uns)
+            moved, columns = _stage_everything(
+                adata, staging, matrices, columns, frames, uns, waves
+            )
         except BaseException:
             _discard(staging)
             raise
@@ -303,6 +311,7 @@ def _stage_everything(
     columns: dict,
     frames: dict,
     uns: dict,
+    waves: int | None = None,
 ) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     """Write every result under ``staging`` (same keys as in the store).
 
@@ -321,7 +330,7 @@ def _stage_everything(
             else:
                 small.append((name, x))
     flat = [(s, k, x) for s, items in columns.items() for k, x in items.items()]
-    values = write_arrays(root, lazy, [x for _, _, x in flat])
+    values = write_arrays(root, lazy, [x for _, _, x in flat], waves)
     for name in uns_lazy:
         root[name].attrs[LAZY_ATTR] = True
     column_values: dict[str, dict[str, Any]] = {"obs": {}, "var": {}}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,7 @@ def create_dense(root: zarr.Group, key: str, x: da.Array | np.ndarray) -> zarr.A
 
 def store_dense(root: zarr.Group, key: str, x: da.Array) -> Any:
     """Return a lazy task that writes dense ``x`` block by block under ``root[key]``."""
-    x = regular_rows(x)
-    if x.ndim > 1 and x.numblocks[1] != 1:
-        x = x.rechunk({i: -1 for i in range(1, x.ndim)})
+    x = _whole_rows(regular_rows(x))
     target = create_dense(root, key, x)
     return da.store(x, target, lock=False, compute=False)
 
@@ -172,12 +171,16 @@ def assemble_csr(
 
 
 def write_arrays(
-    root: zarr.Group, arrays: dict[str, da.Array], extra_tasks: list[Any] | tuple = ()
+    root: zarr.Group,
+    arrays: dict[str, da.Array],
+    extra_tasks: list[Any] | tuple = (),
+    waves: int | None = None,
 ) -> list[Any]:
     """Write lazy arrays under ``root`` in parallel: dense directly, sparse CSR via pieces.
 
     Everything pending (``extra_tasks`` too) runs in one compute; the sparse pieces are then
-    assembled in a second one and removed.
+    assembled in a second one and removed. With ``waves``, the dense arrays are written
+    ``waves`` row blocks at a time instead, one compute per wave after the rest.
 
     Parameters
     ----------
@@ -187,6 +190,11 @@ def write_arrays(
         Lazy arrays by key (``'layers/spliced'``, …); blocks may be numpy or scipy CSR.
     extra_tasks
         Other lazy values to compute in the first compute.
+    waves
+        Row blocks per wave for the dense arrays (``None``: all in the first compute). For
+        results whose blocks read rows of many input blocks (moments): the scheduler runs
+        input reads ahead of the work that frees them, so in one compute a worker comes to
+        hold most of the inputs; a wave's compute holds only the blocks its rows use.
 
     Returns
     -------
@@ -196,7 +204,7 @@ def write_arrays(
     from .rowwise import indices_sorted, row_transform_tasks, source_of
 
     path = location_of_store(root.store)
-    tasks, sparse_jobs, reused = list(extra_tasks), [], []
+    tasks, sparse_jobs, reused, dense = list(extra_tasks), [], [], {}
     for name, x in arrays.items():
         spec = row_transform(x) if is_sparse(x) else None
         source = source_of(spec, x.shape) if spec is not None else None
@@ -209,9 +217,13 @@ def write_arrays(
             jobs = stage_csr_pieces(path, f"_pieces/{name}", x)
             sparse_jobs.append((name, x, len(tasks), len(jobs)))
             tasks += jobs
+        elif waves:
+            dense[name] = x
         else:
             tasks.append(store_dense(root, name, x))
     results = compute(*tasks) if tasks else []
+    for wave in _waves(dense, root, waves or 1):
+        compute(*wave)
     for name, x, source, i, n in reused:
         if not indices_sorted(list(results[i : i + n]), source):
             # a row of the source has unsorted column indices: write it the general way
@@ -228,6 +240,34 @@ def write_arrays(
     if "_pieces" in root:
         del root["_pieces"]
     return list(results[: len(extra_tasks)])
+
+
+def _waves(arrays: dict[str, da.Array], root: zarr.Group, blocks: int) -> Iterator[list[Any]]:
+    """Lazy writes of ``arrays`` (dense), ``blocks`` row blocks of each at a time."""
+    if not arrays:
+        return
+    prepared = {name: _whole_rows(regular_rows(x)) for name, x in arrays.items()}
+    targets = {name: create_dense(root, name, x) for name, x in prepared.items()}
+    bounds = np.concatenate([[0], np.cumsum(next(iter(prepared.values())).chunks[0])])
+    for first in range(0, bounds.size - 1, blocks):
+        start, stop = int(bounds[first]), int(bounds[min(first + blocks, bounds.size - 1)])
+        yield [
+            da.store(
+                x[start:stop],
+                targets[name],
+                regions=(slice(start, stop),),
+                lock=False,
+                compute=False,
+            )
+            for name, x in prepared.items()
+        ]
+
+
+def _whole_rows(x: da.Array) -> da.Array:
+    """``x`` with each row block one chunk across its other axes."""
+    if x.ndim > 1 and x.numblocks[1] != 1:
+        return x.rechunk({i: -1 for i in range(1, x.ndim)})
+    return x
 
 
 def is_sparse(x: da.Array) -> bool:

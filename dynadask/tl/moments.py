@@ -12,7 +12,7 @@ import numpy as np
 from scipy import sparse
 
 from .._core import keys
-from .._core.compute import compute, share
+from .._core.compute import compute, share, task_slots
 from .._core.errors import InputError, MissingKeyError
 from .._core.validate import enough_cells, unique_names
 from ..graph import moments as gm
@@ -28,6 +28,8 @@ _FAMILIES = tuple(
     for fam in ((keys.SPLICED, keys.UNSPLICED), keys.NEW_TOTAL, keys.LABELLING_LAYERS)
 )
 _PROTEIN = "X_protein"
+# row blocks written per wave and per task slot of the scheduler (see ``io.commit``'s waves)
+WAVE_BLOCKS_PER_SLOT = 4
 
 
 def moments(
@@ -53,8 +55,10 @@ def moments(
     layer ``X_x`` (size-factor normalised, not log-transformed), and ``M_xy = W @ (X_x * X_y)``
     within each layer family (spliced/unspliced -> ``M_ss, M_us, M_uu``; new/total ->
     ``M_nn, M_tn, M_tt``). Each output row block gathers only the rows its neighbourhoods
-    use. A kNN graph already in ``obsp['distances']`` with the same settings is reused; when
-    there is none (and the graph is the default one: all cells, ``X_pca``), it is made with
+    use; on a store the blocks are written in waves of a few blocks per worker thread, so a
+    worker holds the input blocks of one wave rather than most of the layers. A kNN graph
+    already in ``obsp['distances']`` with the same settings is reused; when there is none
+    (and the graph is the default one: all cells, ``X_pca``), it is made with
     :func:`dynadask.tl.neighbors` and stored, so later steps (``cell_velocities``) find it.
 
     Parameters
@@ -129,7 +133,10 @@ def moments(
         jobs["M_p"] = (_PROTEIN, None)
     out = gm.smooth_inputs(w, inputs, jobs)
     obsm = {"M_p": out.pop("M_p")} if "M_p" in out else {}
-    commit(adata, "moments", layers=out, obsm=obsm, obsp={keys.MOMENTS_CON: w})
+    # a block reads rows of several input blocks: written a few blocks per task slot at a
+    # time, a worker holds the inputs of those blocks, not nearly the whole layers
+    waves = WAVE_BLOCKS_PER_SLOT * task_slots()
+    commit(adata, "moments", layers=out, obsm=obsm, obsp={keys.MOMENTS_CON: w}, waves=waves)
     return adata if copy else None
 
 
