@@ -7,7 +7,9 @@ assembling the pieces (two writes and a read of values and indices), each task r
 of the source's value chunks, transforms them with the factors of their rows and writes the
 same run of the result's value chunks. The column indices are copied chunk by chunk (as
 files when the source's chunks are encoded as the result's would be), the row pointers
-once from the client. Writes are aligned with the Zarr chunks, so tasks never share one.
+once from the client; tasks read the pointers of their rows back from there, and the per-row
+factors reach them once (:func:`dynadask._core.compute.share`). Writes are aligned with the
+Zarr chunks, so tasks never share one.
 
 The copy is checked as it goes: the general writer sorts each row's column indices, so a
 source with an unsorted row is reported and the caller writes that matrix the general way.
@@ -24,6 +26,7 @@ import dask
 import numpy as np
 import zarr
 
+from .._core.compute import share
 from .._core.lineage import RowTransform
 from .._core.settings import get_chunk_policy
 from .format import COMPRESSORS, csr_attrs, open_group
@@ -93,24 +96,27 @@ def row_transform_tasks(
             )
     dst = _location(root)
     same_files = _same_encoding(source["indices"], group["indices"], dst, spec.location)
-    # each task gets its rows' factors only: the whole per-cell array inside every task made
-    # the million-cell preprocess graph 99.7 MiB
+    # the per-cell factors reach the tasks once (a shared file under a client), and each
+    # task reads its rows' pointers from the indptr just written: slices of both inside the
+    # tasks made the million-cell preprocess graph 77 MiB (the whole factors in each, 99.7)
     light = dataclasses.replace(spec, factors=np.empty(0))
+    (factors,) = share([np.asarray(spec.factors)])
     tasks = []
     for part in ("data", "indices"):
         span = steps[part] * CHUNKS_PER_TASK
         for a in range(0, total, span):
             b = min(a + span, total)
-            r0 = int(np.searchsorted(indptr, a, side="right")) - 1
-            r1 = int(np.searchsorted(indptr, b, side="left"))
-            ptr = indptr[r0 : r1 + 1]
+            rows = (
+                int(np.searchsorted(indptr, a, side="right")) - 1,
+                int(np.searchsorted(indptr, b, side="left")),
+            )
             if part == "data":
                 task = dask.delayed(_transform_values, pure=False)(
-                    light, spec.factors[r0:r1], ptr, dst, name, a, b
+                    light, factors, rows, dst, name, a, b
                 )
             else:
                 task = dask.delayed(_copy_indices, pure=False)(
-                    spec.location, spec.key, ptr, dst, name, a, b, same_files
+                    spec.location, spec.key, rows, dst, name, a, b, same_files
                 )
             tasks.append(task)
     return tasks
@@ -147,10 +153,15 @@ def _same_encoding(src: zarr.Array, dst: zarr.Array, dst_where: Any, src_where: 
     return all(a.get(k) == b.get(k) for k in keep)
 
 
+def _row_pointers(dst: Any, name: str, rows: tuple[int, int]) -> np.ndarray:
+    """Row pointers of rows ``rows[0]:rows[1]`` (and the next), from the result's indptr."""
+    return np.asarray(open_group(dst)[f"{name}/indptr"][rows[0] : rows[1] + 1], dtype=np.int64)
+
+
 def _transform_values(
     spec: RowTransform,
     factors: np.ndarray,
-    ptr: np.ndarray,
+    rows: tuple[int, int],
     dst: Any,
     name: str,
     a: int,
@@ -158,8 +169,8 @@ def _transform_values(
 ) -> tuple:
     """Values ``a:b`` of the result: the source's, transformed with their rows' factors."""
     values = open_group(spec.location)[f"{spec.key}/data"][a:b]
-    counts = np.diff(np.clip(ptr, a, b))
-    out = spec.values(values, np.repeat(factors, counts))
+    counts = np.diff(np.clip(_row_pointers(dst, name, rows), a, b))
+    out = spec.values(values, np.repeat(np.asarray(factors[rows[0] : rows[1]]), counts))
     open_group(dst, mode="a")[f"{name}/data"][a:b] = out
     return ("data", True, 0, 0, b)
 
@@ -167,7 +178,7 @@ def _transform_values(
 def _copy_indices(
     src_where: Any,
     src_key: str,
-    ptr: np.ndarray,
+    rows: tuple[int, int],
     dst: Any,
     name: str,
     a: int,
@@ -175,6 +186,7 @@ def _copy_indices(
     as_files: bool,
 ) -> tuple:
     """Column indices ``a:b`` of the result (the source's), checked sorted within rows."""
+    ptr = _row_pointers(dst, name, rows)
     source = open_group(src_where)[f"{src_key}/indices"]
     idx = np.asarray(source[a:b])
     ok = _sorted_within_rows(idx, ptr, a, b)
