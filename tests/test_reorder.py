@@ -213,3 +213,38 @@ def test_pipeline_stage_reorders_a_random_store_then_skips(data):
     assert not record["reordered"] and record["spread_before"] <= 3.5
     np.testing.assert_array_equal(dyn.io.open(path).obs[keys.ORIGINAL_ROW].to_numpy(), rows)
     assert pipeline.reorder_if_spread(dyn.io.open(path), min_spread=8) is None
+
+
+def test_permuted_arrays_share_one_destination(tmp_path):
+    """The graph holds the new row positions once for every array moved, not a slice per chunk.
+
+    (At 1,000,000 cells the reorder stage's graph was 62.8 MiB: every chunk of each of its
+    eight cell-indexed arrays carried its cells' positions.)
+    """
+    import cloudpickle
+
+    from dynadask._core.compute import share
+
+    n = 4000
+    rng = np.random.default_rng(0)
+    dest = rng.permutation(n).astype(np.int64)
+    (shared,) = share([dest])
+    bounds = gr.chunk_bounds(n, 500)
+    arrays = [
+        da.from_array(rng.random((n, 3)), chunks=(250, 3)),
+        da.from_array(rng.random((n, 5)).astype(np.float32), chunks=(400, 5)),
+        da.from_array(rng.random((n, 2)), chunks=(500, 2)),
+    ]
+    moved = [gr.permute_rows(x, shared, bounds, tmp_path / f"{i}") for i, x in enumerate(arrays)]
+    phase_one = {
+        k: v
+        for m in moved
+        for k, v in dict(m.__dask_graph__()).items()
+        if "bucket_to_files" in str(k)
+    }
+    # about 150 bytes a task, the positions being one shared value beside them
+    assert len(cloudpickle.dumps(phase_one)) < dest.nbytes / 2  # 4,911 bytes; 46,483 before
+    for x, m in zip(arrays, moved, strict=True):
+        want = np.empty(x.shape, dtype=x.dtype)
+        want[dest] = x.compute()
+        np.testing.assert_array_equal(m.compute(), want)

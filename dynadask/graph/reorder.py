@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 from scipy import sparse
 
+from .._core.compute import share
 from ..kernels import reorder as kr
 from .blocks import as_rows
 
@@ -48,7 +49,9 @@ def permute_rows(
     x
         Lazy rows (numpy or scipy sparse blocks, all columns in one block).
     dest
-        New row of every old row (the inverse of the order).
+        New row of every old row (the inverse of the order): numpy, or a delayed value of it
+        shared with the workers once (:func:`dynadask._core.compute.share`); each task takes
+        its rows' part itself, so the graph never holds a slice of it per chunk.
     bounds
         Row boundaries of the output chunks.
     folder
@@ -65,10 +68,13 @@ def permute_rows(
     x = as_rows(x)
     starts = np.concatenate([[0], np.cumsum(x.chunks[0])]).astype(np.int64)
     is_sparse = sparse.issparse(x._meta)
+    if isinstance(dest, np.ndarray):
+        (dest,) = share([dest])
     written = [
         dask.delayed(_bucket_to_files, pure=False)(
             block,
-            np.asarray(dest[starts[i] : starts[i + 1]]),
+            dest,
+            (int(starts[i]), int(starts[i + 1])),
             bounds,
             columns,
             str(folder),
@@ -91,10 +97,17 @@ def permute_rows(
 
 
 def _bucket_to_files(
-    block: Any, dest: np.ndarray, bounds: np.ndarray, columns: Any, folder: str, i: int
+    block: Any,
+    dest: np.ndarray,
+    span: tuple[int, int],
+    bounds: np.ndarray,
+    columns: Any,
+    folder: str,
+    i: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Phase 1: sort one input chunk by destination and write it; return the offsets."""
-    rows, dest, offsets = kr.bucket_rows(block, dest, bounds, columns)
+    """Phase 1: sort one input chunk (rows ``span`` of ``dest``) by destination, write it."""
+    mine = np.asarray(dest[span[0] : span[1]])
+    rows, dest, offsets = kr.bucket_rows(block, mine, bounds, columns)
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     np.save(path / f"{i}.dest.npy", dest)

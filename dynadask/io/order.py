@@ -256,7 +256,7 @@ def _reorder_store(
 
         def moved(x: Any, columns: Any = None) -> Any:
             if isinstance(x, da.Array):
-                return gr.permute_rows(x, dest, bounds, next(folders), columns=columns)
+                return gr.permute_rows(x, shared, bounds, next(folders), columns=columns)
             if isinstance(x, pd.DataFrame):
                 return x.iloc[order]
             if columns is not None:
