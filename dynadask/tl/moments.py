@@ -29,7 +29,7 @@ _FAMILIES = tuple(
 )
 _PROTEIN = "X_protein"
 # row blocks written per wave and per task slot of the scheduler (see ``io.commit``'s waves)
-WAVE_BLOCKS_PER_SLOT = 4
+WAVE_BLOCKS_PER_SLOT = 8
 
 
 def moments(
