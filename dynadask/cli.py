@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -177,6 +179,25 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+LOG_ENV = "DYNADASK_LOG"
+"""Environment variable with a logging level for the command's messages (e.g. ``debug``:
+each compute's label and wall time as well)."""
+
+
+def _logging(level: str) -> None:
+    """Send dynadask's log records at ``level`` and above to stderr, with the time."""
+    if not level:
+        return
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise SystemExit(f"dynadask: {LOG_ENV}={level!r} is not a logging level (debug, info, ...)")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    package = logging.getLogger("dynadask")
+    package.addHandler(handler)
+    package.setLevel(number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``dynadask`` command line.
 
@@ -191,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
+    _logging(os.environ.get(LOG_ENV, ""))
     try:
         return args.func(args)
     except (DynadaskError, FileNotFoundError, FileExistsError, KeyError, ValueError) as err:

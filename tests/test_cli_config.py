@@ -93,3 +93,27 @@ def test_example_job_file_is_valid():
     opts = load_run_config(job)
     assert opts["chunk_cells"] == 20000 and opts["progress"] is False
     assert "Neurog3" in opts["jacobian_genes"]
+
+
+def test_dynadask_log_reports_each_compute(monkeypatch, capfd):
+    import logging
+
+    import dask.array as da
+
+    from dynadask._core.compute import compute
+
+    package = logging.getLogger("dynadask")
+    before = (list(package.handlers), package.level)
+    monkeypatch.setenv("DYNADASK_LOG", "debug")
+    try:
+        assert main(["run", "--stages", "nope"]) == 2  # the level is set before the error
+        (total,) = compute(da.ones(10, chunks=5).sum(), desc="probe sum")
+        assert total == 10
+        err = capfd.readouterr().err
+        assert "dynadask._core.compute DEBUG compute probe sum: " in err
+    finally:
+        package.handlers[:], _ = before
+        package.setLevel(before[1])
+    monkeypatch.setenv("DYNADASK_LOG", "loud")
+    with pytest.raises(SystemExit, match="DYNADASK_LOG='loud' is not a logging level"):
+        main(["info", "x"])

@@ -7,12 +7,14 @@ workers (:func:`share`).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import pickle
 import shutil
 import socket
 import sys
 import tempfile
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ import dask
 import numpy as np
 from dask.diagnostics import ProgressBar
 from scipy import sparse
+
+log = logging.getLogger(__name__)
 
 _state = {"computes": 0, "progress": os.environ.get("DYNADASK_PROGRESS", "") == "1"}
 
@@ -45,6 +49,7 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
         The computed values, in order.
     """
     _state["computes"] += 1
+    start = time.perf_counter()
     order = grouped_by_kind(collections)
     collections = tuple(collections[i] for i in order)
     client = _distributed_client()
@@ -65,6 +70,7 @@ def compute(*collections: Any, desc: str = "") -> tuple[Any, ...]:
     out: list[Any] = [None] * len(values)
     for position, value in zip(order, values, strict=True):
         out[position] = value
+    log.debug("compute %s: %.1f s", desc or "(no label)", time.perf_counter() - start)
     return tuple(out)
 
 
