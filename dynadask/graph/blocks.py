@@ -241,7 +241,14 @@ def take_columns(x: ArrayLike, cols: np.ndarray) -> ArrayLike:
 def _take_columns(block: Any, cols: np.ndarray) -> Any:
     if sparse.issparse(block):
         return sparse.csr_matrix(block)[:, cols]
-    return np.ascontiguousarray(np.asarray(block)[:, cols])
+    block = np.asarray(block)
+    if block.ndim == 2 and cols.size > 1 and cols[0] >= 0 and np.all(cols[1:] > cols[:-1]):
+        # increasing columns: a boolean selection writes the rows in C order directly
+        # (several times faster than a fancy index, whose result is column-major)
+        keep = np.zeros(block.shape[1], dtype=bool)
+        keep[cols] = True
+        return np.compress(keep, block, axis=1)
+    return np.take(block, cols, axis=1)
 
 
 def row_pieces(rows: np.ndarray, chunks: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:

@@ -152,19 +152,15 @@ def _combination_kernel(
     *blocks: Any, coefs: np.ndarray, const: np.ndarray | None, cols: np.ndarray | None
 ) -> np.ndarray:
     *layers, codes = blocks
-    codes = np.asarray(codes).ravel()
-    n = codes.size
-    width = coefs.shape[-1]
-    out = np.zeros((n, width))
-    inside = codes >= 0
-    c = codes[inside]
-    for j, layer in enumerate(layers):
-        x = kk.dense_rows(layer, 0, n)[inside]
-        x = x if cols is None else x[:, cols]
-        out[inside] += coefs[j][c] * x
-    if const is not None:
-        out[inside] += const[c]
-    return out.astype(np.float32)
+    codes = np.asarray(codes, dtype=np.int64).ravel()
+    n, width = codes.size, coefs.shape[-1]
+    out = np.empty((n, width), dtype=np.float32)
+    cols = np.arange(width, dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
+    const = np.zeros((0, width)) if const is None else np.asarray(const, dtype=np.float64)
+    for start, stop in kk.row_slices(n):
+        stack = np.stack([kk.dense_rows(x, start, stop) for x in layers])
+        kk.combine_rows(stack, codes[start:stop], coefs, const, cols, out[start:stop])
+    return out
 
 
 def linear_combination(

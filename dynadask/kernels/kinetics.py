@@ -316,24 +316,16 @@ def product_sums(
     first = next(iter(blocks.values()))
     n, g = first.shape
     codes = np.asarray(codes).ravel()
+    plan = _Products(terms)
     out = {name: np.zeros((n_strata, g)) for name in terms}
-    # each distinct product is formed once a slice and serves its plain and 'x:' terms
-    by_factors: dict[tuple[str, ...], list[str]] = {}
-    for name, factors in terms.items():
-        by_factors.setdefault(tuple(sorted(factors)), []).append(name)
-    for start, stop in row_slices(n):
+    for start, stop, xs in _slices(blocks, derived):
         c = codes[start:stop]
-        total = _stratum_summer(c, n_strata)
-        xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
-        for name, combo in (derived or {}).items():
-            if all(layer in xs for _, layer in combo):
-                xs[name] = sum(c * xs[layer] for c, layer in combo)
-        mask = _slice_mask(xs, c, extreme) if extreme is not None else None
-        for factors, names in by_factors.items():
-            prod = _product(xs, factors, (stop - start, g))
-            for name in names:
-                masked = mask is not None and name.startswith("x:")
-                out[name] += total(prod, mask if masked else None)
+        if extreme is None:
+            state = np.ones((stop - start, g), dtype=np.int8)  # 'x:' terms over every cell
+        else:
+            state = _slice_mask(xs, c, extreme).view(np.int8)
+        acc = plan.sums(xs, c, state, n_strata)
+        plan.add(out, acc, 1)
     return out
 
 
@@ -388,36 +380,26 @@ def window_sums(
     first = next(iter(blocks.values()))
     n, g = first.shape
     codes = np.asarray(codes).ravel()
+    plan = _Products(terms)
     out = {name: np.zeros((n_strata, g)) for name in terms}
     x_names = sorted(k for k in terms if k.startswith("x:"))
-    by_factors: dict[tuple[str, ...], list[str]] = {}
-    for name, factors in terms.items():
-        by_factors.setdefault(tuple(sorted(factors)), []).append(name)
     seen = np.zeros(n_strata * g, dtype=np.int64)
     pending: list[tuple] = []
-    for start, stop in row_slices(n):
+    for start, stop, xs in _slices(blocks, derived):
         c = codes[start:stop]
-        total = _stratum_summer(c, n_strata)
-        xs = {k: dense_rows(v, start, stop) for k, v in blocks.items()}
-        for name, combo in (derived or {}).items():
-            if all(layer in xs for _, layer in combo):
-                xs[name] = sum(f * xs[layer] for f, layer in combo)
         state, ties, ui, uj, values = _window_masks(xs, c, window)
-        sure = state == 1
-        # the cells waiting at their bin's lower edge (the zeros of a sparse gene, often
-        # most cells) are summed here per key rather than listed one by one
+        # sums over every cell, over the surely extreme ones (state 1) and over the cells
+        # waiting at their bin's lower edge (state 2: the zeros of a sparse gene, often most
+        # cells), which are summed per key rather than listed one by one
+        acc = plan.sums(xs, c, state, n_strata)
+        plan.add(out, acc, 1)
         tied_cols = np.flatnonzero(ties.sum(axis=0) > 0)
-        tied = state[:, tied_cols] == 2
+        tied_prods = np.stack(
+            [acc[2, plan.x_product[name]][:, tied_cols] for name in x_names], axis=-1
+        ).reshape(n_strata, tied_cols.size, len(x_names))
         prods = np.empty((ui.size, len(x_names)))
-        tied_prods = np.empty((n_strata, tied_cols.size, len(x_names)))
-        for factors, names in by_factors.items():
-            prod = _product(xs, factors, (stop - start, g))
-            for name in names:
-                x = name.startswith("x:")
-                out[name] += total(prod, sure if x else None)
-                if x:
-                    prods[:, x_names.index(name)] = prod[ui, uj]
-                    tied_prods[..., x_names.index(name)] = total(prod[:, tied_cols], tied)
+        for i, name in enumerate(x_names):
+            prods[:, i] = _product_at(xs, tuple(sorted(terms[name])), ui, uj)
         keys = c[ui].astype(np.int64) * g + uj
         tk, tj = np.nonzero(ties[:, tied_cols])
         part = merge_pending(
@@ -571,35 +553,142 @@ def add_pending(
     return out
 
 
-def _stratum_summer(c: np.ndarray, n_strata: int):
-    """``f(x, mask)``: per-stratum column sums of a slice (``mask``: only its True cells)."""
-    if n_strata == 1:
-        rows = c >= 0
-        where = None if rows.all() else rows[:, None]
+def _slices(
+    blocks: Mapping[str, Any], derived: Mapping | None
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """``(start, stop, layers)`` for each row slice of the blocks (see :func:`_slice_layers`).
 
-        def one(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-            keep = where if mask is None else (mask if where is None else mask & where)
-            return np.sum(x, axis=0, where=True if keep is None else keep)[None, :]
-
-        return one
-    ind = one_hot(c, n_strata)
-
-    def many(x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return ind @ (x if mask is None else np.where(mask, x, 0.0))
-
-    return many
+    One float64 buffer serves every slice: a slice's layers are overwritten by the next.
+    """
+    combos = {k: v for k, v in (derived or {}).items() if all(a in blocks for _, a in v)}
+    n, g = next(iter(blocks.values())).shape
+    buffer = np.empty((len(blocks) + len(combos), min(n, SLICE_ROWS), g))
+    for start, stop in row_slices(n):
+        yield start, stop, _slice_layers(blocks, combos, start, stop, buffer)
 
 
-def _product(
-    xs: Mapping[str, np.ndarray], factors: tuple[str, ...], shape: tuple[int, int]
+def _slice_layers(
+    blocks: Mapping[str, Any], combos: Mapping, start: int, stop: int, buffer: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of every layer as float64, with the derived layers ``combos``.
+
+    The values are views into one ``layers x rows x genes`` array (``xs['']``, the first
+    rows of ``buffer``), which is what :meth:`_Products.sums` reads.
+    """
+    names = [*blocks, *combos]
+    stack = buffer[:, : stop - start]
+    xs = {name: stack[i] for i, name in enumerate(names)}
+    for name, block in blocks.items():
+        part = block[start:stop]
+        xs[name][...] = part.toarray() if sparse.issparse(part) else part
+    for name, combo in combos.items():
+        (f, a), *rest = combo
+        np.multiply(f, xs[a], out=xs[name])
+        for f, a in rest:
+            xs[name] += f * xs[a]
+    xs[""] = stack
+    return xs
+
+
+class _Products:
+    """The distinct products of a set of terms, and which terms each product feeds.
+
+    A term's product is formed once per cell and gene and serves both its plain term (summed
+    over every cell of a stratum) and its ``'x:'`` term (summed over the cells of state 1);
+    the ``'x:'`` products of the cells of state 2 are summed too (see :func:`window_sums`).
+    """
+
+    def __init__(self, terms: Mapping[str, tuple[str, ...]]) -> None:
+        products: dict[tuple[str, ...], int] = {}
+        self.plain: dict[str, int] = {}
+        self.x_product: dict[str, int] = {}
+        for name, factors in terms.items():
+            p = products.setdefault(tuple(sorted(factors)), len(products))
+            (self.x_product if name.startswith("x:") else self.plain)[name] = p
+        self.layers = sorted({f for factors in products for f in factors})
+        width = max([len(f) for f in products] + [1])
+        self.factors = np.full((len(products), width), -1, dtype=np.int64)
+        for factors, p in products.items():
+            self.factors[p, : len(factors)] = [self.layers.index(f) for f in factors]
+        self.n_factors = np.array([len(f) for f in products], dtype=np.int64)
+        self.need = np.zeros((len(products), 2), dtype=np.bool_)
+        self.need[list(self.plain.values()), 0] = True
+        self.need[list(self.x_product.values()), 1] = True
+
+    def sums(
+        self, xs: Mapping[str, np.ndarray], codes: np.ndarray, state: np.ndarray, n_strata: int
+    ) -> np.ndarray:
+        """``3 x n_products x n_strata x n_genes`` sums: every cell, state 1, state 2.
+
+        ``xs`` is :func:`_slice_layers`' result.
+        """
+        n, g = np.shape(state)
+        stack = xs[""]
+        names = [k for k in xs if k]
+        at = np.array([names.index(f) for f in self.layers], dtype=np.int64)
+        acc = np.zeros((3, self.factors.shape[0], n_strata, g))
+        factors = np.where(self.factors >= 0, at[self.factors], -1)
+        _product_sums(
+            stack, np.asarray(codes, dtype=np.int64), np.ascontiguousarray(state, np.int8),
+            factors, self.n_factors, self.need, acc,
+        )  # fmt: skip
+        return acc
+
+    def add(self, out: dict[str, np.ndarray], acc: np.ndarray, x_state: int) -> None:
+        """Add the plain terms' sums and the ``'x:'`` terms' sums over state ``x_state``."""
+        for name, p in self.plain.items():
+            out[name] += acc[0, p]
+        for name, p in self.x_product.items():
+            out[name] += acc[x_state, p]
+
+
+@numba.njit(cache=True)
+def _product_sums(x, codes, state, factors, n_factors, need, acc):
+    # acc[0]: sums over every cell of a stratum; acc[1] / acc[2]: over the cells whose
+    # state is 1 / 2; a product is formed once per cell in a row buffer (contiguous loops)
+    g = x.shape[2]
+    buf = np.empty(g)
+    for i in range(x.shape[1]):
+        k = codes[i]
+        if k < 0:
+            continue
+        for p in range(factors.shape[0]):
+            _form_product(x, i, factors[p], n_factors[p], buf)
+            if need[p, 0]:
+                for j in range(g):
+                    acc[0, p, k, j] += buf[j]
+            if need[p, 1]:
+                for j in range(g):
+                    st = state[i, j]
+                    if st == 1:
+                        acc[1, p, k, j] += buf[j]
+                    elif st == 2:
+                        acc[2, p, k, j] += buf[j]
+
+
+@numba.njit(cache=True, inline="always")
+def _form_product(x, i, factors, n, buf):
+    # buf = the product of layers factors[:n] on row i (ones when n is 0)
+    if n == 0:
+        buf[:] = 1.0
+        return
+    f0 = factors[0]
+    for j in range(buf.size):
+        buf[j] = x[f0, i, j]
+    for q in range(1, n):
+        f = factors[q]
+        for j in range(buf.size):
+            buf[j] *= x[f, i, j]
+
+
+def _product_at(
+    xs: Mapping[str, np.ndarray], factors: tuple[str, ...], rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
-    """The element-wise product of the named slices (ones for no factor)."""
-    if not factors:
-        return np.ones(shape)
-    prod = xs[factors[0]]
-    for f in factors[1:]:
-        prod = prod * xs[f]
-    return prod
+    """The product of the named layers at the cells ``(rows[i], cols[i])`` (ones if none)."""
+    out = np.ones(rows.size)
+    for f in factors:
+        out = out * xs[f][rows, cols]
+    return out
 
 
 def _slice_mask(xs: Mapping[str, np.ndarray], c: np.ndarray, extreme: Mapping) -> np.ndarray:
@@ -635,3 +724,25 @@ def sign_counts(v: Any, codes: np.ndarray, n_strata: int, threshold: np.ndarray)
         out["nan"] += ind @ np.isnan(x).astype(np.float64)
         out["n"] += np.asarray(ind.sum(axis=1)).reshape(-1, 1)
     return out
+
+
+@numba.njit(cache=True)
+def combine_rows(x, codes, coefs, const, cols, out):
+    """``out[i, j] = sum_l coefs[l, k, j] x[l, i, cols[j]] (+ const[k, j])``, ``k = codes[i]``.
+
+    ``x`` is ``layers x rows x genes`` float64, ``coefs`` ``layers x strata x width``,
+    ``const`` ``strata x width`` (or no rows: none); rows with ``k < 0`` get 0. Summed in
+    layer order in float64, then stored in ``out``'s type.
+    """
+    for i in range(x.shape[1]):
+        k = codes[i]
+        for j in range(cols.size):
+            if k < 0:
+                out[i, j] = 0.0
+                continue
+            acc = 0.0
+            for m in range(x.shape[0]):
+                acc += coefs[m, k, j] * x[m, i, cols[j]]
+            if const.shape[0] > 0:
+                acc += const[k, j]
+            out[i, j] = acc

@@ -16,6 +16,7 @@ Cells may be split in strata (cell groups): every stratum gets its own parameter
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ from ...graph.blocks import take_columns
 from ...kernels import estimation as ke
 from ...kernels import kinetics as kk
 from ..quantiles import N_BINS, score_windows, thresholds
+
+log = logging.getLogger(__name__)
 
 Finisher = Callable[[dict, "SteadyState"], dict]
 
@@ -201,6 +204,7 @@ class SteadyState:
         g = s.shape[1]
         genes = np.unique(np.flatnonzero(got["dropped"]) % g)
         if genes.size:
+            log.debug("dynamics: %d of %d genes' thresholds by two more passes", genes.size, g)
             sub = self._sums_exactly(layers, codes, n_strata, terms, plan, genes)
             for k in st:
                 st[k][:, genes] = sub[k]
