@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from dynadask.est import quantiles
 from dynadask.est.csc import SteadyState
 from dynadask.est.quantiles import extreme_thresholds
 from dynadask.est.tsc import Labelling, Strata
@@ -128,14 +129,24 @@ def test_product_sums_both_tails_float32_and_slices_match_loops():
         np.testing.assert_allclose(st["x:a"][k], (a64[m] * tail[m]).sum(0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("cap", [None, 3])
+@pytest.mark.parametrize("cap", [None, 3, "budget"])
 @pytest.mark.parametrize("kind", ["numpy", "dask"])
 @pytest.mark.parametrize("tails", [(None, 5), (10, 20)])
 def test_window_sums_equal_the_sums_over_exact_thresholds(kind, tails, cap, monkeypatch):
     # one pass with the window cells pending (and, with cap 3, most genes sent to the
-    # separate passes) gives the sums over the cells at or beyond the exact percentiles:
+    # separate passes; with a small budget, the most crowded ones, chosen from the
+    # histogram) gives the sums over the cells at or beyond the exact percentiles:
     # a gene of ties (all zero), a gene of many zeros, strata with left-out cells, NaN
-    monkeypatch.setattr(kk, "PENDING_CAP", 1024 if cap is None else cap)
+    if cap == 3:
+        monkeypatch.setattr(kk, "PENDING_CAP", 3)
+    elif cap == "budget":
+        monkeypatch.setattr(quantiles, "KEY_BUDGET", 1000)
+        monkeypatch.setattr(quantiles, "PENDING_BUDGET", 4000)
+        sent = []
+        exact = SteadyState._sums_exactly
+        monkeypatch.setattr(
+            SteadyState, "_sums_exactly", lambda self, *a: sent.append(a[-1]) or exact(self, *a)
+        )
     n, g = 5000, 6
     s = RNG.gamma(2.0, 1.0, (n, g)) * (RNG.random((n, g)) < 0.6)
     u = 0.5 * s + RNG.random((n, g)) * (RNG.random((n, g)) < 0.5)
@@ -166,6 +177,8 @@ def test_window_sums_equal_the_sums_over_exact_thresholds(kind, tails, cap, monk
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12, err_msg=k)
     assert got["x:n"][0, 2] == (codes == 0).sum()  # all ties: every cell is extreme
     assert 0 < got["x:n"][0, 0] < (codes == 0).sum()
+    if cap == "budget":
+        assert len(sent) == 1 and {2, 3} <= set(sent[0].tolist())  # the crowded genes
 
 
 def test_extent_keeps_nan_as_numpy():

@@ -79,20 +79,50 @@ def score_windows(
     -------
     dict
         ``grid``, ``n`` (cells per stratum and gene), ``windows`` (one ``(first_bin,
-        last_bin)`` pair per percentile) and ``plans`` (what :func:`thresholds` needs).
+        last_bin)`` pair per percentile), ``plans`` (what :func:`thresholds` needs) and
+        ``in_window`` (cells inside the windows per stratum and gene).
     """
     (ext,) = compute(gk.extent(s, u, codes, n_strata), desc="dynamics: score range")
     grid = ke.score_grid(ext, n_bins)
     (hist,) = compute(gk.score_histogram(s, u, codes, grid, n_bins), desc="dynamics: histogram")
     n = hist.sum(axis=-1)
     plans, windows = [], []
+    cum = np.cumsum(hist, axis=-1)
+    in_window = np.zeros(n.shape, dtype=np.int64)
     for q in percentiles:
         r1, r2, frac = ke.percentile_ranks(n, q)
         b1, before = ke.bin_of_rank(hist, r1)
         b2, _ = ke.bin_of_rank(hist, r2)
         plans.append((r1, r2, frac, before))
         windows.append((b1, b2))
-    return {"grid": grid, "n": n, "windows": windows, "plans": plans}
+        in_window += (np.take_along_axis(cum, b2[..., None], -1)[..., 0] - before).astype(np.int64)
+    return {"grid": grid, "n": n, "windows": windows, "plans": plans, "in_window": in_window}
+
+
+PENDING_BUDGET = 2**22
+"""Window cells (over all keys) a one-pass sum may keep pending until the thresholds are known.
+
+About 0.5 GB at 14 float64 values each; see :func:`too_crowded`."""
+
+KEY_BUDGET = 2**18
+"""Window cells one key (stratum, gene) may keep pending."""
+
+
+def too_crowded(in_window: np.ndarray) -> np.ndarray:
+    """Keys whose window cells are too many to keep pending: they take the separate passes.
+
+    ``in_window`` counts each key's cells in its percentile windows (from the histogram,
+    so before any sum is taken). Keys above :data:`KEY_BUDGET` are flagged, then the
+    most crowded others until the rest hold at most :data:`PENDING_BUDGET` cells.
+    """
+    counts = np.asarray(in_window, dtype=np.int64)
+    flat = counts.ravel()
+    skip = flat > KEY_BUDGET
+    order = np.argsort(np.where(skip, -1, flat), kind="stable")[::-1]
+    kept = np.cumsum(np.where(skip, 0, flat)[order][::-1])[::-1]
+    over = kept > PENDING_BUDGET
+    skip[order[over]] = True
+    return skip.reshape(counts.shape)
 
 
 def thresholds(plan: dict[str, Any], found: Sequence[tuple]) -> list[np.ndarray]:

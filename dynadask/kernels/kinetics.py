@@ -329,12 +329,12 @@ def product_sums(
     return out
 
 
-PENDING_CAP = 1024
+PENDING_CAP = 2**16
 """Distinct window scores one stratum's gene may keep in a row block (:func:`window_sums`).
 
-A gene with more (a window bin crowded with distinct scores) is left out of the block's
-pending values and flagged; its sums are then taken by the separate quantile and product
-passes."""
+A gene with more is left out of the block's pending values and flagged; its sums are then
+taken by the separate quantile and product passes. The callers bound the pending values
+beforehand from the histogram (``window['skip']``), so this is a last guard."""
 
 
 def window_sums(
@@ -364,7 +364,8 @@ def window_sums(
     window
         ``{'s': name, 'u': name, 'scale': {'s','u'}, 'lo', 'width', 'n_bins', 'right':
         (first_bin, last_bin) | None, 'left': (first_bin, last_bin) | None}`` with
-        ``n_strata x n_genes`` arrays (the score grid of :func:`score_histogram`).
+        ``n_strata x n_genes`` arrays (the score grid of :func:`score_histogram`), and
+        optionally ``'skip'``: keys (boolean ``n_strata x n_genes``) flagged at once.
     cap
         Distinct pending scores a key may keep (default :data:`PENDING_CAP`).
 
@@ -411,6 +412,8 @@ def window_sums(
         seen += np.bincount(part[0], minlength=seen.size)
         pending.append(part)
     dropped = seen > (PENDING_CAP if cap is None else cap)
+    if window.get("skip") is not None:
+        dropped |= np.ravel(window["skip"])
     return {"sums": out, "pending": _keep(pending, dropped), "dropped": dropped}
 
 

@@ -30,7 +30,7 @@ from ...graph import kinetics as gk
 from ...graph.blocks import take_columns
 from ...kernels import estimation as ke
 from ...kernels import kinetics as kk
-from ..quantiles import N_BINS, score_windows, thresholds
+from ..quantiles import N_BINS, score_windows, thresholds, too_crowded
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ class SteadyState:
 
         Three passes over the rows: the score range, its histogram, then the sums with the
         cells inside the threshold bins kept aside (:func:`gk.window_sums`) until their
-        values give the exact thresholds. Genes whose threshold bins hold too many distinct
-        scores in a block (:data:`kernels.kinetics.PENDING_CAP`) take two more passes over
+        values give the exact thresholds. Genes whose threshold bins hold too many cells to
+        keep (:func:`too_crowded`, known from the histogram) take two more passes over
         their columns only (:meth:`_sums_exactly`).
         """
         right, left = self._tails()
@@ -189,6 +189,7 @@ class SteadyState:
             "n_bins": self.n_bins,
             "right": plan["windows"][0],
             "left": plan["windows"][1] if left is not None else None,
+            "skip": too_crowded(plan["in_window"]),
         }
         (got,) = compute(
             gk.window_sums(layers, codes, n_strata, terms, window=window, derived=ke.DERIVED),
