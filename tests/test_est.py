@@ -140,8 +140,8 @@ def test_window_sums_equal_the_sums_over_exact_thresholds(kind, tails, cap, monk
     if cap == 3:
         monkeypatch.setattr(kk, "PENDING_CAP", 3)
     elif cap == "budget":
-        monkeypatch.setattr(quantiles, "KEY_BUDGET", 1000)
-        monkeypatch.setattr(quantiles, "PENDING_BUDGET", 4000)
+        monkeypatch.setattr(quantiles, "KEY_BUDGET", 40)
+        monkeypatch.setattr(quantiles, "PENDING_BUDGET", 100)
         sent = []
         exact = SteadyState._sums_exactly
         monkeypatch.setattr(
@@ -178,7 +178,8 @@ def test_window_sums_equal_the_sums_over_exact_thresholds(kind, tails, cap, monk
     assert got["x:n"][0, 2] == (codes == 0).sum()  # all ties: every cell is extreme
     assert 0 < got["x:n"][0, 0] < (codes == 0).sum()
     if cap == "budget":
-        assert len(sent) == 1 and {2, 3} <= set(sent[0].tolist())  # the crowded genes
+        # the crowded genes took the separate passes; not the gene of ties (one count each)
+        assert len(sent) == 1 and sent[0].size > 0 and 2 not in sent[0]
 
 
 def test_extent_keeps_nan_as_numpy():

@@ -80,11 +80,13 @@ def score_windows(
     dict
         ``grid``, ``n`` (cells per stratum and gene), ``windows`` (one ``(first_bin,
         last_bin)`` pair per percentile), ``plans`` (what :func:`thresholds` needs) and
-        ``in_window`` (cells inside the windows per stratum and gene).
+        ``in_window`` (cells inside the windows per stratum and gene, less those at the
+        score's lowest value, which are kept as one count).
     """
     (ext,) = compute(gk.extent(s, u, codes, n_strata), desc="dynamics: score range")
     grid = ke.score_grid(ext, n_bins)
-    (hist,) = compute(gk.score_histogram(s, u, codes, grid, n_bins), desc="dynamics: histogram")
+    (counts,) = compute(gk.score_histogram(s, u, codes, grid, n_bins), desc="dynamics: histogram")
+    hist, at_lo = counts[..., :-1], counts[..., -1]
     n = hist.sum(axis=-1)
     plans, windows = [], []
     cum = np.cumsum(hist, axis=-1)
@@ -95,7 +97,9 @@ def score_windows(
         b2, _ = ke.bin_of_rank(hist, r2)
         plans.append((r1, r2, frac, before))
         windows.append((b1, b2))
-        in_window += (np.take_along_axis(cum, b2[..., None], -1)[..., 0] - before).astype(np.int64)
+        inside = np.take_along_axis(cum, b2[..., None], -1)[..., 0] - before
+        # the scores at the lowest value are kept as one count (see window_sums)
+        in_window += np.where(b1 == 0, inside - at_lo, inside).astype(np.int64)
     return {"grid": grid, "n": n, "windows": windows, "plans": plans, "in_window": in_window}
 
 

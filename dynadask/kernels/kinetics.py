@@ -7,7 +7,8 @@ of each gene. Those quantiles are found exactly from three cheap per-gene summar
 
 1. :func:`extent` — minimum and maximum of ``s`` and ``u`` per stratum and gene (they scale
    the extremeness score ``s / max s + u / max u``);
-2. :func:`score_histogram` — counts of the score in ``n_bins`` equal bins per stratum and gene;
+2. :func:`score_histogram` — counts of the score in ``n_bins`` equal bins per stratum and gene
+   (and of the scores at the lowest value);
 3. :func:`collect_in_bins` — the distinct score values (with their counts) inside the bins
    that hold the wanted order statistics.
 
@@ -139,10 +140,11 @@ def score_histogram(
     Returns
     -------
     numpy.ndarray
-        ``n_strata x n_genes x n_bins`` int64.
+        ``n_strata x n_genes x (n_bins + 1)`` int64: the bins, then the count of scores
+        equal to ``lo`` (also counted in bin 0).
     """
     n_strata, g = lo.shape
-    out = np.zeros((n_strata, g, n_bins), dtype=np.int64)
+    out = np.zeros((n_strata, g, n_bins + 1), dtype=np.int64)
     codes = np.asarray(codes).ravel()
     for start, stop in row_slices(s.shape[0]):
         _histogram(
@@ -180,6 +182,8 @@ def _histogram(s, u, codes, s_scale, u_scale, lo, width, n_bins, out):
         for j in range(s.shape[1]):
             score = _score(s[i, j], u[i, j], s_scale[k, j], u_scale[k, j])
             out[k, j, _bin(score, lo[k, j], width[k, j], n_bins)] += 1
+            if score == lo[k, j]:
+                out[k, j, n_bins] += 1
 
 
 def collect_in_bins(
