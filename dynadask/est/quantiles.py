@@ -108,7 +108,7 @@ PENDING_BUDGET = 2**22
 
 About 0.5 GB at 14 float64 values each; see :func:`too_crowded`."""
 
-KEY_BUDGET = 2**18
+KEY_BUDGET = 2**20
 """Window cells one key (stratum, gene) may keep pending."""
 
 

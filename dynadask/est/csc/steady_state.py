@@ -191,6 +191,10 @@ class SteadyState:
             "left": plan["windows"][1] if left is not None else None,
             "skip": too_crowded(plan["in_window"]),
         }
+        log.debug(
+            "dynamics: %d window cells in all, %d in the most crowded key, %d keys sent on",
+            plan["in_window"].sum(), plan["in_window"].max(initial=0), window["skip"].sum(),
+        )  # fmt: skip
         (got,) = compute(
             gk.window_sums(layers, codes, n_strata, terms, window=window, derived=ke.DERIVED),
             desc="dynamics: sums",
