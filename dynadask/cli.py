@@ -191,10 +191,13 @@ def _logging(level: str) -> None:
     number = logging.getLevelName(level.upper())
     if not isinstance(number, int):
         raise SystemExit(f"dynadask: {LOG_ENV}={level!r} is not a logging level (debug, info, ...)")
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     package = logging.getLogger("dynadask")
-    package.addHandler(handler)
+    if not any(getattr(h, "dynadask_cli", False) for h in package.handlers):
+        # once, however often main runs in a process
+        handler = logging.StreamHandler()  # the stderr of the first call
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler.dynadask_cli = True
+        package.addHandler(handler)
     package.setLevel(number)
 
 

@@ -107,6 +107,8 @@ def test_dynadask_log_reports_each_compute(monkeypatch, capfd):
     monkeypatch.setenv("DYNADASK_LOG", "debug")
     try:
         assert main(["run", "--stages", "nope"]) == 2  # the level is set before the error
+        assert main(["run", "--stages", "nope"]) == 2
+        assert sum(getattr(h, "dynadask_cli", False) for h in package.handlers) == 1
         (total,) = compute(da.ones(10, chunks=5).sum(), desc="probe sum")
         assert total == 10
         err = capfd.readouterr().err

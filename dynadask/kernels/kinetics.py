@@ -322,14 +322,13 @@ def product_sums(
     codes = np.asarray(codes).ravel()
     plan = _Products(terms)
     out = {name: np.zeros((n_strata, g)) for name in terms}
-    for start, stop, xs in _slices(blocks, derived):
+    for start, stop, xs, stack in _slices(blocks, derived):
         c = codes[start:stop]
         if extreme is None:
             state = np.ones((stop - start, g), dtype=np.int8)  # 'x:' terms over every cell
         else:
             state = _slice_mask(xs, c, extreme).view(np.int8)
-        acc = plan.sums(xs, c, state, n_strata)
-        plan.add(out, acc, 1)
+        plan.add(out, plan.sums(xs, stack, c, state, n_strata))
     return out
 
 
@@ -390,14 +389,14 @@ def window_sums(
     x_names = sorted(k for k in terms if k.startswith("x:"))
     seen = np.zeros(n_strata * g, dtype=np.int64)
     pending: list[tuple] = []
-    for start, stop, xs in _slices(blocks, derived):
+    for start, stop, xs, stack in _slices(blocks, derived):
         c = codes[start:stop]
         state, ties, ui, uj, values = _window_masks(xs, c, window)
         # sums over every cell, over the surely extreme ones (state 1) and over the cells
         # waiting at their bin's lower edge (state 2: the zeros of a sparse gene, often most
         # cells), which are summed per key rather than listed one by one
-        acc = plan.sums(xs, c, state, n_strata)
-        plan.add(out, acc, 1)
+        acc = plan.sums(xs, stack, c, state, n_strata)
+        plan.add(out, acc)
         tied_cols = np.flatnonzero(ties.sum(axis=0) > 0)
         tied_prods = np.stack(
             [acc[2, plan.x_product[name]][:, tied_cols] for name in x_names], axis=-1
@@ -562,8 +561,8 @@ def add_pending(
 
 def _slices(
     blocks: Mapping[str, Any], derived: Mapping | None
-) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
-    """``(start, stop, layers)`` for each row slice of the blocks (see :func:`_slice_layers`).
+) -> Iterator[tuple[int, int, dict[str, np.ndarray], np.ndarray]]:
+    """``(start, stop, layers, stack)`` for each row slice (see :func:`_slice_layers`).
 
     One float64 buffer serves every slice: a slice's layers are overwritten by the next.
     """
@@ -571,20 +570,19 @@ def _slices(
     n, g = next(iter(blocks.values())).shape
     buffer = np.empty((len(blocks) + len(combos), min(n, SLICE_ROWS), g))
     for start, stop in row_slices(n):
-        yield start, stop, _slice_layers(blocks, combos, start, stop, buffer)
+        stack = buffer[:, : stop - start]
+        yield start, stop, _slice_layers(blocks, combos, start, stop, stack), stack
 
 
 def _slice_layers(
-    blocks: Mapping[str, Any], combos: Mapping, start: int, stop: int, buffer: np.ndarray
+    blocks: Mapping[str, Any], combos: Mapping, start: int, stop: int, stack: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Rows ``start:stop`` of every layer as float64, with the derived layers ``combos``.
 
-    The values are views into one ``layers x rows x genes`` array (``xs['']``, the first
-    rows of ``buffer``), which is what :meth:`_Products.sums` reads.
+    The values are views into ``stack`` (``layers x rows x genes``, in the order of the
+    returned dict), which is what :meth:`_Products.sums` reads.
     """
-    names = [*blocks, *combos]
-    stack = buffer[:, : stop - start]
-    xs = {name: stack[i] for i, name in enumerate(names)}
+    xs = {name: stack[i] for i, name in enumerate([*blocks, *combos])}
     for name, block in blocks.items():
         part = block[start:stop]
         xs[name][...] = part.toarray() if sparse.issparse(part) else part
@@ -593,7 +591,6 @@ def _slice_layers(
         np.multiply(f, xs[a], out=xs[name])
         for f, a in rest:
             xs[name] += f * xs[a]
-    xs[""] = stack
     return xs
 
 
@@ -623,15 +620,20 @@ class _Products:
         self.need[list(self.x_product.values()), 1] = True
 
     def sums(
-        self, xs: Mapping[str, np.ndarray], codes: np.ndarray, state: np.ndarray, n_strata: int
+        self,
+        xs: Mapping[str, np.ndarray],
+        stack: np.ndarray,
+        codes: np.ndarray,
+        state: np.ndarray,
+        n_strata: int,
     ) -> np.ndarray:
         """``3 x n_products x n_strata x n_genes`` sums: every cell, state 1, state 2.
 
-        ``xs`` is :func:`_slice_layers`' result.
+        ``xs`` and ``stack`` are a slice of :func:`_slices` (``xs``' values are the rows of
+        ``stack``, in order).
         """
-        n, g = np.shape(state)
-        stack = xs[""]
-        names = [k for k in xs if k]
+        g = np.shape(state)[1]
+        names = list(xs)
         at = np.array([names.index(f) for f in self.layers], dtype=np.int64)
         acc = np.zeros((3, self.factors.shape[0], n_strata, g))
         factors = np.where(self.factors >= 0, at[self.factors], -1)
@@ -641,12 +643,12 @@ class _Products:
         )  # fmt: skip
         return acc
 
-    def add(self, out: dict[str, np.ndarray], acc: np.ndarray, x_state: int) -> None:
-        """Add the plain terms' sums and the ``'x:'`` terms' sums over state ``x_state``."""
+    def add(self, out: dict[str, np.ndarray], acc: np.ndarray) -> None:
+        """Add the plain terms' sums and the ``'x:'`` terms' sums over the cells of state 1."""
         for name, p in self.plain.items():
             out[name] += acc[0, p]
         for name, p in self.x_product.items():
-            out[name] += acc[x_state, p]
+            out[name] += acc[1, p]
 
 
 @numba.njit(cache=True)
