@@ -40,6 +40,19 @@ def test_recursive_neighbours_match_sets():
         assert list(nbr[ptr[i] : ptr[i + 1]]) == sorted(want)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_block_plan_lists_every_cell_the_rows_reach(depth):
+    rng = np.random.default_rng(1)
+    knn = np.column_stack([np.arange(300), rng.integers(0, 300, (300, 6))]).astype(np.int32)
+    blocks = nb.plan_blocks(knn, [70, 100, 130], depth)
+    assert [(b.start, b.stop) for b in blocks] == [(0, 70), (70, 170), (170, 300)]
+    for b in blocks:
+        want = set(range(b.start, b.stop))
+        for _ in range(depth):
+            want |= {int(j) for c in want for j in knn[c]}
+        assert b.cells.dtype == np.int64 and list(b.cells) == sorted(want)
+
+
 @pytest.mark.parametrize("centred", [True, False])
 def test_correlation_kernel_matches_numpy(centred):
     rng = np.random.default_rng(1)

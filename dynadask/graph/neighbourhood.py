@@ -20,7 +20,6 @@ from scipy import sparse
 
 from .._core.compute import compute
 from ..kernels import neighbors as kn
-from ..kernels import transition as tk
 from .blocks import as_rows, gather_rows, row_pieces
 
 Knn = tuple[np.ndarray, np.ndarray]
@@ -106,11 +105,22 @@ def plan_blocks(neighbourhood: Any, chunks: int | Sequence[int], depth: int = 1)
         if graph:
             cells = np.unique(neighbourhood[start:stop].indices).astype(np.int64)
         else:
-            _, nbr = tk.recursive_neighbours(neighbourhood, np.arange(start, stop), depth)
-            cells = np.unique(nbr)
+            cells = _reached(neighbourhood, start, stop, depth)
         blocks.append(Block(start, stop, cells))
         start = stop
     return blocks
+
+
+def _reached(knn: np.ndarray, start: int, stop: int, depth: int) -> np.ndarray:
+    """Sorted cells within ``depth`` hops of rows ``start:stop`` along ``knn``, those included.
+
+    The union of the rows' neighbourhoods, one hop at a time over the cells reached so far
+    (not each row's own sorted neighbourhood, which the kernels build where they need it).
+    """
+    cells = np.arange(start, stop, dtype=np.int64)
+    for _ in range(depth):
+        cells = np.union1d(cells, knn[cells].ravel())
+    return cells.astype(np.int64)
 
 
 def local_graph(graph: sparse.csr_matrix, block: Block) -> sparse.csr_matrix:

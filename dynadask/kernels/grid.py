@@ -91,19 +91,25 @@ def grid_sums(
     """
     x, v = _finite_pairs(x, v)
     if radius is None:
-        return _all_pairs(x, v, grid_points(axes), scale)
+        return _all_pairs(x, v, axes, scale)
     return _near_pairs(x, v, axes, scale, radius)
 
 
-def _all_pairs(x: np.ndarray, v: np.ndarray, points: np.ndarray, scale: float) -> np.ndarray:
-    out = np.zeros((points.shape[0], N_SUMS))
-    step = max(1, 2_000_000 // max(points.shape[0], 1))
+def _all_pairs(x: np.ndarray, v: np.ndarray, axes: list[np.ndarray], scale: float) -> np.ndarray:
+    # the Gaussian of a 2-D distance is the product of one Gaussian per axis, so a cell's
+    # weights at the nx x ny points are an outer product of nx and ny values; per feature the
+    # sums are ``Ey^T (Ex * f)``, one matrix product over the block's cells
+    nx, ny = len(axes[0]), len(axes[1])
+    out = np.zeros((ny, nx * N_SUMS))
+    norm = 1.0 / (scale * np.sqrt(2 * np.pi))
+    step = max(1, 4_000_000 // max(nx * N_SUMS, 1))
     for s in range(0, x.shape[0], step):
-        xs, vs = x[s : s + step], v[s : s + step]
-        d2 = ((points[:, None, :] - xs[None, :, :]) ** 2).sum(-1)
-        w = np.exp(-0.5 * d2 / scale**2) / (scale * np.sqrt(2 * np.pi))
-        out += w @ _features(vs)
-    return out
+        xs = x[s : s + step]
+        ex = np.exp(-0.5 * ((xs[:, 0:1] - axes[0][None, :]) / scale) ** 2)
+        ey = np.exp(-0.5 * ((xs[:, 1:2] - axes[1][None, :]) / scale) ** 2) * norm
+        wf = ex[:, :, None] * _features(v[s : s + step])[:, None, :]
+        out += ey.T @ wf.reshape(len(xs), nx * N_SUMS)
+    return out.reshape(ny * nx, N_SUMS)
 
 
 def _near_pairs(
