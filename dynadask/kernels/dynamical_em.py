@@ -42,6 +42,13 @@ SEARCH_CELLS = 600  # cells the starts are run on (the best start is refined on 
 MAX_RATIO = 4.0  # bound on the ratio of the two scaled noise variances
 MIN_R2 = 0.8  # share of the scaled spread explained below which a gene is at steady state
 MIN_DECAY = 0.3  # decay share (decay_share) below which the cells do not determine gamma
+# ... unless the cells run MIN_OFF (units of 1 / beta: u down to e^-3) past the switch-off, so
+# that the decay branch pins gamma, with the curve's gamma above GAMMA_DRIFT (twice the lower
+# bound of the search, where an undetermined gamma drifts to). On benchmarks.regimes' full
+# cycles (1,500 x 60, seed 1) three genes with shares 0.24-0.30 and 3.2-5.3 past the
+# switch-off had the curve's gamma 15-20 % low and the slope 3-4 times too high.
+MIN_OFF = 3.0
+GAMMA_DRIFT = 2e-3
 MAX_MOVES = 200  # accepted moves per pattern search (see _search)
 
 

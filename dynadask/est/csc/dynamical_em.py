@@ -61,8 +61,10 @@ class DynamicalEM:
     min_decay
         Decay share (:func:`~dynadask.kernels.dynamical_em.decay_share`: how far the cells
         reach where ``gamma s`` counts against ``u``) below which the cells do not determine
-        the curve's ``gamma``; such a gene reports the slope of ``u`` on ``s`` over its 5 %
-        extreme cells instead.
+        the curve's ``gamma``, unless they run at least ``MIN_OFF`` (in units of
+        ``1 / beta``) past the curve's switch-off, where the decay branch pins ``gamma``,
+        and the curve's ``gamma`` has not drifted to its lower bound; such a gene reports
+        the slope of ``u`` on ``s`` over its 5 % extreme cells instead.
     genes_per_task
         Genes fitted by one task.
     random_state
@@ -193,7 +195,8 @@ class DynamicalEM:
     def _params(self, table: np.ndarray, ratio: np.ndarray, slope: np.ndarray) -> dict:
         p = {k: table[:, i] for k, i in _AT.items()}
         steady = p["r2"] < self.min_r2
-        loose = ~steady & (p["decay"] < self.min_decay)
+        decayed = (p["t_max"] - p["t_switch"] >= ke.MIN_OFF) & (p["gamma"] > ke.GAMMA_DRIFT)
+        loose = ~steady & (p["decay"] < self.min_decay) & ~decayed
         gamma = np.where(steady, ratio, np.where(loose, slope, p["gamma"]))
         out = {
             "alpha": p["alpha"],
