@@ -35,7 +35,7 @@ import numpy as np
 
 from .dynamical import distance, nearest_segment, shape
 
-N_OUT = 10  # alpha, gamma, t_switch, loglik, var_u, var_s, r2, t_min, t_max, decay
+N_OUT = 11  # alpha, gamma, t_switch, loglik, var_u, var_s, r2, t_min, t_max, decay, past
 COARSE_CELLS = 200  # cells that score the coarse grid of starts
 N_STARTS = 3  # grid starts refined (plus the steady-state start)
 SEARCH_CELLS = 600  # cells the starts are run on (the best start is refined on all)
@@ -253,6 +253,7 @@ def fit_gene(u: np.ndarray, s: np.ndarray, gamma0: float, n_grid: int, n_em: int
     _, _, pt = project(u, s, 1.0 / var_u, 1.0 / var_s, gamma, ts, alpha, n_grid)
     out[7], out[8] = np.min(pt), np.max(pt)
     out[9] = decay_share(u, s, gamma)
+    out[10] = np.mean(pt > ts)
     return out
 
 
@@ -285,7 +286,8 @@ def fit_genes(
     Rows: ``alpha, gamma, t_switch, loglik`` (mean per cell, ``u`` and ``s`` in units of
     their variances), ``var_u, var_s`` (noise variances), ``r2`` (share of the scaled spread
     of ``u`` and ``s`` the curve explains), ``t_min``, ``t_max`` (earliest and latest latent
-    times of the cells), ``decay`` (:func:`decay_share`).
+    times of the cells), ``decay`` (:func:`decay_share`), ``past`` (share of the cells whose
+    latent time is past ``t_switch``: on the decay branch).
     """
     out = np.full((N_OUT, u.shape[1]), np.nan)
     for j in range(u.shape[1]):

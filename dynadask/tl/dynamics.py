@@ -94,9 +94,10 @@ def dynamics(
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
       steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
       1,000 seeded held-out cells per group; a gene takes the EM's parameters when its curve
-      is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``), its cells reach the
-      steady-state line or beyond (decay share ``fit_decay`` at least 1) and run at least
-      ``3 / beta`` past the switch-off (``fit_t_max - fit_t_switch``), and it gives the
+      is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``), its cells are seen
+      on the decay branch (the latest at least ``3 / beta`` past the switch-off,
+      ``fit_t_max - fit_t_switch``, and at least 10 % of the fit cells past it,
+      ``fit_past``), and it gives the
       held-out cells a mean log-likelihood (``u``, ``s`` in units of their variances) at
       least 0.05 per cell above the steady-state line ``u = gamma s``, else the
       steady-state ones

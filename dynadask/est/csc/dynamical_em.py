@@ -40,7 +40,7 @@ from ...kernels.kinetics import dense_rows
 from .steady_state import splicing_velocity
 
 _AT = {"alpha": 0, "gamma": 1, "t_switch": 2, "loglik": 3, "var_u": 4, "var_s": 5}
-_AT |= {"r2": 6, "t_min": 7, "t_max": 8, "decay": 9}  # rows of kernels.dynamical_em.fit_genes
+_AT |= {"r2": 6, "t_min": 7, "t_max": 8, "decay": 9, "past": 10}  # rows of ke.fit_genes
 
 
 @dataclass
@@ -95,7 +95,8 @@ class DynamicalEM:
         ``fit_steady``
         (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
-        fit cells), ``fit_decay`` (the decay share), ``fit_gamma_free`` (1 where the
+        fit cells), ``fit_decay`` (the decay share), ``fit_past`` (share of the fit cells
+        whose latent time is past ``t_switch``), ``fit_gamma_free`` (1 where the
         curve's ``gamma`` was not determined and the extreme-cell slope was reported),
         ``fit_shared`` (1 where the shared-time refit was kept), ``fit_shared_gain`` (its
         held-out log-likelihood per cell minus the gene's own curve's), ``fit_clock_k``,
@@ -212,6 +213,7 @@ class DynamicalEM:
             "fit_t_min": p["t_min"],
             "fit_t_max": p["t_max"],
             "fit_decay": p["decay"],
+            "fit_past": p["past"],
             "fit_gamma_free": np.where(np.isfinite(p["decay"]), loose.astype(float), np.nan),
             "fit_gamma_curve": p["gamma"],
         }
@@ -274,6 +276,7 @@ class DynamicalEM:
         ut_, st_ = np.ascontiguousarray(uf[:, take]), np.ascontiguousarray(sf[:, take])
         pt = ke.gene_times(ut_, st_, *[c[take] for c in cur], n_grid=self.n_grid)
         out["fit_t_min"][k, at], out["fit_t_max"][k, at] = np.nanmin(pt, 0), np.nanmax(pt, 0)
+        out["fit_past"][k, at] = np.mean(pt > fit[2, take], axis=0)
         out["fit_decay"][k, at] = [
             ke.decay_share(np.ascontiguousarray(ut_[:, c]), np.ascontiguousarray(st_[:, c]), g)
             for c, g in enumerate(fit[1, take])
