@@ -117,10 +117,10 @@ def _reached(knn: np.ndarray, start: int, stop: int, depth: int) -> np.ndarray:
     The union of the rows' neighbourhoods, one hop at a time over the cells reached so far
     (not each row's own sorted neighbourhood, which the kernels build where they need it).
     """
-    cells = np.arange(start, stop, dtype=np.int64)
+    cells = np.arange(start, stop, dtype=np.int64)  # int64 stays int64 through the unions
     for _ in range(depth):
         cells = np.union1d(cells, knn[cells].ravel())
-    return cells.astype(np.int64)
+    return cells
 
 
 def local_graph(graph: sparse.csr_matrix, block: Block) -> sparse.csr_matrix:

@@ -19,6 +19,7 @@ from ..est.csc.dynamical_em import DynamicalEM
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import take_columns
+from ..kernels import dynamical_em as ke
 
 
 @dataclass
@@ -93,7 +94,7 @@ AUTO_MARGIN = 0.05  # held-out log-likelihood per cell the curve must gain over 
 # caught early (tests: ..._where_the_cells_reach_little_decay) one gene read as decaying had
 # its latest cells 14.6 past a switch-off with 3 % of the cells past it; on the regimes'
 # cycles 31 % or more of the cells are past it, in repression all.
-AUTO_MIN_OFF = 3.0
+AUTO_MIN_OFF = ke.MIN_OFF  # the EM's own test of a seen decay branch (fit_gamma_free)
 AUTO_MIN_PAST = 0.1
 
 
