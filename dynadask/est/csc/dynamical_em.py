@@ -15,7 +15,10 @@ through it explain up to about three quarters), the curve says nothing of ``gamm
 steady-state relation ``u = gamma s``). A gene whose cells never reach where degradation
 counts (``gamma s`` small against ``u`` in every cell: an induction caught early) leaves the
 curve's ``gamma`` undetermined (curves with other ``gamma`` fit as well at other latent
-times); it reports the slope of ``u`` on ``s`` over its extreme cells.
+times); it reports the slope of ``u`` on ``s`` over its extreme cells. So does a gene whose
+curve's ``gamma`` lies above that slope while its cells are not seen on the decay branch:
+on an induction ``s`` only grows, so every cell has ``u >= gamma s`` and the slope of the
+extreme cells bounds ``gamma`` from above.
 
 Out of core: the fit runs on a seeded sample of at most ``n_fit_cells`` cells per stratum,
 gathered in one pass; genes are fitted in parallel tasks of ``genes_per_task`` genes. The
@@ -64,7 +67,8 @@ class DynamicalEM:
         the curve's ``gamma``, unless they run at least ``MIN_OFF`` (in units of
         ``1 / beta``) past the curve's switch-off, where the decay branch pins ``gamma``,
         and the curve's ``gamma`` has not drifted to its lower bound; such a gene reports
-        the slope of ``u`` on ``s`` over its 5 % extreme cells instead.
+        the slope of ``u`` on ``s`` over its 5 % extreme cells instead, and so does a gene
+        without that decay branch whose curve's ``gamma`` is above the slope.
     genes_per_task
         Genes fitted by one task.
     random_state
@@ -97,7 +101,8 @@ class DynamicalEM:
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
         fit cells), ``fit_decay`` (the decay share), ``fit_past`` (share of the fit cells
         whose latent time is past ``t_switch``), ``fit_gamma_free`` (1 where the
-        curve's ``gamma`` was not determined and the extreme-cell slope was reported),
+        extreme-cell slope was reported: the curve's ``gamma`` not determined, or above
+        the slope without a seen decay branch),
         ``fit_shared`` (1 where the shared-time refit was kept), ``fit_shared_gain`` (its
         held-out log-likelihood per cell minus the gene's own curve's), ``fit_clock_k``,
         ``fit_clock_b`` (the gene's clock against the shared time).
@@ -198,6 +203,9 @@ class DynamicalEM:
         steady = p["r2"] < self.min_r2
         decayed = (p["t_max"] - p["t_switch"] >= ke.MIN_OFF) & (p["gamma"] > ke.GAMMA_DRIFT)
         loose = ~steady & (p["decay"] < self.min_decay) & ~decayed
+        # without a seen decay branch every cell is on the induction, where ds/dt >= 0 means
+        # u >= gamma s: the extreme-cell slope bounds gamma from above (noise aside)
+        loose |= ~steady & ~decayed & (p["gamma"] > slope)
         gamma = np.where(steady, ratio, np.where(loose, slope, p["gamma"]))
         out = {
             "alpha": p["alpha"],
