@@ -19,6 +19,7 @@ from ..est.csc.dynamical_em import DynamicalEM
 from ..est.csc.steady_state import SteadyState, splicing_velocity
 from ..est.tsc.labelling import Labelling
 from ..graph.blocks import take_columns
+from ..kernels import dynamical_em as ke
 
 
 @dataclass
@@ -80,26 +81,18 @@ def run_dynamical_em(job: Job) -> tuple[dict, dict]:
 
 AUTO_MARGIN = 0.05  # held-out log-likelihood per cell the curve must gain over the line
 # model='auto' takes the EM's gamma of a gene only where the EM determined it (fit_gamma_free
-# == 0: kernels.dynamical_em.MIN_DECAY, MIN_OFF) and its cells are seen on the decay branch:
-# the latest run at least AUTO_MIN_OFF (in units of 1 / beta) past the curve's switch-off (u
-# falls to e^-3 of its value) and at least AUTO_MIN_PAST of them are past it. Measured on
-# benchmarks.regimes (1,500 cells x 60 genes, seeds 0 and 1, depths 1 and 0.2): either of a
-# 0.9 decay share or 1 past the switch-off lost to stochastic/gmm by up to 0.17 in the velocity
-# cosine (at depth 0.2 the EM ends inductions with a switch-off at the last cells, 0.5-1.7
-# past it, gamma 20-90 % high); a decay share of at least 1 on top of the switch-off kept auto
-# within 0.02 but took the EM on only part of a full cycle's genes (those reaching the
-# steady-state line), leaving the cycles' cosine at the default's. The switch-off alone takes
-# every cycle gene (cosine 0.866 -> 0.928 and 0.879 -> 0.923 at depth 1), but on an induction
-# caught early (tests: ..._where_the_cells_reach_little_decay) one gene read as decaying had
-# its latest cells 14.6 past a switch-off with 3 % of the cells past it; on the regimes'
-# cycles 31 % or more of the cells are past it, in repression all.
-# AUTO_MIN_OFF is stricter than the EM's own bound (ke.MIN_OFF = 2): with 2, auto took the
-# EM on every cycle gene (cycles' cosine 0.928 -> 0.982, 0.923 -> 0.987 at depth 1) but lost
-# 0.023 in rho to the default on induction 0.2 s0, where the EM ends noisy inductions with a
-# switch-off among their last cells and the cells near the origin project on the tail of the
-# decay branch (2-12 past it), gamma 1.3-2.7 times too high.
-AUTO_MIN_OFF = 3.0
-AUTO_MIN_PAST = 0.1
+# == 0) and its cells are seen on the decay branch by the EM's own test (5 % of the fit cells
+# at least kernels.dynamical_em.MIN_REACH past the switch-off, fit_reach). Measured on
+# benchmarks.regimes (1,500 cells x 60 genes, seeds 0 and 1, depths 1 and 0.2; 20 sets):
+# within 0.013 of stochastic/gmm on every set, where the former test (the latest cell 3 past
+# the switch-off and 10 % of the cells past it) kept auto on cycles at cosine 0.928 and 0.923
+# (depth 1; now 0.982, 0.987) and lost 0.03 in rho and cosine to the default on the inductions
+# at depth 0.2 of the 5,000 x 300 table: on noisy inductions the EM places a switch-off among
+# the last cells and projects the few early cells near the origin 2-12 past it (the latest
+# time is not a robust measure; the 95th percentile stays at 0.9-1.4 there). Thresholds of
+# 1.25 and 1.5 took the same genes; 2 lost 0.025 in rho on cycles at depth 0.2, 3 lost 0.054
+# (a set of genes split between two estimators with different biases ranks worse than either).
+AUTO_MIN_REACH = ke.MIN_REACH
 
 
 def run_auto(job: Job) -> tuple[dict, dict]:
@@ -108,9 +101,9 @@ def run_auto(job: Job) -> tuple[dict, dict]:
     The default steady-state fit (``stochastic/gmm``) runs on all cells; the EM runs on a
     seeded sample with a seeded held-out share. A gene takes the EM's parameters when its
     curve is not flat (``fit_steady == 0``), its cells determine the curve's ``gamma``
-    (``fit_gamma_free == 0``) and run on past the switch-off (``fit_t_max`` at least
-    ``AUTO_MIN_OFF`` after ``t_switch``, with at least ``AUTO_MIN_PAST`` of the fit cells
-    past it: ``fit_past``), and it gives the held-out cells a mean
+    (``fit_gamma_free == 0``) and run on past the switch-off (5 % of the fit cells at
+    least ``AUTO_MIN_REACH`` after ``t_switch``: ``fit_reach``), and it gives the held-out
+    cells a mean
     log-likelihood at least ``AUTO_MARGIN`` above the steady-state line ``u = gamma s``
     (both with their noise fitted on the fit cells); else the steady-state parameters
     (gamma, velocity and all, exactly those of ``stochastic/gmm``).
@@ -130,7 +123,7 @@ def run_auto(job: Job) -> tuple[dict, dict]:
     )
     gain = em["fit_heldout_loglik"] - em["fit_heldout_loglik_ref"]
     pick = (gain >= AUTO_MARGIN) & (em["fit_steady"] == 0) & (em["fit_gamma_free"] == 0)
-    pick &= (em["fit_t_max"] - em["t_switch"] >= AUTO_MIN_OFF) & (em["fit_past"] >= AUTO_MIN_PAST)
+    pick &= em["fit_reach"] >= AUTO_MIN_REACH
     pick &= np.isfinite(em["gamma"])
     params = {k: v for k, v in em.items() if k.startswith("fit_")}
     for k in set(ss) | {"alpha", "t_switch"}:

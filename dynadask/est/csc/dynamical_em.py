@@ -43,7 +43,7 @@ from ...kernels.kinetics import dense_rows
 from .steady_state import splicing_velocity
 
 _AT = {"alpha": 0, "gamma": 1, "t_switch": 2, "loglik": 3, "var_u": 4, "var_s": 5}
-_AT |= {"r2": 6, "t_min": 7, "t_max": 8, "decay": 9, "past": 10}  # rows of ke.fit_genes
+_AT |= {"r2": 6, "t_min": 7, "t_max": 8, "decay": 9, "past": 10, "reach": 11}  # ke.fit_genes
 
 
 @dataclass
@@ -64,8 +64,8 @@ class DynamicalEM:
     min_decay
         Decay share (:func:`~dynadask.kernels.dynamical_em.decay_share`: how far the cells
         reach where ``gamma s`` counts against ``u``) below which the cells do not determine
-        the curve's ``gamma``, unless they run at least ``MIN_OFF`` (in units of
-        ``1 / beta``) past the curve's switch-off, where the decay branch pins ``gamma``,
+        the curve's ``gamma``, unless 5 % of them run at least ``MIN_REACH`` (in units
+        of ``1 / beta``) past the curve's switch-off, where the decay branch pins ``gamma``,
         and the curve's ``gamma`` has not drifted to its lower bound; such a gene reports
         the slope of ``u`` on ``s`` over its 5 % extreme cells instead, and so does a gene
         without that decay branch whose curve's ``gamma`` is above the slope.
@@ -100,7 +100,9 @@ class DynamicalEM:
         (1 where the steady-state ratio was reported), ``fit_var_u``, ``fit_var_s`` (noise
         variances), ``fit_t_min``, ``fit_t_max`` (earliest and latest latent times of the
         fit cells), ``fit_decay`` (the decay share), ``fit_past`` (share of the fit cells
-        whose latent time is past ``t_switch``), ``fit_gamma_free`` (1 where the
+        whose latent time is past ``t_switch``), ``fit_reach`` (95th percentile of the fit
+        cells' latent time minus ``t_switch``: how far they run past the switch-off, in
+        units of ``1 / beta``), ``fit_gamma_free`` (1 where the
         extreme-cell slope was reported: the curve's ``gamma`` not determined, or above
         the slope without a seen decay branch),
         ``fit_shared`` (1 where the shared-time refit was kept), ``fit_shared_gain`` (its
@@ -201,7 +203,7 @@ class DynamicalEM:
     def _params(self, table: np.ndarray, ratio: np.ndarray, slope: np.ndarray) -> dict:
         p = {k: table[:, i] for k, i in _AT.items()}
         steady = p["r2"] < self.min_r2
-        decayed = (p["t_max"] - p["t_switch"] >= ke.MIN_OFF) & (p["gamma"] > ke.GAMMA_DRIFT)
+        decayed = (p["reach"] >= ke.MIN_REACH) & (p["gamma"] > ke.GAMMA_DRIFT)
         loose = ~steady & (p["decay"] < self.min_decay) & ~decayed
         # without a seen decay branch every cell is on the induction, where ds/dt >= 0 means
         # u >= gamma s: the extreme-cell slope bounds gamma from above (noise aside)
@@ -222,6 +224,7 @@ class DynamicalEM:
             "fit_t_max": p["t_max"],
             "fit_decay": p["decay"],
             "fit_past": p["past"],
+            "fit_reach": p["reach"],
             "fit_gamma_free": np.where(np.isfinite(p["decay"]), loose.astype(float), np.nan),
             "fit_gamma_curve": p["gamma"],
         }
@@ -285,6 +288,7 @@ class DynamicalEM:
         pt = ke.gene_times(ut_, st_, *[c[take] for c in cur], n_grid=self.n_grid)
         out["fit_t_min"][k, at], out["fit_t_max"][k, at] = np.nanmin(pt, 0), np.nanmax(pt, 0)
         out["fit_past"][k, at] = np.mean(pt > fit[2, take], axis=0)
+        out["fit_reach"][k, at] = [ke.reach(pt[:, c], ts) for c, ts in enumerate(fit[2, take])]
         out["fit_decay"][k, at] = [
             ke.decay_share(np.ascontiguousarray(ut_[:, c]), np.ascontiguousarray(st_[:, c]), g)
             for c, g in enumerate(fit[1, take])
