@@ -89,7 +89,7 @@ AUTO_MARGIN = 0.05  # held-out log-likelihood per cell the curve must gain over 
 # (depth 1; now 0.982, 0.987) and lost 0.03 in rho and cosine to the default on the inductions
 # at depth 0.2 of the 5,000 x 300 table: on noisy inductions the EM places a switch-off among
 # the last cells and projects the few early cells near the origin 2-12 past it (the latest
-# time is not a robust measure; the 95th percentile stays at 0.9-1.4 there). Thresholds of
+# time is not a robust measure; the 95th percentile stays below 1.4 there). Thresholds of
 # 1.25 and 1.5 took the same genes; 2 lost 0.025 in rho on cycles at depth 0.2, 3 lost 0.054
 # (a set of genes split between two estimators with different biases ranks worse than either).
 AUTO_MIN_REACH = ke.MIN_REACH
