@@ -88,16 +88,17 @@ def dynamics(
       cells only: an EM over latent cell times, ``alpha``, ``gamma`` and the switching time
       under Gaussian noise, from several starts (:class:`dynadask.est.csc.DynamicalEM`;
       writes ``alpha``, ``t_switch``, ``fit_likelihood``, ``fit_steady`` … too; genes at
-      steady state get the ratio of means, genes whose cells never reach where degradation
-      counts the extreme-cell slope, ``fit_gamma_free``). ``est_method='curve'`` is the
+      steady state get the ratio of means; genes whose cells are not seen on a decay branch
+      (``fit_reach``) and either never reach where degradation counts or have a curve
+      ``gamma`` above the extreme-cell slope (which bounds it on an induction) get that
+      slope, ``fit_gamma_free``). ``est_method='curve'`` is the
       first dynamical fit (nearest curve in the data's spread,
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
       steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
       1,000 seeded held-out cells per group; a gene takes the EM's parameters when its curve
       is not flat, its ``gamma`` is determined (``fit_gamma_free == 0``), its cells are seen
-      on the decay branch (the latest at least ``3 / beta`` past the switch-off,
-      ``fit_t_max - fit_t_switch``, and at least 10 % of the fit cells past it,
-      ``fit_past``), and it gives the
+      on the decay branch (5 % of the fit cells at least ``1.4 / beta`` past the
+      switch-off, ``fit_reach``), and it gives the
       held-out cells a mean log-likelihood (``u``, ``s`` in units of their variances) at
       least 0.05 per cell above the steady-state line ``u = gamma s``, else the
       steady-state ones
