@@ -281,6 +281,21 @@ def test_cells_past_the_switch_off_determine_gamma_at_a_low_decay_share():
     assert spearmanr(p["gamma"][0], gamma)[0] > 0.97
 
 
+def _against_the_default(regime: str, model: str):
+    """benchmarks.regimes' 800 x 24 set (depth 1, seed 0) through stochastic/gmm and ``model``.
+
+    Returns both AnnData and their (rho, cosine) scores.
+    """
+    from benchmarks import regimes as R
+
+    base = R.preprocess(R.simulate(800, 24, regime, depth=1.0, seed=0))
+    ref, a = base.copy(), base.copy()
+    dyn.tl.dynamics(ref, model="stochastic", est_method="gmm")
+    dyn.tl.dynamics(a, model=model)
+    scores = [R.score(x, x.var["gamma"], R._dense(x.layers["velocity_S"])) for x in (ref, a)]
+    return ref, a, scores[0], scores[1]
+
+
 def test_em_on_inductions_reports_the_slope_where_the_curve_cannot_pin_gamma():
     # benchmarks.regimes' inductions (800 cells x 24 genes, depth 1, seed 0, through
     # recipe_monocle and the kNN moments), measured: stochastic/gmm rho 0.948, cosine 0.882;
@@ -289,12 +304,7 @@ def test_em_on_inductions_reports_the_slope_where_the_curve_cannot_pin_gamma():
     # past the switch-off, no cap at the slope) 0.795 / 0.731
     from benchmarks import regimes as R
 
-    base = R.preprocess(R.simulate(800, 24, "induction", depth=1.0, seed=0))
-    ref, a = base.copy(), base.copy()
-    dyn.tl.dynamics(ref, model="stochastic", est_method="gmm")
-    dyn.tl.dynamics(a, model="dynamical")
-    rho0, cos0 = R.score(ref, ref.var["gamma"], R._dense(ref.layers["velocity_S"]))
-    rho, cos = R.score(a, a.var["gamma"], R._dense(a.layers["velocity_S"]))
+    ref, a, (rho0, cos0), (rho, cos) = _against_the_default("induction", "dynamical")
     v = a.var
     on = v["scored"].to_numpy()
     m_u, m_s = R._dense(a.layers["M_u"]), R._dense(a.layers["M_s"])
@@ -420,12 +430,7 @@ def test_auto_never_loses_to_the_default_on_full_cycles():
     # cosine (0.384 / 0.803)
     from benchmarks import regimes as R
 
-    base = R.preprocess(R.simulate(800, 24, "cycle", depth=1.0, seed=0))
-    ref, a = base.copy(), base.copy()
-    dyn.tl.dynamics(ref, model="stochastic", est_method="gmm")
-    dyn.tl.dynamics(a, model="auto")
-    rho0, cos0 = R.score(ref, ref.var["gamma"], R._dense(ref.layers["velocity_S"]))
-    rho, cos = R.score(a, a.var["gamma"], R._dense(a.layers["velocity_S"]))
+    ref, a, (rho0, cos0), (rho, cos) = _against_the_default("cycle", "auto")
     assert rho > rho0 - 0.02 and cos > cos0 - 0.02
     v = a.var
     picked = v["kinetic_model"] == "dynamical"
