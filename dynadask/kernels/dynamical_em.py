@@ -53,7 +53,8 @@ MIN_DECAY = 0.7  # decay share (decay_share) below which the cells do not determ
 # switch-offs the EM places among their last cells, cycle genes 1.51 and more (repression
 # 4.6 and more): MIN_REACH sits in that gap. The 103 cycle genes with shares below 0.7 have
 # the curve's gamma at 0.46-1.03 of the truth (5-95 %, median 0.89) where the slope is
-# 1.5-3.3 times too high. Thresholds of 1.25-1.5 gave the same 20-set table, 2 a worse one.
+# 1.5-3.3 times too high. A threshold of 1.5 gave the EM the same 20-set table; model='auto'
+# (same test) took the same genes at 1.25 and 1.5 and lost cycle genes at 2 and 3.
 MIN_REACH = 1.4
 GAMMA_DRIFT = 2e-3
 MAX_MOVES = 200  # accepted moves per pattern search (see _search)
