@@ -80,14 +80,18 @@ def _inside(x) -> bool:
 
 @numba.njit(cache=True, nogil=True)
 def _search(u, s, time, wu, ws, x, step, min_step):
-    """Pattern search: steps along each axis (``b`` in steps of ``k`` times the step)."""
+    """Pattern search: steps along each axis (``b`` in steps of ``max(k, 1)`` times the step).
+
+    The floor on ``b``'s step: a clock slowed towards ``k``'s lower bound (a gene flat in the
+    shared time) would otherwise walk ``b`` in steps of a thousandth (seconds per gene).
+    """
     f, alpha = _sse(u, s, time, wu, ws, x)
     while step >= min_step:
         moved = False
         for axis in range(4):
             for sign in (1.0, -1.0):
                 y = x.copy()
-                y[axis] += sign * step * (np.exp(x[0]) if axis == 1 else 1.0)
+                y[axis] += sign * step * (max(np.exp(x[0]), 1.0) if axis == 1 else 1.0)
                 if not _inside(y):
                     continue
                 fy, ay = _sse(u, s, time, wu, ws, y)
