@@ -111,7 +111,8 @@ def run_auto(job: Job) -> tuple[dict, dict]:
     ss_job = Job(**{**job.__dict__, "model": "stochastic", "est_method": "gmm"})
     ss, _ = run_steady_state(ss_job)
     em = (
-        DynamicalEM(holdout=1000)
+        # the EM's own curves: auto takes genes seen on the decay branch, which keep them
+        DynamicalEM(holdout=1000, shared_rounds=0)
         .fit(
             job.columns(job.layers["u"]),
             job.columns(job.layers["s"]),

@@ -91,7 +91,10 @@ def dynamics(
       steady state get the ratio of means; genes whose cells are not seen on a decay branch
       (``fit_reach``) and either never reach where degradation counts or have a curve
       ``gamma`` above the extreme-cell slope (which bounds it on an induction) get that
-      slope, ``fit_gamma_free``). ``est_method='curve'`` is the
+      slope, ``fit_gamma_free``; then, with at least 10 trajectory genes, the sample cells
+      get one time shared by the genes, every trajectory gene is refitted at it, and the
+      genes not seen on a decay branch take that refit, ``fit_shared``).
+      ``est_method='curve'`` is the
       first dynamical fit (nearest curve in the data's spread,
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
       steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
