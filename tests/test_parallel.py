@@ -204,3 +204,23 @@ def test_share_writes_files_any_worker_can_load_and_removes_them(cluster, tmp_pa
         del shared
         assert not scratch_files()
     assert not (tmp_path / "s.zarr.scratch").exists()
+
+
+def test_per_gene_fits_read_their_columns_from_shared_files(local_client):
+    # the EM's per-gene tasks (graph.kinetics.column_blocks) get the sample's columns from
+    # one shared file per array, not as slices inside the graph
+    from dynadask.graph.kinetics import column_blocks
+
+    rng = np.random.default_rng(3)
+    u, s = rng.random((2000, 90)), rng.random((2000, 90))
+    w = rng.random(90)
+
+    def kernel(a, b, v, scale=1.0):
+        return np.stack([a.sum(0) * v, b.max(0)]) * scale
+
+    import cloudpickle
+
+    lazy = column_blocks(kernel, [u, s], [w], 8, scale=2.0)
+    graph = len(cloudpickle.dumps(dict(lazy.__dask_graph__())))
+    assert graph < u.nbytes / 10  # the columns (2.9 MB for u and s) are not in the graph
+    np.testing.assert_allclose(lazy.compute(), kernel(u, s, w, scale=2.0))

@@ -14,6 +14,7 @@ from typing import Any
 import dask
 import numpy as np
 
+from .._core.compute import share
 from ..kernels import kinetics as kk
 from .blocks import align_rows, map_rows, sum_rows
 
@@ -218,6 +219,9 @@ def column_blocks(
         ``kernel(*column_blocks, *vector_blocks, **kwargs) -> (..., genes_in_block)``.
     columns
         Small in-memory ``cells x genes`` arrays (e.g. a sample of cells), cut by columns.
+        Each goes to the workers once (:func:`~dynadask._core.compute.share`, stored genes x
+        cells so that a task reads only its genes), not inside the graph: 2,000 cells x
+        1,600 genes are 50 MiB a pair.
     vectors
         Per-gene vectors, cut alike.
     per_task
@@ -225,12 +229,21 @@ def column_blocks(
     """
     n = columns[0].shape[1]
     step = max(1, int(per_task))
+    shared = [share([np.ascontiguousarray(np.asarray(c).T)])[0] for c in columns]
     parts = [
-        dask.delayed(kernel, pure=True)(
-            *[np.ascontiguousarray(c[:, a : a + step]) for c in columns],
-            *[np.ascontiguousarray(v[a : a + step]) for v in vectors],
-            **kwargs,
-        )
+        dask.delayed(_column_block, pure=True)(
+            kernel,
+            a,
+            step,
+            shared,
+            [np.ascontiguousarray(v[a : a + step]) for v in vectors],
+            kwargs,
+        )  # fmt: skip
         for a in range(0, n, step)
     ]
     return dask.delayed(np.concatenate, pure=True)(parts, axis=-1)
+
+
+def _column_block(kernel, start, step, genes_by_cells, vectors, kwargs) -> np.ndarray:
+    cols = [np.ascontiguousarray(x[start : start + step].T) for x in genes_by_cells]
+    return kernel(*cols, *vectors, **kwargs)
