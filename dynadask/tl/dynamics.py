@@ -93,7 +93,8 @@ def dynamics(
       ``gamma`` above the extreme-cell slope (which bounds it on an induction) get that
       slope, ``fit_gamma_free``; then, with at least 10 trajectory genes, the sample cells
       get one time shared by the genes, every trajectory gene is refitted at it, and the
-      genes not seen on a decay branch take that refit, ``fit_shared``).
+      genes not seen on a decay branch take that refit, ``fit_shared``, its ``gamma``
+      again at most the extreme-cell slope).
       ``est_method='curve'`` is the
       first dynamical fit (nearest curve in the data's spread,
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the

@@ -89,7 +89,9 @@ class DynamicalEM:
         when none are held out) a mean log-likelihood more than 0.05 per cell higher, both
         curves placed at the cells' shared time (the own curve on the least-squares line of
         its projected times against the shared time;
-        :func:`~dynadask.kernels.shared_time.clock_scores`). Nothing is refitted in a
+        :func:`~dynadask.kernels.shared_time.clock_scores`); a kept refit's gamma above the
+        extreme-cell slope is reported at the slope (``fit_gamma_free``), the bound on an
+        induction as without the refit. Nothing is refitted in a
         stratum with fewer than ``MIN_SHARED_GENES`` trajectory genes or none without a
         seen decay branch.
 
@@ -175,7 +177,7 @@ class DynamicalEM:
             for k, (i, j) in enumerate(split):
                 fit_u, fit_s = got_u[i], got_s[i]
                 test_u, test_s = (got_u[j], got_s[j]) if j.size else (fit_u, fit_s)
-                self._shared(k, fit_u, fit_s, test_u, test_s)
+                self._shared(k, fit_u, fit_s, test_u, test_s, slopes[k])
         if self.holdout and reference_gamma is not None:
             ref = np.asarray(reference_gamma, np.float64).reshape(n_strata, -1)
             lls = compute(
@@ -238,10 +240,19 @@ class DynamicalEM:
                 out[name] = np.full_like(gamma, np.nan)
         return out
 
-    def _shared(self, k: int, u: np.ndarray, s: np.ndarray, ut: np.ndarray, st: np.ndarray) -> None:
+    def _shared(
+        self,
+        k: int,
+        u: np.ndarray,
+        s: np.ndarray,
+        ut: np.ndarray,
+        st: np.ndarray,
+        slope: np.ndarray,
+    ) -> None:
         """Refit stratum ``k``'s trajectory genes at a cell time shared by them.
 
-        Only genes without a seen decay branch keep the refit.
+        Only genes without a seen decay branch keep the refit, its gamma capped at the
+        extreme-cell ``slope`` (a bound on an induction, as in :meth:`_params`).
 
         ``u, s``: the fit cells; ``ut, st``: the cells that choose between the fits (held-out
         cells, or the fit cells when none are held out).
@@ -289,8 +300,9 @@ class DynamicalEM:
         out["fit_clock_k"][k, genes], out["fit_clock_b"][k, genes] = fit[3], fit[4]
         out["fit_shared_gain"][k, genes] = gain
         out["fit_shared"][k, at] = 1.0
-        out["gamma"][k, at] = fit[1, take]
-        out["fit_gamma_free"][k, at] = 0.0
+        capped = fit[1, take] > slope[at]
+        out["gamma"][k, at] = np.where(capped, slope[at], fit[1, take])
+        out["fit_gamma_free"][k, at] = capped.astype(float)
         if not at.size:
             return
         ut_, st_ = np.ascontiguousarray(uf[:, take]), np.ascontiguousarray(sf[:, take])
