@@ -209,6 +209,8 @@ def test_share_writes_files_any_worker_can_load_and_removes_them(cluster, tmp_pa
 def test_per_gene_fits_read_their_columns_from_shared_files(local_client):
     # the EM's per-gene tasks (graph.kinetics.column_blocks) get the sample's columns from
     # one shared file per array, not as slices inside the graph
+    import cloudpickle
+
     from dynadask.graph.kinetics import column_blocks
 
     rng = np.random.default_rng(3)
@@ -217,8 +219,6 @@ def test_per_gene_fits_read_their_columns_from_shared_files(local_client):
 
     def kernel(a, b, v, scale=1.0):
         return np.stack([a.sum(0) * v, b.max(0)]) * scale
-
-    import cloudpickle
 
     lazy = column_blocks(kernel, [u, s], [w], 8, scale=2.0)
     graph = len(cloudpickle.dumps(dict(lazy.__dask_graph__())))

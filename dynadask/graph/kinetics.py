@@ -238,7 +238,7 @@ def column_blocks(
             shared,
             [np.ascontiguousarray(v[a : a + step]) for v in vectors],
             kwargs,
-        )  # fmt: skip
+        )
         for a in range(0, n, step)
     ]
     return dask.delayed(np.concatenate, pure=True)(parts, axis=-1)

@@ -261,7 +261,10 @@ class DynamicalEM:
         curve = [p[c] for c in ("alpha", "fit_gamma_curve", "t_switch", "fit_var_u", "fit_var_s")]
         traj = (p["fit_steady"] == 0) & np.all(np.isfinite(np.stack(curve)), axis=0)
         genes = np.flatnonzero(traj)
-        if genes.size < MIN_SHARED_GENES or np.all(p["fit_reach"][genes] >= ke.MIN_REACH):
+        # the time comes from every trajectory gene's refit; a gene whose cells are seen on
+        # the decay branch keeps its own curve (the branch pins gamma)
+        free = p["fit_reach"][genes] < ke.MIN_REACH
+        if genes.size < MIN_SHARED_GENES or not free.any():
             return
         uf, sf = np.ascontiguousarray(u[:, genes]), np.ascontiguousarray(s[:, genes])
         cur = [c[genes] for c in curve]
@@ -289,9 +292,6 @@ class DynamicalEM:
         scores = kst.clock_scores(uf, sf, used, utf, stf, time_t, own, fit, *var,
                                   n_grid=self.n_grid)  # fmt: skip
         gain = scores[1] - scores[0]
-        # the time comes from every trajectory gene's refit; a gene whose cells are seen on
-        # the decay branch keeps its own curve (the branch pins gamma)
-        free = p["fit_reach"][genes] < ke.MIN_REACH
         take = np.isfinite(gain) & (gain >= -SHARED_MARGIN) & np.isfinite(fit[1]) & free
         at = genes[take]
         out = self.params
