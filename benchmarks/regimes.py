@@ -12,19 +12,22 @@ on/off splicing ODE at its cell's time, and the counts are Poisson draws of that
 - ``cycle``: induction from no RNA, switched off at a time inside the cells' time span;
 - ``mixture``: the four regimes in equal shares over the genes.
 
-Each cell has one time shared by its genes (uniform over the span). Besides the regime's
-genes, every set has ``--background`` (default 4) times as many genes at their steady state,
-as real data have: without them every gene moves with time, each cell's total follows its
-time and the size-factor normalisation bends the trajectories. PCA and kNN graph use all
-genes; ``dynamics`` is given, and the figures score, only the regime's genes. The data go through
-the guide's calls (``recipe_monocle`` keeping all genes, ``dynamics(model=...)``; moments
-are taken by ``dynamics``), then per estimator: Spearman of ``gamma / beta`` with the truth,
-and the median over cells of the cosine between ``velocity_S`` and the true velocity
-``(beta u - gamma s) / beta`` of the noise-free mean (the estimators report rates in units of
-``beta``). ``oracle`` is ``M_u - (gamma / beta) M_s`` with the true rates on the same smoothed
-data. Seconds are the ``dynamics`` call's wall time per 1,000 genes, and its CPU time (the
-process's, all threads: the figure to read on a shared machine). ``auto/auto`` is
-``model='auto'``, the per-gene choice.
+Each cell has one time shared by its genes, uniform over the span (``--time-density
+uniform``: a steady flux of cells through the process) or with a density rising threefold
+from one end of the span to the other (``late``: more cells late, as where cells proliferate
+along the way; ``early``: more cells early, as where cells die or leave along the way).
+Besides the regime's genes, every set has ``--background`` (default 4) times as many genes
+at their steady state, as real data have: without them every gene moves with time, each
+cell's total follows its time and the size-factor normalisation bends the trajectories. PCA
+and kNN graph use all genes; ``dynamics`` is given, and the figures score, only the
+regime's genes. The data go through the guide's calls (``recipe_monocle`` keeping all
+genes, ``dynamics(model=...)``; moments are taken by ``dynamics``), then per estimator:
+Spearman of ``gamma / beta`` with the truth, and the median over cells of the cosine
+between ``velocity_S`` and the true velocity ``(beta u - gamma s) / beta`` of the
+noise-free mean (the estimators report rates in units of ``beta``). ``oracle`` is
+``M_u - (gamma / beta) M_s`` with the true rates on the same smoothed data. Seconds are the
+``dynamics`` call's wall time per 1,000 genes, and its CPU time (the process's, all threads: the figure
+to read on a shared machine). ``auto/auto`` is ``model='auto'``, the per-gene choice.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def simulate(
     depth: float = 1.0,
     seed: int = 0,
     background: float = BACKGROUND,
+    time_density: str = "uniform",
 ) -> ad.AnnData:
     """Poisson splicing counts of genes in one regime (or a mixture), with the truth in var.
 
@@ -123,7 +127,7 @@ def simulate(
     t_switch = np.where(
         kinds == 3, rng.uniform(0.3, 0.7, n_all) * SPAN, np.where(kinds == 2, 0.0, np.inf)
     )
-    t = np.sort(rng.uniform(0, SPAN, n_cells))[:, None]
+    t = np.sort(SPAN * _spread(rng.uniform(0, 1, n_cells), time_density))[:, None]
     mu, ms = means(t, alpha, beta, gamma, t_switch, u0, s0)
     v = (beta * mu - gamma * ms) / beta
     u, s = rng.poisson(mu).astype(np.float32), rng.poisson(ms).astype(np.float32)
@@ -140,6 +144,21 @@ def simulate(
     a.var["scored"] = np.arange(n_all) < n_genes
     a.layers["velocity_S_true"] = v.astype(np.float32)
     return a
+
+
+def _spread(x: np.ndarray, density: str) -> np.ndarray:
+    """Uniform draws on [0, 1] mapped to ``density`` (see the module's text)."""
+    if density == "uniform":
+        return x
+
+    def late(y: np.ndarray) -> np.ndarray:  # inverse of the CDF (y + y^2) / 2: density 1/2 to 3/2
+        return (np.sqrt(1 + 8 * y) - 1) / 2
+
+    if density == "late":
+        return late(x)
+    if density == "early":
+        return 1 - late(1 - x)
+    raise ValueError(f"time_density must be 'uniform', 'late' or 'early', not {density!r}")
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -186,9 +205,13 @@ def run_regime(
     seed: int,
     estimators: list[str] | None = None,
     background: float = BACKGROUND,
+    time_density: str = "uniform",
 ) -> list[dict]:
     """Every estimator (or the named ``model/est_method`` ones) and the oracle on one data set."""
-    sim = simulate(n_cells, n_genes, regime, depth=depth, seed=seed, background=background)
+    sim = simulate(
+        n_cells, n_genes, regime, depth=depth, seed=seed, background=background,
+        time_density=time_density,
+    )  # fmt: skip
     base = preprocess(sim)
     rows = []
     chosen = [tuple(e.split("/")) for e in estimators] if estimators else ESTIMATORS
@@ -222,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--background", type=float, default=BACKGROUND, help="steady genes per regime gene"
     )
+    parser.add_argument("--time-density", default="uniform", choices=("uniform", "late", "early"))
     args = parser.parse_args(argv)
     head = f"{'regime':<11}{'depth':>6}  {'estimator':<22}{'rho':>7}{'cos':>7}"
     print(head + f"{'s/1000g':>9}{'cpu/1000g':>10}")
@@ -231,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
                 warnings.simplefilter("ignore")
                 rows = run_regime(
                     args.cells, args.genes, regime, depth, args.seed, args.estimators,
-                    background=args.background,
+                    background=args.background, time_density=args.time_density,
                 )  # fmt: skip
             for r in rows:
                 print(
