@@ -26,8 +26,9 @@ Spearman of ``gamma / beta`` with the truth, and the median over cells of the co
 between ``velocity_S`` and the true velocity ``(beta u - gamma s) / beta`` of the
 noise-free mean (the estimators report rates in units of ``beta``). ``oracle`` is
 ``M_u - (gamma / beta) M_s`` with the true rates on the same smoothed data. Seconds are the
-``dynamics`` call's wall time per 1,000 genes, and its CPU time (the process's, all threads: the figure
-to read on a shared machine). ``auto/auto`` is ``model='auto'``, the per-gene choice.
+``dynamics`` call's wall time per 1,000 genes, and its CPU time (the process's, all
+threads: the figure to read on a shared machine). ``auto/auto`` is ``model='auto'``, the
+per-gene choice.
 """
 
 from __future__ import annotations
