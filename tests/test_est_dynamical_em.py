@@ -300,8 +300,10 @@ def _against_the_default(regime: str, model: str):
 def test_em_on_inductions_refits_at_the_shared_time_and_falls_back_to_the_slope():
     # benchmarks.regimes' inductions (800 cells x 24 genes, depth 1, seed 0, through
     # recipe_monocle and the kNN moments), measured: stochastic/gmm rho 0.948, cosine 0.882,
-    # oracle cosine 0.980. The EM (every scored gene refitted at the shared time, 4 of 24
-    # capped at the extreme-cell slope) 0.922 / 0.936. Without the refit (shared_rounds=0,
+    # oracle cosine 0.980. The EM (every scored gene refitted at the shared time, the round
+    # with the least squared residual of 32 kept) 0.897 / 0.971; after 2 rounds it was
+    # 0.922 / 0.936 (on these 24 genes the rounds trade rank for cosine; at 5,000 x 300 both
+    # rose: benchmarks/README.md). Without the refit (shared_rounds=0,
     # the same moments) 0.960 / 0.880, 12 of 24 genes at the extreme-cell slope; the rule
     # before that (slope only below a decay share of 0.3, decay branch from 3 past the
     # switch-off, no cap at the slope) 0.795 / 0.731
@@ -313,8 +315,8 @@ def test_em_on_inductions_refits_at_the_shared_time_and_falls_back_to_the_slope(
     m_u, m_s = R._dense(a.layers["M_u"]), R._dense(a.layers["M_s"])
     truth = (v["true_gamma"] / v["true_beta"]).to_numpy()
     oracle = R.score(a, truth, m_u - truth * m_s)[1]
-    assert cos > cos0 + 0.04 and cos > oracle - 0.05
-    assert rho > rho0 - 0.03
+    assert cos > cos0 + 0.08 and cos > oracle - 0.015
+    assert rho > rho0 - 0.06
     np.testing.assert_array_equal(v["fit_shared"][on], 1)
     slope = np.full(a.n_vars, np.nan)
     slope[on] = kd.start_gamma(m_u[:, on], m_s[:, on])
@@ -329,7 +331,7 @@ def test_em_on_inductions_refits_at_the_shared_time_and_falls_back_to_the_slope(
         p[k][on] = x[0]
     g0 = p["gamma"]
     rho_r0, cos_r0 = R.score(a, g0, m_u - g0 * m_s)
-    assert rho_r0 > rho0 - 0.02 and cos_r0 > cos0 - 0.02 and cos > cos_r0 + 0.04
+    assert rho_r0 > rho0 - 0.02 and cos_r0 > cos0 - 0.02 and cos > cos_r0 + 0.08
     free = (p["fit_gamma_free"] == 1) & on
     assert free.sum() >= 8
     np.testing.assert_allclose(g0[free], slope[free], rtol=1e-6)
@@ -364,8 +366,9 @@ def test_shared_time_refit_recovers_gamma_on_induction_at_the_true_time():
 
 
 def test_shared_time_refit_end_to_end_on_induction_and_repression():
-    # the default EM (two rounds of the shared-time refit) on 600 cells x 12 genes, measured
-    # 2026-12-04: induction rank correlation 0.979 (without the refit 0.895, gmm 0.993),
+    # the default EM (32 rounds of the shared-time refit, the best kept) on 600 cells x 12
+    # genes, measured 2026-12-04: induction rank correlation 0.979 as after 2 rounds
+    # (without the refit 0.895, gmm 0.993),
     # every gene keeps the refit; on repression every gene's cells run 7.6-8.4 past the
     # switch-off, so every gene keeps its own curve (median gamma error 0.041)
     u, s, truth = _regime_cells("induction")

@@ -82,7 +82,11 @@ class DynamicalEM:
         sample cells get one time from the trajectory genes together (first the median of
         each gene's projected time scaled to its range, then the time that fits all genes'
         curves at once), and every trajectory gene is refitted with the cells' times fixed
-        (:mod:`~dynadask.kernels.shared_time`), on its own clock ``k T + b``. A gene whose
+        (:mod:`~dynadask.kernels.shared_time`), on its own clock ``k T + b``. Each round
+        refits at the time the previous one placed the cells at; the alternation unfolds
+        the time slowly (cells crowd the late end in the first rounds) and, through the
+        pattern searches, not monotonically, so the round whose genes have the least mean
+        weighted squared residual is kept. A gene whose
         cells are seen on the decay branch (``fit_reach`` at least ``MIN_REACH``) keeps its
         own curve (the branch pins its gamma; its refit only serves the shared time). Any
         other keeps the refit unless its own curve gives the held-out cells (the fit cells
@@ -124,7 +128,7 @@ class DynamicalEM:
     genes_per_task: int = 8
     random_state: int = 0
     holdout: int = 0
-    shared_rounds: int = 2
+    shared_rounds: int = 32
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def fit(
@@ -272,20 +276,27 @@ class DynamicalEM:
         span = p["fit_t_max"][genes] - p["fit_t_min"][genes]
         time = _unit(kst.shared_time(times, span, p["fit_t_min"][genes]))
         var = cur[3:]
-        fit = None
         grid = np.linspace(-0.1, 1.1, 121)
+        best = (np.inf, None, time)
+        cols = gk.share_columns([uf, sf])
         for _ in range(self.shared_rounds):
-            used = time
             fit = compute(
                 gk.column_blocks(
-                    kst.refit_genes, [uf, sf], [*cur], self.genes_per_task,
+                    kst.refit_genes, cols, [*cur], self.genes_per_task,
                     time=time, n_grid=self.n_grid,
                 ),
                 desc="dynamics: shared-time refits",
             )[0]  # fmt: skip
+            # the rounds descend the genes' squared residuals together (up to the pattern
+            # searches' noise): the round with the least is kept
+            sse = np.nanmean(fit[6])
+            if best[1] is None or sse < best[0]:
+                best = (sse, fit, time)
             cur = [fit[0], fit[1], fit[2], *var]
             time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
-        # the scored cells' shared time in the unit of the last refit's time (the clocks')
+        _, fit, used = best
+        cur = [fit[0], fit[1], fit[2], *var]
+        # the scored cells' shared time in the unit of the kept refit's time (the clocks')
         utf, stf = np.ascontiguousarray(ut[:, genes]), np.ascontiguousarray(st[:, genes])
         time_t = kst.joint_time(utf, stf, grid, *cur[:3], fit[3], fit[4], *var)
         own = np.stack([c[genes] for c in curve[:3]])
