@@ -211,7 +211,8 @@ def test_per_gene_fits_read_their_columns_from_shared_files(local_client):
     # one shared file per array, not as slices inside the graph
     import cloudpickle
 
-    from dynadask.graph.kinetics import column_blocks
+    from dynadask._core.compute import scratch_files
+    from dynadask.graph.kinetics import column_blocks, share_columns
 
     rng = np.random.default_rng(3)
     u, s = rng.random((2000, 90)), rng.random((2000, 90))
@@ -224,3 +225,12 @@ def test_per_gene_fits_read_their_columns_from_shared_files(local_client):
     graph = len(cloudpickle.dumps(dict(lazy.__dask_graph__())))
     assert graph < u.nbytes / 10  # the columns (2.9 MB for u and s) are not in the graph
     np.testing.assert_allclose(lazy.compute(), kernel(u, s, w, scale=2.0))
+    # shared once, used by repeated fits (the refit's rounds): one file per array in all
+    held = set(scratch_files())
+    cols = share_columns([u, s])
+    before = set(scratch_files())
+    assert len(before - held) == 2
+    for scale in (1.0, 3.0):
+        got = column_blocks(kernel, cols, [w], 8, scale=scale).compute()
+        np.testing.assert_allclose(got, kernel(u, s, w, scale=scale))
+    assert set(scratch_files()) == before
