@@ -277,9 +277,9 @@ class DynamicalEM:
         time = _unit(kst.shared_time(times, span, p["fit_t_min"][genes]))
         var = cur[3:]
         grid = np.linspace(-0.1, 1.1, 121)
-        best = (np.inf, None, time)
+        best = None  # (mean weighted squared residual, refit, the time it was fitted at)
         cols = gk.share_columns([uf, sf])
-        for _ in range(self.shared_rounds):
+        for r in range(self.shared_rounds):
             fit = compute(
                 gk.column_blocks(
                     kst.refit_genes, cols, [*cur], self.genes_per_task,
@@ -290,10 +290,11 @@ class DynamicalEM:
             # the rounds descend the genes' squared residuals together (up to the pattern
             # searches' noise): the round with the least is kept
             sse = np.nanmean(fit[6])
-            if best[1] is None or sse < best[0]:
+            if best is None or sse < best[0]:
                 best = (sse, fit, time)
-            cur = [fit[0], fit[1], fit[2], *var]
-            time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
+            if r + 1 < self.shared_rounds:  # the next round's time: the one these curves fit
+                cur = [fit[0], fit[1], fit[2], *var]
+                time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
         _, fit, used = best
         cur = [fit[0], fit[1], fit[2], *var]
         # the scored cells' shared time in the unit of the kept refit's time (the clocks')
