@@ -14,7 +14,8 @@ Here a cell's shared time ``T`` is given (about 0 to 1), and gene ``g`` runs on 
 :mod:`dynadask.kernels.dynamical` at ``tau`` (``gamma`` and ``t_switch`` in units of
 ``1 / beta``, as the EM reports them: ``gamma / beta`` does not depend on the unit of
 ``T``). The fit minimises the squared residuals of ``u`` and ``s`` weighted by the gene's noise
-variances (those of the EM), ``alpha`` in closed form, by a pattern search over
+variances (given: the EM's, or those a previous refit left, :func:`residual_variances`),
+``alpha`` in closed form, by a pattern search over
 ``(log k, b, log gamma, log t_switch)`` from several starts. Everything here works on one
 gene's cells at a time (numba).
 """
@@ -31,6 +32,7 @@ N_OUT = 7  # alpha, gamma, t_switch, k, b, loglik, sse
 SEARCH_CELLS = 600  # cells the starts run on (the best is refined on all)
 GAMMA_STARTS = (1.0, 0.25, 4.0)  # factors on the EM's gamma the starts take
 T_SWITCH_MAX = 200.0
+VAR_FLOOR = 1e-4  # noise variance kept above this share of the gene's variance over the cells
 # accepted moves per pattern search: a guard, not a tuning (on four 1,500 x 60 regime sets
 # the starts took a median of 11-37 moves and at most about 1,000)
 MAX_MOVES = 5000
@@ -197,6 +199,43 @@ def refit_genes(
             np.ascontiguousarray(u[:, j]), np.ascontiguousarray(s[:, j]), time,
             alpha[j], gamma[j], t_switch[j], var_u[j], var_s[j], n_grid,
         )  # fmt: skip
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def residual_variances(
+    u: np.ndarray, s: np.ndarray, time: np.ndarray, fit: np.ndarray
+) -> np.ndarray:
+    """Per gene, the mean squared residuals of ``u`` and ``s`` to its refit: ``2 x genes``.
+
+    ``fit``: the ``N_OUT x genes`` rows of :func:`refit_genes` at the cells' shared ``time``.
+    These are the noise variances under which the refit is most likely (the Gaussian
+    likelihood's maximum over them); each is kept above ``VAR_FLOOR`` times the gene's
+    variance over the cells. NaN where the gene has no refit.
+    """
+    n, g = u.shape
+    out = np.full((2, g), np.nan)
+    for j in range(g):
+        if not (np.isfinite(fit[0, j]) and np.isfinite(fit[1, j])):
+            continue
+        cu, cs = unit_curve(fit[3, j] * time + fit[4, j], fit[1, j], fit[2, j])
+        m, su, ss, mu, ms, qu, qs = 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        for i in range(n):
+            if not (np.isfinite(u[i, j]) and np.isfinite(s[i, j]) and np.isfinite(time[i])):
+                continue
+            ru, rs = u[i, j] - fit[0, j] * cu[i], s[i, j] - fit[0, j] * cs[i]
+            su += ru * ru
+            ss += rs * rs
+            mu += u[i, j]
+            ms += s[i, j]
+            qu += u[i, j] * u[i, j]
+            qs += s[i, j] * s[i, j]
+            m += 1
+        if m == 0:
+            continue
+        vu, vs = qu / m - (mu / m) ** 2, qs / m - (ms / m) ** 2
+        out[0, j] = max(su / m, VAR_FLOOR * vu, 1e-300)
+        out[1, j] = max(ss / m, VAR_FLOOR * vs, 1e-300)
     return out
 
 

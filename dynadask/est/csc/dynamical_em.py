@@ -83,10 +83,12 @@ class DynamicalEM:
         each gene's projected time scaled to its range, then the time that fits all genes'
         curves at once), and every trajectory gene is refitted with the cells' times fixed
         (:mod:`~dynadask.kernels.shared_time`), on its own clock ``k T + b``. Each round
-        refits at the time the previous one placed the cells at; the alternation unfolds
-        the time slowly (cells crowd the late end in the first rounds) and, through the
-        pattern searches, not monotonically, so the round whose genes have the least mean
-        weighted squared residual is kept. A gene whose
+        refits at the time the previous one placed the cells at, weighting ``u`` and ``s``
+        by the noise variances the previous round's refit left (the first round by the
+        EM's); the alternation unfolds the time slowly (cells crowd the late end in the
+        first rounds) and, through the pattern searches, not monotonically, so the round
+        most likely under its own noise (the least mean over genes of ``log var_u + log
+        var_s``) is kept. A gene whose
         cells are seen on the decay branch (``fit_reach`` at least ``MIN_REACH``) keeps its
         own curve (the branch pins its gamma; its refit only serves the shared time). Any
         other keeps the refit unless its own curve gives the held-out cells (the fit cells
@@ -275,9 +277,9 @@ class DynamicalEM:
         times = ke.gene_times(uf, sf, *cur, n_grid=self.n_grid)
         span = p["fit_t_max"][genes] - p["fit_t_min"][genes]
         time = _unit(kst.shared_time(times, span, p["fit_t_min"][genes]))
-        var = cur[3:]
+        var = cur[3:]  # the EM's noise variances: the first round's weights, and the scores'
         grid = np.linspace(-0.1, 1.1, 121)
-        best = None  # (mean weighted squared residual, refit, the time it was fitted at)
+        best = None  # (mean log noise variance, refit, the time it was fitted at)
         cols = gk.share_columns([uf, sf])
         for r in range(self.shared_rounds):
             fit = compute(
@@ -287,14 +289,17 @@ class DynamicalEM:
                 ),
                 desc="dynamics: shared-time refits",
             )[0]  # fmt: skip
-            # the rounds descend the genes' squared residuals together (up to the pattern
-            # searches' noise): the round with the least is kept
-            sse = np.nanmean(fit[6])
-            if best is None or sse < best[0]:
-                best = (sse, fit, time)
+            # each round weighs u and s by the noise the previous round's refit left (the
+            # EM's own curve can leave s far noisier than it is, and a refit weighted by that
+            # follows u alone); the round most likely under its own noise is kept: the least
+            # mean over genes of log var_u + log var_s (each against the EM's)
+            noise = kst.residual_variances(uf, sf, time, fit)
+            score = np.nanmean(np.log(noise[0] / var[0]) + np.log(noise[1] / var[1]))
+            if best is None or score < best[0]:
+                best = (score, fit, time)
             if r + 1 < self.shared_rounds:  # the next round's time: the one these curves fit
-                cur = [fit[0], fit[1], fit[2], *var]
-                time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *var))
+                cur = [fit[0], fit[1], fit[2], noise[0], noise[1]]
+                time = _unit(kst.joint_time(uf, sf, grid, *cur[:3], fit[3], fit[4], *noise))
         _, fit, used = best
         cur = [fit[0], fit[1], fit[2], *var]
         # the scored cells' shared time in the unit of the kept refit's time (the clocks')
