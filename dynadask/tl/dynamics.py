@@ -93,7 +93,8 @@ def dynamics(
       ``gamma`` above the extreme-cell slope (which bounds it on an induction) get that
       slope, ``fit_gamma_free``; then, with at least 10 trajectory genes, the sample cells
       get one time shared by the genes, every trajectory gene is refitted at it (time and
-      refits alternate for 32 rounds, the round with the least residual kept), and the
+      refits alternate for 32 rounds, each weighted by the noise the previous one left, the
+      most likely round kept), and the
       genes not seen on a decay branch take that refit, ``fit_shared``, its ``gamma``
       again at most the extreme-cell slope).
       ``est_method='curve'`` is the
