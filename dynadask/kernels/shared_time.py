@@ -30,7 +30,7 @@ from .dynamical_em import project
 
 N_OUT = 7  # alpha, gamma, t_switch, k, b, loglik, sse
 SEARCH_CELLS = 600  # cells the starts run on (the best is refined on all)
-GAMMA_STARTS = (1.0, 0.25, 4.0)  # factors on the EM's gamma the starts take
+GAMMA_STARTS = (1.0, 0.25, 4.0)  # factors on the start gamma (the EM's or the last round's)
 T_SWITCH_MAX = 200.0
 VAR_FLOOR = 1e-4  # noise variance kept above this share of the gene's variance over the cells
 # accepted moves per pattern search: a guard, not a tuning (on four 1,500 x 60 regime sets
