@@ -213,29 +213,18 @@ def residual_variances(
     likelihood's maximum over them); each is kept above ``VAR_FLOOR`` times the gene's
     variance over the cells. NaN where the gene has no refit.
     """
-    n, g = u.shape
+    g = u.shape[1]
     out = np.full((2, g), np.nan)
     for j in range(g):
-        if not (np.isfinite(fit[0, j]) and np.isfinite(fit[1, j])):
+        uj, sj = u[:, j], s[:, j]
+        ok = np.isfinite(uj) & np.isfinite(sj) & np.isfinite(time)
+        if not (ok.any() and np.isfinite(fit[0, j]) and np.isfinite(fit[1, j])):
             continue
-        cu, cs = unit_curve(fit[3, j] * time + fit[4, j], fit[1, j], fit[2, j])
-        m, su, ss, mu, ms, qu, qs = 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        for i in range(n):
-            if not (np.isfinite(u[i, j]) and np.isfinite(s[i, j]) and np.isfinite(time[i])):
-                continue
-            ru, rs = u[i, j] - fit[0, j] * cu[i], s[i, j] - fit[0, j] * cs[i]
-            su += ru * ru
-            ss += rs * rs
-            mu += u[i, j]
-            ms += s[i, j]
-            qu += u[i, j] * u[i, j]
-            qs += s[i, j] * s[i, j]
-            m += 1
-        if m == 0:
-            continue
-        vu, vs = qu / m - (mu / m) ** 2, qs / m - (ms / m) ** 2
-        out[0, j] = max(su / m, VAR_FLOOR * vu, 1e-300)
-        out[1, j] = max(ss / m, VAR_FLOOR * vs, 1e-300)
+        uj, sj, tj = uj[ok], sj[ok], time[ok]
+        cu, cs = unit_curve(fit[3, j] * tj + fit[4, j], fit[1, j], fit[2, j])
+        ru, rs = uj - fit[0, j] * cu, sj - fit[0, j] * cs
+        out[0, j] = max(np.mean(ru * ru), VAR_FLOOR * np.var(uj), 1e-300)
+        out[1, j] = max(np.mean(rs * rs), VAR_FLOOR * np.var(sj), 1e-300)
     return out
 
 
