@@ -535,3 +535,37 @@ def test_auto_takes_the_shared_time_refit_on_inductions():
     np.testing.assert_array_equal(v["fit_shared"][picked], 1)
     assert rho > rho0 + 0.03 and cos > cos0 + 0.08
     np.testing.assert_array_equal(v["gamma"][~picked], ref.var["gamma"][~picked])
+
+
+def test_auto_keeps_the_default_on_genes_the_held_out_cells_cannot_score():
+    # an induction caught early (10 genes) and two genes with counts in a handful of cells,
+    # as pancreas has (spliced counts in 1-3 cells): the EM keeps the shared-time refit on
+    # the first (a curve through a few points), but the held-out cells cannot score them
+    # (NaN gain); auto keeps gmm's fit there and says so in kinetic_model
+    from benchmarks.regimes import means
+
+    rng = np.random.default_rng(3)
+    g, n = 10, 800
+    truth = np.exp(rng.uniform(np.log(0.1), np.log(1.0), g))
+    one = np.ones(g)
+    t = np.sort(rng.uniform(0, 4, n))[:, None]
+    mu, ms = means(t, rng.uniform(5, 30, g), one, truth, np.inf * one, 0 * one, 0 * one)
+    u, s = np.zeros((n, g + 2)), np.zeros((n, g + 2))
+    u[:, :g], s[:, :g] = rng.poisson(mu * 20) / 20, rng.poisson(ms * 20) / 20
+    u[[5, 9, 700], g], s[300, g] = [1.0, 2.0, 1.0], 1.0
+    u[5, g + 1], s[600, g + 1] = 1.0, 1.0
+    a = _adata(u, s)
+    a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
+    ref = a.copy()
+    dyn.tl.dynamics(ref)
+    dyn.tl.dynamics(a, model="auto")
+    v = a.var
+    assert v["fit_shared"].iloc[g] == 1  # the last gene's fit cells have too few counts
+    assert np.all(np.isnan(v["fit_loglik_gain"][g:]))
+    assert list(v["kinetic_model"][g:]) == ["stochastic"] * 2
+    taken = (v["kinetic_model"] == "dynamical").to_numpy()
+    assert taken[:g].sum() >= 8
+    np.testing.assert_array_equal(v["fit_dynamical"][taken], 1)
+    np.testing.assert_array_equal(v["gamma"][~taken], ref.var["gamma"][~taken])
+    # kinetic_model names the fit whose parameters a gene carries (only the EM has alpha)
+    np.testing.assert_array_equal(np.isfinite(v["alpha"].to_numpy(float)), taken)
