@@ -425,6 +425,33 @@ def test_shared_time_refit_end_to_end_on_induction_and_repression():
     assert np.median(np.abs(p["gamma"][0] / truth - 1)) < 0.06
 
 
+def _early_induction(rng, g: int, n: int, pool: int = 20):
+    """Induction genes caught early (times 0-4 in units of 1 / beta, gamma 0.1-1).
+
+    Returns ``u, s`` (Poisson counts of ``pool`` times the mean, over ``pool``), the means
+    ``mu, ms`` and the true gamma.
+    """
+    from benchmarks.regimes import means
+
+    alpha = rng.uniform(5, 30, g)
+    truth = np.exp(rng.uniform(np.log(0.1), np.log(1.0), g))
+    one = np.ones(g)
+    t = np.sort(rng.uniform(0, 4, n))[:, None]
+    mu, ms = means(t, alpha, one, truth, np.inf * one, 0 * one, 0 * one)
+    u, s = rng.poisson(mu * pool) / pool, rng.poisson(ms * pool) / pool
+    return u, s, mu, ms, truth
+
+
+def _default_and_auto(u: np.ndarray, s: np.ndarray):
+    """``u, s`` (as their own moments) through the default ``dynamics`` and ``model='auto'``."""
+    a = _adata(u, s)
+    a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
+    ref = a.copy()
+    dyn.tl.dynamics(ref)
+    dyn.tl.dynamics(a, model="auto")
+    return ref, a
+
+
 def test_auto_takes_the_shared_time_refit_where_the_cells_reach_little_decay():
     # induction caught early (cells' times 0-4 in units of 1 / beta, gamma 0.1-1): the
     # held-out likelihood prefers the curve on every gene (gains 2.2-3.8 measured), yet the
@@ -433,22 +460,11 @@ def test_auto_takes_the_shared_time_refit_where_the_cells_reach_little_decay():
     # branch; it takes the refit at the cells' shared time (11 genes kept it, measured:
     # gamma median error 0.15, the default's 1.14; rank 0.986, the default's 0.979; cosine
     # with the true velocity 0.9951, the default's 0.9875, the true gamma's 0.9963)
-    from benchmarks.regimes import _cosine, means
+    from benchmarks.regimes import _cosine
     from dynadask.tl import _dynamics_methods as dm
 
-    rng = np.random.default_rng(1)
-    g, n, pool = 12, 1200, 20
-    alpha = rng.uniform(5, 30, g)
-    truth = np.exp(rng.uniform(np.log(0.1), np.log(1.0), g))
-    one = np.ones(g)
-    t = np.sort(rng.uniform(0, 4, n))[:, None]
-    mu, ms = means(t, alpha, one, truth, np.inf * one, 0 * one, 0 * one)
-    u, s = rng.poisson(mu * pool) / pool, rng.poisson(ms * pool) / pool
-    a = _adata(u, s)
-    a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
-    ref = a.copy()
-    dyn.tl.dynamics(ref)
-    dyn.tl.dynamics(a, model="auto")
+    u, s, mu, ms, truth = _early_induction(np.random.default_rng(1), 12, 1200)
+    ref, a = _default_and_auto(u, s)
     v = a.var
     band = v["fit_decay"] < 0.9
     assert band.sum() >= 5  # the rule is exercised (11 genes measured)
@@ -542,23 +558,13 @@ def test_auto_keeps_the_default_on_genes_the_held_out_cells_cannot_score():
     # as pancreas has (spliced counts in 1-3 cells): the EM keeps the shared-time refit on
     # the first (a curve through a few points), but the held-out cells cannot score them
     # (NaN gain); auto keeps gmm's fit there and says so in kinetic_model
-    from benchmarks.regimes import means
-
-    rng = np.random.default_rng(3)
     g, n = 10, 800
-    truth = np.exp(rng.uniform(np.log(0.1), np.log(1.0), g))
-    one = np.ones(g)
-    t = np.sort(rng.uniform(0, 4, n))[:, None]
-    mu, ms = means(t, rng.uniform(5, 30, g), one, truth, np.inf * one, 0 * one, 0 * one)
+    u0, s0, *_ = _early_induction(np.random.default_rng(3), g, n)
     u, s = np.zeros((n, g + 2)), np.zeros((n, g + 2))
-    u[:, :g], s[:, :g] = rng.poisson(mu * 20) / 20, rng.poisson(ms * 20) / 20
+    u[:, :g], s[:, :g] = u0, s0
     u[[5, 9, 700], g], s[300, g] = [1.0, 2.0, 1.0], 1.0
     u[5, g + 1], s[600, g + 1] = 1.0, 1.0
-    a = _adata(u, s)
-    a.layers["M_uu"], a.layers["M_us"], a.layers["M_ss"] = u * u, u * s, s * s
-    ref = a.copy()
-    dyn.tl.dynamics(ref)
-    dyn.tl.dynamics(a, model="auto")
+    ref, a = _default_and_auto(u, s)
     v = a.var
     assert v["fit_shared"].iloc[g] == 1  # the last gene's fit cells have too few counts
     assert np.all(np.isnan(v["fit_loglik_gain"][g:]))
