@@ -83,6 +83,34 @@ def test_distance_matches_a_slow_projection():
     assert sse == pytest.approx(_distance_slow(u, s, 0.3, 0.05, 0.5, 2.0, 9.0, 15), rel=1e-9)
 
 
+def test_nearest_segments_match_a_slow_projection():
+    """Per cell: the nearest segment (never the gap between the phases), its position, the
+    distance; a segment of no length projects on its start."""
+    rng = np.random.default_rng(3)
+    u, s = rng.uniform(0, 10, 60), rng.uniform(0, 30, 60)
+    n_grid, alpha, wu, ws = 15, 9.0, 0.3, 0.05
+    cu, cs = kd.shape(0.5, 2.0, n_grid)
+    cu[4], cs[4] = cu[3], cs[3]  # segment 3 has no length
+    cs[n_grid:] += 2.0  # the phases apart: the gap between them would be the nearest for some
+    d, at, lam = kd.nearest_segments(u, s, kd.segments(cu, cs, alpha, wu, ws), wu, ws)
+    pts, w = alpha * np.c_[cu, cs], np.array([wu, ws])
+    for i, x in enumerate(np.c_[u, s]):
+        dist, pos = np.full(2 * n_grid - 1, np.inf), np.zeros(2 * n_grid - 1)
+        for j in range(2 * n_grid - 1):
+            if j == n_grid - 1:
+                continue
+            a, step = pts[j], pts[j + 1] - pts[j]
+            length = np.sum(w * step * step)
+            pos[j] = np.clip(np.sum(w * (x - a) * step) / length, 0, 1) if length > 0 else 0.0
+            r = x - a - pos[j] * step
+            dist[j] = np.sum(w * r * r)
+        # a cell nearest to a grid point is as near to both segments that meet there
+        assert dist[at[i]] == pytest.approx(dist.min(), rel=1e-12)
+        assert lam[i] == pytest.approx(pos[at[i]], abs=1e-12)
+        assert d[i] == pytest.approx(dist.min(), rel=1e-12)
+    assert (at != n_grid - 1).all() and len(set(at)) > 5
+
+
 def test_noise_free_trajectories_recover_the_rates():
     _, _, truth = _cells(n=800, g=12, span=2.0, seed=2)
     # n_grid passed as Dynamical passes it: the machine code compiled for dyn.tl.dynamics is

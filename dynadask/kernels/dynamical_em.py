@@ -33,7 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .dynamical import distance, nearest_segment, shape
+from .dynamical import distance, nearest_segments, segments, shape
 
 N_OUT = 12  # alpha, gamma, t_switch, loglik, var_u, var_s, r2, t_min, t_max, decay, past, reach
 COARSE_CELLS = 200  # cells that score the coarse grid of starts
@@ -84,8 +84,9 @@ def project(
         times[n_grid + j] = t_switch + horizon * (j / (n_grid - 1)) ** 2
     n = u.size
     pu, ps, pt = np.empty(n), np.empty(n), np.empty(n)
+    _, at, lams = nearest_segments(u, s, segments(cu, cs, alpha, wu, ws), wu, ws)
     for i in range(n):
-        _, j, lam = nearest_segment(u[i], s[i], cu, cs, alpha, wu, ws)
+        j, lam = at[i], lams[i]
         pu[i] = alpha * (cu[j] + lam * (cu[j + 1] - cu[j]))
         ps[i] = alpha * (cs[j] + lam * (cs[j + 1] - cs[j]))
         pt[i] = times[j] + lam * (times[j + 1] - times[j])
