@@ -271,7 +271,7 @@ def joint_time(
     """
     n, g = u.shape
     m = grid.size
-    cu, cs = np.zeros((m, g)), np.zeros((m, g))
+    cu, cs = np.zeros((g, m)), np.zeros((g, m))  # a gene's curve contiguous over the grid
     use = np.zeros(g, np.bool_)
     for j in range(g):
         ok = np.isfinite(alpha[j]) and np.isfinite(gamma[j]) and np.isfinite(k[j])
@@ -280,7 +280,7 @@ def joint_time(
             continue
         use[j] = True
         a, c = unit_curve(k[j] * grid + b[j], gamma[j], t_switch[j])
-        cu[:, j], cs[:, j] = alpha[j] * a, alpha[j] * c
+        cu[j], cs[j] = alpha[j] * a, alpha[j] * c
     out = np.full(n, np.nan)
     f = np.empty(m)
     for i in range(n):
@@ -292,7 +292,7 @@ def joint_time(
             any_gene = True
             wu, ws = 1.0 / var_u[j], 1.0 / var_s[j]
             for q in range(m):
-                du, ds = u[i, j] - cu[q, j], s[i, j] - cs[q, j]
+                du, ds = u[i, j] - cu[j, q], s[i, j] - cs[j, q]
                 f[q] += wu * du * du + ws * ds * ds
         if not any_gene:
             continue
