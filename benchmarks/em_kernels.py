@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 import dynadask as dyn
+from dynadask.est.csc.dynamical_em import _unit
 from dynadask.kernels import dynamical as kd
 from dynadask.kernels import dynamical_em as ke
 from dynadask.kernels import shared_time as kst
@@ -65,8 +66,7 @@ def run(u: np.ndarray, s: np.ndarray) -> tuple[list[tuple[str, int, float]], dic
     curve = [table[i, traj] for i in (0, 1, 2, 4, 5)]  # alpha, gamma, t_switch, var_u, var_s
     times = ke.gene_times(uf, sf, *curve, n_grid=24)
     span = np.nanmax(times, 0) - np.nanmin(times, 0)
-    shared = kst.shared_time(times, span, np.nanmin(times, 0))
-    shared = (shared - np.nanmin(shared)) / (np.nanmax(shared) - np.nanmin(shared))
+    shared = _unit(kst.shared_time(times, span, np.nanmin(times, 0)))  # as the first round's
     kst.refit_genes(*_first(uf, sf), *[c[:2] for c in curve], time=shared)
     fit, t_refit = _cpu(kst.refit_genes, uf, sf, *curve, time=shared)
     grid = np.linspace(-0.1, 1.1, 121)

@@ -58,22 +58,24 @@ def test_shape_follows_the_closed_form():
     np.testing.assert_allclose(a[1], b[1], rtol=1e-4)
 
 
+def _segments_slow(x, pts, w, n_grid):
+    """One cell ``x`` against every segment of the curve ``pts``: weighted squared distance
+    and position on it (inf and 0 at the gap between the phases)."""
+    dist, pos = np.full(2 * n_grid - 1, np.inf), np.zeros(2 * n_grid - 1)
+    for j in range(2 * n_grid - 1):
+        if j == n_grid - 1:
+            continue
+        a, d = pts[j], pts[j + 1] - pts[j]
+        pos[j] = np.clip(np.sum(w * (x - a) * d) / max(np.sum(w * d * d), 1e-300), 0, 1)
+        r = x - a - pos[j] * d
+        dist[j] = np.sum(w * r * r)
+    return dist, pos
+
+
 def _distance_slow(u, s, wu, ws, gamma, ts, alpha, n_grid):
     cu, cs = kd.shape(gamma, ts, n_grid)
-    pts = alpha * np.c_[cu, cs]
-    total = 0.0
-    for x in np.c_[u, s]:
-        best = np.inf
-        for j in range(2 * n_grid - 1):
-            if j == n_grid - 1:
-                continue
-            a, d = pts[j], pts[j + 1] - pts[j]
-            w = np.array([wu, ws])
-            lam = np.clip(np.sum(w * (x - a) * d) / max(np.sum(w * d * d), 1e-300), 0, 1)
-            r = x - a - lam * d
-            best = min(best, np.sum(w * r * r))
-        total += best
-    return total
+    pts, w = alpha * np.c_[cu, cs], np.array([wu, ws])
+    return sum(_segments_slow(x, pts, w, n_grid)[0].min() for x in np.c_[u, s])
 
 
 def test_distance_matches_a_slow_projection():
@@ -95,15 +97,7 @@ def test_nearest_segments_match_a_slow_projection():
     d, at, lam = kd.nearest_segments(u, s, kd.segments(cu, cs, alpha, wu, ws), wu, ws)
     pts, w = alpha * np.c_[cu, cs], np.array([wu, ws])
     for i, x in enumerate(np.c_[u, s]):
-        dist, pos = np.full(2 * n_grid - 1, np.inf), np.zeros(2 * n_grid - 1)
-        for j in range(2 * n_grid - 1):
-            if j == n_grid - 1:
-                continue
-            a, step = pts[j], pts[j + 1] - pts[j]
-            length = np.sum(w * step * step)
-            pos[j] = np.clip(np.sum(w * (x - a) * step) / length, 0, 1) if length > 0 else 0.0
-            r = x - a - pos[j] * step
-            dist[j] = np.sum(w * r * r)
+        dist, pos = _segments_slow(x, pts, w, n_grid)
         # a cell nearest to a grid point is as near to both segments that meet there
         assert dist[at[i]] == pytest.approx(dist.min(), rel=1e-12)
         assert lam[i] == pytest.approx(pos[at[i]], abs=1e-12)
