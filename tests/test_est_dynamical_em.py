@@ -366,6 +366,43 @@ def test_shared_time_refit_recovers_gamma_on_induction_at_the_true_time():
     assert spearmanr(gamma, truth)[0] < 0.6 < 0.95 < spearmanr(out[1], truth)[0]
 
 
+def test_unit_curve_solves_the_ode_and_the_refit_objective_is_its_least_squares():
+    # the closed form against the integrated ODE (du/dt = 1 - u until t_switch, then -u;
+    # ds/dt = u - gamma s; 0 before the switch-on), and the refit's objective (one pass over
+    # the cells) against the weighted least squares written out with that curve
+    from scipy.integrate import solve_ivp
+
+    from dynadask.kernels import shared_time as kst
+
+    for gamma, t_switch in ((0.3, 4.0), (1.0, 2.5), (2.7, 0.8)):
+        tau = np.linspace(-0.5, 9.0, 60)
+
+        def rhs(t, y, gamma=gamma, t_switch=t_switch):
+            return [(t <= t_switch) - y[0], y[0] - gamma * y[1]]
+
+        pos = tau[tau > 0]
+        sol = solve_ivp(rhs, (0, pos[-1]), [0.0, 0.0], t_eval=pos, rtol=1e-10, atol=1e-12,
+                        max_step=0.01)  # fmt: skip
+        cu, cs = kst.unit_curve(tau, gamma, t_switch)
+        np.testing.assert_array_equal(cu[tau <= 0], 0)
+        np.testing.assert_array_equal(cs[tau <= 0], 0)
+        np.testing.assert_allclose(cu[tau > 0], sol.y[0], atol=1e-7)
+        np.testing.assert_allclose(cs[tau > 0], sol.y[1], atol=1e-7)
+    rng = np.random.default_rng(0)
+    time = rng.uniform(0, 1, 500)
+    x = np.array([np.log(6.0), -0.5, np.log(0.4), np.log(3.0)])  # log k, b, log gamma, log ts
+    cu, cs = kst.unit_curve(6.0 * time - 0.5, 0.4, 3.0)
+    wu, ws = 2.0, 0.5
+    for sign in (1.0, -1.0):  # the best alpha, and 0 where the cells run against the curve
+        u = sign * 3.0 * cu + 0.1 * rng.standard_normal(500)
+        s = sign * 3.0 * cs + 0.1 * rng.standard_normal(500)
+        alpha = max(np.sum(wu * u * cu + ws * s * cs) / np.sum(wu * cu**2 + ws * cs**2), 0.0)
+        f = np.sum(wu * (u - alpha * cu) ** 2 + ws * (s - alpha * cs) ** 2)
+        got = kst._sse(u, s, time, wu, ws, x)
+        np.testing.assert_allclose(got, (f, alpha), rtol=1e-12)
+        assert (alpha > 2.9) if sign > 0 else (alpha == 0)
+
+
 def test_residual_variances_recover_the_noise_of_a_known_curve():
     # two genes on known curves (clock tau = k T + b) with Gaussian noise of known variances,
     # a third noise-free (its variances held at the floor), a fourth without a refit (NaN)

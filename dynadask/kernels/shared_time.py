@@ -39,38 +39,59 @@ MAX_MOVES = 5000
 
 
 @numba.njit(cache=True, nogil=True)
+def _switch_off(gamma: float, t_switch: float) -> tuple[float, float, float]:
+    """The switch-off time (capped) and the unit-``alpha`` means ``(u, s)`` there."""
+    ts = min(t_switch, 1e3)
+    return ts, 1.0 - np.exp(-ts), (1.0 - np.exp(-gamma * ts)) / gamma - _cross(ts, gamma)
+
+
+@numba.njit(cache=True, nogil=True)
+def _point(t: float, gamma: float, ts: float, us: float, ss: float) -> tuple[float, float]:
+    """Unit-``alpha`` means ``(u, s)`` at gene time ``t`` (``ts, us, ss``: :func:`_switch_off`)."""
+    if t <= 0:
+        return 0.0, 0.0
+    if t <= ts:
+        return 1.0 - np.exp(-t), (1.0 - np.exp(-gamma * t)) / gamma - _cross(t, gamma)
+    d = t - ts
+    return us * np.exp(-d), ss * np.exp(-gamma * d) + us * _cross(d, gamma)
+
+
+@numba.njit(cache=True, nogil=True)
 def unit_curve(tau: np.ndarray, gamma: float, t_switch: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit-``alpha`` means ``(u, s)`` at gene times ``tau`` (0 before the switch-on)."""
     n = tau.size
-    cu, cs = np.zeros(n), np.zeros(n)
-    ts = min(t_switch, 1e3)
-    us = 1.0 - np.exp(-ts)
-    ss = (1.0 - np.exp(-gamma * ts)) / gamma - _cross(ts, gamma)
+    cu, cs = np.empty(n), np.empty(n)
+    ts, us, ss = _switch_off(gamma, t_switch)
     for i in range(n):
-        t = tau[i]
-        if t <= 0:
-            continue
-        if t <= ts:
-            cu[i] = 1.0 - np.exp(-t)
-            cs[i] = (1.0 - np.exp(-gamma * t)) / gamma - _cross(t, gamma)
-        else:
-            d = t - ts
-            cu[i] = us * np.exp(-d)
-            cs[i] = ss * np.exp(-gamma * d) + us * _cross(d, gamma)
+        cu[i], cs[i] = _point(tau[i], gamma, ts, us, ss)
     return cu, cs
 
 
 @numba.njit(cache=True, nogil=True)
 def _sse(u, s, time, wu, ws, x):
-    """Weighted squared residuals at ``x = (log k, b, log gamma, log t_switch)``; best alpha."""
-    tau = np.exp(x[0]) * time + x[1]
-    cu, cs = unit_curve(tau, np.exp(x[2]), np.exp(x[3]))
-    num = np.sum(wu * u * cu + ws * s * cs)
-    den = np.sum(wu * cu * cu + ws * cs * cs)
+    """Weighted squared residuals at ``x = (log k, b, log gamma, log t_switch)``; best alpha.
+
+    One pass computes the curve at every cell and the sums that give ``alpha``, a second the
+    residuals (the pattern searches call this for every trial: no temporary arrays but the
+    curve's two).
+    """
+    n = u.size
+    k, b, gamma = np.exp(x[0]), x[1], np.exp(x[2])
+    ts, us, ss = _switch_off(gamma, np.exp(x[3]))
+    cu, cs = np.empty(n), np.empty(n)
+    num, den = 0.0, 0.0
+    for i in range(n):
+        a, c = _point(k * time[i] + b, gamma, ts, us, ss)
+        cu[i], cs[i] = a, c
+        num += wu * u[i] * a + ws * s[i] * c
+        den += wu * a * a + ws * c * c
     alpha = num / den if den > 0 else 0.0
     alpha = max(alpha, 0.0)
-    ru, rs = u - alpha * cu, s - alpha * cs
-    return np.sum(wu * ru * ru + ws * rs * rs), alpha
+    f = 0.0
+    for i in range(n):
+        ru, rs = u[i] - alpha * cu[i], s[i] - alpha * cs[i]
+        f += wu * ru * ru + ws * rs * rs
+    return f, alpha
 
 
 @numba.njit(cache=True, nogil=True)
