@@ -44,20 +44,29 @@ def _cross(t: float, gamma: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
+def on_phase(t: float, gamma: float) -> tuple[float, float]:
+    """Unit-``alpha`` means ``(u, s)`` a time ``t`` after the switch-on (from 0, 0)."""
+    return 1.0 - np.exp(-t), (1.0 - np.exp(-gamma * t)) / gamma - _cross(t, gamma)
+
+
+@numba.njit(cache=True, nogil=True)
+def off_phase(d: float, gamma: float, us: float, ss: float) -> tuple[float, float]:
+    """Means ``(u, s)`` a time ``d`` after the switch-off, from ``(us, ss)`` there."""
+    return us * np.exp(-d), ss * np.exp(-gamma * d) + us * _cross(d, gamma)
+
+
+@numba.njit(cache=True, nogil=True)
 def shape(gamma: float, t_switch: float, n_grid: int) -> tuple[np.ndarray, np.ndarray]:
     """The unit-``alpha`` curve ``(u, s)`` at ``n_grid`` times of each phase (on, then off)."""
     cu = np.empty(2 * n_grid)
     cs = np.empty(2 * n_grid)
     for j in range(n_grid):
-        t = t_switch * j / (n_grid - 1)
-        cu[j] = 1.0 - np.exp(-t)
-        cs[j] = (1.0 - np.exp(-gamma * t)) / gamma - _cross(t, gamma)
+        cu[j], cs[j] = on_phase(t_switch * j / (n_grid - 1), gamma)
     us, ss = cu[n_grid - 1], cs[n_grid - 1]
     horizon = 8.0 * max(1.0, 1.0 / gamma)
     for j in range(n_grid):
         tau = horizon * (j / (n_grid - 1)) ** 2
-        cu[n_grid + j] = us * np.exp(-tau)
-        cs[n_grid + j] = ss * np.exp(-gamma * tau) + us * _cross(tau, gamma)
+        cu[n_grid + j], cs[n_grid + j] = off_phase(tau, gamma, us, ss)
     return cu, cs
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .dynamical import _cross
+from .dynamical import off_phase, on_phase
 from .dynamical_em import project
 
 N_OUT = 7  # alpha, gamma, t_switch, k, b, loglik, sse
@@ -42,7 +42,8 @@ MAX_MOVES = 5000
 def _switch_off(gamma: float, t_switch: float) -> tuple[float, float, float]:
     """The switch-off time (capped) and the unit-``alpha`` means ``(u, s)`` there."""
     ts = min(t_switch, 1e3)
-    return ts, 1.0 - np.exp(-ts), (1.0 - np.exp(-gamma * ts)) / gamma - _cross(ts, gamma)
+    us, ss = on_phase(ts, gamma)
+    return ts, us, ss
 
 
 @numba.njit(cache=True, nogil=True)
@@ -51,9 +52,8 @@ def _point(t: float, gamma: float, ts: float, us: float, ss: float) -> tuple[flo
     if t <= 0:
         return 0.0, 0.0
     if t <= ts:
-        return 1.0 - np.exp(-t), (1.0 - np.exp(-gamma * t)) / gamma - _cross(t, gamma)
-    d = t - ts
-    return us * np.exp(-d), ss * np.exp(-gamma * d) + us * _cross(d, gamma)
+        return on_phase(t, gamma)
+    return off_phase(t - ts, gamma, us, ss)
 
 
 @numba.njit(cache=True, nogil=True)
