@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
+import test_api_dynamo
 from scipy import linalg, sparse
 from scipy.cluster.vq import kmeans2
 from scipy.spatial.distance import pdist
@@ -24,29 +25,7 @@ from dynadask.tl import confidence_cells as cc
 GENES = ["Ins1", "Ins2", "Gcg", "Pdx1", "Nkx2-2", "Neurog3", "Pax4", "Arx"]
 
 
-@pytest.fixture(scope="module")
-def small(reference) -> ad.AnnData:
-    """Every 8th pancreas cell, 300 genes (the marker genes among them), dynamo's layers and
-    embeddings, and a fresh 30-NN graph."""
-    cells = np.arange(0, reference.n_obs, 8)
-    dyn_genes = reference.var_names[np.asarray(reference.var["use_for_dynamics"], dtype=bool)]
-    genes = reference.var_names.isin(list(dyn_genes[:292]) + GENES)
-    sub = reference[cells, genes]
-    pca = np.asarray(sub.obsm["X_pca"], dtype=np.float64)
-    nn = NearestNeighbors(n_neighbors=30).fit(pca)
-    dist = nn.kneighbors_graph(pca, mode="distance")
-    conn = ((dist + dist.T) > 0).astype(np.float64).tocsr()
-    var = sub.var[["use_for_pca", "use_for_dynamics", "use_for_transition", "gamma"]].copy()
-    out = ad.AnnData(
-        X=sparse.csr_matrix(np.maximum(np.asarray(sub.layers["M_s"]), 0).astype(np.float32)),
-        obs=sub.obs[["clusters"]].copy(),
-        var=var,
-        layers={k: np.asarray(sub.layers[k], dtype=np.float32) for k in ("M_s", "velocity_S")},
-        obsm={k: np.asarray(sub.obsm[k]) for k in ("X_pca", "X_umap", "velocity_umap")},
-        obsp={"connectivities": conn, "distances": dist.tocsr()},
-    )
-    out.uns["neighbors"] = {"params": {"n_neighbors": 30}}
-    return out
+small = test_api_dynamo.small  # the audit's subsample and its machine-independent graph
 
 
 def _dense(x) -> np.ndarray:
