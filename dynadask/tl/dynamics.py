@@ -101,9 +101,11 @@ def dynamics(
       first dynamical fit (nearest curve in the data's spread,
       :class:`dynadask.est.csc.Dynamical`). ``model='auto'`` chooses per gene: the
       steady-state fit (``stochastic/gmm``) on all cells and the EM on a seeded sample with
-      1,000 seeded held-out cells per group (the EM as ``model='dynamical'`` runs it,
-      shared-time refit included); a gene takes the EM's parameters when its curve is not
-      flat and either it keeps the refit at the cells' shared time (``fit_shared == 1``) or
+      1,000 seeded held-out cells per group (a group with fewer than 3,000 cells keeps 2,000
+      or three quarters of them for the fit, whichever is fewer; the EM as
+      ``model='dynamical'`` runs it, shared-time refit included); a gene takes the EM's
+      parameters when its curve is not flat and either it keeps the refit at the cells'
+      shared time (``fit_shared == 1``) or
       its own curve's ``gamma`` is determined (``fit_gamma_free == 0``), its cells are seen
       on the decay branch (5 % of the fit cells at least ``1.4 / beta`` past the
       switch-off, ``fit_reach``), and the curve gives the

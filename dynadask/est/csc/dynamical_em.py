@@ -76,7 +76,8 @@ class DynamicalEM:
     holdout
         Cells per stratum sampled besides the fit cells and held out of the fit, to score
         the fit against a steady-state line (``reference_gamma`` of :meth:`fit`); when a
-        stratum has fewer cells than wanted, at most half of them are held out.
+        stratum has fewer cells than wanted, the fit keeps ``n_fit_cells`` of them or three
+        quarters, whichever is fewer, and the rest are held out.
     shared_rounds
         Rounds of the shared-time refit (0: none). All genes share the cells' times: the
         sample cells get one time from the trajectory genes together (first the median of
@@ -200,7 +201,9 @@ class DynamicalEM:
             return at, at[:0]
         rng = np.random.default_rng([self.random_state, 1])
         mixed = rng.permutation(at)
-        n_out = min(self.holdout, at.size // 2)
+        # the fit comes first: a stratum short of n_fit_cells + holdout holds out what lies
+        # beyond n_fit_cells, or a quarter of its cells if that is more
+        n_out = min(self.holdout, max(at.size - self.n_fit_cells, at.size // HOLDOUT_SHARE))
         return np.sort(mixed[n_out:]), np.sort(mixed[:n_out])
 
     def _heldout(self, u, s, fit, out, k, ref) -> Any:
@@ -392,6 +395,7 @@ class DynamicalEM:
 # steady regime of benchmarks.regimes, 1,500 x 60, with 4 genes taken for trajectory ones:
 # their refit at a time of their own making moved the rank from 0.995 to 0.909)
 MIN_SHARED_GENES = 10
+HOLDOUT_SHARE = 4  # a stratum short of cells holds out at least 1 / HOLDOUT_SHARE of them
 SHARED_MARGIN = 0.05  # held-out log-likelihood per cell the gene's own curve must gain
 
 
