@@ -11,7 +11,7 @@ Records, per call, what dynamo returns (type, length, shape) and a few numbers o
 result, for ``tests/test_api_dynamo.py`` to compare with dynadask's. Subsamples: every 9th
 cell of pancreas.h5ad (preprocessing calls); every 8th cell of dynamo's reference outputs
 with 300 genes and a 30-NN graph on X_pca (the dyn.tl helpers; the same construction as the
-``small`` fixture of tests/test_tl_api.py).
+``small`` fixture of tests/test_api_dynamo.py, which tests/test_tl_api.py shares).
 """
 
 import json

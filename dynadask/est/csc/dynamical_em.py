@@ -76,8 +76,9 @@ class DynamicalEM:
     holdout
         Cells per stratum sampled besides the fit cells and held out of the fit, to score
         the fit against a steady-state line (``reference_gamma`` of :meth:`fit`); when a
-        stratum has fewer cells than wanted, the fit keeps ``n_fit_cells`` of them or three
-        quarters, whichever is fewer, and the rest are held out.
+        stratum has fewer cells than wanted, the held-out cells are those beyond
+        ``n_fit_cells``, or a quarter of the stratum if that is more, and never more than
+        ``holdout``.
     shared_rounds
         Rounds of the shared-time refit (0: none). All genes share the cells' times: the
         sample cells get one time from the trajectory genes together (first the median of
