@@ -396,7 +396,7 @@ class DynamicalEM:
 # steady regime of benchmarks.regimes, 1,500 x 60, with 4 genes taken for trajectory ones:
 # their refit at a time of their own making moved the rank from 0.995 to 0.909)
 MIN_SHARED_GENES = 10
-HOLDOUT_SHARE = 4  # a stratum short of cells holds out at least 1 / HOLDOUT_SHARE of them
+HOLDOUT_SHARE = 4  # a short stratum holds out at least 1 / HOLDOUT_SHARE of it (holdout at most)
 SHARED_MARGIN = 0.05  # held-out log-likelihood per cell the gene's own curve must gain
 
 
