@@ -7,7 +7,8 @@ Every figure reads results dynamo 1.5.3 stored in ``tests/data/pancreas_dynamo_r
 ddhodge's potential, the vector calculus columns, the fates ``fate_umap``). The few results
 dynamo's reference does not hold are made first with dynadask (``dyn.pd.fate_bias``,
 ``dyn.pd.state_graph``, ``dyn.pd.least_action``, ``dyn.vf.Potential``, the 8 genes'
-``dyn.vf.sensitivity``); the markdown says which. ``dynamo_guide_2x2.png`` is dynamo's own
+``dyn.vf.sensitivity``); the markdown says which. The kinetic figures read the ``M_s`` layer
+along ddhodge's potential. ``dynamo_guide_2x2.png`` is dynamo's own
 guide figure, drawn by ``benchmarks/dynamo_pl_arrows.py`` in a Python with dynamo.
 """
 
@@ -32,6 +33,7 @@ REFERENCE = (
     Path(__file__).resolve().parents[1] / "tests" / "data" / "pancreas_dynamo_reference.h5ad"
 )
 GENES = ["Neurog3", "Pax4", "Arx", "Pdx1", "Nkx2-2", "Ins1", "Ins2", "Gcg"]
+KINETIC_GENES = GENES + ["Spp1", "Sox9", "Krt19", "Cpe", "Pcsk2", "Chga", "Sst", "Ghrl", "Pyy"]
 
 
 def guide(adata: ad.AnnData):
@@ -173,6 +175,34 @@ def figures() -> dict[str, tuple[str, Callable]]:
         "show_landscape": (
             "dyn.pl.show_landscape(adata, basis='umap')",
             lambda a: dyn.pl.show_landscape(a, basis="umap", **r),
+        ),
+        "kinetic_heatmap": (
+            "dyn.pl.kinetic_heatmap(adata, GENES, mode='pseudotime', layer='M_s', "
+            "tkey='umap_ddhodge_potential', gene_order_method='half_max_ordering', "
+            "cell_group='clusters')",
+            lambda a: dyn.pl.kinetic_heatmap(
+                a,
+                KINETIC_GENES,
+                mode="pseudotime",
+                layer="M_s",
+                tkey="umap_ddhodge_potential",
+                gene_order_method="half_max_ordering",
+                cell_group="clusters",
+                **r,
+            ),
+        ),
+        "kinetic_curves": (
+            "dyn.pl.kinetic_curves(adata, ['Sox9', 'Neurog3', 'Pcsk2', 'Ins1'], "
+            "mode='pseudotime', layer='M_s', tkey='umap_ddhodge_potential', color='clusters')",
+            lambda a: dyn.pl.kinetic_curves(
+                a,
+                ["Sox9", "Neurog3", "Pcsk2", "Ins1"],
+                mode="pseudotime",
+                layer="M_s",
+                tkey="umap_ddhodge_potential",
+                color="clusters",
+                **r,
+            ),
         ),
     }
 

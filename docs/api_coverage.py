@@ -110,6 +110,16 @@ DIFFERENCES: dict[str, str] = {
     "mv.animate_fates": "frames from the stored fates (no re-integration); save_show_or_return="
     "'return' gives the animation; GIF with Pillow, MP4 with ffmpeg",
     "pl.fate_bias": "an imshow heatmap clustered as seaborn's clustermap, without dendrograms",
+    "pl.kinetic_curves": "arguments after mode are keyword-only; matplotlib panels: a "
+    "trajectory's line, or the cells with their running mean (n_convolve, spaced_num) in "
+    "pseudotime mode (dynamo: seaborn lines through every cell); log applies to layers only, "
+    "trajectories are drawn as stored; color='ntr' absent draws one colour, another absent "
+    "column raises",
+    "pl.kinetic_heatmap": "arguments after mode are keyword-only; an imshow heatmap (seaborn's "
+    "clustermap in dynamo, no dendrograms); the running mean is cut at the ends (dynamo's "
+    "np.convolve pads with zeros); half_max_ordering forms a transient group (dynamo's never "
+    "does); cell_group colours pseudotime columns by their cells' majority; the table is not "
+    "written to uns",
     "pd.least_action": "initial paths on a kNN graph in the basis over <= 20,000 sampled cells "
     "(adj_key= for a stored graph); L-BFGS-B (optimizer='BFGS' for dynamo's); no min_lap_t; "
     "arrays stacked over the paths",

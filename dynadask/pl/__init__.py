@@ -28,6 +28,8 @@ from .preprocess import highest_frac_genes as highest_frac_genes
 from .preprocess import show_fraction as show_fraction
 from .scatters import scatters as scatters
 from .state_graph import state_graph as state_graph
+from .time_series import kinetic_curves as kinetic_curves
+from .time_series import kinetic_heatmap as kinetic_heatmap
 from .topography import plot_fixed_points as plot_fixed_points
 from .topography import plot_nullclines as plot_nullclines
 from .topography import plot_separatrix as plot_separatrix
@@ -58,6 +60,8 @@ __all__ = [
     "feature_genes",
     "grid_vectors",
     "highest_frac_genes",
+    "kinetic_curves",
+    "kinetic_heatmap",
     "jacobian",
     "jacobian_heatmap",
     "least_action",
