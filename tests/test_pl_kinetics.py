@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
+import dask.array as da  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -271,6 +272,34 @@ def test_heatmap_of_a_fate_in_genes(fates):
     path = f["exprs"][0][fwd]
     assert path[-1, names.index("Spp1")] < path[0, names.index("Spp1")]
     assert path[-1, names.index("Pcsk2")] > path[0, names.index("Pcsk2")]
+
+
+def test_a_fate_committed_to_a_store_draws_from_the_store(store, monkeypatch):
+    # above LAZY_UNS_BYTES a stored uns array opens as a Dask array: here the threshold is
+    # lowered so the 2 x 50 x 1,617 trajectories in genes stay in the store
+    import importlib
+
+    io_open = importlib.import_module("dynadask.io.open")
+    monkeypatch.setattr(io_open, "LAZY_UNS_BYTES", 1000)
+    adata = dyn.io.open(store)
+    cells = list(adata.obs_names[adata.obs["clusters"].to_numpy() == "Ductal"][2:4])
+    dyn.pd.fate(adata, init_cells=cells, basis="pca", inverse_transform=True, interpolation_num=50)
+    lazy = dyn.io.open(store)
+    f = lazy.uns["fate_pca"]
+    assert isinstance(f["exprs"], da.Array)
+    genes = ["Ins1", "Spp1", "Pcsk2"]
+    ax = dyn.pl.kinetic_heatmap(
+        lazy, genes, basis="pca", traj_ind=1, gene_order_method="raw",
+        save_show_or_return="return",
+    )  # fmt: skip
+    names = list(f["expr_genes"])
+    path = f["exprs"][1].compute()[:, [names.index(g) for g in genes]].astype(np.float64)
+    t = np.asarray(f["t"][1])
+    keep = ts.moving_samples(path, 1e-10)
+    keep = keep[np.argsort(t[keep], kind="stable")]
+    m = path[keep].T
+    m = (m - m.min(axis=1, keepdims=True)) / np.ptp(m, axis=1, keepdims=True)
+    np.testing.assert_allclose(ax.images[0].get_array(), m, atol=1e-12)
 
 
 def test_curves_of_a_least_action_path_and_of_components(fates):
