@@ -73,7 +73,7 @@ def _keep(asked: list[str], available: Sequence[str], where: str) -> list[str]:
         warnings.warn(
             f"{len(missing)} of the genes are not in {where} and are left out: {missing[:8]}",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the user's call of kinetic_curves / kinetic_heatmap
         )
     return kept
 
