@@ -191,6 +191,18 @@ def figures() -> dict[str, tuple[str, Callable]]:
                 **r,
             ),
         ),
+        "jacobian_kinetics": (
+            "dyn.pl.jacobian_kinetics(adata, 'pca', ['Neurog3', 'Pdx1', 'Pax4', 'Nkx2-2'], "
+            "effectors=['Ins1', 'Ins2', 'Gcg', 'Arx'], tkey='umap_ddhodge_potential')",
+            lambda a: dyn.pl.jacobian_kinetics(
+                a,
+                "pca",
+                ["Neurog3", "Pdx1", "Pax4", "Nkx2-2"],
+                effectors=["Ins1", "Ins2", "Gcg", "Arx"],
+                tkey="umap_ddhodge_potential",
+                **r,
+            ),
+        ),
         "kinetic_curves": (
             "dyn.pl.kinetic_curves(adata, ['Sox9', 'Neurog3', 'Pcsk2', 'Ins1'], "
             "mode='pseudotime', layer='M_s', tkey='umap_ddhodge_potential', color='clusters')",

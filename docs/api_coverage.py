@@ -120,6 +120,11 @@ DIFFERENCES: dict[str, str] = {
     "np.convolve pads with zeros); half_max_ordering forms a transient group (dynamo's never "
     "does); cell_group colours pseudotime columns by their cells' majority; the table is not "
     "written to uns",
+    "pl.jacobian_kinetics": "arguments after regulators are keyword-only; an imshow heatmap "
+    "centred on zero (seaborn's clustermap in dynamo, no dendrograms); mode 'pseudotime' only "
+    "(the array is per cell); tkey='potential' reads ddhodge's column (dynamo recomputes "
+    "ddhodge); 'maximum' and 'half_max_ordering' use the running mean cut at the ends",
+    "pl.sensitivity_kinetics": "as pl.jacobian_kinetics, on uns['sensitivity_<basis>']",
     "pd.least_action": "initial paths on a kNN graph in the basis over <= 20,000 sampled cells "
     "(adj_key= for a stored graph); L-BFGS-B (optimizer='BFGS' for dynamo's); no min_lap_t; "
     "arrays stacked over the paths",

@@ -33,7 +33,7 @@ def _close_figures():
 
 @pytest.fixture(scope="module")
 def small(reference):
-    """dynamo's cells with M_s, its ddhodge potential, PCA and PCA field."""
+    """dynamo's cells with M_s, its ddhodge potential, PCA, PCA field and 8 genes' Jacobian."""
     return ad.AnnData(
         X=None,
         obs=reference.obs[["clusters", TKEY]].copy(),
@@ -44,6 +44,7 @@ def small(reference):
             "VecFld_pca": dict(reference.uns["VecFld_pca"]),
             "PCs": reference.uns["PCs"],
             "pca_mean": reference.uns["pca_mean"],
+            "jacobian_pca": dict(reference.uns["jacobian_pca"]),
         },
     )
 
@@ -333,6 +334,78 @@ def test_curves_of_a_least_action_path_and_of_components(fates):
     np.testing.assert_allclose(axes[0].get_lines()[0].get_ydata(), f["prediction"][0][2, order])
 
 
+def _jacobian_rows(adata, regulators, effectors):
+    """dynamo's stored J[effector, regulator, cell] as 'r->e' rows, cells by potential."""
+    j = adata.uns["jacobian_pca"]
+    regs, effs = list(j["regulators"]), list(j["effectors"])
+    t = adata.obs[TKEY].to_numpy()[j["cell_idx"]]
+    order = np.argsort(t, kind="stable")
+    rows = [
+        np.asarray(j["jacobian_gene"][effs.index(e), regs.index(r)], dtype=np.float64)[order]
+        for e in effectors
+        for r in regulators
+    ]
+    return [f"{r}->{e}" for e in effectors for r in regulators], np.stack(rows), t[order]
+
+
+def test_jacobian_kinetics_of_dynamos_pancreas_jacobian(small, store):
+    regs, effs = ["Neurog3", "Pdx1"], ["Ins1", "Gcg", "Arx"]
+    names, J, t = _jacobian_rows(small, regs, effs)
+    ax = dyn.pl.jacobian_kinetics(
+        small, "pca", regs, effectors=effs, tkey=TKEY, cluster_row_col=(False, False),
+        save_show_or_return="return",
+    )  # fmt: skip
+    want = J / np.abs(J).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(ax.images[0].get_array(), want, atol=1e-12)
+    assert [x.get_text() for x in ax.get_yticklabels()] == names
+    norm = ax.images[0].norm
+    assert norm.vmin == -norm.vmax == -1.0  # centred on zero
+    # the default clusters the rows: the same rows, reordered
+    ax = dyn.pl.jacobian_kinetics(
+        small, "pca", regs, effectors=effs, tkey=TKEY, save_show_or_return="return"
+    )
+    got = [x.get_text() for x in ax.get_yticklabels()]
+    assert sorted(got) == sorted(names) and got != names
+    np.testing.assert_allclose(ax.images[0].get_array(), want[[names.index(g) for g in got]])
+    # maximum: running mean over 30 cells, each pair on [0, 1], ordered by its peak
+    ax = dyn.pl.jacobian_kinetics(
+        small, "pca", regs, effectors=effs, tkey=TKEY, gene_order_method="maximum",
+        cluster_row_col=(False, False), save_show_or_return="return",
+    )  # fmt: skip
+    smooth = _windows(J.T, 30).T
+    smooth = (smooth - smooth.min(axis=1, keepdims=True)) / np.ptp(smooth, axis=1, keepdims=True)
+    rows = np.argsort(np.argmax(smooth, axis=1), kind="stable")
+    np.testing.assert_allclose(ax.images[0].get_array(), smooth[rows], atol=1e-12)
+    # a store draws the same
+    lazy = dyn.pl.jacobian_kinetics(
+        dyn.io.open(store), "pca", regs, effectors=effs, tkey=TKEY,
+        cluster_row_col=(False, False), save_show_or_return="return",
+    )  # fmt: skip
+    np.testing.assert_allclose(lazy.images[0].get_array(), want, atol=1e-12)
+
+
+def test_sensitivity_kinetics_of_a_sensitivity_computed_here(small):
+    a = small.copy()
+    genes = ["Neurog3", "Pdx1", "Ins1"]
+    cells = np.arange(0, a.n_obs, 7)
+    dyn.vf.sensitivity(a, regulators=genes, effectors=genes, cell_idx=cells, basis="pca")
+    ax = dyn.pl.sensitivity_kinetics(
+        a, "pca", genes, tkey=TKEY, gene_order_method="half_max_ordering",
+        cluster_row_col=(False, False), save_show_or_return="return",
+    )  # fmt: skip
+    s = a.uns["sensitivity_pca"]
+    S = np.asarray(s["sensitivity_gene"], dtype=np.float64)  # cells x effectors x regulators
+    assert S.shape == (cells.size, 3, 3)
+    regs, effs = list(s["regulators"]), list(s["effectors"])
+    pairs = np.stack([S[:, effs.index(e), regs.index(r)] for e in genes for r in genes], axis=1)
+    t = a.obs[TKEY].to_numpy()[np.asarray(s["cell_idx"])]
+    _, m, _ = ts.smooth_over_time(t, pairs, 100, 30)
+    order, _ = ts.half_max_order(m)
+    np.testing.assert_allclose(ax.images[0].get_array(), ts.min_max(m, 1)[order], atol=1e-12)
+    names = [f"{r}->{e}" for e in genes for r in genes]
+    assert [x.get_text() for x in ax.get_yticklabels()] == [names[k] for k in order]
+
+
 def test_a_table_placed_in_uns_is_drawn_unless_enforced(small):
     a = small.copy()
     table = pd.DataFrame(np.arange(6.0).reshape(2, 3), index=["Ins1", "Spp1"])
@@ -441,6 +514,19 @@ def test_clear_errors(small, fates):
             "not a column of adata.obs",
         ),
         (lambda: dyn.pl.kinetic_curves(small, [], mode="pseudotime", **kw), "genes is empty"),
+        (lambda: dyn.pl.jacobian_kinetics(small, **kw), r"dyn.vf.jacobian\(.*basis='umap'"),
+        (
+            lambda: dyn.pl.jacobian_kinetics(small, "pca", ["Sox9"], tkey=TKEY, **kw),
+            r"regulators \['Sox9'\] have no values",
+        ),
+        (
+            lambda: dyn.pl.jacobian_kinetics(small, "pca", mode="vector_field", **kw),
+            "mode must be 'pseudotime'",
+        ),
+        (
+            lambda: dyn.pl.sensitivity_kinetics(small, "pca", tkey=TKEY, **kw),
+            "dyn.vf.sensitivity",
+        ),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):

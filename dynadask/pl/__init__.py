@@ -28,8 +28,10 @@ from .preprocess import highest_frac_genes as highest_frac_genes
 from .preprocess import show_fraction as show_fraction
 from .scatters import scatters as scatters
 from .state_graph import state_graph as state_graph
+from .time_series import jacobian_kinetics as jacobian_kinetics
 from .time_series import kinetic_curves as kinetic_curves
 from .time_series import kinetic_heatmap as kinetic_heatmap
+from .time_series import sensitivity_kinetics as sensitivity_kinetics
 from .topography import plot_fixed_points as plot_fixed_points
 from .topography import plot_nullclines as plot_nullclines
 from .topography import plot_separatrix as plot_separatrix
@@ -64,6 +66,7 @@ __all__ = [
     "kinetic_heatmap",
     "jacobian",
     "jacobian_heatmap",
+    "jacobian_kinetics",
     "least_action",
     "line_integral_conv",
     "loading",
@@ -76,6 +79,7 @@ __all__ = [
     "scatters",
     "sensitivity",
     "sensitivity_heatmap",
+    "sensitivity_kinetics",
     "show_fraction",
     "show_landscape",
     "space",

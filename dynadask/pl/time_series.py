@@ -562,42 +562,76 @@ def kinetic_heatmap(
     cell_strip = _cell_strip(adata, mode, cell_group, cell_group_cmap, grid, tkey, basis)
     if cell_strip is not None:
         cell_strip = (cell_strip[0][cols], cell_strip[1])
+    fig, ax = _table_figure(
+        m,
+        names,
+        xlabel="pseudotime" if mode == "pseudotime" else "time",
+        color_map=color_map,
+        norm=None,
+        row_strip=gene_strip,
+        col_strip=cell_strip,
+        transpose=transpose,
+        lines=(hline_rows, hlines_kwargs, vline_cols, vlines_kwargs),
+        show_colorbar=show_colorbar,
+        figsize=figsize,
+        imshow_kwargs=kwargs,
+    )
+    return save_show_ret("kinetic_heatmap", save_show_or_return, save_kwargs, ax, fig)
+
+
+def _table_figure(
+    m: np.ndarray,
+    names: list[str],
+    *,
+    xlabel: str,
+    color_map: str,
+    norm: Normalize | None,
+    row_strip: tuple | None,
+    col_strip: tuple | None,
+    transpose: bool,
+    lines: tuple,
+    show_colorbar: bool,
+    figsize: tuple[float, float],
+    imshow_kwargs: dict,
+):
+    """Draw a named-rows x time table with ``imshow``, group strips, lines and a colour bar.
+
+    ``norm=None`` spans the table's range. Returns the figure and the heatmap's axes.
+    """
     if transpose:
-        m, gene_strip, cell_strip = m.T, cell_strip, gene_strip
+        m, row_strip, col_strip = m.T, col_strip, row_strip
     fig = plt.figure(figsize=figsize)
     spec = fig.add_gridspec(
         2, 3, width_ratios=[0.03, 1, 0.025], height_ratios=[0.04, 1], wspace=0.02, hspace=0.02
     )
     ax = fig.add_subplot(spec[1, 1])
-    top = np.nanmax(m) if np.isfinite(m).any() else 1.0
-    bottom = np.nanmin(m) if np.isfinite(m).any() else 0.0
+    if norm is None:
+        top = np.nanmax(m) if np.isfinite(m).any() else 1.0
+        bottom = np.nanmin(m) if np.isfinite(m).any() else 0.0
+        norm = Normalize(bottom, top if top > bottom else bottom + 1)
     image = ax.imshow(
-        m,
-        cmap=color_map,
-        norm=Normalize(bottom, top if top > bottom else bottom + 1),
-        aspect="auto",
-        interpolation="nearest",
-        **kwargs,
+        m, cmap=color_map, norm=norm, aspect="auto", interpolation="nearest", **imshow_kwargs
     )
-    labels = names if not transpose else []
-    ax.set_yticks(range(len(labels)), labels, fontsize="small")
+    ax.set_yticks(range(len(names)) if not transpose else [], names if not transpose else [])
+    ax.tick_params(axis="y", labelsize="small")
     ax.set_xticks(
         [] if not transpose else range(len(names)), [] if not transpose else names, rotation=90
     )
-    ax.set_xlabel("genes" if transpose else ("pseudotime" if mode == "pseudotime" else "time"))
+    ax.set_xlabel("genes" if transpose else xlabel)
     legend = []
-    if gene_strip is not None or cell_strip is not None:
-        for where, strip in (("left", gene_strip), ("top", cell_strip)):
-            if strip is None:
-                continue
-            colours, handles = strip
-            cax = fig.add_subplot(spec[1, 0] if where == "left" else spec[0, 1])
-            rgba = colours[:, None, :] if where == "left" else colours[None, :, :]
-            cax.imshow(rgba, aspect="auto", interpolation="nearest")
-            cax.set_xticks([])
-            cax.set_yticks([])
-            legend += handles
+    for where, strip in (("left", row_strip), ("top", col_strip)):
+        if strip is None:
+            continue
+        colours, handles = strip
+        cax = fig.add_subplot(spec[1, 0] if where == "left" else spec[0, 1])
+        rgba = colours[:, None, :] if where == "left" else colours[None, :, :]
+        cax.imshow(rgba, aspect="auto", interpolation="nearest")
+        cax.set_xticks([])
+        cax.set_yticks([])
+        legend += handles
+    if legend:
         fig.legend(handles=legend, loc="upper right", fontsize="small", frameon=False)
+    hline_rows, hlines_kwargs, vline_cols, vlines_kwargs = lines
     if hline_rows is not None:
         ax.hlines(
             np.asarray(hline_rows) - 0.5,
@@ -612,7 +646,7 @@ def kinetic_heatmap(
         )
     if show_colorbar:
         fig.colorbar(image, cax=fig.add_subplot(spec[1, 2]))
-    return save_show_ret("kinetic_heatmap", save_show_or_return, save_kwargs, ax, fig)
+    return fig, ax
 
 
 def _group_colours(values: pd.Series, cmap: str | None, stored: Any) -> tuple[dict, list]:
@@ -669,3 +703,251 @@ def _cell_strip(
     colours = np.stack([lut[names[k]] for k in majority])
     colours[counts.sum(axis=1) == 0] = mpl.colors.to_rgba("white")
     return colours, handles
+
+
+def derivative_table(
+    adata: ad.AnnData,
+    kind: str,
+    basis: str,
+    regulators: Sequence[str] | str | None,
+    effectors: Sequence[str] | str | None,
+    *,
+    tkey: str,
+    gene_order_method: str,
+    standard_scale: int | None,
+    n_convolve: int,
+) -> pd.DataFrame:
+    """The per-cell Jacobian (or sensitivity) elements along pseudotime: pairs x columns.
+
+    Rows are ``'regulator->effector'`` (effector by effector, regulators within), columns
+    the cells the derivative was computed on, ordered by ``obs[tkey]`` (or, for
+    ``'half_max_ordering'``, 100 evenly spaced times). ``'raw'``: each row divided by its
+    largest magnitude (signs kept), not smoothed; ``'maximum'``: the running mean over
+    ``n_convolve`` cells, scaled (``standard_scale``) and ordered by peak;
+    ``'half_max_ordering'``: the running mean read at 100 times, each row on ``[0, 1]``,
+    ordered by the half-max rule.
+    """
+    if gene_order_method not in GENE_ORDERS:
+        raise InputError(
+            f"gene_order_method must be one of {GENE_ORDERS}, not {gene_order_method!r}"
+        )
+    axis = _scale_axis(standard_scale, "standard_scale")
+    from .jacobian import derivatives  # the stored array, chosen genes, lazy when stored
+
+    der = derivatives(adata, kind, basis, regulators, effectors)
+    key = _time_key(adata, tkey, basis)
+    time = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(dtype=np.float64)
+    time = time[der.cell_idx]
+    ok = np.flatnonzero(np.isfinite(time))
+    if ok.size < 2:
+        raise InputError(
+            f"obs[{key!r}] is finite at {ok.size} of the cells of uns['{kind}_{basis}']: "
+            "need at least 2"
+        )
+    values = np.asarray(_data.gather({"d": der.values})["d"], dtype=np.float64)
+    n_eff, n_reg = len(der.effectors), len(der.regulators)
+    pairs = np.asarray([f"{r}->{e}" for e in der.effectors for r in der.regulators], dtype=object)
+    values = values.reshape(values.shape[0], n_eff * n_reg)[ok]  # cells x pairs
+    cells = der.cell_idx[ok]
+    if gene_order_method == "half_max_ordering":
+        _, m, _ = ts.smooth_over_time(time[ok], values, 100, n_convolve)
+        rows, _ = ts.half_max_order(m)
+        return pd.DataFrame(ts.min_max(m, axis=1)[rows], index=pairs[rows])
+    order = np.argsort(time[ok], kind="stable")
+    names = adata.obs_names[cells[order]]
+    if gene_order_method == "raw":
+        m = values[order].T
+        top = np.max(np.abs(m), axis=1, keepdims=True)
+        m = np.divide(m, top, out=np.zeros_like(m), where=top > 0)
+        return pd.DataFrame(m, index=pairs, columns=names)
+    _, m, _ = ts.smooth_over_time(time[ok], values, None, n_convolve)
+    m = ts.min_max(m, axis)
+    rows = ts.peak_order(m)
+    return pd.DataFrame(m[rows], index=pairs[rows], columns=names)
+
+
+def _derivative_kinetics(
+    adata: ad.AnnData,
+    kind: str,
+    basis: str,
+    regulators: Sequence[str] | str | None,
+    effectors: Sequence[str] | str | None,
+    mode: str,
+    options: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> Axes | None:
+    if mode != "pseudotime":
+        raise InputError(
+            f"mode must be 'pseudotime', not {mode!r}: the {kind} is stored per cell, so its "
+            "time is the cells' pseudotime (tkey=)"
+        )
+    df = derivative_table(
+        adata,
+        kind,
+        basis,
+        regulators,
+        effectors,
+        tkey=options["tkey"],
+        gene_order_method=options["gene_order_method"],
+        standard_scale=options["standard_scale"],
+        n_convolve=options["n_convolve"],
+    )
+    cluster_cols, cluster_rows = (bool(c) for c in options["cluster_row_col"])
+    m = df.to_numpy(dtype=np.float64)
+    rows = _cluster(m) if cluster_rows and m.shape[0] > 2 else np.arange(m.shape[0])
+    cols = _cluster(m.T) if cluster_cols else np.arange(m.shape[1])
+    m = m[rows][:, cols]
+    top = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
+    fig, ax = _table_figure(
+        m,
+        [str(p) for p in df.index[rows]],
+        xlabel="pseudotime",
+        color_map=options["color_map"],
+        norm=Normalize(-top if top > 0 else -1.0, top if top > 0 else 1.0),  # centred on 0
+        row_strip=None,
+        col_strip=None,
+        transpose=False,
+        lines=(None, None, None, None),
+        show_colorbar=options["show_colorbar"],
+        figsize=options["figsize"],
+        imshow_kwargs=kwargs,
+    )
+    return save_show_ret(
+        f"{kind}_kinetics", options["save_show_or_return"], options["save_kwargs"], ax, fig
+    )
+
+
+def jacobian_kinetics(
+    adata: ad.AnnData,
+    basis: str = "umap",
+    regulators: Sequence[str] | str | None = None,
+    *,
+    effectors: Sequence[str] | str | None = None,
+    mode: str = "pseudotime",
+    tkey: str = "potential",
+    color_map: str = "bwr",
+    gene_order_method: str = "raw",
+    show_colorbar: bool = False,
+    cluster_row_col: Sequence[bool] = (False, True),
+    figsize: tuple[float, float] = (11.5, 6),
+    standard_scale: int | None = 1,
+    n_convolve: int = 30,
+    save_show_or_return: str = "show",
+    save_kwargs: dict | None = None,
+    **kwargs: Any,
+) -> Axes | None:
+    """Draw each Jacobian element ``d f_effector / d x_regulator`` along pseudotime.
+
+    One row per regulator -> effector pair of ``uns['jacobian_<basis>']`` (from
+    :func:`dynadask.vf.jacobian`), one column per cell it was computed on, in the order of
+    ``obs[tkey]`` (see :func:`derivative_table` for the three ``gene_order_method``).
+    Colours are centred on zero. dynamo draws ``seaborn.clustermap``; dynadask draws the
+    table with ``imshow`` (rows reordered by average-linkage clustering by default, no
+    dendrograms).
+
+    Parameters
+    ----------
+    adata
+        AnnData, in memory or opened from a store.
+    basis
+        The basis the Jacobian was computed in (dynamo's default ``'umap'``; dynadask's
+        ``dyn.vf.jacobian`` computes in ``'pca'``).
+    regulators, effectors
+        Genes among those of the stored Jacobian (``None``: all; one given, the other the
+        same list, as :func:`dynadask.pl.jacobian`).
+    mode
+        ``'pseudotime'`` (the only time a per-cell array has).
+    tkey
+        obs column of the pseudotime (``'potential'`` falls back to ddhodge's column).
+    color_map
+        A diverging colour map.
+    gene_order_method
+        ``'raw'``, ``'maximum'`` or ``'half_max_ordering'``.
+    show_colorbar
+        Draw a colour bar.
+    cluster_row_col
+        Reorder by average-linkage clustering: the columns, the rows (dynamo's order).
+    figsize
+        Size of the figure in inches.
+    standard_scale
+        ``'maximum'`` only: ``1`` each pair scaled to ``[0, 1]``, ``0`` each column,
+        ``None`` none.
+    n_convolve
+        Cells in the running mean (``'maximum'``, ``'half_max_ordering'``).
+    save_show_or_return, save_kwargs
+        As in :func:`dynadask.pl.scatters` (file prefix ``jacobian_kinetics``).
+    **kwargs
+        Passed to ``Axes.imshow``.
+
+    Returns
+    -------
+    Axes or None
+        The heatmap's axes when ``save_show_or_return`` is ``'return'`` or ``'all'``.
+
+    Raises
+    ------
+    ValueError
+        No stored Jacobian (names the ``dyn.vf`` call), genes outside it, a missing
+        pseudotime, a mode other than ``'pseudotime'``, bad options.
+
+    Writes
+    ------
+    Nothing in ``adata``; a file when saving.
+    """
+    options = {k: v for k, v in locals().items() if k not in ("adata", "kwargs")}
+    return _derivative_kinetics(
+        adata, "jacobian", basis, regulators, effectors, mode, options, kwargs
+    )
+
+
+def sensitivity_kinetics(
+    adata: ad.AnnData,
+    basis: str = "umap",
+    regulators: Sequence[str] | str | None = None,
+    *,
+    effectors: Sequence[str] | str | None = None,
+    mode: str = "pseudotime",
+    tkey: str = "potential",
+    color_map: str = "bwr",
+    gene_order_method: str = "raw",
+    show_colorbar: bool = False,
+    cluster_row_col: Sequence[bool] = (False, True),
+    figsize: tuple[float, float] = (11.5, 6),
+    standard_scale: int | None = 1,
+    n_convolve: int = 30,
+    save_show_or_return: str = "show",
+    save_kwargs: dict | None = None,
+    **kwargs: Any,
+) -> Axes | None:
+    """Draw each sensitivity ``d x_effector / d x_regulator`` along pseudotime.
+
+    As :func:`jacobian_kinetics`, on ``uns['sensitivity_<basis>']`` (from
+    :func:`dynadask.vf.sensitivity`; file prefix ``sensitivity_kinetics``).
+
+    Parameters
+    ----------
+    adata, basis, regulators, effectors, mode, tkey, color_map, gene_order_method
+        As in :func:`jacobian_kinetics`.
+    show_colorbar, cluster_row_col, figsize, standard_scale, n_convolve
+        As in :func:`jacobian_kinetics`.
+    save_show_or_return, save_kwargs, **kwargs
+        As in :func:`jacobian_kinetics`.
+
+    Returns
+    -------
+    Axes or None
+        The heatmap's axes when ``save_show_or_return`` is ``'return'`` or ``'all'``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`jacobian_kinetics`.
+
+    Writes
+    ------
+    Nothing in ``adata``; a file when saving.
+    """
+    options = {k: v for k, v in locals().items() if k not in ("adata", "kwargs")}
+    return _derivative_kinetics(
+        adata, "sensitivity", basis, regulators, effectors, mode, options, kwargs
+    )
