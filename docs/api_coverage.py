@@ -125,6 +125,11 @@ DIFFERENCES: dict[str, str] = {
     "(the array is per cell); tkey='potential' reads ddhodge's column (dynamo recomputes "
     "ddhodge); 'maximum' and 'half_max_ordering' use the running mean cut at the ends",
     "pl.sensitivity_kinetics": "as pl.jacobian_kinetics, on uns['sensitivity_<basis>']",
+    "vf.cell_accelerations": "writes obsm['acceleration_<basis>'] and "
+    "obsp['acceleration_transition_matrix'] (dynamo 1.5.3 drops its key and overwrites "
+    "velocity_<basis> and the velocity transition matrix); a missing field raises (dynamo fits "
+    "one); vf_basis an embedding or equal to basis raises (dynamo does nothing)",
+    "vf.cell_curvatures": "as vf.cell_accelerations, with the curvature vectors and keys",
     "pd.least_action": "initial paths on a kNN graph in the basis over <= 20,000 sampled cells "
     "(adj_key= for a stored graph); L-BFGS-B (optimizer='BFGS' for dynamo's); no min_lap_t; "
     "arrays stacked over the paths",

@@ -6,6 +6,8 @@ from .calculus import curvature as curvature
 from .calculus import divergence as divergence
 from .calculus import speed as speed
 from .calculus import torsion as torsion
+from .cell_vectors import cell_accelerations as cell_accelerations
+from .cell_vectors import cell_curvatures as cell_curvatures
 from .fused import vector_calculus as vector_calculus
 from .hessian import hessian as hessian
 from .hessian import laplacian as laplacian
