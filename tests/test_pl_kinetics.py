@@ -226,6 +226,22 @@ def test_curves_draw_every_cell_and_the_heatmaps_curve(small):
     )
 
 
+def test_curves_of_many_cells_draw_a_sample_and_keep_the_curve(small, monkeypatch):
+    from dynadask.pl import time_series
+
+    kw = {"mode": "pseudotime", "layer": "M_s", "tkey": TKEY, "save_show_or_return": "return"}
+    (full,) = dyn.pl.kinetic_curves(small, ["Ins1"], **kw)
+    monkeypatch.setattr(time_series, "MAX_POINTS_DRAWN", 1000)
+    (part,) = dyn.pl.kinetic_curves(small, ["Ins1"], **kw)
+    (points,) = [c for c in part.collections if isinstance(c, PathCollection)]
+    xy = points.get_offsets()
+    assert len(xy) == 1000
+    # drawn cells are cells: each point is one of the full figure's points
+    every = {tuple(p) for p in np.asarray(full.collections[0].get_offsets())}
+    assert all(tuple(p) in every for p in np.asarray(xy))
+    np.testing.assert_array_equal(part.get_lines()[0].get_ydata(), full.get_lines()[0].get_ydata())
+
+
 def test_a_store_draws_what_memory_draws(small, store):
     lazy = dyn.io.open(store)
     for kwargs in ({}, {"gene_order_method": "half_max_ordering", "spaced_num": None}):
