@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from scipy.cluster import hierarchy
 
 from .._core.errors import InputError
 
@@ -51,6 +52,22 @@ def panels(
     fig = plt.figure(figsize=(figsize[0] * ncol, figsize[1] * nrow), facecolor=background)
     grid = fig.add_gridspec(nrow, ncol, wspace=0.3, hspace=0.3)
     return fig, [fig.add_subplot(grid[i // ncol, i % ncol]) for i in range(n)]
+
+
+def cluster_order(m: np.ndarray, rows: bool, cols: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column orders of a heatmap, as seaborn's clustermap reorders them.
+
+    Where asked, the leaf order of average-linkage Euclidean clustering (NaN taken as 0;
+    fewer than 3 rows or columns stay as they are); otherwise the given order.
+    """
+    m = np.nan_to_num(np.asarray(m, dtype=np.float64))
+
+    def leaves(data: np.ndarray, asked: bool) -> np.ndarray:
+        if not asked or data.shape[0] < 3:
+            return np.arange(data.shape[0])
+        return hierarchy.leaves_list(hierarchy.linkage(data, method="average", metric="euclidean"))
+
+    return leaves(m, rows), leaves(m.T, cols)
 
 
 def clean_axes(ax: Axes, background: str | None = None) -> None:

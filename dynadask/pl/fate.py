@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
-from scipy.cluster import hierarchy
 
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
-from ._figure import save_show_ret
+from ._figure import cluster_order, save_show_ret
 from ._paths import draw_paths
 from ._points import point_size
 from .scatters import scatters
@@ -124,14 +123,6 @@ def _figure_of(axes: Axes | list[Axes]):
     return (axes[0] if isinstance(axes, list) else axes).figure
 
 
-def _order(m: np.ndarray, axis: int) -> np.ndarray:
-    """Leaf order of average-linkage Euclidean clustering of the rows (0) or columns (1)."""
-    data = m if axis == 0 else m.T
-    if data.shape[0] < 3:
-        return np.arange(data.shape[0])
-    return hierarchy.leaves_list(hierarchy.linkage(data, method="average", metric="euclidean"))
-
-
 def fate_bias(
     adata: ad.AnnData,
     group: str,
@@ -199,8 +190,7 @@ def fate_bias(
     if df.shape[1] == 0:
         raise InputError("fate_bias_df has no group columns: pass dyn.pd.fate_bias's table")
     m = np.nan_to_num(df.to_numpy(dtype=np.float64), nan=0.0)
-    rows = _order(m, 0) if row_cluster else np.arange(m.shape[0])
-    cols = _order(m, 1) if col_cluster else np.arange(m.shape[1])
+    rows, cols = cluster_order(m, row_cluster, col_cluster)
     m = m[rows][:, cols]
     fig = plt.figure(figsize=figsize)
     grid = fig.add_gridspec(1, 3, width_ratios=[0.04, 1, 0.04], wspace=0.05)

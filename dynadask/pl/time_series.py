@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
-from scipy.cluster import hierarchy
 
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ..kernels import time_series as ts
 from . import _data, _points
-from ._figure import panels, save_show_ret
+from ._figure import cluster_order, panels, save_show_ret
+from .jacobian import derivatives
 
 MODES = ("vector_field", "lap", "pseudotime")
 GENE_ORDERS = ("maximum", "half_max_ordering", "raw")
@@ -96,11 +96,16 @@ def _time_key(adata: ad.AnnData, tkey: str, basis: str | None) -> str:
     )
 
 
+def _time_values(adata: ad.AnnData, tkey: str, basis: str | None) -> tuple[str, np.ndarray]:
+    """The pseudotime column read (see :func:`_time_key`) and every cell's value (NaN if none)."""
+    key = _time_key(adata, tkey, basis)
+    return key, pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(dtype=np.float64)
+
+
 def _pseudotime(
     adata: ad.AnnData, genes: list[str], layer: str, tkey: str, basis: str | None, log: bool
 ) -> Kinetics:
-    key = _time_key(adata, tkey, basis)
-    time = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(dtype=np.float64)
+    key, time = _time_values(adata, tkey, basis)
     cells = np.flatnonzero(np.isfinite(time))
     if cells.size < 2:
         raise InputError(f"obs[{key!r}] has {cells.size} finite values: need at least 2 cells")
@@ -155,13 +160,12 @@ def _trajectory(
         names = [str(g) for g in rec["expr_genes" if "expr_genes" in rec else "genes"]]
         kept = _keep(genes, names, f"uns[{key!r}]'s genes")
         path = rec["exprs"][traj_ind]  # L x genes
-        cols = np.array([names.index(g) for g in kept])
     else:
         path = rec["prediction"][traj_ind]
         path = path.T if mode != "lap" else path  # fate: d x L; LAP: L x d
         names = [f"{basis}_{i}" for i in range(path.shape[1])]
         kept = _keep(genes, names, f"the components of uns[{key!r}]")
-        cols = np.array([names.index(g) for g in kept])
+    cols = np.array([names.index(g) for g in kept])
     t = rec["t"][traj_ind]
     if isinstance(path, da.Array) or isinstance(t, da.Array):
         path, t = compute(path, t, desc="trajectory")
@@ -384,11 +388,26 @@ def _palette(n: int, name: str) -> np.ndarray:
     return cmap(idx)
 
 
-def _cluster(m: np.ndarray) -> np.ndarray:
-    """Leaf order of average-linkage Euclidean clustering of the rows of ``m``."""
-    if m.shape[0] < 3:
-        return np.arange(m.shape[0])
-    return hierarchy.leaves_list(hierarchy.linkage(m, method="average", metric="euclidean"))
+def _check_order(gene_order_method: str) -> str:
+    if gene_order_method not in GENE_ORDERS:
+        raise InputError(
+            f"gene_order_method must be one of {GENE_ORDERS}, not {gene_order_method!r}"
+        )
+    return gene_order_method
+
+
+def _ordered(m: np.ndarray, method: str, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (genes or pairs) x points scaled and the order of the rows.
+
+    ``'half_max_ordering'``: every row on ``[0, 1]``, rows by the half-max rule; otherwise
+    scaled along ``axis`` (1 each row, 0 each column) and ordered by peak (``'maximum'``) or
+    kept in place (``'raw'``).
+    """
+    if method == "half_max_ordering":
+        rows, _ = ts.half_max_order(m)
+        return ts.min_max(m, axis=1), rows
+    m = ts.min_max(m, axis)
+    return m, ts.peak_order(m) if method == "maximum" else np.arange(m.shape[0])
 
 
 def heatmap_table(
@@ -408,10 +427,7 @@ def heatmap_table(
     samples kept by ``dist_threshold``, not smoothed. Then scaled (``standard_scale``: 1 each
     gene, 0 each column) and the genes ordered (``gene_order_method``).
     """
-    if gene_order_method not in GENE_ORDERS:
-        raise InputError(
-            f"gene_order_method must be one of {GENE_ORDERS}, not {gene_order_method!r}"
-        )
+    _check_order(gene_order_method)
     axis = _scale_axis(standard_scale, "standard_scale")
     if mode == "pseudotime":
         grid, m, order = ts.smooth_over_time(data.time, data.values, spaced_num, n_convolve)
@@ -420,14 +436,8 @@ def heatmap_table(
         keep = ts.moving_samples(data.values, dist_threshold)
         order = keep[np.argsort(data.time[keep], kind="stable")]
         grid, m, columns = data.time[order], data.values[order].T, None
-    genes = np.asarray(data.genes)
-    if gene_order_method == "half_max_ordering":
-        rows, _ = ts.half_max_order(m)
-        m = ts.min_max(m, axis=1)  # the half-max rule draws every gene on [0, 1]
-    else:
-        m = ts.min_max(m, axis)  # rows are genes: 1 scales each gene
-        rows = ts.peak_order(m) if gene_order_method == "maximum" else np.arange(len(genes))
-    df = pd.DataFrame(m[rows], index=genes[rows])
+    m, rows = _ordered(m, gene_order_method, axis)
+    df = pd.DataFrame(m[rows], index=np.asarray(data.genes)[rows])
     if columns is not None:
         df.columns = columns
     return df, grid
@@ -538,7 +548,7 @@ def kinetic_heatmap(
     """
     cluster_cols, cluster_rows = (bool(c) for c in cluster_row_col)
     stored = adata.uns.get("kinetic_heatmap")
-    grid = None
+    data = grid = None
     if not enforce and isinstance(stored, pd.DataFrame):
         df = stored
     else:
@@ -555,11 +565,11 @@ def kinetic_heatmap(
             spaced_num=spaced_num,
         )
     m = df.to_numpy(dtype=np.float64)
-    rows = _cluster(np.nan_to_num(m)) if cluster_rows else np.arange(m.shape[0])
-    cols = _cluster(np.nan_to_num(m.T)) if cluster_cols else np.arange(m.shape[1])
+    rows, cols = cluster_order(m, cluster_rows, cluster_cols)
     m, names = m[rows][:, cols], [str(g) for g in df.index[rows]]
     gene_strip = _gene_strip(adata, names, gene_group, gene_group_cmap)
-    cell_strip = _cell_strip(adata, mode, cell_group, cell_group_cmap, grid, tkey, basis)
+    cells = data if mode == "pseudotime" else None
+    cell_strip = _cell_strip(adata, cells, cell_group, cell_group_cmap, grid)
     if cell_strip is not None:
         cell_strip = (cell_strip[0][cols], cell_strip[1])
     fig, ax = _table_figure(
@@ -672,29 +682,26 @@ def _gene_strip(adata: ad.AnnData, genes: list[str], group: str | None, cmap: st
 
 def _cell_strip(
     adata: ad.AnnData,
-    mode: str,
+    data: Kinetics | None,
     group: str | None,
     cmap: str | None,
     grid: np.ndarray | None,
-    tkey: str,
-    basis: str | None,
 ):
+    """Colours of the columns by ``obs[group]``: ``data`` the cells of a pseudotime table."""
     if group is None:
         return None
-    if mode != "pseudotime" or grid is None:
+    if data is None or grid is None:
         raise InputError(
             "cell_group colours the time axis of mode='pseudotime' (a trajectory's samples "
             "are not cells)"
         )
     if group not in adata.obs.columns:
         raise MissingKeyError(f"cell_group {group!r} is not a column of adata.obs")
-    time = pd.to_numeric(adata.obs[_time_key(adata, tkey, basis)], errors="coerce").to_numpy()
-    ok = np.isfinite(time)
-    labels = adata.obs[group].astype(str).to_numpy()[ok]
+    labels = adata.obs[group].astype(str).to_numpy()[data.cells]
     lut, handles = _group_colours(pd.Series(labels), cmap, adata.uns.get(f"{group}_colors"))
     # each cell to the nearest column time; a column takes its cells' most common group
     edges = (grid[1:] + grid[:-1]) / 2
-    col = np.searchsorted(edges, time[ok])
+    col = np.searchsorted(edges, data.time)
     names = list(lut)
     code = pd.Categorical(labels, categories=names).codes
     counts = np.zeros((len(grid), len(names)), dtype=np.int64)
@@ -727,16 +734,10 @@ def derivative_table(
     ``'half_max_ordering'``: the running mean read at 100 times, each row on ``[0, 1]``,
     ordered by the half-max rule.
     """
-    if gene_order_method not in GENE_ORDERS:
-        raise InputError(
-            f"gene_order_method must be one of {GENE_ORDERS}, not {gene_order_method!r}"
-        )
+    _check_order(gene_order_method)
     axis = _scale_axis(standard_scale, "standard_scale")
-    from .jacobian import derivatives  # the stored array, chosen genes, lazy when stored
-
     der = derivatives(adata, kind, basis, regulators, effectors)
-    key = _time_key(adata, tkey, basis)
-    time = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(dtype=np.float64)
+    key, time = _time_values(adata, tkey, basis)
     time = time[der.cell_idx]
     ok = np.flatnonzero(np.isfinite(time))
     if ok.size < 2:
@@ -749,21 +750,19 @@ def derivative_table(
     pairs = np.asarray([f"{r}->{e}" for e in der.effectors for r in der.regulators], dtype=object)
     values = values.reshape(values.shape[0], n_eff * n_reg)[ok]  # cells x pairs
     cells = der.cell_idx[ok]
-    if gene_order_method == "half_max_ordering":
-        _, m, _ = ts.smooth_over_time(time[ok], values, 100, n_convolve)
-        rows, _ = ts.half_max_order(m)
-        return pd.DataFrame(ts.min_max(m, axis=1)[rows], index=pairs[rows])
-    order = np.argsort(time[ok], kind="stable")
-    names = adata.obs_names[cells[order]]
     if gene_order_method == "raw":
+        order = np.argsort(time[ok], kind="stable")
         m = values[order].T
         top = np.max(np.abs(m), axis=1, keepdims=True)
         m = np.divide(m, top, out=np.zeros_like(m), where=top > 0)
-        return pd.DataFrame(m, index=pairs, columns=names)
-    _, m, _ = ts.smooth_over_time(time[ok], values, None, n_convolve)
-    m = ts.min_max(m, axis)
-    rows = ts.peak_order(m)
-    return pd.DataFrame(m[rows], index=pairs[rows], columns=names)
+        return pd.DataFrame(m, index=pairs, columns=adata.obs_names[cells[order]])
+    on_grid = gene_order_method == "half_max_ordering"  # read at 100 times, else every cell
+    _, m, order = ts.smooth_over_time(time[ok], values, 100 if on_grid else None, n_convolve)
+    m, rows = _ordered(m, gene_order_method, axis)
+    df = pd.DataFrame(m[rows], index=pairs[rows])
+    if not on_grid:
+        df.columns = adata.obs_names[cells[order]]
+    return df
 
 
 def _derivative_kinetics(
@@ -794,8 +793,7 @@ def _derivative_kinetics(
     )
     cluster_cols, cluster_rows = (bool(c) for c in options["cluster_row_col"])
     m = df.to_numpy(dtype=np.float64)
-    rows = _cluster(m) if cluster_rows and m.shape[0] > 2 else np.arange(m.shape[0])
-    cols = _cluster(m.T) if cluster_cols else np.arange(m.shape[1])
+    rows, cols = cluster_order(m, cluster_rows, cluster_cols)
     m = m[rows][:, cols]
     top = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
     fig, ax = _table_figure(
