@@ -91,3 +91,8 @@ def velocity_key(basis: str) -> str:
 def basis_key(basis: str) -> str:
     """Return the obsm key of the coordinates in ``basis`` (umap -> X_umap)."""
     return basis if basis.startswith("X_") else f"X_{basis}"
+
+
+def basis_name(basis: str) -> str:
+    """Return the name of ``basis`` without the obsm prefix (X_umap or umap -> umap)."""
+    return basis[2:] if basis.startswith("X_") else basis

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
+from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ._figure import cluster_order, save_show_ret
@@ -25,7 +26,7 @@ def _trajectories(adata: ad.AnnData, basis: str | None, x: int, y: int):
     """The two plotted columns of every stored trajectory (``n x 2 x L``) and the times."""
     if basis is None:
         raise InputError("pass basis= (e.g. 'umap' or 'pca'): fates are stored per embedding")
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     key = f"fate_{basis}"
     if key not in adata.uns:
         raise MissingKeyError(

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LightSource
 from matplotlib.ticker import FormatStrFormatter, LinearLocator
 
+from .._core import keys
 from .._core.errors import MissingKeyError
 from ._figure import save_show_ret
 
@@ -62,7 +63,7 @@ def show_landscape(
     ------
     Nothing in ``adata``; a file when saving.
     """
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     given = {"Xgrid": Xgrid, "Ygrid": Ygrid, "Zgrid": Zgrid}
     if any(v is None for v in given.values()):
         stored = adata.uns.get(f"grid_Pot_{basis}")

@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 from matplotlib.axes import Axes
 
+from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ._figure import save_show_ret
@@ -20,7 +21,7 @@ def _paths(adata: ad.AnnData, basis: str | None, x: int, y: int):
     """The plotted columns of every stored path (``n x L x 2``) and their cumulative action."""
     if basis is None:
         raise InputError("pass basis= (e.g. 'pca' or 'umap'): paths are stored per embedding")
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     key = f"LAP_{basis}"
     if key not in adata.uns:
         raise MissingKeyError(

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch
 
+from .._core import keys
 from .._core.errors import MissingKeyError
 from . import _data
 from ._figure import save_show_ret
@@ -103,7 +104,7 @@ def state_graph(
             f"no uns['{group}_graph'] (or obs[{group!r}]): build the graph first with "
             f"dyn.pd.state_graph(adata, {group!r}, basis={basis!r})"
         )
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     P = graph_to_draw(
         entry["group_graph"], transition_threshold, keep_only_one_direction, edge_scale
     )

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 
+from .._core import keys
 from .._core.compute import compute
 from .._core.errors import InputError, MissingKeyError
 from ..kernels import time_series as ts
@@ -142,7 +143,7 @@ def _trajectory(
             f"mode={mode!r} needs basis= (the trajectories are stored per basis; "
             f"found {stored or 'none'}; made by {maker})"
         )
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     key = prefix + basis
     if key not in adata.uns:
         raise MissingKeyError(f"no uns[{key!r}] (found {stored or 'none'}): run {maker} first")

@@ -33,8 +33,8 @@ def _project(
     from ..tl.cell_velocities import cell_velocities
     from . import calculus
 
-    vf_basis = vf_basis[2:] if vf_basis.startswith("X_") else vf_basis
-    basis = basis[2:] if basis.startswith("X_") else basis
+    vf_basis = keys.basis_name(vf_basis)
+    basis = keys.basis_name(basis)
     if vf_basis.lower() in EMBEDDINGS:
         raise InputError(
             f"vf_basis={vf_basis!r} is an embedding: its {kind} vectors are not projected onto "

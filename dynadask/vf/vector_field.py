@@ -219,7 +219,7 @@ def _check_call(adata: ad.AnnData, basis: str | None, normalize: bool, method: s
         )
     if basis is None:
         return None
-    basis = basis[2:] if basis.startswith("X_") else basis
+    basis = keys.basis_name(basis)
     if keys.basis_key(basis) not in adata.obsm:
         raise MissingKeyError(
             f"no obsm['X_{basis}']: run dyn.tl.reduceDimension (umap) or dyn.pp.pca first, "
