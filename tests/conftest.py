@@ -5,12 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import anndata as ad
-import pytest
+import matplotlib
 
-import dynadask as dyn
+matplotlib.use("Agg")  # the figure tests draw off screen
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import dynadask as dyn  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "pancreas_dynamo_reference.h5ad"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every figure a test leaves open (the figure tests draw dozens)."""
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="session")

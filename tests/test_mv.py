@@ -18,12 +18,6 @@ from dynadask.kernels.trajectory import frame_times, positions_at  # noqa: E402
 FRAMES = 8
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def small(reference):
     """Every fourth pancreas cell with dynamo's umap field and topography; 6 Ductal fates."""

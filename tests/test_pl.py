@@ -25,12 +25,6 @@ N_CELLS = 3696
 CLUSTERS = 8
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def store(reference_path, tmp_path_factory):
     path = tmp_path_factory.mktemp("pl") / "ref.zarr"

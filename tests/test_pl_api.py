@@ -14,7 +14,6 @@ matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
 import dask.array as da  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -44,12 +43,6 @@ NEW_NAMES = (
     "umap",
     "space",
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
 import dask.array as da  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
@@ -17,12 +16,6 @@ from PIL import Image  # noqa: E402
 from scipy.cluster import hierarchy  # noqa: E402
 
 import dynadask as dyn  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

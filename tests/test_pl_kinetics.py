@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
 import dask.array as da  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -23,12 +22,6 @@ from dynadask.kernels import time_series as ts  # noqa: E402
 
 TKEY = "umap_ddhodge_potential"
 GENES = ["Spp1", "Sox9", "Neurog3", "Cpe", "Pcsk2", "Ins1", "Gcg", "Sst", "Ghrl", "Chga"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 import dynadask as dyn  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

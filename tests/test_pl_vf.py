@@ -31,12 +31,6 @@ N_CELLS = 3696
 GENES = ["Neurog3", "Pax4", "Arx", "Pdx1", "Nkx2-2", "Ins1", "Ins2", "Gcg"]
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _small(reference, with_topography=True):
     """The reference's cells with only what the vector-field figures read."""
     obs = reference.obs[

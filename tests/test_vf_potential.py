@@ -7,7 +7,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import anndata as ad  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -43,12 +42,6 @@ def _adata(grad, n=600, seed=0):
     vf = {"X_ctrl": ctrl, "C": C, "beta": beta, "Xss": np.zeros((1, 2)), "ftype": np.array([-1])}
     obs = pd.DataFrame(index=[f"c{i}" for i in range(n)])
     return ad.AnnData(obs=obs, obsm={"X_umap": X}, uns={"VecFld_umap": vf})
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")
